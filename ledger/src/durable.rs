@@ -1,0 +1,175 @@
+//! An elder bound to its store: commits each handler's writes before releasing its
+//! answer. This is what a node (or a test committee) calls.
+
+use ed25519_dalek::SigningKey;
+
+use crate::store::{Durability, Store};
+use crate::{
+    AccountId, Allocation, Certificate, Committee, Confirmation, Digest, Effects, ElderState, HistoryEntry,
+    LedgerError, SignedOrder, Vote,
+};
+
+/// An [`ElderState`] and its [`Store`]. Answers leave only after their writes are durable;
+/// if a commit fails, memory is rebuilt from the store so nothing unacknowledged lingers.
+#[derive(Debug)]
+pub struct DurableElder<S> {
+    state: ElderState,
+    store: S,
+    /// Set when memory could not be rebuilt after a failed commit; every call then fails.
+    broken: Option<String>,
+}
+
+impl<S: Store> DurableElder<S> {
+    /// Opens the elder on `store`, recovering whatever it holds.
+    pub fn open(committee: Committee, signer: SigningKey, store: S) -> Result<Self, LedgerError> {
+        let state = ElderState::recover(committee, signer, &store)?;
+        Ok(DurableElder { state, store, broken: None })
+    }
+
+    /// The elder's in-memory state.
+    pub fn state(&self) -> &ElderState {
+        &self.state
+    }
+
+    /// The store, for queries.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Closes the elder, handing back its store.
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// Makes genesis (see [`ElderState::genesis`]), durably.
+    pub fn genesis(&mut self, allocations: Vec<Allocation>) -> Result<Digest, LedgerError> {
+        self.check_usable()?;
+        let effects = self.state.genesis(allocations);
+        self.commit_one(effects)
+    }
+
+    /// Votes for an order; the lock is synced to disk before the vote is returned.
+    pub fn handle_order(&mut self, order: &SignedOrder) -> Result<Vote, LedgerError> {
+        self.check_usable()?;
+        let effects = self.decide_order(order);
+        self.commit_one(effects)
+    }
+
+    /// Votes on many orders with one sync for all their locks (group commit).
+    pub fn handle_orders(&mut self, orders: &[SignedOrder]) -> Vec<Result<Vote, LedgerError>> {
+        self.commit_group(orders.iter().map(Ok).collect(), Self::decide_order)
+    }
+
+    /// Applies a certificate, durably.
+    pub fn handle_certificate(&mut self, certificate: &Certificate) -> Result<Confirmation, LedgerError> {
+        self.check_usable()?;
+        let effects = self.state.handle_certificate(certificate).and_then(|e| self.check_not_conflicting(e));
+        self.commit_one(effects)
+    }
+
+    /// Applies many certificates: one batch verification of all their votes and one sync.
+    pub fn handle_certificates(&mut self, certificates: &[Certificate]) -> Vec<Result<Confirmation, LedgerError>> {
+        let checked = self.state.committee().verify_certificates(certificates);
+        let inputs = certificates.iter().zip(checked).map(|(certificate, check)| check.map(|()| certificate)).collect();
+        self.commit_group(inputs, |elder, certificate| {
+            elder.state.handle_verified_certificate(certificate).and_then(|e| elder.check_not_conflicting(e))
+        })
+    }
+
+    /// Up to `limit` history entries of `account` from index `from` on.
+    pub fn history(&self, account: &AccountId, from: u64, limit: usize) -> Result<Vec<HistoryEntry>, LedgerError> {
+        Ok(self.store.history(account, from, limit)?)
+    }
+
+    /// The certificate applied at (account, sequence), if any.
+    pub fn certificate_at(&self, account: &AccountId, sequence: u64) -> Result<Option<Certificate>, LedgerError> {
+        match self.store.certificate_at(account, sequence)? {
+            Some(id) => Ok(self.store.certificate(&id)?),
+            None => Ok(None),
+        }
+    }
+
+    /// An order whose sequence is already past was voted for (if at all) long ago; the
+    /// stored lock lets the elder answer a retry with the same vote as the first time.
+    fn decide_order(&self, order: &SignedOrder) -> Result<Effects<Vote>, LedgerError> {
+        match self.state.handle_order(order) {
+            Err(LedgerError::UnexpectedSequence { expected, got }) if got < expected => {
+                match self.store.lock(&order.order.from, got)? {
+                    Some(lock) if lock.vote.order == order.order.digest() => {
+                        Ok(Effects { answer: lock.vote, writes: Default::default() })
+                    }
+                    _ => Err(LedgerError::UnexpectedSequence { expected, got }),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// A repeated certificate is only a repeat if it is the one applied at its sequence;
+    /// another would mean more than a third of the elders broke their locks.
+    fn check_not_conflicting(&self, effects: Effects<Confirmation>) -> Result<Effects<Confirmation>, LedgerError> {
+        if effects.writes.is_empty() {
+            let answer = effects.answer;
+            if let Some(applied) = self.store.certificate_at(&answer.from, answer.sequence)? {
+                if applied != answer.certificate {
+                    return Err(LedgerError::ConflictingOrder { voted: applied });
+                }
+            }
+        }
+        Ok(effects)
+    }
+
+    fn check_usable(&self) -> Result<(), LedgerError> {
+        match &self.broken {
+            Some(message) => Err(LedgerError::Storage { message: message.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    fn commit_one<T>(&mut self, effects: Result<Effects<T>, LedgerError>) -> Result<T, LedgerError> {
+        let effects = effects?;
+        if let Err(error) = self.store.commit(&effects.writes, Durability::Synced) {
+            self.rebuild_after_failed_commit();
+            return Err(error.into());
+        }
+        self.state.apply(&effects.writes);
+        Ok(effects.answer)
+    }
+
+    /// Decides each message against the state left by the ones before it, then commits
+    /// all their writes with one sync. Until that sync no answer leaves.
+    fn commit_group<M, T>(
+        &mut self,
+        inputs: Vec<Result<M, LedgerError>>,
+        decide: impl Fn(&Self, M) -> Result<Effects<T>, LedgerError>,
+    ) -> Vec<Result<T, LedgerError>> {
+        if let Err(error) = self.check_usable() {
+            return inputs.iter().map(|_| Err(error.clone())).collect();
+        }
+        let mut batches = Vec::with_capacity(inputs.len());
+        let mut answers = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let answer = input.and_then(|message| decide(self, message)).map(|effects| {
+                self.state.apply(&effects.writes);
+                batches.push(effects.writes);
+                effects.answer
+            });
+            answers.push(answer);
+        }
+        if let Err(error) = self.store.commit_group(&batches) {
+            let error = LedgerError::from(error);
+            self.rebuild_after_failed_commit();
+            return answers.into_iter().map(|answer| answer.and(Err(error.clone()))).collect();
+        }
+        answers
+    }
+
+    fn rebuild_after_failed_commit(&mut self) {
+        let committee = self.state.committee().clone();
+        let signer = self.state.signer().clone();
+        match ElderState::recover(committee, signer, &self.store) {
+            Ok(state) => self.state = state,
+            Err(error) => self.broken = Some(error.to_string()),
+        }
+    }
+}

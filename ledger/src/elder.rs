@@ -1,0 +1,285 @@
+//! One elder's ledger as a pure state machine: messages in, answers and writes out.
+
+use std::collections::{BTreeSet, HashMap};
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+
+use crate::store::{Store, StoreError};
+use crate::{
+    AccountId, AccountState, Allocation, Amount, Certificate, Change, Committee, Confirmation, Digest, Effects,
+    GenesisRecord, HistoryEntry, LedgerError, Lock, SignedOrder, Vote, Write, WriteBatch,
+};
+
+/// Hash context of the state hash that honest elders compare.
+const STATE_CONTEXT: &str = "acre 2026 ledger state v1";
+
+/// An account as the elder holds it in memory.
+#[derive(Debug, Clone)]
+struct Account {
+    state: AccountState,
+    /// The decoded key, so an order costs one signature check and no point decompression.
+    key: Option<VerifyingKey>,
+    /// This elder's lock at `state.next_sequence`, if it voted there.
+    pending: Option<Lock>,
+}
+
+impl Account {
+    fn new(id: &AccountId) -> Self {
+        Account { state: AccountState::default(), key: id.verifying_key(), pending: None }
+    }
+}
+
+/// An elder's ledger. Handlers take `&self` and return [`Effects`]: the answer and the
+/// writes that must be durable before the answer leaves; [`ElderState::apply`] then
+/// folds those writes into memory. Nothing here reads a clock, a socket or a disk.
+#[derive(Debug, Clone)]
+pub struct ElderState {
+    committee: Committee,
+    signer: SigningKey,
+    accounts: HashMap<AccountId, Account>,
+    genesis: Option<GenesisRecord>,
+}
+
+impl ElderState {
+    /// An elder with an empty ledger.
+    pub fn new(committee: Committee, signer: SigningKey) -> Self {
+        ElderState { committee, signer, accounts: HashMap::new(), genesis: None }
+    }
+
+    /// Rebuilds the elder from what its store holds: exactly what it acknowledged.
+    pub fn recover(committee: Committee, signer: SigningKey, store: &impl Store) -> Result<Self, StoreError> {
+        let mut elder = ElderState::new(committee, signer);
+        elder.genesis = store.genesis()?;
+        for (id, state) in store.accounts()? {
+            let pending = store.lock(&id, state.next_sequence)?;
+            elder.accounts.insert(id, Account { state, key: id.verifying_key(), pending });
+        }
+        Ok(elder)
+    }
+
+    /// This elder's id (its public key).
+    pub fn id(&self) -> AccountId {
+        AccountId::of(&self.signer)
+    }
+
+    /// The key this elder votes with.
+    pub(crate) fn signer(&self) -> &SigningKey {
+        &self.signer
+    }
+
+    /// The committee whose certificates this elder accepts.
+    pub fn committee(&self) -> &Committee {
+        &self.committee
+    }
+
+    /// Creates the initial supply. Repeating the same genesis changes nothing; any other
+    /// genesis after the first is refused.
+    pub fn genesis(&self, allocations: Vec<Allocation>) -> Result<Effects<Digest>, LedgerError> {
+        let invalid = |reason: &str| LedgerError::InvalidGenesis { reason: reason.to_owned() };
+        if allocations.is_empty() {
+            return Err(invalid("no allocations"));
+        }
+        let mut seen = BTreeSet::new();
+        let mut total = Amount::ZERO;
+        for allocation in &allocations {
+            if !seen.insert(allocation.account) {
+                return Err(invalid("an account is listed twice"));
+            }
+            if allocation.amount.is_zero() {
+                return Err(invalid("an allocation is zero"));
+            }
+            if allocation.account.verifying_key().is_none() {
+                return Err(LedgerError::InvalidAccount { account: allocation.account });
+            }
+            total = total.checked_add(allocation.amount).ok_or(LedgerError::AmountOverflow)?;
+        }
+        let record = GenesisRecord { allocations, total };
+        let id = record.id();
+        match &self.genesis {
+            Some(existing) if *existing == record => return Ok(Effects { answer: id, writes: WriteBatch::default() }),
+            Some(_) => return Err(LedgerError::GenesisConflict),
+            None if !self.accounts.is_empty() => return Err(LedgerError::GenesisConflict),
+            None => {}
+        }
+        let mut writes = Vec::with_capacity(1 + 2 * record.allocations.len());
+        for allocation in &record.allocations {
+            let state = AccountState { balance: allocation.amount, next_sequence: 0, history_len: 1 };
+            writes.push(Write::Account(allocation.account, state));
+            let entry = HistoryEntry {
+                index: 0,
+                source: id,
+                change: Change::Genesis,
+                amount: allocation.amount,
+                balance_after: allocation.amount,
+            };
+            writes.push(Write::History(allocation.account, entry));
+        }
+        writes.push(Write::Genesis(record));
+        Ok(Effects { answer: id, writes: WriteBatch { writes } })
+    }
+
+    /// Votes for an order, or refuses it.
+    ///
+    /// Checks the owner's signature, that the sequence is the account's next, that this
+    /// elder has not voted for a different order there, and that the balance covers the
+    /// amount. The vote's lock is in the returned writes: it must be durable before the
+    /// vote is released, or a restart could let the elder vote twice. A repeated order
+    /// returns the same vote and no writes.
+    pub fn handle_order(&self, signed: &SignedOrder) -> Result<Effects<Vote>, LedgerError> {
+        let order = &signed.order;
+        order.check_well_formed()?;
+        let sender = self.accounts.get(&order.from).ok_or(LedgerError::UnknownAccount { account: order.from })?;
+        let key = sender.key.ok_or(LedgerError::InvalidAccount { account: order.from })?;
+        signed.verify_with(&key)?;
+        self.check_recipient(&order.to)?;
+        if order.sequence != sender.state.next_sequence {
+            return Err(LedgerError::UnexpectedSequence { expected: sender.state.next_sequence, got: order.sequence });
+        }
+        let digest = order.digest();
+        if let Some(lock) = &sender.pending {
+            if lock.vote.order == digest {
+                return Ok(Effects { answer: lock.vote, writes: WriteBatch::default() });
+            }
+            return Err(LedgerError::ConflictingOrder { voted: lock.vote.order });
+        }
+        if sender.state.balance < order.amount {
+            return Err(LedgerError::InsufficientBalance { balance: sender.state.balance, amount: order.amount });
+        }
+        let vote = Vote::sign(&self.signer, digest);
+        let lock = Lock { order: signed.clone(), vote };
+        Ok(Effects { answer: vote, writes: WriteBatch { writes: vec![Write::Lock(lock)] } })
+    }
+
+    /// Applies a certificate: debits the sender, bumps its sequence, credits the
+    /// recipient. A certificate already applied answers the same and writes nothing.
+    pub fn handle_certificate(&self, certificate: &Certificate) -> Result<Effects<Confirmation>, LedgerError> {
+        certificate.order.check_well_formed()?;
+        self.committee.verify_certificate(certificate)?;
+        self.handle_verified_certificate(certificate)
+    }
+
+    /// [`ElderState::handle_certificate`] for a certificate whose votes were already
+    /// checked, e.g. in one batch with others by [`Committee::verify_certificates`].
+    pub fn handle_verified_certificate(
+        &self,
+        certificate: &Certificate,
+    ) -> Result<Effects<Confirmation>, LedgerError> {
+        let order = &certificate.order;
+        order.check_well_formed()?;
+        let id = certificate.id();
+        let answer = Confirmation { certificate: id, from: order.from, sequence: order.sequence };
+        let sender = self.accounts.get(&order.from).ok_or(LedgerError::UnknownAccount { account: order.from })?;
+        let next = sender.state.next_sequence;
+        if order.sequence < next {
+            return Ok(Effects { answer, writes: WriteBatch::default() });
+        }
+        if order.sequence > next {
+            return Err(LedgerError::MissingPredecessor { expected: next });
+        }
+        self.check_recipient(&order.to)?;
+        let sender_balance = sender.state.balance.checked_sub(order.amount).ok_or(LedgerError::CreditsNotYetApplied)?;
+        let recipient = self.accounts.get(&order.to).map(|a| a.state).unwrap_or_default();
+        let recipient_balance = recipient.balance.checked_add(order.amount).ok_or(LedgerError::AmountOverflow)?;
+        let sender_state = AccountState {
+            balance: sender_balance,
+            next_sequence: next + 1,
+            history_len: sender.state.history_len + 1,
+        };
+        let recipient_state = AccountState {
+            balance: recipient_balance,
+            next_sequence: recipient.next_sequence,
+            history_len: recipient.history_len + 1,
+        };
+        let entry = |index, change, balance_after| HistoryEntry {
+            index,
+            source: id,
+            change,
+            amount: order.amount,
+            balance_after,
+        };
+        let sent = entry(sender.state.history_len, Change::Sent { to: order.to, sequence: order.sequence }, sender_balance);
+        let received = entry(
+            recipient.history_len,
+            Change::Received { from: order.from, sequence: order.sequence },
+            recipient_balance,
+        );
+        let writes = vec![
+            Write::Account(order.from, sender_state),
+            Write::Account(order.to, recipient_state),
+            Write::History(order.from, sent),
+            Write::History(order.to, received),
+            Write::Certificate(certificate.clone()),
+        ];
+        Ok(Effects { answer, writes: WriteBatch { writes } })
+    }
+
+    /// Folds writes returned by a handler into memory. Call it with every batch the
+    /// store accepted, in the order the handlers produced them.
+    pub fn apply(&mut self, batch: &WriteBatch) {
+        for write in &batch.writes {
+            match write {
+                Write::Account(id, state) => {
+                    let account = self.accounts.entry(*id).or_insert_with(|| Account::new(id));
+                    account.state = *state;
+                    if account.pending.as_ref().is_some_and(|lock| lock.order.order.sequence < state.next_sequence) {
+                        account.pending = None;
+                    }
+                }
+                Write::Lock(lock) => {
+                    let order = &lock.order.order;
+                    if let Some(account) = self.accounts.get_mut(&order.from) {
+                        if account.state.next_sequence == order.sequence {
+                            account.pending = Some(lock.clone());
+                        }
+                    }
+                }
+                Write::Genesis(record) => self.genesis = Some(record.clone()),
+                Write::Certificate(_) | Write::History(..) => {}
+            }
+        }
+    }
+
+    /// An account's state, if it has ever held credits.
+    pub fn account(&self, id: &AccountId) -> Option<AccountState> {
+        self.accounts.get(id).map(|account| account.state)
+    }
+
+    /// The order this elder voted for at the account's next sequence, if any.
+    pub fn pending(&self, id: &AccountId) -> Option<&Lock> {
+        self.accounts.get(id).and_then(|account| account.pending.as_ref())
+    }
+
+    /// The genesis record, once made.
+    pub fn genesis_record(&self) -> Option<&GenesisRecord> {
+        self.genesis.as_ref()
+    }
+
+    /// The sum of all balances; equal to the genesis total while supply is conserved.
+    pub fn circulating(&self) -> Option<Amount> {
+        self.accounts.values().try_fold(Amount::ZERO, |sum, account| sum.checked_add(account.state.balance))
+    }
+
+    /// A hash of every account's balance and sequence (and the genesis record): equal at
+    /// two elders exactly when they applied the same certificates.
+    pub fn state_hash(&self) -> Digest {
+        let mut ids: Vec<&AccountId> = self.accounts.keys().collect();
+        ids.sort_unstable();
+        let mut bytes = Vec::with_capacity(32 + ids.len() * 48);
+        bytes.extend_from_slice(&self.genesis.as_ref().map(GenesisRecord::id).unwrap_or_default().0);
+        for id in ids {
+            let state = self.accounts[id].state;
+            bytes.extend_from_slice(&id.0);
+            bytes.extend_from_slice(&state.balance.nanos().to_le_bytes());
+            bytes.extend_from_slice(&state.next_sequence.to_le_bytes());
+        }
+        Digest::derive(STATE_CONTEXT, &[&bytes])
+    }
+
+    fn check_recipient(&self, to: &AccountId) -> Result<(), LedgerError> {
+        let valid = match self.accounts.get(to) {
+            Some(account) => account.key.is_some(),
+            None => to.verifying_key().is_some(),
+        };
+        valid.then_some(()).ok_or(LedgerError::InvalidAccount { account: *to })
+    }
+}

@@ -1,0 +1,69 @@
+//! Acre's ledger: what every elder of a section keeps, as a pure state machine.
+//!
+//! An account's owner signs a [`TransferOrder`]. Each elder checks it and votes
+//! ([`ElderState::handle_order`]), first making its vote lock durable; a quorum of votes
+//! is a [`Certificate`] and the transfer is final. Any holder of the certificate hands it
+//! to the elders, who apply it ([`ElderState::handle_certificate`]). No total order is
+//! needed: an account's own sequence numbers order its payments.
+//!
+//! Handlers take a message and return [`Effects`] — an answer and the writes to make
+//! durable first. [`DurableElder`] binds an elder to a [`store::Store`] (RocksDB on disk,
+//! or memory in tests) and keeps that rule. No sockets, clocks or tasks live here.
+//!
+//! ```
+//! use acre_ledger::{store::MemoryStore, *};
+//! use ed25519_dalek::SigningKey;
+//!
+//! let elder_keys: Vec<SigningKey> = (1..=4u8).map(|i| SigningKey::from_bytes(&[i; 32])).collect();
+//! let committee = Committee::new(elder_keys.iter().map(AccountId::of)).unwrap();
+//! let alice = SigningKey::from_bytes(&[10; 32]);
+//! let bob = AccountId::of(&SigningKey::from_bytes(&[11; 32]));
+//! let funds = vec![Allocation { account: AccountId::of(&alice), amount: "100".parse().unwrap() }];
+//!
+//! let mut elders: Vec<_> = elder_keys
+//!     .iter()
+//!     .map(|key| DurableElder::open(committee.clone(), key.clone(), MemoryStore::new()).unwrap())
+//!     .collect();
+//! for elder in &mut elders {
+//!     elder.genesis(funds.clone()).unwrap();
+//! }
+//!
+//! let order = TransferOrder {
+//!     from: AccountId::of(&alice), to: bob, amount: "12.5".parse().unwrap(),
+//!     sequence: 0, app: None, memo: String::new(),
+//! }
+//! .sign(&alice);
+//! let mut builder = CertificateBuilder::new(committee.clone(), order.order.clone());
+//! let mut certificate = None;
+//! for elder in &mut elders {
+//!     certificate = builder.add(&elder.handle_order(&order).unwrap()).unwrap();
+//! }
+//! let certificate = certificate.unwrap();
+//! for elder in &mut elders {
+//!     elder.handle_certificate(&certificate).unwrap();
+//!     assert_eq!(elder.state().account(&bob).unwrap().balance.to_string(), "12.5");
+//! }
+//! ```
+
+mod amount;
+mod certificate;
+mod durable;
+mod elder;
+mod error;
+mod ids;
+mod order;
+mod record;
+pub mod store;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+
+pub use amount::{Amount, AmountError, MAX_CREDITS, NANOS_PER_CREDIT};
+pub use certificate::{vote_message, Certificate, CertificateBuilder, Committee, CommitteeError, ElderSignature, Vote};
+pub use durable::DurableElder;
+pub use elder::ElderState;
+pub use error::LedgerError;
+pub use ids::{AccountId, AppId, Digest, IdError, SignatureBytes, ACCOUNT_HRP};
+pub use order::{SignedOrder, TransferOrder, MAX_MEMO_BYTES};
+pub use record::{
+    AccountState, Allocation, Change, Confirmation, Effects, GenesisRecord, HistoryEntry, Lock, Write, WriteBatch,
+};
