@@ -53,10 +53,7 @@ impl Amount {
 
     /// An amount of whole `credits`, refused above the cap.
     pub fn from_credits(credits: u64) -> Result<Self, AmountError> {
-        credits
-            .checked_mul(NANOS_PER_CREDIT)
-            .ok_or(AmountError::AboveCap)
-            .and_then(Self::from_nanos)
+        credits.checked_mul(NANOS_PER_CREDIT).ok_or(AmountError::AboveCap).and_then(Self::from_nanos)
     }
 
     /// The amount in nanos.
@@ -104,17 +101,10 @@ impl FromStr for Amount {
         }
         // Leading zeros are harmless; strip them so a long run of them is not an overflow.
         let whole = whole.trim_start_matches('0');
-        let credits: u64 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().map_err(|_| AmountError::AboveCap)?
-        };
+        let credits: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| AmountError::AboveCap)? };
         let scale = 10u64.pow((MAX_DECIMALS - fraction.len()) as u32);
-        let fraction_nanos = if fraction.is_empty() {
-            0
-        } else {
-            fraction.parse::<u64>().map_err(|_| malformed())? * scale
-        };
+        let fraction_nanos =
+            if fraction.is_empty() { 0 } else { fraction.parse::<u64>().map_err(|_| malformed())? * scale };
         credits
             .checked_mul(NANOS_PER_CREDIT)
             .and_then(|n| n.checked_add(fraction_nanos))
@@ -155,8 +145,7 @@ impl Serialize for Amount {
 impl<'de> Deserialize<'de> for Amount {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         if deserializer.is_human_readable() {
-            let text = String::deserialize(deserializer)?;
-            text.parse().map_err(de::Error::custom)
+            crate::ids::deserialize_text(deserializer)
         } else {
             Amount::from_nanos(u64::deserialize(deserializer)?).map_err(de::Error::custom)
         }

@@ -32,11 +32,7 @@ pub struct Vote {
 impl Vote {
     /// Signs a vote for `order`.
     pub fn sign(key: &SigningKey, order: Digest) -> Vote {
-        Vote {
-            order,
-            elder: AccountId::of(key),
-            signature: SignatureBytes::sign(key, &vote_message(&order)),
-        }
+        Vote { order, elder: AccountId::of(key), signature: SignatureBytes::sign(key, &vote_message(&order)) }
     }
 }
 
@@ -146,9 +142,7 @@ impl Committee {
 
     /// Checks a certificate: a quorum of distinct members whose signatures verify.
     pub fn verify_certificate(&self, certificate: &Certificate) -> Result<(), LedgerError> {
-        self.verify_certificates(std::slice::from_ref(certificate))
-            .pop()
-            .unwrap_or(Ok(()))
+        self.verify_certificates(std::slice::from_ref(certificate)).pop().unwrap_or(Ok(()))
     }
 
     /// Checks many certificates with one ed25519 batch verification of all their votes
@@ -246,17 +240,13 @@ impl CertificateBuilder {
     /// vote from the same elder changes nothing.
     pub fn add(&mut self, vote: &Vote) -> Result<Option<Certificate>, LedgerError> {
         self.committee.verify_vote(&self.digest, vote)?;
-        self.votes
-            .entry(vote.elder)
-            .or_insert(ElderSignature { elder: vote.elder, signature: vote.signature });
+        self.votes.entry(vote.elder).or_insert(ElderSignature { elder: vote.elder, signature: vote.signature });
         Ok(self.certificate())
     }
 
     /// The certificate, if a quorum of votes is in.
     pub fn certificate(&self) -> Option<Certificate> {
-        (self.votes.len() >= self.committee.quorum()).then(|| Certificate {
-            order: self.order.clone(),
-            votes: self.votes.values().copied().collect(),
-        })
+        (self.votes.len() >= self.committee.quorum())
+            .then(|| Certificate { order: self.order.clone(), votes: self.votes.values().copied().collect() })
     }
 }

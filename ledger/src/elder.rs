@@ -160,10 +160,7 @@ impl ElderState {
 
     /// [`ElderState::handle_certificate`] for a certificate whose votes were already
     /// checked, e.g. in one batch with others by [`Committee::verify_certificates`].
-    pub fn handle_verified_certificate(
-        &self,
-        certificate: &Certificate,
-    ) -> Result<Effects<Confirmation>, LedgerError> {
+    pub fn handle_verified_certificate(&self, certificate: &Certificate) -> Result<Effects<Confirmation>, LedgerError> {
         let order = &certificate.order;
         order.check_well_formed()?;
         let id = certificate.id();
@@ -197,7 +194,8 @@ impl ElderState {
             amount: order.amount,
             balance_after,
         };
-        let sent = entry(sender.state.history_len, Change::Sent { to: order.to, sequence: order.sequence }, sender_balance);
+        let sent =
+            entry(sender.state.history_len, Change::Sent { to: order.to, sequence: order.sequence }, sender_balance);
         let received = entry(
             recipient.history_len,
             Change::Received { from: order.from, sequence: order.sequence },

@@ -150,9 +150,7 @@ impl LedgerError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            LedgerError::MissingPredecessor { .. }
-                | LedgerError::CreditsNotYetApplied
-                | LedgerError::Storage { .. }
+            LedgerError::MissingPredecessor { .. } | LedgerError::CreditsNotYetApplied | LedgerError::Storage { .. }
         )
     }
 }

@@ -26,7 +26,7 @@ pub enum IdError {
     },
 }
 
-/// Fixed-size byte strings: hex in JSON, raw bytes in the binary codec.
+/// Fixed-size byte strings: their text form in JSON, raw bytes in the binary codec.
 macro_rules! fixed_bytes {
     ($(#[$meta:meta])* $name:ident, $len:expr) => {
         $(#[$meta])*
@@ -47,6 +47,31 @@ macro_rules! fixed_bytes {
             }
         }
 
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                if serializer.is_human_readable() {
+                    serializer.collect_str(self)
+                } else {
+                    serializer.serialize_bytes(&self.0)
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                if deserializer.is_human_readable() {
+                    deserialize_text(deserializer)
+                } else {
+                    Ok($name(deserialize_array(deserializer)?))
+                }
+            }
+        }
+    };
+}
+
+/// Hexadecimal text for a [`fixed_bytes!`] type.
+macro_rules! hex_text {
+    ($name:ident, $len:expr) => {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&hex::encode(self.0))
@@ -63,30 +88,8 @@ macro_rules! fixed_bytes {
             type Err = IdError;
             fn from_str(text: &str) -> Result<Self, IdError> {
                 let mut bytes = [0u8; $len];
-                hex::decode_to_slice(text, &mut bytes)
-                    .map_err(|_| IdError::Hex { expected: 2 * $len })?;
+                hex::decode_to_slice(text, &mut bytes).map_err(|_| IdError::Hex { expected: 2 * $len })?;
                 Ok($name(bytes))
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                if serializer.is_human_readable() {
-                    serializer.collect_str(self)
-                } else {
-                    serializer.serialize_bytes(&self.0)
-                }
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                if deserializer.is_human_readable() {
-                    let text = String::deserialize(deserializer)?;
-                    text.parse().map_err(de::Error::custom)
-                } else {
-                    Ok($name(deserialize_array(deserializer)?))
-                }
             }
         }
     };
@@ -108,6 +111,25 @@ fixed_bytes!(
     AppId,
     32
 );
+fixed_bytes!(
+    /// An account: the ed25519 public key that signs its orders. Elders are named the
+    /// same way, by their node key. Its text is bech32m with the `acre` prefix.
+    AccountId,
+    32
+);
+hex_text!(Digest, 32);
+hex_text!(SignatureBytes, 64);
+hex_text!(AppId, 32);
+
+/// Parses a value from its text form, for human-readable formats.
+pub(crate) fn deserialize_text<'de, D: Deserializer<'de>, T>(deserializer: D) -> Result<T, D::Error>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(de::Error::custom)
+}
 
 fn deserialize_array<'de, D: Deserializer<'de>, const N: usize>(deserializer: D) -> Result<[u8; N], D::Error> {
     struct ArrayVisitor<const N: usize>;
@@ -147,20 +169,10 @@ impl SignatureBytes {
     }
 }
 
-/// An account: the ed25519 public key that signs its orders. Elders are named the same
-/// way, by their node key.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AccountId(pub [u8; 32]);
-
 impl AccountId {
     /// The account of a signing key.
     pub fn of(key: &SigningKey) -> Self {
         AccountId(key.verifying_key().to_bytes())
-    }
-
-    /// The raw key bytes.
-    pub const fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
     }
 
     /// The public key, or `None` if the bytes are not a point on the curve: such an
@@ -198,37 +210,13 @@ impl FromStr for AccountId {
 
     /// Accepts only bech32m (not bech32) with the `acre` prefix and 32 bytes of key.
     fn from_str(text: &str) -> Result<Self, IdError> {
-        let checked = CheckedHrpstring::new::<Bech32m>(text)
-            .map_err(|error| IdError::Address(error.to_string()))?;
+        let checked = CheckedHrpstring::new::<Bech32m>(text).map_err(|error| IdError::Address(error.to_string()))?;
         if checked.hrp() != account_hrp() {
             return Err(IdError::Address(format!("prefix must be {ACCOUNT_HRP:?}")));
         }
         let bytes: Vec<u8> = checked.byte_iter().collect();
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| IdError::Address("an account is 32 bytes".into()))?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| IdError::Address("an account is 32 bytes".into()))?;
         Ok(AccountId(key))
-    }
-}
-
-impl Serialize for AccountId {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if serializer.is_human_readable() {
-            serializer.collect_str(self)
-        } else {
-            serializer.serialize_bytes(&self.0)
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for AccountId {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        if deserializer.is_human_readable() {
-            let text = String::deserialize(deserializer)?;
-            text.parse().map_err(de::Error::custom)
-        } else {
-            Ok(AccountId(deserialize_array(deserializer)?))
-        }
     }
 }
 

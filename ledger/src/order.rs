@@ -96,11 +96,7 @@ impl SignedOrder {
 
     /// Verifies the owner's signature, decoding the sender's key first.
     pub fn verify(&self) -> Result<(), LedgerError> {
-        let sender = self
-            .order
-            .from
-            .verifying_key()
-            .ok_or(LedgerError::InvalidAccount { account: self.order.from })?;
+        let sender = self.order.from.verifying_key().ok_or(LedgerError::InvalidAccount { account: self.order.from })?;
         self.verify_with(&sender)
     }
 }

@@ -155,7 +155,9 @@ impl<S: Store> LocalCommittee<S> {
             orders.iter().map(|o| CertificateBuilder::new(self.committee.clone(), o.order.clone())).collect();
         let mut certificates = vec![None; orders.len()];
         for member in self.online_members() {
-            for ((builder, vote), slot) in builders.iter_mut().zip(member.elder.handle_orders(orders)).zip(&mut certificates) {
+            for ((builder, vote), slot) in
+                builders.iter_mut().zip(member.elder.handle_orders(orders)).zip(&mut certificates)
+            {
                 if let Some(certificate) = vote.ok().and_then(|v| builder.add(&v).ok().flatten()) {
                     *slot = Some(certificate);
                 }

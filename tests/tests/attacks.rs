@@ -10,7 +10,10 @@ const FUNDS: u64 = 1_000;
 
 fn funded(size: usize) -> LocalCommittee<MemoryStore> {
     let mut committee = LocalCommittee::in_memory(size, 40 + size as u64);
-    committee.genesis(&[Allocation { account: AccountId::of(&key(7, 0)), amount: Amount::from_nanos(FUNDS).expect("amount") }]);
+    committee.genesis(&[Allocation {
+        account: AccountId::of(&key(7, 0)),
+        amount: Amount::from_nanos(FUNDS).expect("amount"),
+    }]);
     committee
 }
 
@@ -39,7 +42,8 @@ fn equivocation_never_certifies(size: usize) {
     let (carol_certificate, carol_answers) = committee.collect_votes(&all(&committee), &to_carol);
     assert!(bob_certificate.is_none(), "bob's order reached a quorum");
     assert!(carol_certificate.is_none(), "carol's order reached a quorum");
-    let conflicts = bob_answers.iter().chain(&carol_answers).filter(|a| matches!(a, Err(LedgerError::ConflictingOrder { .. })));
+    let conflicts =
+        bob_answers.iter().chain(&carol_answers).filter(|a| matches!(a, Err(LedgerError::ConflictingOrder { .. })));
     assert_eq!(conflicts.count(), size, "every elder refuses the order it did not vote for");
 }
 

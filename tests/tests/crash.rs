@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use acre_ledger::store::RocksStore;
+use acre_ledger::store::{RocksStore, Store};
 use acre_ledger::testkit::{key, order_from};
 use acre_ledger::{
     AccountId, Allocation, Amount, CertificateBuilder, Committee, DurableElder, LedgerError, SignedOrder, Vote,
@@ -48,8 +48,8 @@ fn open_elder(dir: &std::path::Path) -> DurableElder<RocksStore> {
 fn crash_child() {
     let Ok(dir) = std::env::var(CHILD_DIR) else { return };
     let mut elder = open_elder(std::path::Path::new(&dir));
-    let allocations =
-        (0..ACCOUNTS).map(|i| Allocation { account: AccountId::of(&account(i)), amount: Amount::from_nanos(100).expect("amount") });
+    let allocations = (0..ACCOUNTS)
+        .map(|i| Allocation { account: AccountId::of(&account(i)), amount: Amount::from_nanos(100).expect("amount") });
     elder.genesis(allocations.collect()).expect("genesis");
     let mut stdout = std::io::stdout().lock();
     for index in 0..ACCOUNTS {

@@ -73,12 +73,7 @@ impl Store for MemoryStore {
     }
 
     fn history(&self, account: &AccountId, from: u64, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
-        Ok(self
-            .history
-            .range((*account, from)..=(*account, u64::MAX))
-            .take(limit)
-            .map(|(_, entry)| *entry)
-            .collect())
+        Ok(self.history.range((*account, from)..=(*account, u64::MAX)).take(limit).map(|(_, entry)| *entry).collect())
     }
 
     fn genesis(&self) -> Result<Option<GenesisRecord>, StoreError> {

@@ -63,9 +63,7 @@ impl RocksStore {
     }
 
     fn column(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, StoreError> {
-        self.db
-            .cf_handle(name)
-            .ok_or_else(|| StoreError::Database(format!("column family {name} is missing")))
+        self.db.cf_handle(name).ok_or_else(|| StoreError::Database(format!("column family {name} is missing")))
     }
 
     fn to_rocks_batch(&self, batch: &WriteBatch) -> Result<rocksdb::WriteBatch, StoreError> {
