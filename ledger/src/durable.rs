@@ -173,3 +173,73 @@ impl<S: Store> DurableElder<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemoryStore, StoreError};
+    use crate::testkit::{keys, order_from};
+    use crate::{AccountState, Amount, GenesisRecord, Lock, WriteBatch};
+
+    /// A memory store whose disk fills up on demand.
+    #[derive(Default)]
+    struct FillingStore {
+        inner: MemoryStore,
+        full: bool,
+    }
+
+    impl Store for FillingStore {
+        fn commit(&mut self, batch: &WriteBatch, durability: Durability) -> Result<(), StoreError> {
+            if self.full {
+                return Err(StoreError::Database("No space left on device".into()));
+            }
+            self.inner.commit(batch, durability)
+        }
+        fn sync(&mut self) -> Result<(), StoreError> {
+            self.inner.sync()
+        }
+        fn accounts(&self) -> Result<Vec<(AccountId, AccountState)>, StoreError> {
+            self.inner.accounts()
+        }
+        fn account(&self, id: &AccountId) -> Result<Option<AccountState>, StoreError> {
+            self.inner.account(id)
+        }
+        fn lock(&self, account: &AccountId, sequence: u64) -> Result<Option<Lock>, StoreError> {
+            self.inner.lock(account, sequence)
+        }
+        fn certificate(&self, id: &Digest) -> Result<Option<Certificate>, StoreError> {
+            self.inner.certificate(id)
+        }
+        fn certificate_at(&self, account: &AccountId, sequence: u64) -> Result<Option<Digest>, StoreError> {
+            self.inner.certificate_at(account, sequence)
+        }
+        fn history(&self, account: &AccountId, from: u64, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
+            self.inner.history(account, from, limit)
+        }
+        fn genesis(&self) -> Result<Option<GenesisRecord>, StoreError> {
+            self.inner.genesis()
+        }
+    }
+
+    #[test]
+    fn a_full_disk_releases_no_vote_and_leaves_no_lock_in_memory() {
+        let [elder_key, alice, bob, carol] = keys::<4>(60);
+        let committee = Committee::new([AccountId::of(&elder_key)]).expect("committee");
+        let mut elder = DurableElder::open(committee, elder_key, FillingStore::default()).expect("open");
+        let funds = Amount::from_nanos(100).expect("amount");
+        elder.genesis(vec![Allocation { account: AccountId::of(&alice), amount: funds }]).expect("genesis");
+
+        elder.store.full = true;
+        let to_bob = order_from(&alice, &bob, 10, 0);
+        assert!(matches!(elder.handle_order(&to_bob), Err(LedgerError::Storage { .. })));
+        let grouped = elder.handle_orders(std::slice::from_ref(&to_bob));
+        assert!(matches!(grouped[..], [Err(LedgerError::Storage { .. })]));
+        assert!(elder.state().pending(&AccountId::of(&alice)).is_none(), "an unstored lock stayed in memory");
+
+        // Space is back: the owner may still choose another order, since no vote left.
+        elder.store.full = false;
+        let to_carol = order_from(&alice, &carol, 10, 0);
+        let vote = elder.handle_order(&to_carol).expect("vote");
+        assert_eq!(elder.store().lock(&AccountId::of(&alice), 0).expect("read").map(|l| l.vote), Some(vote));
+    }
+}
