@@ -1,2 +1,4 @@
-//! The `acre` wallet (to come): encrypted keys, balances, transfers, files, apps and
-//! farmer statements, spoken to any node's JSON API.
+//! The `acre` wallet: encrypted keys now; balances, transfers, files, apps and farmer
+//! statements through a node's JSON API as the node gains them.
+
+pub mod keystore;
