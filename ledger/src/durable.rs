@@ -20,8 +20,11 @@ pub struct DurableElder<S> {
 }
 
 impl<S: Store> DurableElder<S> {
-    /// Opens the elder on `store`, recovering whatever it holds.
-    pub fn open(committee: Committee, signer: SigningKey, store: S) -> Result<Self, LedgerError> {
+    /// Opens the elder on `store`, recovering whatever it holds. The store is synced first:
+    /// after a crash it may hold writes that reached the OS but not the disk, and the elder
+    /// must not answer from a lock that a power cut could still take away.
+    pub fn open(committee: Committee, signer: SigningKey, mut store: S) -> Result<Self, LedgerError> {
+        store.sync()?;
         let state = ElderState::recover(committee, signer, &store)?;
         Ok(DurableElder { state, store, broken: None })
     }
@@ -157,14 +160,22 @@ impl<S: Store> DurableElder<S> {
             answers.push(answer);
         }
         if let Err(error) = self.store.commit_group(&batches) {
+            // Refusals too were decided against memory that never reached the disk.
             let error = LedgerError::from(error);
             self.rebuild_after_failed_commit();
-            return answers.into_iter().map(|answer| answer.and(Err(error.clone()))).collect();
+            return answers.iter().map(|_| Err(error.clone())).collect();
         }
         answers
     }
 
+    /// After a failed commit the store may hold some of the writes, visible but unsynced.
+    /// Sync them and rebuild memory from the store, so every later answer stands on disk;
+    /// if even that fails, refuse everything until restarted.
     fn rebuild_after_failed_commit(&mut self) {
+        if let Err(error) = self.store.sync() {
+            self.broken = Some(error.to_string());
+            return;
+        }
         let committee = self.state.committee().clone();
         let signer = self.state.signer().clone();
         match ElderState::recover(committee, signer, &self.store) {
@@ -181,54 +192,74 @@ mod tests {
     use crate::testkit::{keys, order_from};
     use crate::{AccountState, Amount, GenesisRecord, Lock, WriteBatch};
 
-    /// A memory store whose disk fills up on demand.
+    /// A store that knows what a power cut would keep: writes are visible at once but
+    /// durable only once synced, like RocksDB's WAL. Its disk can fill up, and its syncs
+    /// can fail.
     #[derive(Default)]
-    struct FillingStore {
-        inner: MemoryStore,
+    struct PowerCutStore {
+        visible: MemoryStore,
+        durable: MemoryStore,
         full: bool,
+        failing_syncs: u32,
     }
 
-    impl Store for FillingStore {
+    impl Store for PowerCutStore {
         fn commit(&mut self, batch: &WriteBatch, durability: Durability) -> Result<(), StoreError> {
+            if batch.is_empty() {
+                return Ok(());
+            }
             if self.full {
                 return Err(StoreError::Database("No space left on device".into()));
             }
-            self.inner.commit(batch, durability)
+            self.visible.commit(batch, durability)?;
+            match durability {
+                Durability::Synced => self.sync(),
+                Durability::Buffered => Ok(()),
+            }
         }
         fn sync(&mut self) -> Result<(), StoreError> {
-            self.inner.sync()
+            if self.failing_syncs > 0 {
+                self.failing_syncs -= 1;
+                return Err(StoreError::Database("fsync: Input/output error".into()));
+            }
+            self.durable = self.visible.clone();
+            Ok(())
         }
         fn accounts(&self) -> Result<Vec<(AccountId, AccountState)>, StoreError> {
-            self.inner.accounts()
+            self.visible.accounts()
         }
         fn account(&self, id: &AccountId) -> Result<Option<AccountState>, StoreError> {
-            self.inner.account(id)
+            self.visible.account(id)
         }
         fn lock(&self, account: &AccountId, sequence: u64) -> Result<Option<Lock>, StoreError> {
-            self.inner.lock(account, sequence)
+            self.visible.lock(account, sequence)
         }
         fn certificate(&self, id: &Digest) -> Result<Option<Certificate>, StoreError> {
-            self.inner.certificate(id)
+            self.visible.certificate(id)
         }
         fn certificate_at(&self, account: &AccountId, sequence: u64) -> Result<Option<Digest>, StoreError> {
-            self.inner.certificate_at(account, sequence)
+            self.visible.certificate_at(account, sequence)
         }
         fn history(&self, account: &AccountId, from: u64, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
-            self.inner.history(account, from, limit)
+            self.visible.history(account, from, limit)
         }
         fn genesis(&self) -> Result<Option<GenesisRecord>, StoreError> {
-            self.inner.genesis()
+            self.visible.genesis()
         }
+    }
+
+    fn funded_elder(seed: u64) -> (DurableElder<PowerCutStore>, [SigningKey; 3]) {
+        let [elder_key, alice, bob, carol] = keys::<4>(seed);
+        let committee = Committee::new([AccountId::of(&elder_key)]).expect("committee");
+        let mut elder = DurableElder::open(committee, elder_key, PowerCutStore::default()).expect("open");
+        let funds = Amount::from_nanos(100).expect("amount");
+        elder.genesis(vec![Allocation { account: AccountId::of(&alice), amount: funds }]).expect("genesis");
+        (elder, [alice, bob, carol])
     }
 
     #[test]
     fn a_full_disk_releases_no_vote_and_leaves_no_lock_in_memory() {
-        let [elder_key, alice, bob, carol] = keys::<4>(60);
-        let committee = Committee::new([AccountId::of(&elder_key)]).expect("committee");
-        let mut elder = DurableElder::open(committee, elder_key, FillingStore::default()).expect("open");
-        let funds = Amount::from_nanos(100).expect("amount");
-        elder.genesis(vec![Allocation { account: AccountId::of(&alice), amount: funds }]).expect("genesis");
-
+        let (mut elder, [alice, bob, carol]) = funded_elder(60);
         elder.store.full = true;
         let to_bob = order_from(&alice, &bob, 10, 0);
         assert!(matches!(elder.handle_order(&to_bob), Err(LedgerError::Storage { .. })));
@@ -240,6 +271,32 @@ mod tests {
         elder.store.full = false;
         let to_carol = order_from(&alice, &carol, 10, 0);
         let vote = elder.handle_order(&to_carol).expect("vote");
-        assert_eq!(elder.store().lock(&AccountId::of(&alice), 0).expect("read").map(|l| l.vote), Some(vote));
+        assert_eq!(elder.store().durable.lock(&AccountId::of(&alice), 0).expect("read").map(|l| l.vote), Some(vote));
+    }
+
+    #[test]
+    fn after_a_failed_sync_no_answer_rests_on_an_unsynced_lock() {
+        let (mut elder, [alice, bob, carol]) = funded_elder(61);
+        let to_bob = order_from(&alice, &bob, 10, 0);
+        let rival = order_from(&alice, &carol, 10, 0);
+        elder.store.failing_syncs = 1;
+        let answers = elder.handle_orders(&[to_bob.clone(), rival]);
+        assert!(answers.iter().all(|a| matches!(a, Err(LedgerError::Storage { .. }))), "{answers:?}");
+
+        // The lock reached the store unsynced; a retry may be answered from it only once
+        // a power cut can no longer take it away.
+        let vote = elder.handle_order(&to_bob).expect("vote on retry");
+        let durable = elder.store().durable.lock(&AccountId::of(&alice), 0).expect("read");
+        assert_eq!(durable.map(|l| l.vote), Some(vote), "the vote left before its lock was durable");
+    }
+
+    #[test]
+    fn an_elder_that_cannot_sync_refuses_everything() {
+        let (mut elder, [alice, bob, _]) = funded_elder(62);
+        elder.store.failing_syncs = 2;
+        let order = order_from(&alice, &bob, 10, 0);
+        assert!(matches!(elder.handle_orders(std::slice::from_ref(&order))[..], [Err(LedgerError::Storage { .. })]));
+        assert!(matches!(elder.handle_order(&order), Err(LedgerError::Storage { .. })));
+        assert!(elder.store().durable.lock(&AccountId::of(&alice), 0).expect("read").is_none());
     }
 }

@@ -165,7 +165,8 @@ impl ElderState {
         order.check_well_formed()?;
         let id = certificate.id();
         let answer = Confirmation { certificate: id, from: order.from, sequence: order.sequence };
-        let sender = self.accounts.get(&order.from).ok_or(LedgerError::UnknownAccount { account: order.from })?;
+        // A certified sender unknown here was funded by certificates not applied here yet.
+        let sender = self.accounts.get(&order.from).ok_or(LedgerError::CreditsNotYetApplied)?;
         let next = sender.state.next_sequence;
         if order.sequence < next {
             return Ok(Effects { answer, writes: WriteBatch::default() });

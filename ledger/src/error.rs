@@ -145,13 +145,19 @@ impl LedgerError {
         }
     }
 
-    /// Whether the same message may succeed later without change: the elder lags
-    /// behind, or its disk failed. Everything else is final for that message.
+    /// Whether the same message may succeed later without change: this elder has not yet
+    /// applied certificates that are final elsewhere (an order ahead of its sequence, a
+    /// balance still missing credits, a certificate's predecessors), or its disk failed.
+    /// Everything else is final for that message.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            LedgerError::MissingPredecessor { .. } | LedgerError::CreditsNotYetApplied | LedgerError::Storage { .. }
-        )
+        match self {
+            LedgerError::UnexpectedSequence { expected, got } => got > expected,
+            LedgerError::InsufficientBalance { .. }
+            | LedgerError::MissingPredecessor { .. }
+            | LedgerError::CreditsNotYetApplied
+            | LedgerError::Storage { .. } => true,
+            _ => false,
+        }
     }
 }
 

@@ -175,10 +175,11 @@ impl AccountId {
         AccountId(key.verifying_key().to_bytes())
     }
 
-    /// The public key, or `None` if the bytes are not a point on the curve: such an
-    /// account could never sign, so credits sent there would be lost.
+    /// The public key, or `None` if the bytes are not a point on the curve or are a weak
+    /// (small-order) point: no strict signature verifies under either, so credits sent
+    /// there would be lost and votes from there would be worthless.
     pub fn verifying_key(&self) -> Option<VerifyingKey> {
-        VerifyingKey::from_bytes(&self.0).ok()
+        VerifyingKey::from_bytes(&self.0).ok().filter(|key| !key.is_weak())
     }
 }
 

@@ -213,3 +213,26 @@ fn credits_to_bytes_that_are_no_public_key_are_refused() {
     assert!(answers.iter().all(|a| *a == Err(LedgerError::InvalidAccount { account: not_a_key })));
     assert!(committee.members[0].elder.store().account(&not_a_key).expect("read").is_none());
 }
+
+#[test]
+fn group_commit_votes_once_per_sequence_and_repeats_the_same_answers() {
+    let mut committee = funded(4);
+    let owner = key(7, 0);
+    let to_bob = order_from(&owner, &key(7, 1), 100, 0);
+    let to_carol = order_from(&owner, &key(7, 2), 100, 0);
+    let elder = &mut committee.members[0].elder;
+    let first = elder.handle_orders(&[to_bob.clone(), to_carol.clone(), to_bob.clone()]);
+    assert!(first[0].is_ok());
+    assert_eq!(first[1], Err(LedgerError::ConflictingOrder { voted: to_bob.order.digest() }));
+    assert_eq!(first[2], first[0], "a repeat inside the group gets the same vote");
+    let hash = elder.state().state_hash();
+    assert_eq!(elder.handle_orders(&[to_carol, to_bob]), vec![first[1].clone(), first[0].clone()]);
+    assert_eq!(hash, elder.state().state_hash());
+
+    let certificates = committee.transfer_batch(&[order_from(&owner, &key(7, 1), 100, 0)]);
+    let certificate = certificates[0].clone().expect("certified");
+    let repeated = committee.members[1].elder.handle_certificates(&[certificate.clone(), certificate]);
+    assert_eq!(repeated[0], repeated[1]);
+    let bob = AccountId::of(&key(7, 1));
+    assert_eq!(committee.members[1].elder.state().account(&bob).map(|a| a.balance.nanos()), Some(100));
+}
