@@ -243,6 +243,11 @@ impl ElderState {
         self.accounts.get(id).map(|account| account.state)
     }
 
+    /// How many accounts have ever held credits.
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
     /// The order this elder voted for at the account's next sequence, if any.
     pub fn pending(&self, id: &AccountId) -> Option<&Lock> {
         self.accounts.get(id).and_then(|account| account.pending.as_ref())

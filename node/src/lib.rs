@@ -1,6 +1,12 @@
-//! The Acre node daemon (to come): the I/O shell around `acre-ledger` and `acre-proofs`.
+//! The Acre node: the I/O shell around `acre-ledger`.
 //!
-//! It will own libp2p networking between elders, section membership agreed through a
-//! BFT engine, the chunk store and challenge scheduler, the axum JSON API and metrics,
-//! and the `acre-node` binary (`init`, `run`, `devnet`). Protocol decisions stay in the
-//! ledger's state machines; the node only moves bytes, time and disk writes in and out.
+//! Today a node keeps its ledger in RocksDB under its data directory and serves it over
+//! the JSON API ([`api`]); `acre-node init` writes the directory (configuration, key,
+//! genesis) and `acre-node run` serves it. Elder networking over libp2p, section agreement,
+//! chunk storage and the devnet build on this shell; protocol decisions stay in the
+//! ledger's state machines.
+
+pub mod api;
+pub mod config;
+pub mod genesis;
+pub mod key;

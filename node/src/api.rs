@@ -1,0 +1,200 @@
+//! The JSON API under `/v1`. Every refusal is `application/problem+json` with a stable
+//! `code`; user errors are 4xx, never a panic or a 500.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use acre_ledger::store::RocksStore;
+use acre_ledger::{AccountId, Amount, DurableElder, HistoryEntry, LedgerError, SignedOrder};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+/// History entries per page when the client does not say.
+const DEFAULT_PAGE: usize = 50;
+/// Most history entries per page.
+const MAX_PAGE: usize = 500;
+
+/// The ledger as the API shares it. Handlers hold the lock only for in-memory lookups
+/// and single store reads.
+pub type SharedLedger = Arc<Mutex<DurableElder<RocksStore>>>;
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong this time.
+    pub detail: String,
+    /// The stable machine-readable code.
+    pub code: String,
+}
+
+impl Problem {
+    /// A problem with `status`, stable `code` and a `detail` for this occurrence.
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Problem {
+            kind: format!("urn:acre:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.to_owned(),
+        }
+    }
+
+    fn internal(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
+    }
+}
+
+impl From<LedgerError> for Problem {
+    fn from(error: LedgerError) -> Self {
+        let status = match &error {
+            LedgerError::Storage { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            LedgerError::UnknownAccount { .. } => StatusCode::NOT_FOUND,
+            LedgerError::ConflictingOrder { .. } | LedgerError::GenesisConflict => StatusCode::CONFLICT,
+            error if error.is_retryable() => StatusCode::CONFLICT,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        Problem::new(status, error.code(), error.to_string())
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+    }
+}
+
+/// Limits the API enforces on every request.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest body read, in bytes.
+    pub max_body_bytes: usize,
+    /// Longest a request may take.
+    pub timeout: Duration,
+}
+
+/// The API's routes over `ledger`.
+pub fn router(ledger: SharedLedger, limits: Limits) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/accounts/{address}", get(account))
+        .route("/v1/accounts/{address}/history", get(history))
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limits.timeout))
+        .with_state(ledger)
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Health {
+    /// "ok" while the ledger answers.
+    pub status: String,
+    /// This node's id.
+    pub node: AccountId,
+    /// Accounts the ledger holds.
+    pub accounts: usize,
+    /// The ledger's state hash, to compare with other elders.
+    pub state_hash: String,
+}
+
+/// `GET /v1/accounts/{address}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AccountView {
+    /// The account.
+    pub address: AccountId,
+    /// Credits held.
+    pub balance: Amount,
+    /// The sequence its next order must use.
+    pub next_sequence: u64,
+    /// The order this node voted for at that sequence, not yet certified.
+    pub pending_order: Option<SignedOrder>,
+}
+
+/// `GET /v1/accounts/{address}/history`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HistoryPage {
+    /// Entries from the cursor on, oldest first.
+    pub entries: Vec<HistoryEntry>,
+    /// Cursor of the next page, absent on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// Query of a history page.
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    cursor: Option<u64>,
+    limit: Option<usize>,
+}
+
+fn lock(ledger: &SharedLedger) -> Result<std::sync::MutexGuard<'_, DurableElder<RocksStore>>, Problem> {
+    ledger.lock().map_err(|_| Problem::internal("the ledger failed while handling an earlier request"))
+}
+
+fn parse_address(text: &str) -> Result<AccountId, Problem> {
+    text.parse().map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "invalid_address", format!("{error}")))
+}
+
+async fn health(State(ledger): State<SharedLedger>) -> Result<Json<Health>, Problem> {
+    let elder = lock(&ledger)?;
+    let state = elder.state();
+    Ok(Json(Health {
+        status: "ok".into(),
+        node: state.id(),
+        accounts: state.account_count(),
+        state_hash: state.state_hash().to_string(),
+    }))
+}
+
+async fn account(
+    State(ledger): State<SharedLedger>,
+    Path(address): Path<String>,
+) -> Result<Json<AccountView>, Problem> {
+    let address = parse_address(&address)?;
+    let elder = lock(&ledger)?;
+    let state = elder.state();
+    let account = state.account(&address).ok_or(LedgerError::UnknownAccount { account: address })?;
+    Ok(Json(AccountView {
+        address,
+        balance: account.balance,
+        next_sequence: account.next_sequence,
+        pending_order: state.pending(&address).map(|lock| lock.order.clone()),
+    }))
+}
+
+async fn history(
+    State(ledger): State<SharedLedger>,
+    Path(address): Path<String>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Json<HistoryPage>, Problem> {
+    let address = parse_address(&address)?;
+    let Query(query) =
+        query.map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "invalid_query", error.body_text()))?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        let detail = format!("limit must be between 1 and {MAX_PAGE}");
+        return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_query", detail));
+    }
+    let from = query.cursor.unwrap_or(0);
+    let elder = lock(&ledger)?;
+    let account = elder.state().account(&address).ok_or(LedgerError::UnknownAccount { account: address })?;
+    let entries = elder.history(&address, from, limit)?;
+    let next = from.saturating_add(entries.len() as u64);
+    let next_cursor = (next < account.history_len).then(|| next.to_string());
+    Ok(Json(HistoryPage { entries, next_cursor }))
+}

@@ -1,0 +1,158 @@
+//! Node configuration, layered: defaults < `config.toml` in the data directory < `ACRE_*`
+//! environment variables < command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The configuration file inside the data directory.
+pub const CONFIG_FILE: &str = "config.toml";
+/// The node's secret key (hex), readable only by its owner.
+pub const KEY_FILE: &str = "node.key";
+/// The committee and initial allocations this node starts from.
+pub const GENESIS_FILE: &str = "genesis.json";
+/// The RocksDB directory of the ledger.
+pub const LEDGER_DIR: &str = "ledger";
+/// Written at start with the API's bound address, so tools find a node started on port 0.
+pub const API_ADDRESS_FILE: &str = "api-address";
+
+/// Fields that `ACRE_*` variables may set; others (the wallet's, say) are not the node's.
+const ENV_KEYS: [&str; 6] = ["api", "listen", "bootstrap", "log_format", "max_body_bytes", "request_timeout_ms"];
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Everything a running node is told, after all layers are merged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Address of the JSON API; port 0 picks a free one (see [`API_ADDRESS_FILE`]).
+    pub api: SocketAddr,
+    /// libp2p addresses to listen on, for the elder network.
+    pub listen: Vec<String>,
+    /// libp2p addresses of peers to dial at start.
+    pub bootstrap: Vec<String>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Largest request body the API reads, in bytes.
+    pub max_body_bytes: usize,
+    /// Longest an API request may take, in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            api: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+            bootstrap: vec![],
+            log_format: LogFormat::Text,
+            max_body_bytes: 64 * 1024,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Values given as flags; only those present override the other layers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    /// `--api`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<SocketAddr>,
+    /// `--listen` (repeatable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<Vec<String>>,
+    /// `--bootstrap` (repeatable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<Vec<String>>,
+    /// `--log-format`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration in {dir}: {source}")]
+pub struct ConfigError {
+    dir: PathBuf,
+    #[source]
+    source: Box<figment::Error>,
+}
+
+impl NodeConfig {
+    /// Merges the layers for the node in `data_dir`.
+    pub fn load(data_dir: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+        Figment::from(Serialized::defaults(NodeConfig::default()))
+            .merge(Toml::file_exact(data_dir.join(CONFIG_FILE)))
+            .merge(Env::prefixed("ACRE_").only(&ENV_KEYS))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|source| ConfigError { dir: data_dir.to_owned(), source: Box::new(source) })
+    }
+
+    /// The file `init` writes: every setting with its default, to be edited.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+}
+
+#[cfg(test)]
+// figment's `Jail` closures must return its (large) error type.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_environment_beats_file_beats_defaults() {
+        figment::Jail::expect_with(|jail| {
+            let dir = jail.directory().to_owned();
+            jail.create_file(
+                CONFIG_FILE,
+                "api = \"127.0.0.1:9000\"\nlog_format = \"json\"\nbootstrap = [\"/ip4/127.0.0.1/tcp/1\"]\n",
+            )?;
+            jail.set_env("ACRE_API", "127.0.0.1:9001");
+            jail.set_env("ACRE_PASSWORD", "belongs to the wallet, not the node");
+
+            let config = NodeConfig::load(&dir, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.api, SocketAddr::from(([127, 0, 0, 1], 9001)), "env beats file");
+            assert_eq!(config.log_format, LogFormat::Json, "file beats defaults");
+            assert_eq!(config.bootstrap, ["/ip4/127.0.0.1/tcp/1"]);
+            assert_eq!(config.max_body_bytes, NodeConfig::default().max_body_bytes);
+
+            let flags = Overrides { api: Some(SocketAddr::from(([127, 0, 0, 1], 9002))), ..Overrides::default() };
+            let config = NodeConfig::load(&dir, &flags).map_err(|e| e.to_string())?;
+            assert_eq!(config.api.port(), 9002, "flags beat env");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_misspelt_setting_is_an_error_not_a_silent_default() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(CONFIG_FILE, "apii = \"127.0.0.1:9000\"\n")?;
+            let error = NodeConfig::load(jail.directory(), &Overrides::default()).expect_err("unknown field");
+            assert!(error.to_string().contains("apii"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_written_file_reads_back_as_the_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(CONFIG_FILE, &NodeConfig::default().to_toml().map_err(|e| e.to_string())?)?;
+            let config = NodeConfig::load(jail.directory(), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config, NodeConfig::default());
+            Ok(())
+        });
+    }
+}

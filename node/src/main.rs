@@ -1,0 +1,169 @@
+//! `acre-node`: create a node's data directory, and run the node.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use acre_ledger::store::RocksStore;
+use acre_ledger::{AccountId, DurableElder};
+use acre_node::api::{router, Limits};
+use acre_node::config::{
+    LogFormat, NodeConfig, Overrides, API_ADDRESS_FILE, CONFIG_FILE, GENESIS_FILE, KEY_FILE, LEDGER_DIR,
+};
+use acre_node::genesis::Genesis;
+use acre_node::key;
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing::info;
+
+/// Acre storage node.
+#[derive(Debug, Parser)]
+#[command(name = "acre-node", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a data directory: configuration file, node key and genesis.
+    Init {
+        /// The directory to create (it may exist, but not hold a node yet).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Start from this genesis file [default: this node as sole elder, nothing funded].
+        #[arg(long, value_name = "FILE")]
+        genesis: Option<PathBuf>,
+    },
+    /// Run the node in a data directory made by `init`.
+    Run {
+        /// The node's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Address of the JSON API [config: api; env: ACRE_API].
+        #[arg(long, value_name = "ADDR")]
+        api: Option<SocketAddr>,
+        /// libp2p address to listen on, repeatable [config: listen].
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<String>,
+        /// libp2p address of a peer to dial, repeatable [config: bootstrap].
+        #[arg(long, value_name = "MULTIADDR")]
+        bootstrap: Vec<String>,
+        /// Log format [config: log_format].
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormatArg>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Init { data_dir, genesis } => init(&data_dir, genesis.as_deref()),
+        Command::Run { data_dir, api, listen, bootstrap, log_format } => {
+            let overrides = Overrides {
+                api,
+                listen: (!listen.is_empty()).then_some(listen),
+                bootstrap: (!bootstrap.is_empty()).then_some(bootstrap),
+                log_format: log_format.map(|f| match f {
+                    LogFormatArg::Text => LogFormat::Text,
+                    LogFormatArg::Json => LogFormat::Json,
+                }),
+            };
+            run(&data_dir, &overrides).await
+        }
+    }
+}
+
+fn init(data_dir: &Path, genesis: Option<&Path>) -> Result<()> {
+    let config_path = data_dir.join(CONFIG_FILE);
+    if config_path.exists() {
+        bail!("{} already holds a node", data_dir.display());
+    }
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let node_key = key::create(&data_dir.join(KEY_FILE))?;
+    let node = AccountId::of(&node_key);
+    let genesis = match genesis {
+        Some(path) => Genesis::read(path)?,
+        None => Genesis { elders: vec![node], allocations: vec![] },
+    };
+    genesis.committee()?;
+    std::fs::write(data_dir.join(GENESIS_FILE), serde_json::to_vec_pretty(&genesis)?)?;
+    std::fs::write(&config_path, NodeConfig::default().to_toml()?)?;
+    println!("node {node}");
+    println!(
+        "initialised {}: edit {CONFIG_FILE}, then `acre-node run --data-dir {}`",
+        data_dir.display(),
+        data_dir.display()
+    );
+    Ok(())
+}
+
+async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
+    let config = NodeConfig::load(data_dir, overrides)?;
+    init_logging(config.log_format);
+    let node_key = key::load(&data_dir.join(KEY_FILE))?;
+    let genesis = Genesis::read(&data_dir.join(GENESIS_FILE))?;
+    let store = RocksStore::open(data_dir.join(LEDGER_DIR))?;
+    let mut elder = DurableElder::open(genesis.committee()?, node_key, store)?;
+    if !genesis.allocations.is_empty() {
+        elder.genesis(genesis.allocations.clone())?;
+    }
+    let node = elder.state().id();
+    let ledger = Arc::new(Mutex::new(elder));
+
+    let listener =
+        tokio::net::TcpListener::bind(config.api).await.with_context(|| format!("binding {}", config.api))?;
+    let address = listener.local_addr()?;
+    write_atomically(&data_dir.join(API_ADDRESS_FILE), &format!("http://{address}\n"))?;
+    info!(%node, api = %address, "node running");
+    let limits =
+        Limits { max_body_bytes: config.max_body_bytes, timeout: Duration::from_millis(config.request_timeout_ms) };
+    axum::serve(listener, router(ledger, limits)).with_graceful_shutdown(shutdown_signal()).await?;
+    info!("stopped");
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Readers never see a half-written file.
+fn write_atomically(path: &Path, contents: &str) -> Result<()> {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, contents)?;
+    std::fs::rename(&temporary, path)?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => info!("SIGINT: shutting down"),
+        () = terminate => info!("SIGTERM: shutting down"),
+    }
+}
