@@ -4,16 +4,19 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use acre_ledger::store::RocksStore;
-use acre_ledger::{AccountId, Amount, DurableElder, HistoryEntry, LedgerError, SignedOrder};
+use acre_ledger::store::{RocksStore, Store};
+use acre_ledger::{
+    AccountId, Amount, Certificate, CertificateBuilder, Confirmation, Digest, DurableElder, HistoryEntry, LedgerError,
+    SignedOrder,
+};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 /// History entries per page when the client does not say.
@@ -94,8 +97,13 @@ pub fn router(ledger: SharedLedger, limits: Limits) -> Router {
         .route("/v1/health", get(health))
         .route("/v1/accounts/{address}", get(account))
         .route("/v1/accounts/{address}/history", get(history))
+        .route("/v1/section", get(section))
+        .route("/v1/orders", post(submit_order))
+        .route("/v1/certificates", post(submit_certificate))
+        .route("/v1/transfers/{id}", get(transfer))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
-        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        // Enforced by the body extractors, so an oversized body is refused as a problem.
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limits.timeout))
         .with_state(ledger)
 }
@@ -197,4 +205,86 @@ async fn history(
     let next = from.saturating_add(entries.len() as u64);
     let next_cursor = (next < account.history_len).then(|| next.to_string());
     Ok(Json(HistoryPage { entries, next_cursor }))
+}
+
+/// `GET /v1/section`: the elders a client checks certificates against.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SectionView {
+    /// This node's id.
+    pub node: AccountId,
+    /// Whether this node is one of the elders.
+    pub role: String,
+    /// The elders' ids.
+    pub elders: Vec<AccountId>,
+    /// Votes a certificate needs.
+    pub quorum: usize,
+}
+
+/// A certified transfer: the answer to `POST /v1/orders` and `GET /v1/transfers/{id}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TransferView {
+    /// The certificate's id (its order's digest).
+    pub id: Digest,
+    /// The certificate.
+    pub certificate: Certificate,
+}
+
+/// A JSON body, or a problem saying why it is not one (too large, malformed, wrong shape).
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+    body.map(|Json(value)| value).map_err(|rejection| {
+        let status = rejection.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "invalid_json" };
+        Problem::new(status, code, rejection.body_text())
+    })
+}
+
+async fn section(State(ledger): State<SharedLedger>) -> Result<Json<SectionView>, Problem> {
+    let elder = lock(&ledger)?;
+    let state = elder.state();
+    let committee = state.committee();
+    let node = state.id();
+    let elders: Vec<AccountId> = committee.members().copied().collect();
+    let role = if elders.contains(&node) { "elder" } else { "member" };
+    Ok(Json(SectionView { node, role: role.into(), elders, quorum: committee.quorum() }))
+}
+
+/// Votes on the order and, once a quorum of votes is in, applies the certificate and
+/// returns it. Safe to retry: a repeated order gets the same votes and the same
+/// certificate. Until the elder network lands only this node's vote is gathered, so a
+/// section of more than one elder answers `no_quorum`.
+async fn submit_order(
+    State(ledger): State<SharedLedger>,
+    body: Result<Json<SignedOrder>, JsonRejection>,
+) -> Result<Json<TransferView>, Problem> {
+    let order = json_body(body)?;
+    let mut elder = lock(&ledger)?;
+    let vote = elder.handle_order(&order)?;
+    let mut builder = CertificateBuilder::new(elder.state().committee().clone(), order.order.clone());
+    let certificate = builder.add(&vote)?.ok_or_else(|| {
+        let quorum = elder.state().committee().quorum();
+        let detail = format!("this node voted, but {quorum} votes are needed and no other elder is reachable");
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", detail)
+    })?;
+    elder.handle_certificate(&certificate)?;
+    Ok(Json(TransferView { id: certificate.id(), certificate }))
+}
+
+async fn submit_certificate(
+    State(ledger): State<SharedLedger>,
+    body: Result<Json<Certificate>, JsonRejection>,
+) -> Result<Json<Confirmation>, Problem> {
+    let certificate = json_body(body)?;
+    Ok(Json(lock(&ledger)?.handle_certificate(&certificate)?))
+}
+
+async fn transfer(State(ledger): State<SharedLedger>, Path(id): Path<String>) -> Result<Json<TransferView>, Problem> {
+    let id: Digest =
+        id.parse().map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "invalid_id", format!("{error}")))?;
+    let elder = lock(&ledger)?;
+    let certificate = elder
+        .store()
+        .certificate(&id)
+        .map_err(LedgerError::from)?
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "unknown_transfer", format!("no transfer {id} here")))?;
+    Ok(Json(TransferView { id, certificate }))
 }

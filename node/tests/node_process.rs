@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use acre_ledger::AccountId;
+use acre_ledger::{AccountId, Amount, SignedOrder, TransferOrder};
 use ed25519_dalek::SigningKey;
 use serde_json::Value;
 
@@ -78,6 +78,64 @@ async fn expect_problem(api: &str, path: &str, status: u16, code: &str) {
     assert_eq!(body["status"], status);
 }
 
+async fn post(api: &str, path: &str, body: reqwest::Body) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{api}{path}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON body"))
+}
+
+fn order(from: &SigningKey, to: AccountId, amount: &str, sequence: u64) -> SignedOrder {
+    let amount: Amount = amount.parse().expect("amount");
+    TransferOrder { from: AccountId::of(from), to, amount, sequence, app: None, memo: "rent".into() }.sign(from)
+}
+
+fn json_of(order: &SignedOrder) -> reqwest::Body {
+    serde_json::to_vec(order).expect("json").into()
+}
+
+/// A one-elder network certifies on its own vote: orders, retries, rivals and bad input.
+async fn transfers_on_a_single_elder(api: &str, alice: &SigningKey, bob: AccountId) {
+    let (status, _, section) = get(api, "/v1/section").await;
+    assert_eq!((status, section["role"].as_str(), section["quorum"].as_u64()), (200, Some("elder"), Some(1)));
+
+    let pay_bob = order(alice, bob, "0.5", 0);
+    let (status, transfer) = post(api, "/v1/orders", json_of(&pay_bob)).await;
+    assert_eq!(status, 200, "{transfer}");
+    let (status, again) = post(api, "/v1/orders", json_of(&pay_bob)).await;
+    assert_eq!((status, &again["id"]), (200, &transfer["id"]), "a retry gets the same certificate");
+    let (_, _, account) = get(api, &format!("/v1/accounts/{bob}")).await;
+    assert_eq!(account["balance"], "0.5");
+
+    let id = transfer["id"].as_str().expect("id");
+    let (status, _, fetched) = get(api, &format!("/v1/transfers/{id}")).await;
+    assert_eq!((status, &fetched["certificate"]), (200, &transfer["certificate"]));
+    let (status, confirmation) =
+        post(api, "/v1/certificates", serde_json::to_vec(&transfer["certificate"]).expect("json").into()).await;
+    assert_eq!((status, confirmation["sequence"].as_u64()), (200, Some(0)));
+
+    let rival = order(alice, AccountId::of(&SigningKey::from_bytes(&[7; 32])), "0.5", 0);
+    let (status, problem) = post(api, "/v1/orders", json_of(&rival)).await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("unexpected_sequence")));
+    let mut forged = order(alice, bob, "1", 1);
+    forged.order.amount = "100".parse().expect("amount");
+    let (status, problem) = post(api, "/v1/orders", json_of(&forged)).await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("invalid_signature")));
+    let (status, problem) = post(api, "/v1/orders", json_of(&order(alice, bob, "1000", 1))).await;
+    assert_eq!((status, problem["code"].as_str()), (409, Some("insufficient_balance")));
+    let (status, problem) = post(api, "/v1/orders", "{\"order\": ".into()).await;
+    assert_eq!((status, problem["code"].as_str()), (400, Some("invalid_json")));
+    let (status, problem) = post(api, "/v1/orders", vec![b' '; 100_000].into()).await;
+    assert_eq!((status, problem["code"].as_str()), (413, Some("payload_too_large")));
+    expect_problem(api, "/v1/transfers/abc", 400, "invalid_id").await;
+    expect_problem(api, &format!("/v1/transfers/{}", "0".repeat(64)), 404, "unknown_transfer").await;
+}
+
 fn init(data_dir: &Path) -> std::process::Output {
     Command::new(BINARY).arg("init").arg("--data-dir").arg(data_dir).output().expect("init")
 }
@@ -89,7 +147,8 @@ async fn a_node_serves_its_ledger_refuses_bad_requests_and_survives_a_restart() 
     assert!(init(&data_dir).status.success());
     assert!(!init(&data_dir).status.success(), "a second init must not overwrite the node");
 
-    let alice = AccountId::of(&SigningKey::from_bytes(&[5; 32]));
+    let alice_key = SigningKey::from_bytes(&[5; 32]);
+    let alice = AccountId::of(&alice_key);
     let bob = AccountId::of(&SigningKey::from_bytes(&[6; 32]));
     let genesis_path = data_dir.join("genesis.json");
     let mut genesis: Value = serde_json::from_slice(&std::fs::read(&genesis_path).expect("genesis")).expect("json");
@@ -116,6 +175,8 @@ async fn a_node_serves_its_ledger_refuses_bad_requests_and_survives_a_restart() 
     expect_problem(&node.api, &format!("/v1/accounts/{alice}/history?limit=many"), 400, "invalid_query").await;
     expect_problem(&node.api, &format!("/v1/accounts/{alice}/history?limit=0"), 400, "invalid_query").await;
     expect_problem(&node.api, "/v1/no-such-thing", 404, "not_found").await;
+    transfers_on_a_single_elder(&node.api, &alice_key, bob).await;
+    let (_, _, health) = get(&node.api, "/v1/health").await;
     let hash = health["state_hash"].clone();
     node.stop();
 
@@ -123,6 +184,6 @@ async fn a_node_serves_its_ledger_refuses_bad_requests_and_survives_a_restart() 
     let (_, _, health) = get(&node.api, "/v1/health").await;
     assert_eq!(health["state_hash"], hash, "the ledger changed across a restart");
     let (_, _, account) = get(&node.api, &format!("/v1/accounts/{alice}")).await;
-    assert_eq!(account["balance"], "100.5");
+    assert_eq!((account["balance"].as_str(), account["next_sequence"].as_u64()), (Some("100"), Some(1)));
     node.stop();
 }
