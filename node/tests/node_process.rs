@@ -2,66 +2,14 @@
 //! bad requests with problem+json, stopped by SIGTERM and restarted on the same ledger.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use acre_ledger::{AccountId, Amount, SignedOrder, TransferOrder};
+use acre_tests::NodeProcess;
 use ed25519_dalek::SigningKey;
 use serde_json::Value;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_acre-node");
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// A running node that is killed if the test fails before stopping it.
-struct NodeProcess {
-    child: Child,
-    api: String,
-}
-
-impl NodeProcess {
-    fn start(data_dir: &Path) -> Self {
-        let address_file = data_dir.join("api-address");
-        let _ = std::fs::remove_file(&address_file);
-        let child = Command::new(BINARY)
-            .args(["run", "--api", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn acre-node");
-        let started = Instant::now();
-        let api = loop {
-            if let Ok(text) = std::fs::read_to_string(&address_file) {
-                break text.trim().to_owned();
-            }
-            assert!(started.elapsed() < DEADLINE, "the node never wrote its API address");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        NodeProcess { child, api }
-    }
-
-    /// Sends SIGTERM and expects a clean exit.
-    fn stop(mut self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
-        assert!(status.success());
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                assert!(status.success(), "the node exited with {status} on SIGTERM");
-                return;
-            }
-            assert!(started.elapsed() < DEADLINE, "the node ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn get(api: &str, path: &str) -> (u16, String, Value) {
     let response = reqwest::get(format!("{api}{path}")).await.expect("request");
@@ -155,7 +103,7 @@ async fn a_node_serves_its_ledger_refuses_bad_requests_and_survives_a_restart() 
     genesis["allocations"] = serde_json::json!([{ "account": alice.to_string(), "amount": "100.5" }]);
     std::fs::write(&genesis_path, genesis.to_string()).expect("write genesis");
 
-    let node = NodeProcess::start(&data_dir);
+    let node = NodeProcess::start(Path::new(BINARY), &data_dir);
     let (status, _, health) = get(&node.api, "/v1/health").await;
     assert_eq!((status, health["status"].as_str(), health["accounts"].as_u64()), (200, Some("ok"), Some(1)));
 
@@ -180,7 +128,7 @@ async fn a_node_serves_its_ledger_refuses_bad_requests_and_survives_a_restart() 
     let hash = health["state_hash"].clone();
     node.stop();
 
-    let node = NodeProcess::start(&data_dir);
+    let node = NodeProcess::start(Path::new(BINARY), &data_dir);
     let (_, _, health) = get(&node.api, "/v1/health").await;
     assert_eq!(health["state_hash"], hash, "the ledger changed across a restart");
     let (_, _, account) = get(&node.api, &format!("/v1/accounts/{alice}")).await;

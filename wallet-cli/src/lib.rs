@@ -1,4 +1,5 @@
-//! The `acre` wallet: encrypted keys now; balances, transfers, files, apps and farmer
-//! statements through a node's JSON API as the node gains them.
+//! The `acre` wallet: encrypted keys, and balances, history and transfers through any
+//! node's JSON API.
 
+pub mod client;
 pub mod keystore;

@@ -6,15 +6,20 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use acre_ledger::AccountId;
+use acre_ledger::{AccountId, Amount, Committee, TransferOrder};
+use acre_wallet::client::{ClientError, NodeClient};
 use acre_wallet::keystore::{KdfParams, Keystore};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
+/// Exit code of a refusal by the network.
+const REFUSED: u8 = 1;
 /// Exit code of a usage or local error (clap uses the same for bad arguments).
 const LOCAL_ERROR: u8 = 2;
+/// The node asked when neither `--node` nor `ACRE_NODE` says.
+const DEFAULT_NODE: &str = "http://127.0.0.1:7070";
 
 /// Acre wallet: keys, balances and transfers.
 #[derive(Debug, Parser)]
@@ -29,6 +34,9 @@ struct Cli {
     /// Read the password from this file's first line [or env ACRE_PASSWORD; default: a hidden prompt].
     #[arg(long, global = true, value_name = "FILE")]
     password_file: Option<PathBuf>,
+    /// The node whose API to use [env: ACRE_NODE; default: http://127.0.0.1:7070].
+    #[arg(long, global = true, value_name = "URL")]
+    node: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,6 +46,41 @@ enum Command {
     /// Create, list, show, import and export keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Show an account's balance and next sequence.
+    Balance {
+        /// An address or a key name [default: the keystore's only key].
+        account: Option<String>,
+    },
+    /// Show an account's history, oldest first.
+    History {
+        /// An address or a key name [default: the keystore's only key].
+        account: Option<String>,
+        /// Entries per page.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Where to start (the `next_cursor` of the previous page).
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Send credits; prints the transfer's certificate id once the elders certified it.
+    Send {
+        /// The recipient: an address or a key name.
+        to: String,
+        /// Credits to send, e.g. 12.5.
+        amount: String,
+        /// The paying key [default: the keystore's only key].
+        #[arg(long)]
+        from: Option<String>,
+        /// A note for the recipient.
+        #[arg(long, default_value = "")]
+        memo: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Allow a recipient that has never held credits (a typo there loses the credits).
+        #[arg(long)]
+        allow_new_recipient: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,13 +128,16 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            let refusal = match error.downcast_ref::<ClientError>() {
+                Some(ClientError::Refused(problem)) => Some(problem.code.clone()),
+                _ => None,
+            };
             if json {
-                let problem = serde_json::json!({ "error": format!("{error:#}") });
-                println!("{problem}");
+                println!("{}", serde_json::json!({ "error": format!("{error:#}"), "code": refusal }));
             } else {
                 eprintln!("error: {error:#}");
             }
-            ExitCode::from(LOCAL_ERROR)
+            ExitCode::from(if refusal.is_some() { REFUSED } else { LOCAL_ERROR })
         }
     }
 }
@@ -125,6 +171,50 @@ fn run(cli: Cli) -> Result<()> {
             let password = password(&cli, &format!("Password for imported key {name}: "), true)?;
             let file = keystore.import(name, &key, &password)?;
             show(&cli, &KeyView { name: file.name, address: file.address })
+        }
+        Command::Balance { account } => {
+            let client = node_client(&cli)?;
+            let address = resolve_account(&keystore, account.as_deref())?;
+            let view = client.account(&address)?.with_context(|| format!("{address} has never held credits"))?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                println!("{}  {} credits  (next sequence {})", view.address, view.balance, view.next_sequence);
+            }
+            Ok(())
+        }
+        Command::History { account, limit, cursor } => {
+            let client = node_client(&cli)?;
+            let address = resolve_account(&keystore, account.as_deref())?;
+            let page = client.history(&address, cursor.as_deref(), *limit)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&page)?);
+            } else {
+                for entry in &page.entries {
+                    println!(
+                        "{:>5}  {:<48}  {:>20}  balance {}",
+                        entry.index,
+                        describe(&entry.change),
+                        entry.amount,
+                        entry.balance_after
+                    );
+                }
+                if let Some(next) = &page.next_cursor {
+                    println!("more: acre history {address} --cursor {next}");
+                }
+            }
+            Ok(())
+        }
+        Command::Send { to, amount, from, memo, yes, allow_new_recipient } => {
+            let request = SendRequest {
+                to,
+                amount,
+                from: from.as_deref(),
+                memo,
+                yes: *yes,
+                allow_new_recipient: *allow_new_recipient,
+            };
+            send(&cli, &keystore, &request)
         }
         Command::Key(KeyCommand::Export { name, out }) => {
             let file = keystore.load(name)?;
@@ -195,5 +285,112 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
     writeln!(file, "{contents}").with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// The arguments of `acre send`.
+struct SendRequest<'a> {
+    to: &'a str,
+    amount: &'a str,
+    from: Option<&'a str>,
+    memo: &'a str,
+    yes: bool,
+    allow_new_recipient: bool,
+}
+
+/// Signs an order at the sender's next sequence, has it certified, and checks the
+/// certificate against the section's elders before reporting success. An order left
+/// pending by an interrupted send is resubmitted rather than contradicted.
+fn send(cli: &Cli, keystore: &Keystore, request: &SendRequest<'_>) -> Result<()> {
+    let client = node_client(cli)?;
+    let amount: Amount = request.amount.parse()?;
+    let to = resolve_account(keystore, Some(request.to))?;
+    let file = match request.from {
+        Some(name) => keystore.load(name)?,
+        None => only_key(keystore)?,
+    };
+    let sender = client.account(&file.address)?.with_context(|| format!("{} has never held credits", file.address))?;
+    if !request.allow_new_recipient && client.account(&to)?.is_none() {
+        bail!("{to} has never held credits: check the address, or pass --allow-new-recipient");
+    }
+    let order = TransferOrder {
+        from: file.address,
+        to,
+        amount,
+        sequence: sender.next_sequence,
+        app: None,
+        memo: request.memo.to_owned(),
+    };
+    if let Some(pending) = &sender.pending_order {
+        if pending.order != order {
+            bail!(
+                "an earlier order of {} to {} is pending at sequence {}; repeat that send to finish it",
+                pending.order.amount,
+                pending.order.to,
+                pending.order.sequence
+            );
+        }
+    }
+    if !request.yes {
+        confirm(&format!("Send {amount} credits from {} to {to}?", file.name))?;
+    }
+    let key = file.unlock(&password(cli, &format!("Password for key {}: ", file.name), false)?)?;
+    let signed = order.sign(&key);
+    let transfer = client.submit_order(&signed)?;
+    let committee = Committee::new(client.section()?.elders)?;
+    committee.verify_certificate(&transfer.certificate)?;
+    if transfer.certificate.order != signed.order {
+        bail!("the node returned a certificate for another order");
+    }
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&transfer)?);
+    } else {
+        println!("sent {amount} to {to}: certificate {}", transfer.id);
+    }
+    Ok(())
+}
+
+fn node_client(cli: &Cli) -> Result<NodeClient> {
+    let url = cli.node.clone().or_else(|| std::env::var("ACRE_NODE").ok()).unwrap_or_else(|| DEFAULT_NODE.to_owned());
+    Ok(NodeClient::new(&url)?)
+}
+
+/// An address as given, or the address of a named key, or the keystore's only key.
+fn resolve_account(keystore: &Keystore, text: Option<&str>) -> Result<AccountId> {
+    match text {
+        Some(text) if text.starts_with(acre_ledger::ACCOUNT_HRP) => Ok(text.parse()?),
+        Some(name) => Ok(keystore.load(name)?.address),
+        None => Ok(only_key(keystore)?.address),
+    }
+}
+
+fn only_key(keystore: &Keystore) -> Result<acre_wallet::keystore::KeyFile> {
+    let mut keys = keystore.list()?;
+    match keys.len() {
+        1 => Ok(keys.remove(0)),
+        0 => bail!("no keys yet: create one with `acre key new NAME`"),
+        _ => bail!("several keys: name one (see `acre key list`)"),
+    }
+}
+
+fn describe(change: &acre_ledger::Change) -> String {
+    match change {
+        acre_ledger::Change::Genesis => "genesis".to_owned(),
+        acre_ledger::Change::Sent { to, sequence } => format!("sent to {to} (#{sequence})"),
+        acre_ledger::Change::Received { from, sequence } => format!("from {from} (#{sequence})"),
+    }
+}
+
+/// Asks yes/no at a terminal; elsewhere refuses, so a script must say `--yes`.
+fn confirm(question: &str) -> Result<()> {
+    if !std::io::stdin().is_terminal() {
+        bail!("not at a terminal: pass --yes to send without confirmation");
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        bail!("cancelled");
+    }
     Ok(())
 }

@@ -1,0 +1,91 @@
+//! A node's JSON API as the wallet speaks it. Refusals come back as the node's problem
+//! documents, kept apart from failures to reach the node at all.
+
+use std::time::Duration;
+
+use acre_ledger::{AccountId, SignedOrder};
+use acre_node::api::{AccountView, HistoryPage, Problem, SectionView, TransferView};
+use serde::de::DeserializeOwned;
+
+/// What went wrong talking to a node.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The node answered with a refusal.
+    #[error("{} ({})", .0.detail, .0.code)]
+    Refused(Problem),
+    /// The node could not be reached or did not answer in the API's language.
+    #[error("node {url}: {reason}")]
+    Unreachable {
+        /// The URL asked.
+        url: String,
+        /// Why it failed.
+        reason: String,
+    },
+}
+
+/// A client of one node's API.
+#[derive(Debug, Clone)]
+pub struct NodeClient {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl NodeClient {
+    /// A client of the node at `base` (e.g. `http://127.0.0.1:7070`).
+    pub fn new(base: &str) -> Result<Self, ClientError> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| ClientError::Unreachable { url: base.to_owned(), reason: e.to_string() })?;
+        Ok(NodeClient { base: base.trim_end_matches('/').to_owned(), http })
+    }
+
+    /// The account, or `None` if it has never held credits.
+    pub fn account(&self, account: &AccountId) -> Result<Option<AccountView>, ClientError> {
+        match self.get(&format!("/v1/accounts/{account}")) {
+            Err(ClientError::Refused(problem)) if problem.code == "unknown_account" => Ok(None),
+            other => other.map(Some),
+        }
+    }
+
+    /// A page of the account's history.
+    pub fn history(&self, account: &AccountId, cursor: Option<&str>, limit: usize) -> Result<HistoryPage, ClientError> {
+        let cursor = cursor.map(|c| format!("&cursor={c}")).unwrap_or_default();
+        self.get(&format!("/v1/accounts/{account}/history?limit={limit}{cursor}"))
+    }
+
+    /// The section's elders and quorum.
+    pub fn section(&self) -> Result<SectionView, ClientError> {
+        self.get("/v1/section")
+    }
+
+    /// Submits a signed order; the answer is its certificate.
+    pub fn submit_order(&self, order: &SignedOrder) -> Result<TransferView, ClientError> {
+        let url = format!("{}/v1/orders", self.base);
+        let response = self.http.post(&url).json(order).send();
+        self.decode(&url, response)
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let response = self.http.get(&url).send();
+        self.decode(&url, response)
+    }
+
+    fn decode<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        response: reqwest::Result<reqwest::blocking::Response>,
+    ) -> Result<T, ClientError> {
+        let unreachable = |reason: String| ClientError::Unreachable { url: url.to_owned(), reason };
+        let response = response.map_err(|e| unreachable(e.to_string()))?;
+        if response.status().is_success() {
+            return response.json().map_err(|e| unreachable(format!("unexpected answer: {e}")));
+        }
+        let status = response.status();
+        match response.json::<Problem>() {
+            Ok(problem) => Err(ClientError::Refused(problem)),
+            Err(_) => Err(unreachable(format!("answered {status} without a problem document"))),
+        }
+    }
+}
