@@ -14,35 +14,36 @@
 //! use acre_ledger::{store::MemoryStore, *};
 //! use ed25519_dalek::SigningKey;
 //!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let elder_keys: Vec<SigningKey> = (1..=4u8).map(|i| SigningKey::from_bytes(&[i; 32])).collect();
-//! let committee = Committee::new(elder_keys.iter().map(AccountId::of)).unwrap();
+//! let committee = Committee::new(elder_keys.iter().map(AccountId::of))?;
 //! let alice = SigningKey::from_bytes(&[10; 32]);
 //! let bob = AccountId::of(&SigningKey::from_bytes(&[11; 32]));
-//! let funds = vec![Allocation { account: AccountId::of(&alice), amount: "100".parse().unwrap() }];
+//! let funds = vec![Allocation { account: AccountId::of(&alice), amount: "100".parse()? }];
 //!
-//! let mut elders: Vec<_> = elder_keys
-//!     .iter()
-//!     .map(|key| DurableElder::open(committee.clone(), key.clone(), MemoryStore::new()).unwrap())
-//!     .collect();
-//! for elder in &mut elders {
-//!     elder.genesis(funds.clone()).unwrap();
+//! let mut elders = Vec::new();
+//! for key in &elder_keys {
+//!     let mut elder = DurableElder::open(committee.clone(), key.clone(), MemoryStore::new())?;
+//!     elder.genesis(funds.clone())?;
+//!     elders.push(elder);
 //! }
 //!
 //! let order = TransferOrder {
-//!     from: AccountId::of(&alice), to: bob, amount: "12.5".parse().unwrap(),
+//!     from: AccountId::of(&alice), to: bob, amount: "12.5".parse()?,
 //!     sequence: 0, app: None, memo: String::new(),
 //! }
 //! .sign(&alice);
 //! let mut builder = CertificateBuilder::new(committee.clone(), order.order.clone());
-//! let mut certificate = None;
 //! for elder in &mut elders {
-//!     certificate = builder.add(&elder.handle_order(&order).unwrap()).unwrap();
+//!     builder.add(&elder.handle_order(&order)?)?;
 //! }
-//! let certificate = certificate.unwrap();
+//! let certificate = builder.certificate().ok_or("no quorum")?;
 //! for elder in &mut elders {
-//!     elder.handle_certificate(&certificate).unwrap();
-//!     assert_eq!(elder.state().account(&bob).unwrap().balance.to_string(), "12.5");
+//!     elder.handle_certificate(&certificate)?;
+//!     assert_eq!(elder.state().account(&bob).map(|a| a.balance.to_string()), Some("12.5".into()));
 //! }
+//! # Ok(())
+//! # }
 //! ```
 
 mod amount;
