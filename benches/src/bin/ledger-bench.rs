@@ -1,6 +1,6 @@
 //! Prints the ledger's throughput beside the ed25519 limits measured in the same run.
 //!
-//! `cargo run --release -p acre-benches --bin ledger-bench [-- ACCOUNTS]`
+//! `cargo run --release -p acre-benches --bin ledger-bench [-- ACCOUNTS [GROUP]]`
 
 use std::time::{Duration, Instant};
 
@@ -14,19 +14,20 @@ use acre_ledger::{
 use anyhow::{ensure, Context, Result};
 use ed25519_dalek::SigningKey;
 
-/// Messages per group commit (one fsync each).
-const GROUP: usize = 64;
+/// Messages per group commit (one fsync each), unless the second argument says.
+const DEFAULT_GROUP: usize = 64;
 const CRYPTO_TIME: Duration = Duration::from_millis(1500);
 
 fn main() -> Result<()> {
     let accounts: u64 = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(20_000);
+    let group: usize = std::env::args().nth(2).map(|a| a.parse()).transpose()?.unwrap_or(DEFAULT_GROUP);
     let limits = CryptoLimits::measure(CRYPTO_TIME);
-    println!("acre ledger-bench: {accounts} accounts, one core, groups of {GROUP}");
+    println!("acre ledger-bench: {accounts} accounts, one core, groups of {group}");
     println!("ed25519 sign                 {:>10.0} /s", limits.signs);
     println!("ed25519 verify (strict)      {:>10.0} /s", limits.verifies);
     println!("ed25519 batch-64 verify      {:>10.0} signatures/s", limits.batch_verifies);
 
-    let workload = Workload::new(accounts);
+    let workload = Workload::new(accounts, group);
     let committee = workload.committee.clone();
     let quorum = committee.quorum();
 
@@ -52,7 +53,7 @@ fn main() -> Result<()> {
 
     println!("\nin-process committees on RocksDB, whole transfers, all elders on one core");
     for size in [4, 7] {
-        let transfers = committee_transfers(size, accounts.min(5_000))?;
+        let transfers = committee_transfers(size, accounts.min(5_000), group)?;
         let bound = limits.transfer_bound(size, 2 * size / 3 + 1);
         report(&format!("  {size} elders, durable"), transfers, bound, None);
     }
@@ -70,10 +71,11 @@ struct Workload {
     committee: Committee,
     allocations: Vec<Allocation>,
     orders: Vec<SignedOrder>,
+    group: usize,
 }
 
 impl Workload {
-    fn new(accounts: u64) -> Self {
+    fn new(accounts: u64, group: usize) -> Self {
         let elder_keys: Vec<SigningKey> = (0..4).map(|i| key(1, i)).collect();
         let committee = Committee::new(elder_keys.iter().map(AccountId::of)).unwrap_or_else(|e| panic!("{e}"));
         let sink = key(3, 0);
@@ -81,7 +83,7 @@ impl Workload {
         let amount = Amount::from_credits(100).unwrap_or(Amount::MAX);
         let allocations = clients.iter().map(|k| Allocation { account: AccountId::of(k), amount }).collect();
         let orders = clients.iter().map(|k| order_from(k, &sink, 1_000, 0)).collect();
-        Workload { elder_keys, committee, allocations, orders }
+        Workload { elder_keys, committee, allocations, orders, group }
     }
 
     fn fresh_elder(&self) -> Result<(tempfile::TempDir, DurableElder<RocksStore>)> {
@@ -110,7 +112,7 @@ impl Workload {
     fn orders_group_committed(&self) -> Result<f64> {
         let (_dir, mut elder) = self.fresh_elder()?;
         let start = Instant::now();
-        for group in self.orders.chunks(GROUP) {
+        for group in self.orders.chunks(self.group) {
             for vote in elder.handle_orders(group) {
                 vote?;
             }
@@ -135,7 +137,7 @@ impl Workload {
         let mut store = elder.into_store();
         let mut state = ElderState::recover(self.committee.clone(), self.elder_keys[0].clone(), &store)?;
         let start = Instant::now();
-        for group in certificates.chunks(GROUP) {
+        for group in certificates.chunks(self.group) {
             for (certificate, check) in group.iter().zip(self.committee.verify_certificates(group)) {
                 check?;
                 let effects = state.handle_verified_certificate(certificate)?;
@@ -149,7 +151,7 @@ impl Workload {
     fn certificates_group_committed(&self, certificates: &[Certificate]) -> Result<f64> {
         let (_dir, mut elder) = self.fresh_elder()?;
         let start = Instant::now();
-        for group in certificates.chunks(GROUP) {
+        for group in certificates.chunks(self.group) {
             for confirmation in elder.handle_certificates(group) {
                 confirmation?;
             }
@@ -159,7 +161,7 @@ impl Workload {
 }
 
 /// Whole transfers through `size` elders, each on its own RocksDB, pipelined in groups.
-fn committee_transfers(size: usize, accounts: u64) -> Result<f64> {
+fn committee_transfers(size: usize, accounts: u64, group: usize) -> Result<f64> {
     let root = tempfile::tempdir()?;
     let mut committee = LocalCommittee::new(size, 10 + size as u64, |i| {
         RocksStore::open(root.path().join(format!("elder-{i}"))).unwrap_or_else(|e| panic!("{e}"))
@@ -171,8 +173,8 @@ fn committee_transfers(size: usize, accounts: u64) -> Result<f64> {
     let orders: Vec<SignedOrder> = clients.iter().map(|k| order_from(k, &sink, 1_000, 0)).collect();
     let start = Instant::now();
     let mut certified = 0;
-    for group in orders.chunks(GROUP) {
-        certified += committee.transfer_batch(group).iter().flatten().count();
+    for chunk in orders.chunks(group) {
+        certified += committee.transfer_batch(chunk).iter().flatten().count();
     }
     let elapsed = start.elapsed();
     ensure!(certified == orders.len(), "only {certified} of {} transfers certified", orders.len());
