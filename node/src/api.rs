@@ -10,7 +10,7 @@ use acre_ledger::{
     SignedOrder,
 };
 use axum::extract::rejection::JsonRejection;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -102,6 +102,13 @@ pub fn router(ledger: SharedLedger, limits: Limits) -> Router {
         .route("/v1/certificates", post(submit_certificate))
         .route("/v1/transfers/{id}", get(transfer))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
         // Enforced by the body extractors, so an oversized body is refused as a problem.
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limits.timeout))
@@ -154,7 +161,13 @@ fn lock(ledger: &SharedLedger) -> Result<std::sync::MutexGuard<'_, DurableElder<
     ledger.lock().map_err(|_| Problem::internal("the ledger failed while handling an earlier request"))
 }
 
-fn parse_address(text: &str) -> Result<AccountId, Problem> {
+/// A path segment, or a problem if it is not one (e.g. not UTF-8).
+fn segment(path: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
+    path.map(|Path(text)| text).map_err(|r| Problem::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text()))
+}
+
+fn parse_address(path: Result<Path<String>, PathRejection>) -> Result<AccountId, Problem> {
+    let text = segment(path)?;
     text.parse().map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "invalid_address", format!("{error}")))
 }
 
@@ -171,9 +184,9 @@ async fn health(State(ledger): State<SharedLedger>) -> Result<Json<Health>, Prob
 
 async fn account(
     State(ledger): State<SharedLedger>,
-    Path(address): Path<String>,
+    address: Result<Path<String>, PathRejection>,
 ) -> Result<Json<AccountView>, Problem> {
-    let address = parse_address(&address)?;
+    let address = parse_address(address)?;
     let elder = lock(&ledger)?;
     let state = elder.state();
     let account = state.account(&address).ok_or(LedgerError::UnknownAccount { account: address })?;
@@ -187,10 +200,10 @@ async fn account(
 
 async fn history(
     State(ledger): State<SharedLedger>,
-    Path(address): Path<String>,
+    address: Result<Path<String>, PathRejection>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<HistoryPage>, Problem> {
-    let address = parse_address(&address)?;
+    let address = parse_address(address)?;
     let Query(query) =
         query.map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "invalid_query", error.body_text()))?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
@@ -258,6 +271,12 @@ async fn submit_order(
 ) -> Result<Json<TransferView>, Problem> {
     let order = json_body(body)?;
     let mut elder = lock(&ledger)?;
+    let state = elder.state();
+    if !state.committee().members().any(|member| *member == state.id()) {
+        // Voting here would lock the sequence with a vote no certificate can use.
+        let detail = "this node is not an elder; send orders to an elder";
+        return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_an_elder", detail));
+    }
     let vote = elder.handle_order(&order)?;
     let mut builder = CertificateBuilder::new(elder.state().committee().clone(), order.order.clone());
     let certificate = builder.add(&vote)?.ok_or_else(|| {
@@ -277,9 +296,13 @@ async fn submit_certificate(
     Ok(Json(lock(&ledger)?.handle_certificate(&certificate)?))
 }
 
-async fn transfer(State(ledger): State<SharedLedger>, Path(id): Path<String>) -> Result<Json<TransferView>, Problem> {
-    let id: Digest =
-        id.parse().map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "invalid_id", format!("{error}")))?;
+async fn transfer(
+    State(ledger): State<SharedLedger>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<TransferView>, Problem> {
+    let id: Digest = segment(id)?
+        .parse()
+        .map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "invalid_id", format!("{error}")))?;
     let elder = lock(&ledger)?;
     let certificate = elder
         .store()

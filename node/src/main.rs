@@ -87,14 +87,15 @@ fn init(data_dir: &Path, genesis: Option<&Path>) -> Result<()> {
     if config_path.exists() {
         bail!("{} already holds a node", data_dir.display());
     }
+    // Check a given genesis before anything is written, so a bad one leaves no half-made node.
+    let given = genesis.map(Genesis::read).transpose()?;
+    if let Some(genesis) = &given {
+        genesis.committee()?;
+    }
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let node_key = key::create(&data_dir.join(KEY_FILE))?;
     let node = AccountId::of(&node_key);
-    let genesis = match genesis {
-        Some(path) => Genesis::read(path)?,
-        None => Genesis { elders: vec![node], allocations: vec![] },
-    };
-    genesis.committee()?;
+    let genesis = given.unwrap_or(Genesis { elders: vec![node], allocations: vec![] });
     std::fs::write(data_dir.join(GENESIS_FILE), serde_json::to_vec_pretty(&genesis)?)?;
     std::fs::write(&config_path, NodeConfig::default().to_toml()?)?;
     println!("node {node}");
@@ -122,11 +123,13 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(config.api).await.with_context(|| format!("binding {}", config.api))?;
     let address = listener.local_addr()?;
+    // Signal handlers exist before anyone can learn the address and send a signal.
+    let shutdown = shutdown_signal()?;
     write_atomically(&data_dir.join(API_ADDRESS_FILE), &format!("http://{address}\n"))?;
     info!(%node, api = %address, "node running");
     let limits =
         Limits { max_body_bytes: config.max_body_bytes, timeout: Duration::from_millis(config.request_timeout_ms) };
-    axum::serve(listener, router(ledger, limits)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, router(ledger, limits)).with_graceful_shutdown(shutdown).await?;
     info!("stopped");
     Ok(())
 }
@@ -153,22 +156,18 @@ fn write_atomically(path: &Path, contents: &str) -> Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Registers for SIGINT and SIGTERM now; the future resolves on either.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(async move {
+        #[cfg(unix)]
+        let terminated = terminate.recv();
+        #[cfg(not(unix))]
+        let terminated = std::future::pending::<Option<()>>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+            _ = terminated => info!("SIGTERM: shutting down"),
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => info!("SIGINT: shutting down"),
-        () = terminate => info!("SIGTERM: shutting down"),
-    }
+    })
 }

@@ -123,6 +123,8 @@ async fn a_node_serves_its_ledger_refuses_bad_requests_and_survives_a_restart() 
     expect_problem(&node.api, &format!("/v1/accounts/{alice}/history?limit=many"), 400, "invalid_query").await;
     expect_problem(&node.api, &format!("/v1/accounts/{alice}/history?limit=0"), 400, "invalid_query").await;
     expect_problem(&node.api, "/v1/no-such-thing", 404, "not_found").await;
+    expect_problem(&node.api, "/v1/orders", 405, "method_not_allowed").await;
+    expect_problem(&node.api, "/v1/accounts/%FF", 400, "invalid_path").await;
     transfers_on_a_single_elder(&node.api, &alice_key, bob).await;
     let (_, _, health) = get(&node.api, "/v1/health").await;
     let hash = health["state_hash"].clone();

@@ -34,7 +34,7 @@ impl NodeProcess {
     pub fn start(binary: &Path, data_dir: &Path) -> Self {
         let address_file = data_dir.join("api-address");
         let _ = std::fs::remove_file(&address_file);
-        let child = Command::new(binary)
+        let mut child = Command::new(binary)
             .args(["run", "--api", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .stdout(Stdio::null())
@@ -45,6 +45,9 @@ impl NodeProcess {
         let api = loop {
             if let Ok(text) = std::fs::read_to_string(&address_file) {
                 break text.trim().to_owned();
+            }
+            if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("wait: {e}")) {
+                panic!("the node exited during start with {status}");
             }
             assert!(started.elapsed() < DEADLINE, "the node never wrote its API address");
             std::thread::sleep(Duration::from_millis(20));
