@@ -109,3 +109,48 @@ fn an_unreachable_node_is_a_local_error() {
 fn hex_encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn a_send_cut_short_is_finished_by_repeating_it_and_never_paid_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alice_key = SigningKey::from_bytes(&ALICE_SECRET);
+    let alice = AccountId::of(&alice_key);
+    let data_dir = funded_node(dir.path(), alice);
+    let node = NodeProcess::start(&workspace_binary("acre-node"), &data_dir);
+    let wallet = Wallet { binary: workspace_binary("acre"), keystore: dir.path().join("keys"), node: node.api.clone() };
+    let secret = dir.path().join("alice.secret");
+    std::fs::write(&secret, hex_encode(&ALICE_SECRET)).expect("secret");
+    wallet.json(&["key", "import", "alice", "--secret-file", secret.to_str().expect("utf-8")]);
+    let carol = AccountId::of(&SigningKey::from_bytes(&[22; 32]));
+
+    // A send that signed and journaled its order, then died before reaching the node.
+    let order = acre_ledger::TransferOrder {
+        from: alice,
+        to: carol,
+        amount: "2".parse().expect("amount"),
+        sequence: 0,
+        app: None,
+        memo: String::new(),
+    }
+    .sign(&alice_key);
+    let journal = dir.path().join("keys").join("pending").join(format!("{alice}.json"));
+    std::fs::create_dir_all(journal.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&journal, serde_json::to_vec(&order).expect("json")).expect("journal");
+
+    // Another payment must wait for it; repeating it finishes it.
+    let other = wallet.run(&["send", &carol.to_string(), "3", "--from", "alice", "--yes", "--allow-new-recipient"]);
+    assert_eq!(other.status.code(), Some(2), "{}", String::from_utf8_lossy(&other.stdout));
+    let carol_text = carol.to_string();
+    let finish = ["send", carol_text.as_str(), "2", "--from", "alice", "--yes", "--allow-new-recipient"];
+    let sent = wallet.json(&finish);
+    assert_eq!(sent["id"], order.order.digest().to_string());
+    assert!(!journal.exists(), "a settled send leaves no journal");
+
+    // The wallet died after the node certified but before it cleared the journal.
+    std::fs::write(&journal, serde_json::to_vec(&order).expect("json")).expect("journal");
+    let again = wallet.json(&finish);
+    assert_eq!(again["id"], sent["id"]);
+    assert_eq!(wallet.json(&["balance", &carol_text])["balance"], "2", "paid once");
+    assert_eq!(wallet.json(&["balance", "alice"])["next_sequence"], 1);
+    node.stop();
+}

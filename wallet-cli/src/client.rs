@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use acre_ledger::{AccountId, SignedOrder};
+use acre_ledger::{AccountId, Digest, SignedOrder};
 use acre_node::api::{AccountView, HistoryPage, Problem, SectionView, TransferView};
 use serde::de::DeserializeOwned;
 
@@ -50,8 +50,20 @@ impl NodeClient {
 
     /// A page of the account's history.
     pub fn history(&self, account: &AccountId, cursor: Option<&str>, limit: usize) -> Result<HistoryPage, ClientError> {
-        let cursor = cursor.map(|c| format!("&cursor={c}")).unwrap_or_default();
-        self.get(&format!("/v1/accounts/{account}/history?limit={limit}{cursor}"))
+        let url = format!("{}/v1/accounts/{account}/history", self.base);
+        let limit = limit.to_string();
+        let mut query = vec![("limit", limit.as_str())];
+        query.extend(cursor.map(|cursor| ("cursor", cursor)));
+        let response = self.http.get(&url).query(&query).send();
+        self.decode(&url, response)
+    }
+
+    /// A certified transfer by id, or `None` if the node has not applied it.
+    pub fn transfer(&self, id: &Digest) -> Result<Option<TransferView>, ClientError> {
+        match self.get(&format!("/v1/transfers/{id}")) {
+            Err(ClientError::Refused(problem)) if problem.code == "unknown_transfer" => Ok(None),
+            other => other.map(Some),
+        }
     }
 
     /// The section's elders and quorum.

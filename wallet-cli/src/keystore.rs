@@ -45,6 +45,9 @@ pub enum KeystoreError {
     /// The scrypt parameters are out of range.
     #[error("invalid key-stretching parameters: {0}")]
     Kdf(String),
+    /// A key may not be sealed under an empty password.
+    #[error("the password is empty")]
+    EmptyPassword,
     /// The file system refused.
     #[error("{path}: {source}")]
     Io {
@@ -65,6 +68,10 @@ pub struct KdfParams {
     /// Parallelism.
     pub p: u32,
 }
+
+/// Most scrypt cost a file may ask for: 2^20 x 8 x 128 B = 1 GiB. A file asking more is
+/// refused rather than allowed to exhaust memory.
+const MAX_LOG_N: u8 = 20;
 
 impl KdfParams {
     /// 2^15 x 8 x 128 B = 32 MiB and ~0.1 s per unlock: the cost eth-keystore calls light,
@@ -102,6 +109,9 @@ pub struct KeyFile {
 impl KeyFile {
     /// Seals `key` under `password`.
     pub fn seal(name: &str, key: &SigningKey, password: &str, params: KdfParams) -> Result<Self, KeystoreError> {
+        if password.is_empty() {
+            return Err(KeystoreError::EmptyPassword);
+        }
         let address = AccountId::of(key);
         let mut salt = [0u8; SALT_BYTES];
         let mut nonce = [0u8; NONCE_BYTES];
@@ -155,6 +165,9 @@ impl KeyFile {
 }
 
 fn cipher_for(password: &str, salt: &[u8], params: KdfParams) -> Result<XChaCha20Poly1305, KeystoreError> {
+    if params.log_n > MAX_LOG_N || params.r > 32 || params.p > 16 {
+        return Err(KeystoreError::Kdf(format!("cost {params:?} is above what this wallet will spend")));
+    }
     let scrypt_params =
         scrypt::Params::new(params.log_n, params.r, params.p, 32).map_err(|e| KeystoreError::Kdf(e.to_string()))?;
     let mut key = [0u8; 32];
@@ -191,7 +204,7 @@ impl Keystore {
         let path = self.path_of(name)?;
         let file = KeyFile::seal(name, key, password, self.params)?;
         let io = |source| KeystoreError::Io { path: path.clone(), source };
-        fs::create_dir_all(&self.dir).map_err(|source| KeystoreError::Io { path: self.dir.clone(), source })?;
+        create_private_dir(&self.dir)?;
         let json = serde_json::to_vec_pretty(&file).map_err(|e| KeystoreError::Kdf(e.to_string()))?;
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);
@@ -239,6 +252,16 @@ impl Keystore {
     }
 }
 
+/// Creates `dir` (and its parents) readable only by its owner, so others cannot even list
+/// key names.
+pub fn create_private_dir(dir: &Path) -> Result<(), KeystoreError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|source| KeystoreError::Io { path: dir.to_owned(), source })
+}
+
 fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
@@ -278,6 +301,15 @@ mod tests {
             assert!(matches!(keystore.generate(bad, "pw"), Err(KeystoreError::InvalidName(_))), "{bad:?}");
         }
         assert!(matches!(keystore.load("nobody"), Err(KeystoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn empty_passwords_and_absurd_costs_are_refused() {
+        let (_dir, keystore) = keystore();
+        assert!(matches!(keystore.generate("erin", ""), Err(KeystoreError::EmptyPassword)));
+        let mut file = keystore.generate("erin", "pw").expect("generate");
+        file.kdf.params.log_n = 40;
+        assert!(matches!(file.unlock("pw"), Err(KeystoreError::Kdf(_))));
     }
 
     #[test]

@@ -299,8 +299,11 @@ struct SendRequest<'a> {
 }
 
 /// Signs an order at the sender's next sequence, has it certified, and checks the
-/// certificate against the section's elders before reporting success. An order left
-/// pending by an interrupted send is resubmitted rather than contradicted.
+/// certificate against the section's elders before reporting success.
+///
+/// The signed order is written to a journal before it is sent and removed once settled, so
+/// a send cut short (timeout, Ctrl-C) is finished by repeating it, never paid twice, and no
+/// other order is signed for that sequence meanwhile.
 fn send(cli: &Cli, keystore: &Keystore, request: &SendRequest<'_>) -> Result<()> {
     let client = node_client(cli)?;
     let amount: Amount = request.amount.parse()?;
@@ -309,6 +312,25 @@ fn send(cli: &Cli, keystore: &Keystore, request: &SendRequest<'_>) -> Result<()>
         Some(name) => keystore.load(name)?,
         None => only_key(keystore)?,
     };
+    let journal = keystore.dir().join("pending").join(format!("{}.json", file.address));
+    if let Some(previous) = read_journal(&journal)? {
+        let order = &previous.order;
+        let repeated = order.to == to && order.amount == amount && order.memo == request.memo;
+        match client.transfer(&order.digest())? {
+            Some(transfer) => {
+                std::fs::remove_file(&journal)?;
+                if repeated {
+                    return report(cli, &client, &previous, &transfer, "already sent");
+                }
+            }
+            None if repeated => return submit(cli, &client, &journal, &previous),
+            None => bail!(
+                "an earlier send of {} to {} is not confirmed yet; repeat that send to finish it",
+                order.amount,
+                order.to
+            ),
+        }
+    }
     let sender = client.account(&file.address)?.with_context(|| format!("{} has never held credits", file.address))?;
     if !request.allow_new_recipient && client.account(&to)?.is_none() {
         bail!("{to} has never held credits: check the address, or pass --allow-new-recipient");
@@ -336,16 +358,55 @@ fn send(cli: &Cli, keystore: &Keystore, request: &SendRequest<'_>) -> Result<()>
     }
     let key = file.unlock(&password(cli, &format!("Password for key {}: ", file.name), false)?)?;
     let signed = order.sign(&key);
-    let transfer = client.submit_order(&signed)?;
+    if let Some(dir) = journal.parent() {
+        acre_wallet::keystore::create_private_dir(dir)?;
+    }
+    std::fs::write(&journal, serde_json::to_vec(&signed)?).with_context(|| format!("writing {}", journal.display()))?;
+    submit(cli, &client, &journal, &signed)
+}
+
+/// Sends a journaled order. A final refusal means no elder voted for it, so the journal is
+/// cleared; an answer that may hide a vote (no quorum yet, a failing disk) keeps it.
+fn submit(cli: &Cli, client: &NodeClient, journal: &Path, signed: &acre_ledger::SignedOrder) -> Result<()> {
+    match client.submit_order(signed) {
+        Ok(transfer) => {
+            std::fs::remove_file(journal)?;
+            report(cli, client, signed, &transfer, "sent")
+        }
+        Err(ClientError::Refused(problem)) if !matches!(problem.code.as_str(), "no_quorum" | "storage") => {
+            std::fs::remove_file(journal)?;
+            Err(ClientError::Refused(problem).into())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn read_journal(path: &Path) -> Result<Option<acre_ledger::SignedOrder>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Checks the certificate against the section's elders and that it certifies exactly
+/// `signed`, then prints it.
+fn report(
+    cli: &Cli,
+    client: &NodeClient,
+    signed: &acre_ledger::SignedOrder,
+    transfer: &acre_node::api::TransferView,
+    verb: &str,
+) -> Result<()> {
     let committee = Committee::new(client.section()?.elders)?;
     committee.verify_certificate(&transfer.certificate)?;
-    if transfer.certificate.order != signed.order {
+    if transfer.certificate.order != signed.order || transfer.id != transfer.certificate.id() {
         bail!("the node returned a certificate for another order");
     }
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(&transfer)?);
+        println!("{}", serde_json::to_string_pretty(transfer)?);
     } else {
-        println!("sent {amount} to {to}: certificate {}", transfer.id);
+        println!("{verb} {} to {}: certificate {}", signed.order.amount, signed.order.to, transfer.id);
     }
     Ok(())
 }
@@ -358,7 +419,7 @@ fn node_client(cli: &Cli) -> Result<NodeClient> {
 /// An address as given, or the address of a named key, or the keystore's only key.
 fn resolve_account(keystore: &Keystore, text: Option<&str>) -> Result<AccountId> {
     match text {
-        Some(text) if text.starts_with(acre_ledger::ACCOUNT_HRP) => Ok(text.parse()?),
+        Some(text) if text.starts_with("acre1") && text.parse::<AccountId>().is_ok() => Ok(text.parse()?),
         Some(name) => Ok(keystore.load(name)?.address),
         None => Ok(only_key(keystore)?.address),
     }
