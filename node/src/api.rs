@@ -24,8 +24,8 @@ const DEFAULT_PAGE: usize = 50;
 /// Most history entries per page.
 const MAX_PAGE: usize = 500;
 
-/// The ledger as the API shares it. Handlers hold the lock only for in-memory lookups
-/// and single store reads.
+/// The ledger as the API shares it. Handlers use it only through `with_ledger`, on a
+/// blocking thread, since its calls read and sync the disk.
 pub type SharedLedger = Arc<Mutex<DurableElder<RocksStore>>>;
 
 /// An RFC 9457 problem document.
@@ -157,8 +157,19 @@ struct HistoryQuery {
     limit: Option<usize>,
 }
 
-fn lock(ledger: &SharedLedger) -> Result<std::sync::MutexGuard<'_, DurableElder<RocksStore>>, Problem> {
-    ledger.lock().map_err(|_| Problem::internal("the ledger failed while handling an earlier request"))
+/// Runs `work` on the ledger on a blocking thread: ledger calls read and sync the disk and
+/// must not stall the async workers that serve other requests.
+async fn with_ledger<T: Send + 'static>(
+    ledger: SharedLedger,
+    work: impl FnOnce(&mut DurableElder<RocksStore>) -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    tokio::task::spawn_blocking(move || {
+        let mut elder =
+            ledger.lock().map_err(|_| Problem::internal("the ledger failed while handling an earlier request"))?;
+        work(&mut elder)
+    })
+    .await
+    .map_err(|_| Problem::internal("the ledger task failed"))?
 }
 
 /// A path segment, or a problem if it is not one (e.g. not UTF-8).
@@ -172,14 +183,16 @@ fn parse_address(path: Result<Path<String>, PathRejection>) -> Result<AccountId,
 }
 
 async fn health(State(ledger): State<SharedLedger>) -> Result<Json<Health>, Problem> {
-    let elder = lock(&ledger)?;
-    let state = elder.state();
-    Ok(Json(Health {
-        status: "ok".into(),
-        node: state.id(),
-        accounts: state.account_count(),
-        state_hash: state.state_hash().to_string(),
-    }))
+    with_ledger(ledger, |elder| {
+        let state = elder.state();
+        Ok(Json(Health {
+            status: "ok".into(),
+            node: state.id(),
+            accounts: state.account_count(),
+            state_hash: state.state_hash().to_string(),
+        }))
+    })
+    .await
 }
 
 async fn account(
@@ -187,15 +200,17 @@ async fn account(
     address: Result<Path<String>, PathRejection>,
 ) -> Result<Json<AccountView>, Problem> {
     let address = parse_address(address)?;
-    let elder = lock(&ledger)?;
-    let state = elder.state();
-    let account = state.account(&address).ok_or(LedgerError::UnknownAccount { account: address })?;
-    Ok(Json(AccountView {
-        address,
-        balance: account.balance,
-        next_sequence: account.next_sequence,
-        pending_order: state.pending(&address).map(|lock| lock.order.clone()),
-    }))
+    with_ledger(ledger, move |elder| {
+        let state = elder.state();
+        let account = state.account(&address).ok_or(LedgerError::UnknownAccount { account: address })?;
+        Ok(Json(AccountView {
+            address,
+            balance: account.balance,
+            next_sequence: account.next_sequence,
+            pending_order: state.pending(&address).map(|lock| lock.order.clone()),
+        }))
+    })
+    .await
 }
 
 async fn history(
@@ -212,12 +227,14 @@ async fn history(
         return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_query", detail));
     }
     let from = query.cursor.unwrap_or(0);
-    let elder = lock(&ledger)?;
-    let account = elder.state().account(&address).ok_or(LedgerError::UnknownAccount { account: address })?;
-    let entries = elder.history(&address, from, limit)?;
-    let next = from.saturating_add(entries.len() as u64);
-    let next_cursor = (next < account.history_len).then(|| next.to_string());
-    Ok(Json(HistoryPage { entries, next_cursor }))
+    with_ledger(ledger, move |elder| {
+        let account = elder.state().account(&address).ok_or(LedgerError::UnknownAccount { account: address })?;
+        let entries = elder.history(&address, from, limit)?;
+        let next = from.saturating_add(entries.len() as u64);
+        let next_cursor = (next < account.history_len).then(|| next.to_string());
+        Ok(Json(HistoryPage { entries, next_cursor }))
+    })
+    .await
 }
 
 /// `GET /v1/section`: the elders a client checks certificates against.
@@ -252,13 +269,15 @@ fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
 }
 
 async fn section(State(ledger): State<SharedLedger>) -> Result<Json<SectionView>, Problem> {
-    let elder = lock(&ledger)?;
-    let state = elder.state();
-    let committee = state.committee();
-    let node = state.id();
-    let elders: Vec<AccountId> = committee.members().copied().collect();
-    let role = if elders.contains(&node) { "elder" } else { "member" };
-    Ok(Json(SectionView { node, role: role.into(), elders, quorum: committee.quorum() }))
+    with_ledger(ledger, |elder| {
+        let state = elder.state();
+        let committee = state.committee();
+        let node = state.id();
+        let elders: Vec<AccountId> = committee.members().copied().collect();
+        let role = if elders.contains(&node) { "elder" } else { "member" };
+        Ok(Json(SectionView { node, role: role.into(), elders, quorum: committee.quorum() }))
+    })
+    .await
 }
 
 /// Votes on the order and, once a quorum of votes is in, applies the certificate and
@@ -270,22 +289,24 @@ async fn submit_order(
     body: Result<Json<SignedOrder>, JsonRejection>,
 ) -> Result<Json<TransferView>, Problem> {
     let order = json_body(body)?;
-    let mut elder = lock(&ledger)?;
-    let state = elder.state();
-    if !state.committee().members().any(|member| *member == state.id()) {
-        // Voting here would lock the sequence with a vote no certificate can use.
-        let detail = "this node is not an elder; send orders to an elder";
-        return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_an_elder", detail));
-    }
-    let vote = elder.handle_order(&order)?;
-    let mut builder = CertificateBuilder::new(elder.state().committee().clone(), order.order.clone());
-    let certificate = builder.add(&vote)?.ok_or_else(|| {
-        let quorum = elder.state().committee().quorum();
-        let detail = format!("this node voted, but {quorum} votes are needed and no other elder is reachable");
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", detail)
-    })?;
-    elder.handle_certificate(&certificate)?;
-    Ok(Json(TransferView { id: certificate.id(), certificate }))
+    with_ledger(ledger, move |elder| {
+        let state = elder.state();
+        if !state.committee().members().any(|member| *member == state.id()) {
+            // Voting here would lock the sequence with a vote no certificate can use.
+            let detail = "this node is not an elder; send orders to an elder";
+            return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_an_elder", detail));
+        }
+        let vote = elder.handle_order(&order)?;
+        let mut builder = CertificateBuilder::new(elder.state().committee().clone(), order.order.clone());
+        let certificate = builder.add(&vote)?.ok_or_else(|| {
+            let quorum = elder.state().committee().quorum();
+            let detail = format!("this node voted, but {quorum} votes are needed and no other elder is reachable");
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", detail)
+        })?;
+        elder.handle_certificate(&certificate)?;
+        Ok(Json(TransferView { id: certificate.id(), certificate }))
+    })
+    .await
 }
 
 async fn submit_certificate(
@@ -293,7 +314,7 @@ async fn submit_certificate(
     body: Result<Json<Certificate>, JsonRejection>,
 ) -> Result<Json<Confirmation>, Problem> {
     let certificate = json_body(body)?;
-    Ok(Json(lock(&ledger)?.handle_certificate(&certificate)?))
+    with_ledger(ledger, move |elder| Ok(Json(elder.handle_certificate(&certificate)?))).await
 }
 
 async fn transfer(
@@ -303,11 +324,12 @@ async fn transfer(
     let id: Digest = segment(id)?
         .parse()
         .map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "invalid_id", format!("{error}")))?;
-    let elder = lock(&ledger)?;
-    let certificate = elder
-        .store()
-        .certificate(&id)
-        .map_err(LedgerError::from)?
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "unknown_transfer", format!("no transfer {id} here")))?;
-    Ok(Json(TransferView { id, certificate }))
+    with_ledger(ledger, move |elder| {
+        let certificate =
+            elder.store().certificate(&id).map_err(LedgerError::from)?.ok_or_else(|| {
+                Problem::new(StatusCode::NOT_FOUND, "unknown_transfer", format!("no transfer {id} here"))
+            })?;
+        Ok(Json(TransferView { id, certificate }))
+    })
+    .await
 }
