@@ -70,7 +70,15 @@ impl From<LedgerError> for Problem {
             error if error.is_retryable() => StatusCode::CONFLICT,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
-        Problem::new(status, error.code(), error.to_string())
+        let detail = match &error {
+            // The store's own message names files and internals; it goes to the log instead.
+            LedgerError::Storage { message } => {
+                tracing::error!(%message, "ledger store failed");
+                "the node's store failed; nothing was acknowledged, so the request may be retried".to_owned()
+            }
+            error => error.to_string(),
+        };
+        Problem::new(status, error.code(), detail)
     }
 }
 
@@ -111,7 +119,8 @@ pub fn router(ledger: SharedLedger, limits: Limits) -> Router {
         })
         // Enforced by the body extractors, so an oversized body is refused as a problem.
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limits.timeout))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.timeout))
+        .layer(axum::middleware::map_response(timeout_as_problem))
         .with_state(ledger)
 }
 
@@ -332,4 +341,14 @@ async fn transfer(
         Ok(Json(TransferView { id, certificate }))
     })
     .await
+}
+
+/// The timeout layer answers with a bare status; give it a problem document like every
+/// other refusal.
+async fn timeout_as_problem(response: Response) -> Response {
+    if response.status() == StatusCode::REQUEST_TIMEOUT && !response.headers().contains_key(header::CONTENT_TYPE) {
+        return Problem::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took longer than the node allows")
+            .into_response();
+    }
+    response
 }
