@@ -16,6 +16,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use tower_http::timeout::TimeoutLayer;
 
@@ -99,9 +100,10 @@ pub struct Limits {
     pub timeout: Duration,
 }
 
-/// The API's routes over `ledger`.
-pub fn router(ledger: SharedLedger, limits: Limits) -> Router {
+/// The API's routes over `ledger`, with Prometheus figures from `metrics` at `/metrics`.
+pub fn router(ledger: SharedLedger, limits: Limits, metrics: PrometheusHandle) -> Router {
     Router::new()
+        .route("/metrics", get(move || std::future::ready(metrics.render())))
         .route("/v1/health", get(health))
         .route("/v1/accounts/{address}", get(account))
         .route("/v1/accounts/{address}/history", get(history))
@@ -173,9 +175,12 @@ async fn with_ledger<T: Send + 'static>(
     work: impl FnOnce(&mut DurableElder<RocksStore>) -> Result<T, Problem> + Send + 'static,
 ) -> Result<T, Problem> {
     tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
         let mut elder =
             ledger.lock().map_err(|_| Problem::internal("the ledger failed while handling an earlier request"))?;
-        work(&mut elder)
+        let result = work(&mut elder);
+        metrics::histogram!("acre_ledger_call_seconds").record(started.elapsed().as_secs_f64());
+        result
     })
     .await
     .map_err(|_| Problem::internal("the ledger task failed"))?
@@ -298,7 +303,7 @@ async fn submit_order(
     body: Result<Json<SignedOrder>, JsonRejection>,
 ) -> Result<Json<TransferView>, Problem> {
     let order = json_body(body)?;
-    with_ledger(ledger, move |elder| {
+    let answer = with_ledger(ledger, move |elder| {
         let state = elder.state();
         if !state.committee().members().any(|member| *member == state.id()) {
             // Voting here would lock the sequence with a vote no certificate can use.
@@ -315,7 +320,9 @@ async fn submit_order(
         elder.handle_certificate(&certificate)?;
         Ok(Json(TransferView { id: certificate.id(), certificate }))
     })
-    .await
+    .await;
+    count("acre_orders_total", &answer);
+    answer
 }
 
 async fn submit_certificate(
@@ -323,7 +330,9 @@ async fn submit_certificate(
     body: Result<Json<Certificate>, JsonRejection>,
 ) -> Result<Json<Confirmation>, Problem> {
     let certificate = json_body(body)?;
-    with_ledger(ledger, move |elder| Ok(Json(elder.handle_certificate(&certificate)?))).await
+    let answer = with_ledger(ledger, move |elder| Ok(Json(elder.handle_certificate(&certificate)?))).await;
+    count("acre_certificates_total", &answer);
+    answer
 }
 
 async fn transfer(
@@ -351,4 +360,13 @@ async fn timeout_as_problem(response: Response) -> Response {
             .into_response();
     }
     response
+}
+
+/// Counts an answer by outcome: `ok` or the refusal's code.
+fn count<T>(name: &'static str, answer: &Result<T, Problem>) {
+    let result = match answer {
+        Ok(_) => "ok".to_owned(),
+        Err(problem) => problem.code.clone(),
+    };
+    metrics::counter!(name, "result" => result).increment(1);
 }

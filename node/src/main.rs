@@ -129,7 +129,8 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
     info!(%node, api = %address, "node running");
     let limits =
         Limits { max_body_bytes: config.max_body_bytes, timeout: Duration::from_millis(config.request_timeout_ms) };
-    axum::serve(listener, router(ledger, limits)).with_graceful_shutdown(shutdown).await?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    axum::serve(listener, router(ledger, limits, metrics)).with_graceful_shutdown(shutdown).await?;
     info!("stopped");
     Ok(())
 }

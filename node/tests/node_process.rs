@@ -126,6 +126,10 @@ async fn a_node_serves_its_ledger_refuses_bad_requests_and_survives_a_restart() 
     expect_problem(&node.api, "/v1/orders", 405, "method_not_allowed").await;
     expect_problem(&node.api, "/v1/accounts/%FF", 400, "invalid_path").await;
     transfers_on_a_single_elder(&node.api, &alice_key, bob).await;
+    let metrics = reqwest::get(format!("{}/metrics", node.api)).await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("acre_orders_total{result=\"ok\"} 2"), "{metrics}");
+    assert!(metrics.contains("acre_orders_total{result=\"invalid_signature\"} 1"), "{metrics}");
+    assert!(metrics.contains("acre_ledger_call_seconds"), "{metrics}");
     let (_, _, health) = get(&node.api, "/v1/health").await;
     let hash = health["state_hash"].clone();
     node.stop();
