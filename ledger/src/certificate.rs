@@ -125,6 +125,11 @@ impl Committee {
         2 * self.size() / 3 + 1
     }
 
+    /// Whether `id` is one of the elders.
+    pub fn contains(&self, id: &AccountId) -> bool {
+        self.elders.contains_key(id)
+    }
+
     /// The elders' ids in order.
     pub fn members(&self) -> impl Iterator<Item = &AccountId> {
         self.elders.keys()

@@ -205,16 +205,11 @@ impl Keystore {
         let file = KeyFile::seal(name, key, password, self.params)?;
         let io = |source| KeystoreError::Io { path: path.clone(), source };
         create_private_dir(&self.dir)?;
-        let json = serde_json::to_vec_pretty(&file).map_err(|e| KeystoreError::Kdf(e.to_string()))?;
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut handle = options.open(&path).map_err(|source| match source.kind() {
+        let json = serde_json::to_vec_pretty(&file).map_err(|e| io(std::io::Error::other(e)))?;
+        write_new_private(&path, &json).map_err(|source| match source.kind() {
             std::io::ErrorKind::AlreadyExists => KeystoreError::NameTaken(name.to_owned()),
             _ => io(source),
         })?;
-        handle.write_all(&json).and_then(|()| handle.sync_all()).map_err(io)?;
         Ok(file)
     }
 
@@ -250,6 +245,18 @@ impl Keystore {
         }
         Ok(self.dir.join(format!("{name}.json")))
     }
+}
+
+/// Writes `contents` to a new file readable only by its owner, synced; an existing file is
+/// never replaced (`AlreadyExists`).
+pub fn write_new_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
 }
 
 /// Creates `dir` (and its parents) readable only by its owner, so others cannot even list

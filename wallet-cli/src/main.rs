@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use acre_ledger::{AccountId, Amount, Committee, TransferOrder};
 use acre_wallet::client::{ClientError, NodeClient};
-use acre_wallet::keystore::{KdfParams, Keystore};
+use acre_wallet::keystore::{write_new_private, KdfParams, Keystore};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use ed25519_dalek::SigningKey;
@@ -219,7 +219,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Key(KeyCommand::Export { name, out }) => {
             let file = keystore.load(name)?;
             let key = file.unlock(&password(&cli, &format!("Password for key {name}: "), false)?)?;
-            write_private(out, &hex::encode(key.as_bytes()))?;
+            let secret = format!("{}\n", hex::encode(key.as_bytes()));
+            write_new_private(out, secret.as_bytes()).with_context(|| format!("creating {}", out.display()))?;
             if cli.json {
                 println!("{}", serde_json::json!({ "name": name, "address": file.address, "secret_file": out }));
             } else {
@@ -275,17 +276,6 @@ fn read_secret(path: &Path) -> Result<SigningKey> {
     let mut secret = [0u8; 32];
     hex::decode_to_slice(text.trim(), &mut secret).context("the secret must be 64 hexadecimal characters")?;
     Ok(SigningKey::from_bytes(&secret))
-}
-
-fn write_private(path: &Path, contents: &str) -> Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
-    writeln!(file, "{contents}").with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 /// The arguments of `acre send`.
@@ -419,9 +409,11 @@ fn node_client(cli: &Cli) -> Result<NodeClient> {
 /// An address as given, or the address of a named key, or the keystore's only key.
 fn resolve_account(keystore: &Keystore, text: Option<&str>) -> Result<AccountId> {
     match text {
-        Some(text) if text.starts_with("acre1") && text.parse::<AccountId>().is_ok() => Ok(text.parse()?),
-        Some(name) => Ok(keystore.load(name)?.address),
         None => Ok(only_key(keystore)?.address),
+        Some(text) => match text.parse::<AccountId>() {
+            Ok(address) => Ok(address),
+            Err(_) => Ok(keystore.load(text)?.address),
+        },
     }
 }
 
