@@ -52,7 +52,7 @@ impl ElderState {
         elder.genesis = store.genesis()?;
         for (id, state) in store.accounts()? {
             let pending = store.lock(&id, state.next_sequence)?;
-            elder.accounts.insert(id, Account { state, key: id.verifying_key(), pending });
+            elder.accounts.insert(id, Account { state, pending, ..Account::new(&id) });
         }
         Ok(elder)
     }
