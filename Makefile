@@ -3,7 +3,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/acre/target
 CARGO ?= cargo
 
-.PHONY: test deps lint bench
+.PHONY: test deps lint bench devnet openapi build
 
 ## Runs the whole suite: formatting, lints, unit, property, crash and doc tests.
 test: deps
@@ -15,6 +15,21 @@ test: deps
 deps:
 	@./scripts/install-deps.sh
 
-## Prints the ledger's throughput beside the ed25519 limits measured in the same run.
+## Builds every binary (and the tests, with the same features, so the build is shared).
+build: deps
+	$(CARGO) build --workspace --all-targets --locked
+
+## Starts a local network of 7 elder processes; Ctrl-C stops it, running it again resumes it.
+devnet: build
+	$(CARGO_TARGET_DIR)/debug/acre-node devnet $(DEVNET_ARGS)
+
+## Rewrites specs/openapi.json from the API's code.
+openapi: deps
+	ACRE_WRITE_OPENAPI=1 $(CARGO) test --workspace --locked --test openapi
+
+## Prints the ledger's and an elder process's throughput beside the ed25519 limits
+## measured in the same run.
 bench: deps
-	$(CARGO) run --release --locked -p acre-benches --bin ledger-bench
+	$(CARGO) build --release --locked --workspace --bins
+	$(CARGO_TARGET_DIR)/release/ledger-bench
+	$(CARGO_TARGET_DIR)/release/elder-bench

@@ -19,6 +19,7 @@ pub fn vote_message(order_digest: &Digest) -> Digest {
 
 /// One elder's signature on an order: its promise never to vote for another order at
 /// the same (account, sequence).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vote {
     /// Digest of the order voted for.
@@ -36,7 +37,20 @@ impl Vote {
     }
 }
 
+/// A certificate whose votes were checked against the committee ([`Committee::verify_all`]),
+/// so the ledger's thread need not check them again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedCertificate(Certificate);
+
+impl VerifiedCertificate {
+    /// The certificate.
+    pub fn certificate(&self) -> &Certificate {
+        &self.0
+    }
+}
+
 /// An elder's signature inside a certificate (the order digest is the certificate's).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ElderSignature {
     /// The elder.
@@ -46,6 +60,7 @@ pub struct ElderSignature {
 }
 
 /// An order with votes from a quorum of elders: the transfer is final.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Certificate {
     /// The certified order.
@@ -150,6 +165,17 @@ impl Committee {
         self.verify_certificates(std::slice::from_ref(certificate)).pop().unwrap_or(Ok(()))
     }
 
+    /// [`Committee::verify_certificates`], keeping each certificate that passed as a
+    /// [`VerifiedCertificate`] for [`crate::DurableElder::handle_verified_certificates`].
+    pub fn verify_all(&self, certificates: Vec<Certificate>) -> Vec<Result<VerifiedCertificate, LedgerError>> {
+        let checks = self.verify_certificates(&certificates);
+        certificates
+            .into_iter()
+            .zip(checks)
+            .map(|(certificate, check)| check.map(|()| VerifiedCertificate(certificate)))
+            .collect()
+    }
+
     /// Checks many certificates with one ed25519 batch verification of all their votes
     /// (about twice the speed of one-by-one); only if the batch fails are they checked
     /// one by one to say which failed and why.
@@ -247,6 +273,11 @@ impl CertificateBuilder {
         self.committee.verify_vote(&self.digest, vote)?;
         self.votes.entry(vote.elder).or_insert(ElderSignature { elder: vote.elder, signature: vote.signature });
         Ok(self.certificate())
+    }
+
+    /// Valid votes from distinct elders so far.
+    pub fn votes(&self) -> usize {
+        self.votes.len()
     }
 
     /// The certificate, if a quorum of votes is in.

@@ -3,10 +3,10 @@
 
 use ed25519_dalek::SigningKey;
 
-use crate::store::{Durability, Store};
+use crate::store::{AppliedPage, Durability, Store};
 use crate::{
     AccountId, Allocation, Certificate, Committee, Confirmation, Digest, Effects, ElderState, HistoryEntry,
-    LedgerError, SignedOrder, Vote,
+    LedgerError, SignedOrder, VerifiedCertificate, VerifiedOrder, Vote,
 };
 
 /// An [`ElderState`] and its [`Store`]. Answers leave only after their writes are durable;
@@ -54,13 +54,26 @@ impl<S: Store> DurableElder<S> {
     /// Votes for an order; the lock is synced to disk before the vote is returned.
     pub fn handle_order(&mut self, order: &SignedOrder) -> Result<Vote, LedgerError> {
         self.check_usable()?;
-        let effects = self.decide_order(order);
+        let effects = self.settle_order(order, self.state.handle_order(order));
         self.commit_one(effects)
     }
 
     /// Votes on many orders with one sync for all their locks (group commit).
     pub fn handle_orders(&mut self, orders: &[SignedOrder]) -> Vec<Result<Vote, LedgerError>> {
-        self.commit_group(orders.iter().map(Ok).collect(), Self::decide_order)
+        self.commit_group(orders.iter().map(Ok).collect(), |elder, order| {
+            elder.settle_order(order, elder.state.handle_order(order))
+        })
+    }
+
+    /// [`DurableElder::handle_orders`] for orders whose signatures were checked elsewhere
+    /// (or that failed that check, answered with its refusal in their place).
+    pub fn handle_verified_orders(
+        &mut self,
+        orders: Vec<Result<VerifiedOrder, LedgerError>>,
+    ) -> Vec<Result<Vote, LedgerError>> {
+        self.commit_group(orders, |elder, order| {
+            elder.settle_order(order.signed(), elder.state.handle_verified_order(&order))
+        })
     }
 
     /// Applies a certificate, durably.
@@ -74,9 +87,20 @@ impl<S: Store> DurableElder<S> {
     pub fn handle_certificates(&mut self, certificates: &[Certificate]) -> Vec<Result<Confirmation, LedgerError>> {
         let checked = self.state.committee().verify_certificates(certificates);
         let inputs = certificates.iter().zip(checked).map(|(certificate, check)| check.map(|()| certificate)).collect();
-        self.commit_group(inputs, |elder, certificate| {
-            elder.state.handle_verified_certificate(certificate).and_then(|e| elder.check_not_conflicting(e))
-        })
+        self.commit_group(inputs, Self::apply_verified)
+    }
+
+    /// [`DurableElder::handle_certificates`] for certificates checked by
+    /// [`Committee::verify_all`] elsewhere (or refused there).
+    pub fn handle_verified_certificates(
+        &mut self,
+        certificates: Vec<Result<VerifiedCertificate, LedgerError>>,
+    ) -> Vec<Result<Confirmation, LedgerError>> {
+        self.commit_group(certificates, |elder, verified| elder.apply_verified(verified.certificate()))
+    }
+
+    fn apply_verified(&self, certificate: &Certificate) -> Result<Effects<Confirmation>, LedgerError> {
+        self.state.handle_verified_certificate(certificate).and_then(|effects| self.check_not_conflicting(effects))
     }
 
     /// Up to `limit` history entries of `account` from index `from` on.
@@ -92,10 +116,19 @@ impl<S: Store> DurableElder<S> {
         }
     }
 
+    /// Up to `limit` applied certificates from `position` on, for a peer catching up.
+    pub fn applied_since(&self, position: u64, limit: usize) -> Result<AppliedPage, LedgerError> {
+        Ok(self.store.applied_since(position, limit)?)
+    }
+
     /// An order whose sequence is already past was voted for (if at all) long ago; the
     /// stored lock lets the elder answer a retry with the same vote as the first time.
-    fn decide_order(&self, order: &SignedOrder) -> Result<Effects<Vote>, LedgerError> {
-        match self.state.handle_order(order) {
+    fn settle_order(
+        &self,
+        order: &SignedOrder,
+        decided: Result<Effects<Vote>, LedgerError>,
+    ) -> Result<Effects<Vote>, LedgerError> {
+        match decided {
             Err(LedgerError::UnexpectedSequence { expected, got }) if got < expected => {
                 match self.store.lock(&order.order.from, got)? {
                     Some(lock) if lock.vote.order == order.order.digest() => {
@@ -246,6 +279,9 @@ mod tests {
         fn genesis(&self) -> Result<Option<GenesisRecord>, StoreError> {
             self.visible.genesis()
         }
+        fn applied_since(&self, position: u64, limit: usize) -> Result<AppliedPage, StoreError> {
+            self.visible.applied_since(position, limit)
+        }
     }
 
     fn funded_elder(seed: u64) -> (DurableElder<PowerCutStore>, [SigningKey; 3]) {
@@ -255,6 +291,32 @@ mod tests {
         let funds = Amount::from_nanos(100).expect("amount");
         elder.genesis(vec![Allocation { account: AccountId::of(&alice), amount: funds }]).expect("genesis");
         (elder, [alice, bob, carol])
+    }
+
+    #[test]
+    fn checking_signatures_elsewhere_decides_exactly_as_checking_them_here() {
+        let (mut elder, [alice, bob, carol]) = funded_elder(62);
+        let to_bob = order_from(&alice, &bob, 10, 0);
+        let mut forged = order_from(&alice, &carol, 10, 0);
+        forged.order.amount = Amount::from_nanos(90).expect("amount");
+        let rival = order_from(&alice, &carol, 10, 0);
+        let checked = [forged, to_bob.clone(), rival].into_iter().map(SignedOrder::into_verified).collect();
+        let answers = elder.handle_verified_orders(checked);
+        assert!(matches!(answers[0], Err(LedgerError::InvalidSignature)), "{answers:?}");
+        let vote = answers[1].clone().expect("vote");
+        assert!(matches!(answers[2], Err(LedgerError::ConflictingOrder { .. })), "{answers:?}");
+        assert_eq!(elder.handle_order(&to_bob).expect("retry"), vote, "a retry gets the same vote");
+
+        let certificate = Certificate {
+            order: to_bob.order.clone(),
+            votes: vec![crate::ElderSignature { elder: vote.elder, signature: vote.signature }],
+        };
+        let bad = Certificate { order: order_from(&alice, &carol, 10, 0).order, ..certificate.clone() };
+        let verified = elder.state().committee().verify_all(vec![bad, certificate]);
+        let confirmations = elder.handle_verified_certificates(verified);
+        assert!(matches!(confirmations[0], Err(LedgerError::InvalidVote { .. })), "{confirmations:?}");
+        assert!(confirmations[1].is_ok(), "{confirmations:?}");
+        assert_eq!(elder.state().account(&AccountId::of(&bob)).map(|a| a.balance.nanos()), Some(10));
     }
 
     #[test]

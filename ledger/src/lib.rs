@@ -52,6 +52,8 @@ mod durable;
 mod elder;
 mod error;
 mod ids;
+#[cfg(feature = "openapi")]
+mod openapi;
 mod order;
 mod record;
 pub mod store;
@@ -59,12 +61,14 @@ pub mod store;
 pub mod testkit;
 
 pub use amount::{Amount, AmountError, MAX_CREDITS, NANOS_PER_CREDIT};
-pub use certificate::{vote_message, Certificate, CertificateBuilder, Committee, CommitteeError, ElderSignature, Vote};
+pub use certificate::{
+    vote_message, Certificate, CertificateBuilder, Committee, CommitteeError, ElderSignature, VerifiedCertificate, Vote,
+};
 pub use durable::DurableElder;
 pub use elder::ElderState;
 pub use error::LedgerError;
 pub use ids::{AccountId, AppId, Digest, IdError, SignatureBytes, ACCOUNT_HRP};
-pub use order::{SignedOrder, TransferOrder, MAX_MEMO_BYTES};
+pub use order::{SignedOrder, TransferOrder, VerifiedOrder, MAX_MEMO_BYTES};
 pub use record::{
     AccountState, Allocation, Change, Confirmation, Effects, GenesisRecord, HistoryEntry, Lock, Write, WriteBatch,
 };

@@ -13,6 +13,7 @@ const ORDER_CONTEXT: &str = "acre 2026 transfer order v1";
 
 /// A payment as its owner means it: `amount` from `from` to `to`, at `from`'s next
 /// `sequence`, optionally on behalf of an app.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TransferOrder {
     /// The paying account, whose key signs.
@@ -77,6 +78,7 @@ impl TransferOrder {
 }
 
 /// An order with its owner's signature: what an elder votes on.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedOrder {
     /// The order.
@@ -94,9 +96,29 @@ impl SignedOrder {
             .map_err(|_| LedgerError::InvalidSignature)
     }
 
+    /// Checks the owner's signature once, so an elder can take the order without checking
+    /// it again ([`crate::DurableElder::handle_verified_orders`]).
+    pub fn into_verified(self) -> Result<VerifiedOrder, LedgerError> {
+        self.verify()?;
+        Ok(VerifiedOrder(self))
+    }
+
     /// Verifies the owner's signature, decoding the sender's key first.
     pub fn verify(&self) -> Result<(), LedgerError> {
         let sender = self.order.from.verifying_key().ok_or(LedgerError::InvalidAccount { account: self.order.from })?;
         self.verify_with(&sender)
+    }
+}
+
+/// A signed order whose owner signature has been checked ([`SignedOrder::into_verified`]).
+/// The check is the costly part of voting; a node runs it on other threads than the one
+/// that holds the ledger. Only `into_verified` makes one, so none skips the check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedOrder(SignedOrder);
+
+impl VerifiedOrder {
+    /// The order and its signature.
+    pub fn signed(&self) -> &SignedOrder {
+        &self.0
     }
 }

@@ -9,6 +9,7 @@ use crate::{AccountId, Amount, Certificate, Digest, SignedOrder, Vote};
 const GENESIS_CONTEXT: &str = "acre 2026 genesis v1";
 
 /// One account as every honest elder agrees on it once the same certificates are applied.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AccountState {
     /// Credits held.
@@ -31,6 +32,7 @@ pub struct Lock {
 
 /// How one history entry changed an account. Externally tagged, so the binary codec can
 /// store it (internally tagged enums need a self-describing format).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
@@ -53,6 +55,7 @@ pub enum Change {
 }
 
 /// One line of an account's history.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     /// Position in the account's history, from 0.
@@ -68,6 +71,7 @@ pub struct HistoryEntry {
 }
 
 /// Credits created for one account at genesis.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allocation {
     /// The funded account.
@@ -137,6 +141,7 @@ pub struct Effects<T> {
 }
 
 /// An elder's answer to a certificate: the transfer it applied (now or before).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confirmation {
     /// The certificate's id.

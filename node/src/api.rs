@@ -1,13 +1,12 @@
 //! The JSON API under `/v1`. Every refusal is `application/problem+json` with a stable
 //! `code`; user errors are 4xx, never a panic or a 500.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use acre_ledger::store::{RocksStore, Store};
 use acre_ledger::{
-    AccountId, Amount, Certificate, CertificateBuilder, Confirmation, Digest, DurableElder, HistoryEntry, LedgerError,
-    SignedOrder,
+    AccountId, Amount, Certificate, Confirmation, Digest, DurableElder, HistoryEntry, LedgerError, SignedOrder,
 };
 use axum::extract::rejection::JsonRejection;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -19,18 +18,30 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use tower_http::timeout::TimeoutLayer;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::ledger_task::LedgerStopped;
+use crate::section::{CertifyError, Section};
 
 /// History entries per page when the client does not say.
 const DEFAULT_PAGE: usize = 50;
 /// Most history entries per page.
 const MAX_PAGE: usize = 500;
 
-/// The ledger as the API shares it. Handlers use it only through `with_ledger`, on a
-/// blocking thread, since its calls read and sync the disk.
-pub type SharedLedger = Arc<Mutex<DurableElder<RocksStore>>>;
+/// What the handlers share: the node's section (its ledger thread and network task).
+pub type Shared = Arc<Section>;
+
+/// The API's OpenAPI document, generated from the handlers and types below; committed as
+/// `specs/openapi.json`, which a test keeps equal to it.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Acre node API", description = "Balances, transfers and the section, on every Acre node."),
+    paths(health, account, history, section, submit_order, submit_certificate, transfer)
+)]
+pub struct ApiDoc;
 
 /// An RFC 9457 problem document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem.
     #[serde(rename = "type")]
@@ -59,6 +70,23 @@ impl Problem {
 
     fn internal(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
+    }
+}
+
+impl From<CertifyError> for Problem {
+    fn from(error: CertifyError) -> Self {
+        match error {
+            CertifyError::Refused(refusal) => refusal.into(),
+            error @ CertifyError::NoQuorum { .. } => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", format!("{error}; retry later"))
+            }
+        }
+    }
+}
+
+impl From<LedgerStopped> for Problem {
+    fn from(_: LedgerStopped) -> Self {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the node is shutting down")
     }
 }
 
@@ -100,10 +128,12 @@ pub struct Limits {
     pub timeout: Duration,
 }
 
-/// The API's routes over `ledger`, with Prometheus figures from `metrics` at `/metrics`.
-pub fn router(ledger: SharedLedger, limits: Limits, metrics: PrometheusHandle) -> Router {
+/// The API's routes over the node's `section`, with Prometheus figures from `metrics` at
+/// `/metrics` and this API's description at `/v1/openapi.json`.
+pub fn router(shared: Shared, limits: Limits, metrics: PrometheusHandle) -> Router {
     Router::new()
         .route("/metrics", get(move || std::future::ready(metrics.render())))
+        .route("/v1/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .route("/v1/health", get(health))
         .route("/v1/accounts/{address}", get(account))
         .route("/v1/accounts/{address}/history", get(history))
@@ -123,11 +153,11 @@ pub fn router(ledger: SharedLedger, limits: Limits, metrics: PrometheusHandle) -
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.timeout))
         .layer(axum::middleware::map_response(timeout_as_problem))
-        .with_state(ledger)
+        .with_state(shared)
 }
 
 /// `GET /v1/health`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     /// "ok" while the ledger answers.
     pub status: String,
@@ -136,11 +166,13 @@ pub struct Health {
     /// Accounts the ledger holds.
     pub accounts: usize,
     /// The ledger's state hash, to compare with other elders.
-    pub state_hash: String,
+    pub state_hash: Digest,
+    /// Peers connected now.
+    pub peers: usize,
 }
 
 /// `GET /v1/accounts/{address}`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AccountView {
     /// The account.
     pub address: AccountId,
@@ -153,7 +185,7 @@ pub struct AccountView {
 }
 
 /// `GET /v1/accounts/{address}/history`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HistoryPage {
     /// Entries from the cursor on, oldest first.
     pub entries: Vec<HistoryEntry>,
@@ -168,22 +200,15 @@ struct HistoryQuery {
     limit: Option<usize>,
 }
 
-/// Runs `work` on the ledger on a blocking thread: ledger calls read and sync the disk and
-/// must not stall the async workers that serve other requests.
-async fn with_ledger<T: Send + 'static>(
-    ledger: SharedLedger,
-    work: impl FnOnce(&mut DurableElder<RocksStore>) -> Result<T, Problem> + Send + 'static,
+/// Runs `query` on the ledger thread, timing it.
+async fn read<T: Send + 'static>(
+    section: &Section,
+    query: impl FnOnce(&DurableElder<RocksStore>) -> Result<T, Problem> + Send + 'static,
 ) -> Result<T, Problem> {
-    tokio::task::spawn_blocking(move || {
-        let started = std::time::Instant::now();
-        let mut elder =
-            ledger.lock().map_err(|_| Problem::internal("the ledger failed while handling an earlier request"))?;
-        let result = work(&mut elder);
-        metrics::histogram!("acre_ledger_call_seconds").record(started.elapsed().as_secs_f64());
-        result
-    })
-    .await
-    .map_err(|_| Problem::internal("the ledger task failed"))?
+    let started = std::time::Instant::now();
+    let answer = section.ledger().read(query).await?;
+    metrics::histogram!("acre_ledger_call_seconds", "kind" => "read").record(started.elapsed().as_secs_f64());
+    answer
 }
 
 /// A path segment, or a problem if it is not one (e.g. not UTF-8).
@@ -196,25 +221,33 @@ fn parse_address(path: Result<Path<String>, PathRejection>) -> Result<AccountId,
     text.parse().map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "invalid_address", format!("{error}")))
 }
 
-async fn health(State(ledger): State<SharedLedger>) -> Result<Json<Health>, Problem> {
-    with_ledger(ledger, |elder| {
+/// Problem documents, as every refusal is answered.
+const PROBLEM: &str = "application/problem+json";
+
+#[utoipa::path(get, path = "/v1/health", tag = "node",
+    responses((status = 200, description = "The node answers", body = Health),
+        (status = 503, description = "The node is shutting down", body = Problem, content_type = PROBLEM)))]
+async fn health(State(section): State<Shared>) -> Result<Json<Health>, Problem> {
+    let peers = section.network().peers().await.map(|peers| peers.iter().filter(|p| p.connected).count());
+    let (node, accounts, state_hash) = read(&section, |elder| {
         let state = elder.state();
-        Ok(Json(Health {
-            status: "ok".into(),
-            node: state.id(),
-            accounts: state.account_count(),
-            state_hash: state.state_hash().to_string(),
-        }))
+        Ok((state.id(), state.account_count(), state.state_hash()))
     })
-    .await
+    .await?;
+    Ok(Json(Health { status: "ok".into(), node, accounts, state_hash, peers: peers.unwrap_or(0) }))
 }
 
+#[utoipa::path(get, path = "/v1/accounts/{address}", tag = "ledger",
+    params(("address" = AccountId, Path, description = "The account's address")),
+    responses((status = 200, description = "The account", body = AccountView),
+        (status = 400, description = "Not an address", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "The account has never held credits", body = Problem, content_type = PROBLEM)))]
 async fn account(
-    State(ledger): State<SharedLedger>,
+    State(section): State<Shared>,
     address: Result<Path<String>, PathRejection>,
 ) -> Result<Json<AccountView>, Problem> {
     let address = parse_address(address)?;
-    with_ledger(ledger, move |elder| {
+    read(&section, move |elder| {
         let state = elder.state();
         let account = state.account(&address).ok_or(LedgerError::UnknownAccount { account: address })?;
         Ok(Json(AccountView {
@@ -227,8 +260,15 @@ async fn account(
     .await
 }
 
+#[utoipa::path(get, path = "/v1/accounts/{address}/history", tag = "ledger",
+    params(("address" = AccountId, Path, description = "The account's address"),
+        ("cursor" = Option<u64>, Query, description = "Where the page starts: a `next_cursor` from the page before"),
+        ("limit" = Option<usize>, Query, description = "Entries per page, 1 to 500 (default 50)")),
+    responses((status = 200, description = "A page of history, oldest first", body = HistoryPage),
+        (status = 400, description = "Not an address, or a bad cursor or limit", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "The account has never held credits", body = Problem, content_type = PROBLEM)))]
 async fn history(
-    State(ledger): State<SharedLedger>,
+    State(section): State<Shared>,
     address: Result<Path<String>, PathRejection>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<HistoryPage>, Problem> {
@@ -241,7 +281,7 @@ async fn history(
         return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_query", detail));
     }
     let from = query.cursor.unwrap_or(0);
-    with_ledger(ledger, move |elder| {
+    read(&section, move |elder| {
         let account = elder.state().account(&address).ok_or(LedgerError::UnknownAccount { account: address })?;
         let entries = elder.history(&address, from, limit)?;
         let next = from.saturating_add(entries.len() as u64);
@@ -252,20 +292,38 @@ async fn history(
 }
 
 /// `GET /v1/section`: the elders a client checks certificates against.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SectionView {
+    /// The section's prefix of the XOR address space, in bits; empty while one section
+    /// covers it all.
+    pub prefix: String,
     /// This node's id.
     pub node: AccountId,
-    /// Whether this node is one of the elders.
+    /// "elder" if this node votes, else "member".
     pub role: String,
-    /// The elders' ids.
-    pub elders: Vec<AccountId>,
+    /// This node's libp2p addresses.
+    pub listen: Vec<String>,
+    /// The elders.
+    pub elders: Vec<ElderView>,
     /// Votes a certificate needs.
     pub quorum: usize,
 }
 
+/// One elder as this node sees it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ElderView {
+    /// The elder's key.
+    pub id: AccountId,
+    /// Its libp2p peer id.
+    pub peer_id: String,
+    /// Addresses it is known at (none for this node itself: see `listen`).
+    pub addresses: Vec<String>,
+    /// Whether this node is connected to it now (always true for itself).
+    pub connected: bool,
+}
+
 /// A certified transfer: the answer to `POST /v1/orders` and `GET /v1/transfers/{id}`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TransferView {
     /// The certificate's id (its order's digest).
     pub id: Digest,
@@ -282,67 +340,98 @@ fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
     })
 }
 
-async fn section(State(ledger): State<SharedLedger>) -> Result<Json<SectionView>, Problem> {
-    with_ledger(ledger, |elder| {
-        let state = elder.state();
-        let committee = state.committee();
-        let node = state.id();
-        let role = if committee.contains(&node) { "elder" } else { "member" };
-        let elders: Vec<AccountId> = committee.members().copied().collect();
-        Ok(Json(SectionView { node, role: role.into(), elders, quorum: committee.quorum() }))
-    })
-    .await
+#[utoipa::path(get, path = "/v1/section", tag = "node",
+    responses((status = 200, description = "The section's elders", body = SectionView),
+        (status = 503, description = "The node is shutting down", body = Problem, content_type = PROBLEM)))]
+async fn section(State(section): State<Shared>) -> Result<Json<SectionView>, Problem> {
+    let unavailable = |_| Problem::from(LedgerStopped);
+    let network = section.network();
+    let peers = network.peers().await.map_err(unavailable)?;
+    let listen = network.listen_addresses().await.map_err(unavailable)?;
+    let node = section.me();
+    let elders = section
+        .elders()
+        .iter()
+        .map(|(id, peer_id)| {
+            let known = peers.iter().find(|p| p.peer == *peer_id);
+            ElderView {
+                id: *id,
+                peer_id: peer_id.to_string(),
+                addresses: known.map(|p| p.addresses.iter().map(ToString::to_string).collect()).unwrap_or_default(),
+                connected: *id == node || known.is_some_and(|p| p.connected),
+            }
+        })
+        .collect();
+    Ok(Json(SectionView {
+        prefix: String::new(),
+        node,
+        role: if section.is_elder() { "elder" } else { "member" }.into(),
+        listen: listen.iter().map(ToString::to_string).collect(),
+        elders,
+        quorum: section.committee().quorum(),
+    }))
 }
 
-/// Votes on the order and, once a quorum of votes is in, applies the certificate and
-/// returns it. Safe to retry: a repeated order gets the same votes and the same
-/// certificate. Until the elder network lands only this node's vote is gathered, so a
-/// section of more than one elder answers `no_quorum`.
+/// Gathers the elders' votes on the order and, once a quorum is in, applies the
+/// certificate and returns it. Safe to retry: a repeated order gets the same votes and
+/// the same certificate.
+#[utoipa::path(post, path = "/v1/orders", tag = "ledger", request_body = SignedOrder,
+    responses((status = 200, description = "Certified: the transfer is final", body = TransferView),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "The sender has never held credits", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "Another order holds the sequence, or the sequence is not next yet", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "The order is invalid: signature, amount, balance, recipient", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Too few elders answered; retry", body = Problem, content_type = PROBLEM)))]
 async fn submit_order(
-    State(ledger): State<SharedLedger>,
+    State(section): State<Shared>,
     body: Result<Json<SignedOrder>, JsonRejection>,
 ) -> Result<Json<TransferView>, Problem> {
     let order = json_body(body)?;
-    let answer = with_ledger(ledger, move |elder| {
-        let state = elder.state();
-        if !state.committee().contains(&state.id()) {
-            // Voting here would lock the sequence with a vote no certificate can use.
-            let detail = "this node is not an elder; send orders to an elder";
-            return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_an_elder", detail));
-        }
-        let vote = elder.handle_order(&order)?;
-        let mut builder = CertificateBuilder::new(elder.state().committee().clone(), order.order.clone());
-        let certificate = builder.add(&vote)?.ok_or_else(|| {
-            let quorum = elder.state().committee().quorum();
-            let detail = format!("this node voted, but {quorum} votes are needed and no other elder is reachable");
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", detail)
-        })?;
-        elder.handle_certificate(&certificate)?;
-        Ok(Json(TransferView { id: certificate.id(), certificate }))
-    })
-    .await;
+    let answer = section
+        .certify(order)
+        .await
+        .map(|certificate| Json(TransferView { id: certificate.id(), certificate }))
+        .map_err(Problem::from);
     count("acre_orders_total", &answer);
     answer
 }
 
+/// Applies a certificate made elsewhere (a client that gathered the votes itself).
+#[utoipa::path(post, path = "/v1/certificates", tag = "ledger", request_body = Certificate,
+    responses((status = 200, description = "Applied, now or before", body = Confirmation),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "Earlier certificates of the account are not applied here yet", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Not a valid certificate of this section", body = Problem, content_type = PROBLEM)))]
 async fn submit_certificate(
-    State(ledger): State<SharedLedger>,
+    State(section): State<Shared>,
     body: Result<Json<Certificate>, JsonRejection>,
 ) -> Result<Json<Confirmation>, Problem> {
     let certificate = json_body(body)?;
-    let answer = with_ledger(ledger, move |elder| Ok(Json(elder.handle_certificate(&certificate)?))).await;
+    let answer = match section.accept(vec![certificate]).await {
+        Ok(results) => match results.into_iter().next() {
+            Some(result) => result.map(Json).map_err(Problem::from),
+            None => Err(Problem::internal("the ledger gave no answer")),
+        },
+        Err(stopped) => Err(stopped.into()),
+    };
     count("acre_certificates_total", &answer);
     answer
 }
 
+#[utoipa::path(get, path = "/v1/transfers/{id}", tag = "ledger",
+    params(("id" = Digest, Path, description = "The certificate's id")),
+    responses((status = 200, description = "The certified transfer", body = TransferView),
+        (status = 400, description = "Not an id", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such transfer applied here", body = Problem, content_type = PROBLEM)))]
 async fn transfer(
-    State(ledger): State<SharedLedger>,
+    State(section): State<Shared>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<TransferView>, Problem> {
     let id: Digest = segment(id)?
         .parse()
         .map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "invalid_id", format!("{error}")))?;
-    with_ledger(ledger, move |elder| {
+    read(&section, move |elder| {
         let certificate =
             elder.store().certificate(&id).map_err(LedgerError::from)?.ok_or_else(|| {
                 Problem::new(StatusCode::NOT_FOUND, "unknown_transfer", format!("no transfer {id} here"))

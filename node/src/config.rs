@@ -19,8 +19,19 @@ pub const LEDGER_DIR: &str = "ledger";
 /// Written at start with the API's bound address, so tools find a node started on port 0.
 pub const API_ADDRESS_FILE: &str = "api-address";
 
+/// Where catch-up keeps, per elder, the position reached in that elder's certificates.
+pub const CURSORS_FILE: &str = "catch-up.json";
 /// Fields that `ACRE_*` variables may set; others (the wallet's, say) are not the node's.
-const ENV_KEYS: [&str; 6] = ["api", "listen", "bootstrap", "log_format", "max_body_bytes", "request_timeout_ms"];
+const ENV_KEYS: [&str; 8] = [
+    "api",
+    "listen",
+    "bootstrap",
+    "log_format",
+    "max_body_bytes",
+    "request_timeout_ms",
+    "peer_timeout_ms",
+    "sync_interval_ms",
+];
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,17 +59,23 @@ pub struct NodeConfig {
     pub max_body_bytes: usize,
     /// Longest an API request may take, in milliseconds.
     pub request_timeout_ms: u64,
+    /// Longest another node may take to answer a request, in milliseconds.
+    pub peer_timeout_ms: u64,
+    /// How often the node asks the elders for certificates it missed, in milliseconds.
+    pub sync_interval_ms: u64,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
             api: SocketAddr::from(([127, 0, 0, 1], 7070)),
-            listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+            listen: vec!["/ip4/127.0.0.1/tcp/0".into(), "/ip4/127.0.0.1/udp/0/quic-v1".into()],
             bootstrap: vec![],
             log_format: LogFormat::Text,
             max_body_bytes: 64 * 1024,
             request_timeout_ms: 10_000,
+            peer_timeout_ms: 3_000,
+            sync_interval_ms: 1_000,
         }
     }
 }

@@ -23,15 +23,20 @@ pub enum KeyError {
 
 /// Creates a new key at `path`, readable only by its owner; never overwrites one.
 pub fn create(path: &Path) -> Result<SigningKey, KeyError> {
-    let io = |source| KeyError::Io { path: path.display().to_string(), source };
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    write(path, &key)?;
+    Ok(key)
+}
+
+/// Writes `key` to a new file at `path`, readable only by its owner; never overwrites one.
+pub fn write(path: &Path, key: &SigningKey) -> Result<(), KeyError> {
+    let io = |source| KeyError::Io { path: path.display().to_string(), source };
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).map_err(io)?;
-    writeln!(file, "{}", hex::encode(key.as_bytes())).and_then(|()| file.sync_all()).map_err(io)?;
-    Ok(key)
+    writeln!(file, "{}", hex::encode(key.as_bytes())).and_then(|()| file.sync_all()).map_err(io)
 }
 
 /// Reads the key at `path`.

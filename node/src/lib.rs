@@ -1,12 +1,17 @@
 //! The Acre node: the I/O shell around `acre-ledger`.
 //!
-//! Today a node keeps its ledger in RocksDB under its data directory and serves it over
-//! the JSON API ([`api`]); `acre-node init` writes the directory (configuration, key,
-//! genesis) and `acre-node run` serves it. Elder networking over libp2p, section agreement,
-//! chunk storage and the devnet build on this shell; protocol decisions stay in the
-//! ledger's state machines.
+//! A node keeps its ledger in RocksDB under its data directory, owned by one thread
+//! ([`ledger_task`]) that group-commits whatever is queued. It talks to the other nodes
+//! over libp2p ([`network`]), gathers votes into certificates and catches up on ones it
+//! missed ([`section`]), and serves the JSON API ([`api`]). `acre-node init` writes a
+//! data directory, `acre-node run` serves it, `acre-node devnet` runs a local network.
+//! Protocol decisions stay in the ledger's state machines.
 
 pub mod api;
 pub mod config;
+pub mod devnet;
 pub mod genesis;
 pub mod key;
+pub mod ledger_task;
+pub mod network;
+pub mod section;

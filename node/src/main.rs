@@ -3,20 +3,27 @@
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use acre_ledger::store::RocksStore;
 use acre_ledger::{AccountId, DurableElder};
-use acre_node::api::{router, Limits};
+use acre_node::api::{router, ApiDoc, Limits};
 use acre_node::config::{
-    LogFormat, NodeConfig, Overrides, API_ADDRESS_FILE, CONFIG_FILE, GENESIS_FILE, KEY_FILE, LEDGER_DIR,
+    LogFormat, NodeConfig, Overrides, API_ADDRESS_FILE, CONFIG_FILE, CURSORS_FILE, GENESIS_FILE, KEY_FILE, LEDGER_DIR,
 };
 use acre_node::genesis::Genesis;
 use acre_node::key;
+use acre_node::ledger_task::LedgerHandle;
+use acre_node::network::{identity_of, peer_id_of, Network, NetworkConfig};
+use acre_node::section::Section;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use libp2p::Multiaddr;
 use tracing::info;
+use utoipa::OpenApi;
+
+mod devnet_cmd;
 
 /// Acre storage node.
 #[derive(Debug, Parser)]
@@ -37,6 +44,18 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         genesis: Option<PathBuf>,
     },
+    /// Run a local network of elder processes on 127.0.0.1 until Ctrl-C; run it again to
+    /// resume the same network.
+    Devnet {
+        /// Nodes in a new devnet [default: 7]; a resumed one keeps its size.
+        #[arg(long)]
+        nodes: Option<usize>,
+        /// The devnet's directory [default: $ACRE_DEVNET, else ~/.local/share/acre/devnet].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Print the JSON API's OpenAPI document.
+    Openapi,
     /// Run the node in a data directory made by `init`.
     Run {
         /// The node's data directory.
@@ -67,6 +86,14 @@ enum LogFormatArg {
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Init { data_dir, genesis } => init(&data_dir, genesis.as_deref()),
+        Command::Devnet { nodes, dir } => {
+            let dir = dir.or_else(acre_node::devnet::default_dir).context("no --dir given and no home directory")?;
+            devnet_cmd::devnet(&dir, nodes).await
+        }
+        Command::Openapi => {
+            println!("{}", ApiDoc::openapi().to_pretty_json()?);
+            Ok(())
+        }
         Command::Run { data_dir, api, listen, bootstrap, log_format } => {
             let overrides = Overrides {
                 api,
@@ -112,13 +139,32 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
     init_logging(config.log_format);
     let node_key = key::load(&data_dir.join(KEY_FILE))?;
     let genesis = Genesis::read(&data_dir.join(GENESIS_FILE))?;
+    let committee = genesis.committee()?;
     let store = RocksStore::open(data_dir.join(LEDGER_DIR))?;
-    let mut elder = DurableElder::open(genesis.committee()?, node_key, store)?;
+    let mut elder = DurableElder::open(committee.clone(), node_key.clone(), store)?;
     if !genesis.allocations.is_empty() {
         elder.genesis(genesis.allocations.clone())?;
     }
     let node = elder.state().id();
-    let ledger = Arc::new(Mutex::new(elder));
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    let (ledger, ledger_thread) = LedgerHandle::spawn(elder)?;
+
+    let parse = |addresses: &[String]| -> Result<Vec<Multiaddr>> {
+        addresses.iter().map(|a| a.parse().with_context(|| format!("{a} is not a multiaddr"))).collect()
+    };
+    let peer_timeout = Duration::from_millis(config.peer_timeout_ms);
+    let network_config = NetworkConfig {
+        listen: parse(&config.listen)?,
+        bootstrap: parse(&config.bootstrap)?,
+        keep_connected: committee.members().filter_map(peer_id_of).collect(),
+        request_timeout: peer_timeout,
+    };
+    let (network, network_handle) = Network::new(identity_of(&node_key)?, network_config)?;
+    let section = Arc::new(Section::new(ledger, network_handle, committee, node, peer_timeout));
+    let network_task = tokio::spawn(network.run(Arc::clone(&section)));
+    let catch_up = tokio::spawn(
+        Arc::clone(&section).catch_up(data_dir.join(CURSORS_FILE), Duration::from_millis(config.sync_interval_ms)),
+    );
 
     let listener =
         tokio::net::TcpListener::bind(config.api).await.with_context(|| format!("binding {}", config.api))?;
@@ -129,9 +175,18 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
     info!(%node, api = %address, "node running");
     let limits =
         Limits { max_body_bytes: config.max_body_bytes, timeout: Duration::from_millis(config.request_timeout_ms) };
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
-    axum::serve(listener, router(ledger, limits, metrics)).with_graceful_shutdown(shutdown).await?;
-    info!("stopped");
+    axum::serve(listener, router(Arc::clone(&section), limits, metrics)).with_graceful_shutdown(shutdown).await?;
+
+    // The ledger thread ends, closing the store, once every handle to it is gone.
+    catch_up.abort();
+    network_task.abort();
+    let _ = tokio::join!(catch_up, network_task);
+    drop(section);
+    let closed = tokio::task::spawn_blocking(move || ledger_thread.join().is_ok());
+    match tokio::time::timeout(Duration::from_secs(10), closed).await {
+        Ok(Ok(true)) => info!("stopped; the store is closed"),
+        _ => tracing::warn!("stopped before the ledger closed; every acknowledged write was already synced"),
+    }
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! through the ledger's handlers, crash recovery of the RocksDB store with real
 //! `SIGKILL`s, attacks on the transfer protocol, property tests of its invariants, and
 //! the `acre` wallet against a real `acre-node` process. This library holds what those
-//! tests share: running node processes.
+//! tests share: running node processes and devnets.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,13 +32,26 @@ impl NodeProcess {
     /// Runs `binary run` on `data_dir` with the API on a free port, and waits until the
     /// node has written the address it bound.
     pub fn start(binary: &Path, data_dir: &Path) -> Self {
+        Self::start_with(binary, data_dir, &["--api", "127.0.0.1:0"])
+    }
+
+    /// Runs `binary run` on `data_dir` with extra flags (none: as its configuration says),
+    /// logging to `node.log` there, and waits until the node has written its API address.
+    pub fn start_with(binary: &Path, data_dir: &Path, flags: &[&str]) -> Self {
         let address_file = data_dir.join("api-address");
         let _ = std::fs::remove_file(&address_file);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("node.log"))
+            .unwrap_or_else(|e| panic!("log file: {e}"));
         let mut child = Command::new(binary)
-            .args(["run", "--api", "127.0.0.1:0", "--data-dir"])
+            .arg("run")
+            .args(flags)
+            .arg("--data-dir")
             .arg(data_dir)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
         let started = Instant::now();
@@ -57,20 +70,89 @@ impl NodeProcess {
 
     /// Sends SIGTERM and expects a clean exit within the deadline.
     pub fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap_or_else(|e| panic!("kill: {e}"));
-        assert!(status.success());
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap_or_else(|e| panic!("wait: {e}")) {
-                assert!(status.success(), "the node exited with {status} on SIGTERM");
-                return;
-            }
-            assert!(started.elapsed() < DEADLINE, "the node ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
+        terminate(&mut self.child, "the node");
+    }
+}
+
+/// Sends `signal` (e.g. "KILL", "TERM") to the process `pid`.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap_or_else(|e| panic!("kill: {e}"));
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// SIGTERM, then a clean exit within the deadline.
+fn terminate(child: &mut Child, what: &str) {
+    send_signal(child.id(), "TERM");
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("wait: {e}")) {
+            assert!(status.success(), "{what} exited with {status} on SIGTERM");
+            return;
         }
+        assert!(started.elapsed() < DEADLINE, "{what} ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running `acre-node devnet`, stopped (with every node it started) if the test ends
+/// without stopping it.
+#[derive(Debug)]
+pub struct DevnetProcess {
+    child: Child,
+    /// The devnet's directory, holding `devnet.json` while it runs.
+    pub dir: PathBuf,
+}
+
+impl DevnetProcess {
+    /// Starts a devnet of `nodes` in `dir` and waits for its manifest.
+    pub fn start(binary: &Path, dir: &Path, nodes: usize) -> Self {
+        let manifest = dir.join("devnet.json");
+        let mut child = Command::new(binary)
+            .args(["devnet", "--nodes", &nodes.to_string(), "--dir"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+        let started = Instant::now();
+        while !manifest.exists() {
+            if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("wait: {e}")) {
+                panic!("the devnet exited during start with {status}");
+            }
+            assert!(started.elapsed() < DEADLINE, "the devnet never wrote its manifest");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        DevnetProcess { child, dir: dir.to_owned() }
+    }
+
+    /// Stops the devnet and its nodes with SIGTERM, expecting a clean exit.
+    pub fn stop(mut self) {
+        terminate(&mut self.child, "the devnet");
+    }
+}
+
+impl Drop for DevnetProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing the test with `what` at the deadline.
+pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(started.elapsed() < DEADLINE, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

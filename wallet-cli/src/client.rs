@@ -40,6 +40,11 @@ impl NodeClient {
         Ok(NodeClient { base: base.trim_end_matches('/').to_owned(), http })
     }
 
+    /// The node's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// The account, or `None` if it has never held credits.
     pub fn account(&self, account: &AccountId) -> Result<Option<AccountView>, ClientError> {
         match self.get(&format!("/v1/accounts/{account}")) {

@@ -34,7 +34,7 @@ struct Cli {
     /// Read the password from this file's first line [or env ACRE_PASSWORD; default: a hidden prompt].
     #[arg(long, global = true, value_name = "FILE")]
     password_file: Option<PathBuf>,
-    /// The node whose API to use [env: ACRE_NODE; default: http://127.0.0.1:7070].
+    /// The node whose API to use [env: ACRE_NODE; default: the running devnet's first node, else http://127.0.0.1:7070].
     #[arg(long, global = true, value_name = "URL")]
     node: Option<String>,
     #[command(subcommand)]
@@ -80,6 +80,14 @@ enum Command {
         /// Allow a recipient that has never held credits (a typo there loses the credits).
         #[arg(long)]
         allow_new_recipient: bool,
+    },
+    /// Devnet only: credits from the running devnet's faucet.
+    Faucet {
+        /// The recipient: an address or a key name [default: the keystore's only key].
+        account: Option<String>,
+        /// Credits wanted.
+        #[arg(default_value = "100")]
+        amount: String,
     },
 }
 
@@ -207,14 +215,34 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Send { to, amount, from, memo, yes, allow_new_recipient } => {
             let request = SendRequest {
-                to,
-                amount,
-                from: from.as_deref(),
+                to: resolve_account(&keystore, Some(to))?,
+                amount: amount.parse()?,
+                sender: match from {
+                    Some(name) => keystore.load(name)?,
+                    None => only_key(&keystore)?,
+                },
+                journal_dir: keystore.dir().join("pending"),
                 memo,
                 yes: *yes,
                 allow_new_recipient: *allow_new_recipient,
+                password: None,
             };
-            send(&cli, &keystore, &request)
+            send(&cli, &request)
+        }
+        Command::Faucet { account, amount } => {
+            let manifest = devnet_manifest()?;
+            let faucet = Keystore::new(&manifest.faucet.keystore, KdfParams::STANDARD);
+            let request = SendRequest {
+                to: resolve_account(&keystore, account.as_deref())?,
+                amount: amount.parse()?,
+                sender: faucet.load(&manifest.faucet.key)?,
+                journal_dir: faucet.dir().join("pending"),
+                memo: "devnet faucet",
+                yes: true,
+                allow_new_recipient: true,
+                password: Some(manifest.faucet.password.clone()),
+            };
+            send(&cli, &request)
         }
         Command::Key(KeyCommand::Export { name, out }) => {
             let file = keystore.load(name)?;
@@ -278,14 +306,18 @@ fn read_secret(path: &Path) -> Result<SigningKey> {
     Ok(SigningKey::from_bytes(&secret))
 }
 
-/// The arguments of `acre send`.
+/// The arguments of `acre send` (and of the faucet's send).
 struct SendRequest<'a> {
-    to: &'a str,
-    amount: &'a str,
-    from: Option<&'a str>,
+    to: AccountId,
+    amount: Amount,
+    sender: acre_wallet::keystore::KeyFile,
+    /// Where signed orders wait until settled.
+    journal_dir: PathBuf,
     memo: &'a str,
     yes: bool,
     allow_new_recipient: bool,
+    /// The sender key's password, when the wallet does not ask for it.
+    password: Option<String>,
 }
 
 /// Signs an order at the sender's next sequence, has it certified, and checks the
@@ -294,15 +326,10 @@ struct SendRequest<'a> {
 /// The signed order is written to a journal before it is sent and removed once settled, so
 /// a send cut short (timeout, Ctrl-C) is finished by repeating it, never paid twice, and no
 /// other order is signed for that sequence meanwhile.
-fn send(cli: &Cli, keystore: &Keystore, request: &SendRequest<'_>) -> Result<()> {
+fn send(cli: &Cli, request: &SendRequest<'_>) -> Result<()> {
     let client = node_client(cli)?;
-    let amount: Amount = request.amount.parse()?;
-    let to = resolve_account(keystore, Some(request.to))?;
-    let file = match request.from {
-        Some(name) => keystore.load(name)?,
-        None => only_key(keystore)?,
-    };
-    let journal = keystore.dir().join("pending").join(format!("{}.json", file.address));
+    let (to, amount, file) = (request.to, request.amount, &request.sender);
+    let journal = request.journal_dir.join(format!("{}.json", file.address));
     if let Some(previous) = read_journal(&journal)? {
         let order = &previous.order;
         let repeated = order.to == to && order.amount == amount && order.memo == request.memo;
@@ -346,7 +373,11 @@ fn send(cli: &Cli, keystore: &Keystore, request: &SendRequest<'_>) -> Result<()>
     if !request.yes {
         confirm(&format!("Send {amount} credits from {} to {to}?", file.name))?;
     }
-    let key = file.unlock(&password(cli, &format!("Password for key {}: ", file.name), false)?)?;
+    let password = match &request.password {
+        Some(password) => password.clone(),
+        None => password(cli, &format!("Password for key {}: ", file.name), false)?,
+    };
+    let key = file.unlock(&password)?;
     let signed = order.sign(&key);
     if let Some(dir) = journal.parent() {
         acre_wallet::keystore::create_private_dir(dir)?;
@@ -379,8 +410,9 @@ fn read_journal(path: &Path) -> Result<Option<acre_ledger::SignedOrder>> {
     }
 }
 
-/// Checks the certificate against the section's elders and that it certifies exactly
-/// `signed`, then prints it.
+/// Checks the certificate against the elders and that it certifies exactly `signed`,
+/// then prints it. For a devnet node the elders are pinned from the devnet's manifest;
+/// otherwise they are the section's as the node reports them.
 fn report(
     cli: &Cli,
     client: &NodeClient,
@@ -388,7 +420,11 @@ fn report(
     transfer: &acre_node::api::TransferView,
     verb: &str,
 ) -> Result<()> {
-    let committee = Committee::new(client.section()?.elders)?;
+    let elders = match devnet_manifest() {
+        Ok(manifest) if manifest.nodes.iter().any(|node| node.api == client.base()) => manifest.elders(),
+        _ => client.section()?.elders.into_iter().map(|elder| elder.id).collect(),
+    };
+    let committee = Committee::new(elders)?;
     committee.verify_certificate(&transfer.certificate)?;
     if transfer.certificate.order != signed.order || transfer.id != transfer.certificate.id() {
         bail!("the node returned a certificate for another order");
@@ -401,9 +437,22 @@ fn report(
     Ok(())
 }
 
+/// The node from `--node`, else `ACRE_NODE`, else the running devnet's first node, else
+/// the default address.
 fn node_client(cli: &Cli) -> Result<NodeClient> {
-    let url = cli.node.clone().or_else(|| std::env::var("ACRE_NODE").ok()).unwrap_or_else(|| DEFAULT_NODE.to_owned());
+    let url = cli
+        .node
+        .clone()
+        .or_else(|| std::env::var("ACRE_NODE").ok())
+        .or_else(|| Some(devnet_manifest().ok()?.nodes.first()?.api.clone()))
+        .unwrap_or_else(|| DEFAULT_NODE.to_owned());
     Ok(NodeClient::new(&url)?)
+}
+
+/// The manifest of the devnet in `ACRE_DEVNET` or the default devnet directory.
+fn devnet_manifest() -> Result<acre_node::devnet::Manifest> {
+    let dir = acre_node::devnet::default_dir().context("no home directory; set ACRE_DEVNET")?;
+    Ok(acre_node::devnet::Manifest::read(&dir)?)
 }
 
 /// An address as given, or the address of a named key, or the keystore's only key.

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Durability, Store, StoreError};
+use super::{AppliedPage, Durability, Store, StoreError};
 use crate::{AccountId, AccountState, Certificate, Digest, GenesisRecord, HistoryEntry, Lock, Write, WriteBatch};
 
 /// Keeps every column in maps; commits cannot fail and `sync` has nothing to do.
@@ -14,6 +14,7 @@ pub struct MemoryStore {
     certificate_index: HashMap<(AccountId, u64), Digest>,
     history: BTreeMap<(AccountId, u64), HistoryEntry>,
     genesis: Option<GenesisRecord>,
+    applied: Vec<Digest>,
 }
 
 impl MemoryStore {
@@ -37,6 +38,7 @@ impl Store for MemoryStore {
                 Write::Certificate(certificate) => {
                     let key = (certificate.order.from, certificate.order.sequence);
                     self.certificate_index.insert(key, certificate.id());
+                    self.applied.push(certificate.id());
                     self.certificates.insert(certificate.id(), certificate.clone());
                 }
                 Write::History(account, entry) => {
@@ -78,6 +80,13 @@ impl Store for MemoryStore {
 
     fn genesis(&self) -> Result<Option<GenesisRecord>, StoreError> {
         Ok(self.genesis.clone())
+    }
+
+    fn applied_since(&self, position: u64, limit: usize) -> Result<AppliedPage, StoreError> {
+        let start = usize::try_from(position).unwrap_or(usize::MAX).min(self.applied.len());
+        let ids = self.applied[start..].iter().take(limit);
+        let certificates: Vec<Certificate> = ids.filter_map(|id| self.certificates.get(id).cloned()).collect();
+        Ok(AppliedPage { next: position.max(start as u64) + certificates.len() as u64, certificates })
     }
 }
 

@@ -79,6 +79,20 @@ pub trait Store {
 
     /// The genesis record, once made.
     fn genesis(&self) -> Result<Option<GenesisRecord>, StoreError>;
+
+    /// Up to `limit` certificates in the order this store applied them, from `position`
+    /// on. Every prefix of that order is a valid order to apply them in, which is what a
+    /// peer catching up needs.
+    fn applied_since(&self, position: u64, limit: usize) -> Result<AppliedPage, StoreError>;
+}
+
+/// A page of a store's applied certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct AppliedPage {
+    /// Certificates in the order they were applied.
+    pub certificates: Vec<Certificate>,
+    /// The position to ask from next.
+    pub next: u64,
 }
 
 /// Key of per-account sequenced records: the account then the big-endian number, so a
@@ -133,5 +147,15 @@ pub(crate) mod contract {
         assert_eq!(store.history(&alice_id, 1, 10).expect("read"), vec![]);
         assert_eq!(store.history(&AccountId::of(&bob), 0, 10).expect("read"), vec![]);
         assert_eq!(store.genesis().expect("read"), Some(genesis));
+        let later = crate::Certificate { order: order_from(&alice, &bob, 5, 1).order, votes: vec![] };
+        store
+            .commit(&WriteBatch { writes: vec![Write::Certificate(later.clone())] }, Durability::Buffered)
+            .expect("commit");
+        store.sync().expect("sync");
+        let all = store.applied_since(0, 10).expect("read");
+        assert_eq!(all, AppliedPage { certificates: vec![certificate, later.clone()], next: 2 });
+        assert_eq!(store.applied_since(1, 10).expect("read"), AppliedPage { certificates: vec![later], next: 2 });
+        assert_eq!(store.applied_since(1, 0).expect("read").next, 1);
+        assert_eq!(store.applied_since(7, 10).expect("read"), AppliedPage { certificates: vec![], next: 7 });
     }
 }

@@ -6,7 +6,7 @@ use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteOpt
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{account_key, Durability, Store, StoreError};
+use super::{account_key, AppliedPage, Durability, Store, StoreError};
 use crate::{AccountId, AccountState, Certificate, Digest, GenesisRecord, HistoryEntry, Lock, Write, WriteBatch};
 
 const ACCOUNTS: &str = "accounts";
@@ -15,13 +15,17 @@ const CERTIFICATES: &str = "certificates";
 const CERTIFICATE_INDEX: &str = "certificate_index";
 const HISTORY: &str = "history";
 const META: &str = "meta";
-const COLUMNS: [&str; 6] = [ACCOUNTS, LOCKS, CERTIFICATES, CERTIFICATE_INDEX, HISTORY, META];
+/// Certificate ids by the position (big-endian u64) at which this store applied them.
+const APPLIED: &str = "applied";
+const COLUMNS: [&str; 7] = [ACCOUNTS, LOCKS, CERTIFICATES, CERTIFICATE_INDEX, HISTORY, META, APPLIED];
 const GENESIS_KEY: &[u8] = b"genesis";
 
 /// A ledger in a RocksDB directory. Every commit is one `WriteBatch` through the WAL, so a
 /// crash leaves each message's writes all there or all gone, in the order they were made.
 pub struct RocksStore {
     db: DB,
+    /// The position the next applied certificate takes.
+    next_applied: u64,
 }
 
 impl std::fmt::Debug for RocksStore {
@@ -51,7 +55,12 @@ impl RocksStore {
         options.set_max_background_jobs(2);
         let columns = COLUMNS.map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&options, path, columns).map_err(database)?;
-        Ok(RocksStore { db })
+        let mut store = RocksStore { db, next_applied: 0 };
+        store.next_applied = match store.db.iterator_cf(store.column(APPLIED)?, IteratorMode::End).next() {
+            Some(item) => position(&item.map_err(database)?.0)? + 1,
+            None => 0,
+        };
+        Ok(store)
     }
 
     fn get<T: DeserializeOwned>(&self, column: &'static str, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -66,8 +75,9 @@ impl RocksStore {
         self.db.cf_handle(name).ok_or_else(|| StoreError::Database(format!("column family {name} is missing")))
     }
 
-    /// Adds one message's writes to a RocksDB batch.
-    fn append(&self, rocks: &mut rocksdb::WriteBatch, batch: &WriteBatch) -> Result<(), StoreError> {
+    /// Adds one message's writes to a RocksDB batch; `applied` is the next free position,
+    /// advanced past each certificate, and kept only if the batch is written.
+    fn append(&self, rocks: &mut rocksdb::WriteBatch, batch: &WriteBatch, applied: &mut u64) -> Result<(), StoreError> {
         for write in &batch.writes {
             match write {
                 Write::Account(id, state) => rocks.put_cf(self.column(ACCOUNTS)?, id.0, encode(state)?),
@@ -80,6 +90,8 @@ impl RocksStore {
                     let key = account_key(&certificate.order.from, certificate.order.sequence);
                     rocks.put_cf(self.column(CERTIFICATE_INDEX)?, key, id.0);
                     rocks.put_cf(self.column(CERTIFICATES)?, id.0, encode(certificate)?);
+                    rocks.put_cf(self.column(APPLIED)?, applied.to_be_bytes(), id.0);
+                    *applied += 1;
                 }
                 Write::History(account, entry) => {
                     rocks.put_cf(self.column(HISTORY)?, account_key(account, entry.index), encode(entry)?);
@@ -97,10 +109,13 @@ impl Store for RocksStore {
             return Ok(());
         }
         let mut rocks = rocksdb::WriteBatch::default();
-        self.append(&mut rocks, batch)?;
+        let mut applied = self.next_applied;
+        self.append(&mut rocks, batch, &mut applied)?;
         let mut options = WriteOptions::default();
         options.set_sync(durability == Durability::Synced);
-        self.db.write_opt(rocks, &options).map_err(database)
+        self.db.write_opt(rocks, &options).map_err(database)?;
+        self.next_applied = applied;
+        Ok(())
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
@@ -111,15 +126,18 @@ impl Store for RocksStore {
     /// fsync for the whole group, each message still atomic (the group is, too).
     fn commit_group(&mut self, batches: &[WriteBatch]) -> Result<(), StoreError> {
         let mut group = rocksdb::WriteBatch::default();
+        let mut applied = self.next_applied;
         for batch in batches {
-            self.append(&mut group, batch)?;
+            self.append(&mut group, batch, &mut applied)?;
         }
         let mut options = WriteOptions::default();
         options.set_sync(true);
         if group.is_empty() {
             return self.sync();
         }
-        self.db.write_opt(group, &options).map_err(database)
+        self.db.write_opt(group, &options).map_err(database)?;
+        self.next_applied = applied;
+        Ok(())
     }
 
     fn accounts(&self) -> Result<Vec<(AccountId, AccountState)>, StoreError> {
@@ -173,6 +191,35 @@ impl Store for RocksStore {
     fn genesis(&self) -> Result<Option<GenesisRecord>, StoreError> {
         self.get(META, GENESIS_KEY)
     }
+
+    fn applied_since(&self, from: u64, limit: usize) -> Result<AppliedPage, StoreError> {
+        let start = from.to_be_bytes();
+        let mut page = AppliedPage { certificates: Vec::new(), next: from };
+        for item in
+            self.db.iterator_cf(self.column(APPLIED)?, IteratorMode::From(&start, Direction::Forward)).take(limit)
+        {
+            let (key, value) = item.map_err(database)?;
+            let id: [u8; 32] = value.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                column: APPLIED,
+                reason: format!("value of {} bytes", value.len()),
+            })?;
+            let certificate = self.certificate(&Digest(id))?.ok_or_else(|| StoreError::Corrupt {
+                column: APPLIED,
+                reason: format!("certificate {} is missing", Digest(id)),
+            })?;
+            page.certificates.push(certificate);
+            page.next = position(&key)? + 1;
+        }
+        Ok(page)
+    }
+}
+
+/// Decodes a key of the applied column.
+fn position(key: &[u8]) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| StoreError::Corrupt { column: APPLIED, reason: format!("key of {} bytes", key.len()) })?;
+    Ok(u64::from_be_bytes(bytes))
 }
 
 #[cfg(test)]
@@ -188,6 +235,7 @@ mod tests {
         drop(store);
         let store = RocksStore::open(dir.path()).expect("reopen");
         assert_eq!(store.accounts().expect("accounts"), before);
+        assert_eq!(store.next_applied, 2, "positions continue after a reopen");
         assert!(store.genesis().expect("genesis").is_some());
     }
 

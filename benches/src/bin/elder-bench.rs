@@ -1,0 +1,177 @@
+//! One elder process of a 4-elder committee, fed pre-signed orders and then their
+//! certificates over its real libp2p transport by this load process. Prints transfers/s
+//! (an order and a certificate each, durable) beside the crypto bound measured in the
+//! same run: 1 verify + 1 sign + a quorum of batch-verified votes per transfer.
+//!
+//! `cargo build --release --bins && cargo run --release -p acre-benches --bin elder-bench [-- ACCOUNTS [BATCH [IN_FLIGHT]]]`
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use acre_benches::CryptoLimits;
+use acre_ledger::testkit::{key, order_from};
+use acre_ledger::{AccountId, Allocation, Amount, Certificate, CertificateBuilder, Committee, SignedOrder, Vote};
+use acre_node::config::{NodeConfig, API_ADDRESS_FILE, CONFIG_FILE, GENESIS_FILE, KEY_FILE};
+use acre_node::genesis::Genesis;
+use acre_node::network::{peer_id_of, Network, NetworkConfig, NetworkHandle, PeerRequest, PeerResponse, RefuseAll};
+use anyhow::{bail, ensure, Context, Result};
+use ed25519_dalek::SigningKey;
+use futures::stream::{self, StreamExt};
+use libp2p::{identity, Multiaddr, PeerId};
+
+const CRYPTO_TIME: Duration = Duration::from_millis(1500);
+/// FastPay's own benchmark on this kind of machine, in memory without a disk.
+const FASTPAY_PEER: &str = "3,100-4,100";
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
+    let accounts = args.next().transpose()?.unwrap_or(20_000);
+    let batch = args.next().transpose()?.unwrap_or(256);
+    let in_flight = args.next().transpose()?.unwrap_or(4);
+    let limits = CryptoLimits::measure(CRYPTO_TIME);
+    println!(
+        "acre elder-bench: one elder process of 4, {accounts} accounts, batches of {batch}, {in_flight} in flight"
+    );
+    println!("ed25519 sign                 {:>10.0} /s", limits.signs);
+    println!("ed25519 verify (strict)      {:>10.0} /s", limits.verifies);
+    println!("ed25519 batch-64 verify      {:>10.0} signatures/s", limits.batch_verifies);
+
+    let elder_keys: Vec<SigningKey> = (0..4).map(|i| key(31, i)).collect();
+    let committee = Committee::new(elder_keys.iter().map(AccountId::of))?;
+    let quorum = committee.quorum();
+    let clients: Vec<SigningKey> = (0..accounts as u64).map(|i| key(32, i)).collect();
+    let sink = key(33, 0);
+    let orders: Vec<SignedOrder> = clients.iter().map(|k| order_from(k, &sink, 1_000, 0)).collect();
+    // The other elders' votes, made ahead: the elder under test is not among them.
+    let certificates: Vec<Certificate> = orders
+        .iter()
+        .map(|order| {
+            let mut builder = CertificateBuilder::new(committee.clone(), order.order.clone());
+            for elder in &elder_keys[1..=quorum] {
+                builder.add(&Vote::sign(elder, order.order.digest()))?;
+            }
+            builder.certificate().context("no quorum")
+        })
+        .collect::<Result<_>>()?;
+
+    let dir = tempfile::tempdir()?;
+    let amount = Amount::from_credits(100).context("amount")?;
+    let genesis = Genesis {
+        elders: committee.members().copied().collect(),
+        allocations: clients.iter().map(|k| Allocation { account: AccountId::of(k), amount }).collect(),
+    };
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
+    let elder_address: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse()?;
+    let mut node = start_elder(dir.path(), &elder_keys[0], &genesis, &elder_address)?;
+    let elder_peer = peer_id_of(&AccountId::of(&elder_keys[0])).context("peer id")?;
+
+    let (network, handle) = Network::new(
+        identity::Keypair::generate_ed25519(),
+        NetworkConfig {
+            listen: vec![],
+            bootstrap: vec![elder_address],
+            keep_connected: vec![elder_peer],
+            request_timeout: Duration::from_secs(120),
+        },
+    )?;
+    tokio::spawn(network.run(RefuseAll));
+    wait_connected(&handle, elder_peer, &mut node, dir.path()).await?;
+
+    let started = Instant::now();
+    let votes =
+        send_all(&handle, elder_peer, orders.chunks(batch).map(|c| PeerRequest::Orders(c.to_vec())), in_flight).await?;
+    let order_time = started.elapsed();
+    let started = Instant::now();
+    let requests = certificates.chunks(batch).map(|c| PeerRequest::Certificates(c.to_vec()));
+    let confirmations = send_all(&handle, elder_peer, requests, in_flight).await?;
+    let certificate_time = started.elapsed();
+    let _ = Command::new("kill").args(["-TERM", &node.id().to_string()]).status();
+    let _ = node.wait();
+
+    ensure!(votes == accounts, "{votes} of {accounts} orders got a vote");
+    ensure!(confirmations == accounts, "{confirmations} of {accounts} certificates applied");
+    let orders_per_second = accounts as f64 / order_time.as_secs_f64();
+    let certificates_per_second = accounts as f64 / certificate_time.as_secs_f64();
+    let transfers = accounts as f64 / (order_time + certificate_time).as_secs_f64();
+    let bound = 1.0 / (1.0 / limits.verifies + 1.0 / limits.signs + quorum as f64 / limits.batch_verifies);
+    println!("\nover libp2p (TCP, noise, yamux) to one elder process, durable group commit");
+    println!("  orders                     {orders_per_second:>10.0} /s");
+    println!("  certificates               {certificates_per_second:>10.0} /s");
+    println!(
+        "  transfers (order + cert)   {transfers:>10.0} /s   ratio to bound {:.2}   (target >= 8,000/s; FastPay {FASTPAY_PEER}/s)",
+        transfers / bound
+    );
+    println!("  bound: 1 verify + 1 sign + {quorum} batch-verified votes = {bound:.0}/s");
+    Ok(())
+}
+
+/// Lays out and starts the elder under test, listening at `address`.
+fn start_elder(dir: &Path, elder: &SigningKey, genesis: &Genesis, address: &Multiaddr) -> Result<Child> {
+    acre_node::key::write(&dir.join(KEY_FILE), elder)?;
+    std::fs::write(dir.join(GENESIS_FILE), serde_json::to_vec(genesis)?)?;
+    let config = NodeConfig {
+        api: ([127, 0, 0, 1], 0).into(),
+        listen: vec![address.to_string()],
+        // The elder should spend its time on the load, not on asking absent peers.
+        sync_interval_ms: 3_600_000,
+        ..NodeConfig::default()
+    };
+    std::fs::write(dir.join(CONFIG_FILE), config.to_toml()?)?;
+    let binary = sibling_binary("acre-node")?;
+    let child = Command::new(&binary)
+        .arg("run")
+        .arg("--data-dir")
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    Ok(child)
+}
+
+fn sibling_binary(name: &str) -> Result<PathBuf> {
+    let path = std::env::current_exe()?.with_file_name(name);
+    ensure!(path.exists(), "{} is missing: run `cargo build --release --bins` first", path.display());
+    Ok(path)
+}
+
+/// Waits until the elder serves its API (its genesis is applied) and the load process is
+/// connected to it.
+async fn wait_connected(handle: &NetworkHandle, elder: PeerId, node: &mut Child, dir: &Path) -> Result<()> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        if let Some(status) = node.try_wait()? {
+            bail!("the elder exited ({status})");
+        }
+        let api_ready = dir.join(API_ADDRESS_FILE).exists();
+        let connected = handle.peers().await?.iter().any(|peer| peer.peer == elder && peer.connected);
+        if api_ready && connected {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the elder did not come up")
+}
+
+/// Sends every request with up to `in_flight` outstanding; returns the number of
+/// messages that succeeded.
+async fn send_all(
+    handle: &NetworkHandle,
+    peer: PeerId,
+    requests: impl Iterator<Item = PeerRequest>,
+    in_flight: usize,
+) -> Result<usize> {
+    let answers: Vec<Result<PeerResponse, _>> =
+        stream::iter(requests).map(|request| handle.request(peer, request)).buffered(in_flight).collect().await;
+    let mut succeeded = 0;
+    for answer in answers {
+        match answer? {
+            PeerResponse::Votes(votes) => succeeded += votes.iter().filter(|v| v.is_ok()).count(),
+            PeerResponse::Confirmations(done) => succeeded += done.iter().filter(|c| c.is_ok()).count(),
+            other => bail!("unexpected answer {other:?}"),
+        }
+    }
+    Ok(succeeded)
+}

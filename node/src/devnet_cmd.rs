@@ -1,0 +1,254 @@
+//! `acre-node devnet`: a local network of real node processes on 127.0.0.1.
+//!
+//! The first run creates `DIR`: one data directory per node, a genesis naming them all
+//! as elders and funding a faucet key, and a configuration per node with its ports fixed
+//! (so a restarted node is found where it was). Later runs resume the same network.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use acre_ledger::{AccountId, Allocation, Amount};
+use acre_node::config::{NodeConfig, API_ADDRESS_FILE, CONFIG_FILE, GENESIS_FILE, KEY_FILE};
+use acre_node::devnet::{Faucet, Manifest, ManifestNode, MANIFEST_FILE};
+use acre_node::genesis::Genesis;
+use acre_node::key;
+use acre_node::network::peer_id_of;
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde::Deserialize;
+
+/// Nodes in a new devnet when `--nodes` is not given.
+const DEFAULT_NODES: usize = 7;
+/// Credits the faucet starts with.
+const FAUCET_CREDITS: &str = "1000000";
+/// The faucet key's name in its keystore.
+const FAUCET_KEY: &str = "faucet";
+/// How long a node may take to start or stop.
+const PROCESS_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs the devnet in `dir` until SIGINT or SIGTERM, then stops every node it started.
+pub(crate) async fn devnet(dir: &Path, nodes: Option<usize>) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    let node_binary = std::env::current_exe()?;
+    let node_dirs = match existing_nodes(&dir)? {
+        existing if existing.is_empty() => create(&dir, nodes.unwrap_or(DEFAULT_NODES), &node_binary)?,
+        existing if nodes.is_some_and(|n| n != existing.len()) => {
+            bail!("{} holds a devnet of {} nodes; remove it to start another size", dir.display(), existing.len())
+        }
+        existing => existing,
+    };
+    let faucet = read_faucet(&dir)?;
+    // Signal handlers exist before any child does, so Ctrl-C always reaches the cleanup.
+    let shutdown = crate::shutdown_signal()?;
+    let mut running = Vec::new();
+    for data_dir in &node_dirs {
+        running.push(start(&node_binary, data_dir)?);
+    }
+    let mut manifest_nodes = Vec::new();
+    for (child, data_dir) in running.iter_mut().zip(&node_dirs) {
+        manifest_nodes.push(wait_until_serving(child, data_dir).await?);
+    }
+    let manifest = Manifest { dir: dir.clone(), nodes: manifest_nodes, faucet };
+    crate::write_atomically(&dir.join(MANIFEST_FILE), &serde_json::to_string_pretty(&manifest)?)?;
+    print_usage(&manifest);
+
+    tokio::pin!(shutdown);
+    let mut reported = vec![false; running.len()];
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        for (index, child) in running.iter_mut().enumerate() {
+            if let (Ok(Some(status)), false) = (child.try_wait(), reported[index]) {
+                reported[index] = true;
+                println!("node {index} exited ({status}); its log is {}", node_dirs[index].join(LOG_FILE).display());
+            }
+        }
+    }
+    println!("stopping {} nodes", running.len());
+    for child in &mut running {
+        stop(child).await;
+    }
+    let _ = std::fs::remove_file(dir.join(MANIFEST_FILE));
+    println!("stopped; `make devnet` (or this command again) resumes the network from {}", dir.display());
+    Ok(())
+}
+
+/// Each node's log, beside its data.
+const LOG_FILE: &str = "node.log";
+
+fn node_dir(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("node-{index}"))
+}
+
+fn existing_nodes(dir: &Path) -> Result<Vec<PathBuf>> {
+    Ok((0..).map(|index| node_dir(dir, index)).take_while(|path| path.join(CONFIG_FILE).exists()).collect())
+}
+
+/// Lays out a new devnet of `count` nodes in `dir`.
+fn create(dir: &Path, count: usize, node_binary: &Path) -> Result<Vec<PathBuf>> {
+    if count == 0 {
+        bail!("a devnet needs at least one node");
+    }
+    let node_dirs: Vec<PathBuf> = (0..count).map(|index| node_dir(dir, index)).collect();
+    let mut elders = Vec::with_capacity(count);
+    for data_dir in &node_dirs {
+        std::fs::create_dir_all(data_dir)?;
+        elders.push(AccountId::of(&key::create(&data_dir.join(KEY_FILE))?));
+    }
+    let faucet = create_faucet(dir, node_binary)?;
+    let amount: Amount = FAUCET_CREDITS.parse()?;
+    let genesis = Genesis { elders, allocations: vec![Allocation { account: faucet.address, amount }] };
+    let ports = free_ports(count)?;
+    for (index, data_dir) in node_dirs.iter().enumerate() {
+        let (api, tcp, udp) = ports[index];
+        let bootstrap = ports
+            .iter()
+            .enumerate()
+            .filter(|(other, _)| *other != index)
+            .map(|(_, (_, tcp, _))| format!("/ip4/127.0.0.1/tcp/{tcp}"))
+            .collect();
+        let config = NodeConfig {
+            api: ([127, 0, 0, 1], api).into(),
+            listen: vec![format!("/ip4/127.0.0.1/tcp/{tcp}"), format!("/ip4/127.0.0.1/udp/{udp}/quic-v1")],
+            bootstrap,
+            sync_interval_ms: 500,
+            ..NodeConfig::default()
+        };
+        std::fs::write(data_dir.join(CONFIG_FILE), config.to_toml()?)?;
+        std::fs::write(data_dir.join(GENESIS_FILE), serde_json::to_vec_pretty(&genesis)?)?;
+    }
+    std::fs::write(dir.join(FAUCET_FILE), serde_json::to_vec_pretty(&faucet)?)?;
+    Ok(node_dirs)
+}
+
+/// Where the devnet keeps its faucet's description.
+const FAUCET_FILE: &str = "faucet.json";
+
+fn read_faucet(dir: &Path) -> Result<Faucet> {
+    let path = dir.join(FAUCET_FILE);
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// Makes the faucet key with the `acre` wallet built beside this binary, so its keystore
+/// is exactly what the wallet reads.
+fn create_faucet(dir: &Path, node_binary: &Path) -> Result<Faucet> {
+    let wallet = node_binary.with_file_name("acre");
+    if !wallet.exists() {
+        bail!("{} is missing: build the wallet too (`cargo build --bins`)", wallet.display());
+    }
+    let keystore = dir.join("faucet-keystore");
+    let password = hex::encode(rand::random::<[u8; 16]>());
+    let output = Command::new(&wallet)
+        .arg("--json")
+        .arg("--keystore")
+        .arg(&keystore)
+        .args(["key", "new", FAUCET_KEY])
+        .env("ACRE_PASSWORD", &password)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", wallet.display()))?;
+    if !output.status.success() {
+        bail!("the wallet could not create the faucet key ({})", output.status);
+    }
+    #[derive(Deserialize)]
+    struct NewKey {
+        address: AccountId,
+    }
+    let key: NewKey = serde_json::from_slice(&output.stdout).context("reading the wallet's answer")?;
+    Ok(Faucet { address: key.address, keystore, key: FAUCET_KEY.into(), password })
+}
+
+/// (API, TCP, UDP) ports for `count` nodes, free now. Every socket stays bound until all
+/// are chosen, so no port is handed out twice.
+fn free_ports(count: usize) -> Result<Vec<(u16, u16, u16)>> {
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..count {
+        let api = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", 0))?;
+        held.push((api, tcp, udp));
+    }
+    held.iter()
+        .map(|(api, tcp, udp)| Ok((api.local_addr()?.port(), tcp.local_addr()?.port(), udp.local_addr()?.port())))
+        .collect()
+}
+
+fn start(node_binary: &Path, data_dir: &Path) -> Result<Child> {
+    let _ = std::fs::remove_file(data_dir.join(API_ADDRESS_FILE));
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join(LOG_FILE))?;
+    Command::new(node_binary)
+        .arg("run")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting the node in {}", data_dir.display()))
+}
+
+/// Waits for the node to publish its API address, and describes it.
+async fn wait_until_serving(child: &mut Child, data_dir: &Path) -> Result<ManifestNode> {
+    let started = Instant::now();
+    let api = loop {
+        if let Ok(text) = std::fs::read_to_string(data_dir.join(API_ADDRESS_FILE)) {
+            break text.trim().to_owned();
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("the node in {} exited ({status}); see {}", data_dir.display(), data_dir.join(LOG_FILE).display());
+        }
+        if started.elapsed() > PROCESS_DEADLINE {
+            bail!("the node in {} did not start in time", data_dir.display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let id = AccountId::of(&key::load(&data_dir.join(KEY_FILE))?);
+    let peer_id = peer_id_of(&id).context("a node key is not a libp2p key")?.to_string();
+    let config = NodeConfig::load(data_dir, &Default::default())?;
+    let libp2p = config.listen.iter().map(|address| format!("{address}/p2p/{peer_id}")).collect();
+    Ok(ManifestNode { id, peer_id, api, libp2p, pid: child.id(), data_dir: data_dir.to_owned() })
+}
+
+/// SIGTERM, then SIGKILL if the node has not stopped by the deadline.
+async fn stop(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+    let started = Instant::now();
+    while started.elapsed() < PROCESS_DEADLINE {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn print_usage(manifest: &Manifest) {
+    println!("Acre devnet: {} elders, manifest {}", manifest.nodes.len(), manifest.dir.join(MANIFEST_FILE).display());
+    for (index, node) in manifest.nodes.iter().enumerate() {
+        println!("  node {index}  {}  {}", node.api, node.id);
+    }
+    let first = manifest.nodes.first().map(|node| node.api.as_str()).unwrap_or_default();
+    println!();
+    println!("In another terminal:");
+    if acre_node::devnet::default_dir().as_deref() != Some(manifest.dir.as_path()) {
+        println!("  export ACRE_DEVNET={}", manifest.dir.display());
+    }
+    println!("  acre key new alice              # asks for a password");
+    println!("  acre faucet alice 100           # 100 credits from the faucet");
+    println!("  acre balance alice");
+    println!("  curl {first}/v1/section");
+    println!();
+    println!("Ctrl-C stops every node; running this again resumes the same network.");
+}

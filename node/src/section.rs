@@ -1,0 +1,398 @@
+//! This node's part in its section: gathering the elders' votes into certificates,
+//! answering other nodes' requests, and catching up on certificates it missed.
+//!
+//! The rules live in `acre-ledger`; this module only moves messages between the ledger
+//! thread and the network, and decides whom to ask and in what order.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use acre_ledger::{
+    AccountId, Certificate, CertificateBuilder, Committee, Confirmation, LedgerError, SignedOrder, Vote,
+};
+use futures::stream::{FuturesUnordered, StreamExt};
+use libp2p::PeerId;
+use tokio::sync::Notify;
+
+use crate::ledger_task::{LedgerHandle, LedgerStopped};
+use crate::network::{peer_id_of, to_wire, InboundHandler, NetworkHandle, PeerRequest, PeerResponse, MAX_BATCH};
+
+/// Certificates per catch-up page.
+const CATCH_UP_PAGE: u32 = 512;
+
+/// Why an order was not certified.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CertifyError {
+    /// The elders refused the order; the refusal is the ledger's own.
+    #[error(transparent)]
+    Refused(#[from] LedgerError),
+    /// Too few elders answered to make a quorum.
+    #[error("{votes} of the {quorum} votes needed were gathered; {unreachable} elders did not answer")]
+    NoQuorum {
+        /// Valid votes gathered.
+        votes: usize,
+        /// Votes needed.
+        quorum: usize,
+        /// Elders that did not answer in time.
+        unreachable: usize,
+    },
+}
+
+impl From<LedgerStopped> for CertifyError {
+    fn from(stopped: LedgerStopped) -> Self {
+        CertifyError::Refused(stopped.into())
+    }
+}
+
+/// What asking one elder for its vote came to.
+enum Asked {
+    Voted(Vote),
+    Refused(LedgerError),
+    Unreachable,
+}
+
+/// The node's ledger and network, and the section they serve.
+#[derive(Debug)]
+pub struct Section {
+    ledger: LedgerHandle,
+    network: NetworkHandle,
+    committee: Committee,
+    me: AccountId,
+    elders: Vec<(AccountId, PeerId)>,
+    /// How long one elder may take to answer.
+    timeout: Duration,
+    /// Woken when a certificate could not be applied for want of earlier ones.
+    behind: Notify,
+}
+
+impl Section {
+    /// The section of `committee`, as seen by the node `me`.
+    pub fn new(
+        ledger: LedgerHandle,
+        network: NetworkHandle,
+        committee: Committee,
+        me: AccountId,
+        timeout: Duration,
+    ) -> Self {
+        let elders = committee.members().filter_map(|id| Some((*id, peer_id_of(id)?))).collect();
+        Section { ledger, network, committee, me, elders, timeout, behind: Notify::new() }
+    }
+
+    /// The ledger thread.
+    pub fn ledger(&self) -> &LedgerHandle {
+        &self.ledger
+    }
+
+    /// The network task.
+    pub fn network(&self) -> &NetworkHandle {
+        &self.network
+    }
+
+    /// The elders whose votes make certificates.
+    pub fn committee(&self) -> &Committee {
+        &self.committee
+    }
+
+    /// This node's id.
+    pub fn me(&self) -> AccountId {
+        self.me
+    }
+
+    /// Whether this node votes.
+    pub fn is_elder(&self) -> bool {
+        self.committee.contains(&self.me)
+    }
+
+    /// The elders' ids and peer ids.
+    pub fn elders(&self) -> &[(AccountId, PeerId)] {
+        &self.elders
+    }
+
+    /// Gathers a quorum of votes on `order`, applies the certificate here, hands it to
+    /// the other elders, and returns it. Safe to retry: elders answer a repeated order
+    /// with the vote they gave it, and an order already certified here is answered with
+    /// its certificate.
+    ///
+    /// Every node asks the elders in the same order for a given sender — by XOR distance
+    /// from the sender — and asks the first that answers alone, before the rest at once.
+    /// Two conflicting orders sent to different nodes therefore meet at that elder, which
+    /// votes for one; the other is refused there and its gatherer stops, leaving the
+    /// remaining elders to the first. Only a sender who signs two orders for one sequence
+    /// risks its account's liveness, never another's.
+    pub async fn certify(&self, order: SignedOrder) -> Result<Certificate, CertifyError> {
+        if let Some(certificate) = self.certified(&order).await? {
+            return Ok(certificate);
+        }
+        let mut builder = CertificateBuilder::new(self.committee.clone(), order.order.clone());
+        let mut refusals = Vec::new();
+        let mut unreachable = 0;
+        // Elders known to be down are left to the second round, so a dead first elder
+        // costs no timeout.
+        let connected = self.connected().await;
+        let (first_round, second_round): (Vec<_>, Vec<_>) = self
+            .elders_for(&order.order.from)
+            .into_iter()
+            .partition(|(elder, peer)| *elder == self.me || connected.contains(peer));
+        let mut elders = first_round.into_iter();
+        for elder in elders.by_ref() {
+            match self.ask(elder, &order).await {
+                Asked::Voted(vote) if builder.add(&vote).is_ok() => break,
+                Asked::Refused(refusal @ LedgerError::ConflictingOrder { .. }) => return Err(refusal.into()),
+                Asked::Refused(refusal) => refusals.push(refusal),
+                Asked::Voted(_) | Asked::Unreachable => unreachable += 1,
+            }
+        }
+        let mut asks: FuturesUnordered<_> = elders.chain(second_round).map(|elder| self.ask(elder, &order)).collect();
+        let mut outstanding = asks.len();
+        let certificate = loop {
+            if let Some(certificate) = builder.certificate() {
+                break certificate;
+            }
+            let votes = builder.votes();
+            if votes + outstanding < self.committee.quorum() {
+                return Err(self.no_quorum(refusals, votes, unreachable));
+            }
+            let Some(asked) = asks.next().await else {
+                return Err(self.no_quorum(refusals, votes, unreachable));
+            };
+            outstanding -= 1;
+            match asked {
+                Asked::Voted(vote) if builder.add(&vote).is_ok() => {}
+                Asked::Refused(refusal) => refusals.push(refusal),
+                Asked::Voted(_) | Asked::Unreachable => unreachable += 1,
+            }
+        };
+        self.accept(vec![certificate.clone()]).await?;
+        self.hand_to_elders(&certificate).await;
+        Ok(certificate)
+    }
+
+    /// The certificate this node applied for the order's (sender, sequence), if it is
+    /// this very order's.
+    async fn certified(&self, order: &SignedOrder) -> Result<Option<Certificate>, CertifyError> {
+        let (from, sequence, digest) = (order.order.from, order.order.sequence, order.order.digest());
+        let applied = self.ledger.read(move |elder| elder.certificate_at(&from, sequence)).await??;
+        Ok(applied.filter(|certificate| certificate.id() == digest))
+    }
+
+    /// The peers connected now.
+    async fn connected(&self) -> HashSet<PeerId> {
+        let peers = self.network.peers().await.unwrap_or_default();
+        peers.into_iter().filter(|peer| peer.connected).map(|peer| peer.peer).collect()
+    }
+
+    /// The elders in the order every node asks them for `sender`'s orders.
+    fn elders_for(&self, sender: &AccountId) -> Vec<(AccountId, PeerId)> {
+        let mut elders = self.elders.clone();
+        elders.sort_by_key(|(id, _)| {
+            let mut distance = [0u8; 32];
+            for (byte, (a, b)) in distance.iter_mut().zip(id.as_bytes().iter().zip(sender.as_bytes())) {
+                *byte = a ^ b;
+            }
+            distance
+        });
+        elders
+    }
+
+    /// The refusal that explains a failed gathering best: a conflict first (it is final),
+    /// then any other refusal, else the count of votes.
+    fn no_quorum(&self, refusals: Vec<LedgerError>, votes: usize, unreachable: usize) -> CertifyError {
+        let conflict = refusals.iter().find(|r| matches!(r, LedgerError::ConflictingOrder { .. })).cloned();
+        match conflict.or_else(|| refusals.into_iter().next()) {
+            Some(refusal) => refusal.into(),
+            None => CertifyError::NoQuorum { votes, quorum: self.committee.quorum(), unreachable },
+        }
+    }
+
+    /// One elder's vote on `order`. An elder that is behind on the sender's account is
+    /// sent the certificates it lacks (this node has them) and asked once more.
+    async fn ask(&self, (elder, peer): (AccountId, PeerId), order: &SignedOrder) -> Asked {
+        match self.ask_once(elder, peer, order).await {
+            Asked::Refused(refusal @ LedgerError::UnexpectedSequence { .. }) if elder == self.me => {
+                // This node is the one behind: catch up now; the other elders may vote.
+                self.behind.notify_one();
+                Asked::Refused(refusal)
+            }
+            Asked::Refused(LedgerError::UnexpectedSequence { expected, got }) if expected < got => {
+                let from = order.order.from;
+                let missing = self
+                    .ledger
+                    .read(move |ledger| {
+                        (expected..got)
+                            .map_while(|s| ledger.certificate_at(&from, s).ok().flatten())
+                            .collect::<Vec<_>>()
+                    })
+                    .await
+                    .unwrap_or_default();
+                if missing.len() as u64 == got - expected {
+                    let _ = self.request(peer, PeerRequest::Certificates(missing)).await;
+                }
+                self.ask_once(elder, peer, order).await
+            }
+            asked => asked,
+        }
+    }
+
+    async fn ask_once(&self, elder: AccountId, peer: PeerId, order: &SignedOrder) -> Asked {
+        let answers = if elder == self.me {
+            self.ledger.orders(vec![order.clone()]).await.ok()
+        } else {
+            match self.request(peer, PeerRequest::Orders(vec![order.clone()])).await {
+                Some(PeerResponse::Votes(votes)) => {
+                    Some(votes.into_iter().map(|vote| vote.map_err(|refusal| refusal.0)).collect())
+                }
+                _ => None,
+            }
+        };
+        match answers.and_then(|answers| answers.into_iter().next()) {
+            Some(Ok(vote)) => Asked::Voted(vote),
+            Some(Err(refusal)) => Asked::Refused(refusal),
+            None => Asked::Unreachable,
+        }
+    }
+
+    /// A request to a peer, given up after this section's timeout.
+    async fn request(&self, peer: PeerId, request: PeerRequest) -> Option<PeerResponse> {
+        match tokio::time::timeout(self.timeout, self.network.request(peer, request)).await {
+            Ok(Ok(response)) => Some(response),
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "request failed");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Applies certificates here; a gap wakes the catch-up task.
+    pub async fn accept(
+        &self,
+        certificates: Vec<Certificate>,
+    ) -> Result<Vec<Result<Confirmation, LedgerError>>, LedgerStopped> {
+        let results = self.ledger.certificates(certificates).await?;
+        let mut behind = false;
+        for error in results.iter().filter_map(|result| result.as_ref().err()) {
+            match error {
+                LedgerError::MissingPredecessor { .. } | LedgerError::CreditsNotYetApplied => behind = true,
+                LedgerError::ConflictingOrder { .. } => {
+                    tracing::error!(%error, "a certificate conflicts with one applied here: the committee is unsafe")
+                }
+                _ => {}
+            }
+        }
+        if behind {
+            self.behind.notify_one();
+        }
+        Ok(results)
+    }
+
+    /// Sends a new certificate to every other connected elder at once and waits for their
+    /// answers (each bounded by the peer timeout), so the sender's next order finds them
+    /// ready to vote on it. An elder that misses it catches up from its peers.
+    async fn hand_to_elders(&self, certificate: &Certificate) {
+        let connected = self.connected().await;
+        let reachable = self.elders.iter().filter(|(elder, peer)| *elder != self.me && connected.contains(peer));
+        let deliveries = reachable.map(|(elder, peer)| async move {
+            if self.request(*peer, PeerRequest::Certificates(vec![certificate.clone()])).await.is_none() {
+                tracing::debug!(%elder, "certificate not delivered; the elder will catch up");
+            }
+        });
+        futures::future::join_all(deliveries).await;
+    }
+
+    /// Forever: every `interval`, or at once when a certificate arrived ahead of its
+    /// predecessors, asks each other elder for the certificates it applied since the last
+    /// position seen there, and applies them in that order (a valid order, since the peer
+    /// applied them so). Positions are kept in `cursors` so a restart resumes where it was.
+    pub async fn catch_up(self: Arc<Self>, cursors: PathBuf, interval: Duration) {
+        let mut positions = read_cursors(&cursors);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = self.behind.notified() => {}
+            }
+            let connected = self.connected().await;
+            let peers =
+                self.elders.iter().copied().filter(|(elder, peer)| *elder != self.me && connected.contains(peer));
+            for (elder, peer) in peers {
+                let start = positions.get(&elder).copied().unwrap_or(0);
+                let reached = match self.catch_up_from(peer, start).await {
+                    Ok(reached) => reached,
+                    Err(LedgerStopped) => return,
+                };
+                if reached != start {
+                    positions.insert(elder, reached);
+                    if let Err(error) = write_cursors(&cursors, &positions) {
+                        tracing::warn!(%error, "catch-up positions not saved; a restart will ask again");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies one peer's certificates from `position` until it has no more or one does
+    /// not apply; returns the position reached.
+    async fn catch_up_from(&self, peer: PeerId, mut position: u64) -> Result<u64, LedgerStopped> {
+        loop {
+            let request = PeerRequest::AppliedSince { position, limit: CATCH_UP_PAGE };
+            let Some(PeerResponse::Applied(page)) = self.request(peer, request).await else {
+                return Ok(position);
+            };
+            let count = page.certificates.len();
+            if count == 0 {
+                return Ok(position);
+            }
+            let results = self.accept(page.certificates).await?;
+            if let Some(Err(error)) = results.into_iter().find(Result::is_err) {
+                tracing::debug!(%peer, %error, "catch-up page not applied whole; trying again later");
+                return Ok(position);
+            }
+            tracing::debug!(%peer, count, "caught up");
+            position = page.next;
+            if count < CATCH_UP_PAGE as usize {
+                return Ok(position);
+            }
+        }
+    }
+}
+
+impl InboundHandler for Arc<Section> {
+    async fn answer(&self, _peer: PeerId, request: PeerRequest) -> PeerResponse {
+        let stopped = |_| PeerResponse::Refused("the ledger has stopped".into());
+        match request {
+            PeerRequest::Orders(orders) if orders.len() > MAX_BATCH => too_many(orders.len()),
+            PeerRequest::Orders(_) if !self.is_elder() => PeerResponse::Refused("not an elder".into()),
+            PeerRequest::Orders(orders) => {
+                self.ledger.orders(orders).await.map_or_else(stopped, |votes| PeerResponse::Votes(to_wire(votes)))
+            }
+            PeerRequest::Certificates(certificates) if certificates.len() > MAX_BATCH => too_many(certificates.len()),
+            PeerRequest::Certificates(certificates) => {
+                let confirmations = self.accept(certificates).await;
+                confirmations.map_or_else(stopped, |confirmations| PeerResponse::Confirmations(to_wire(confirmations)))
+            }
+            PeerRequest::AppliedSince { position, limit } => {
+                let limit = limit.min(CATCH_UP_PAGE) as usize;
+                match self.ledger.read(move |elder| elder.applied_since(position, limit)).await {
+                    Ok(Ok(page)) => PeerResponse::Applied(page),
+                    Ok(Err(error)) => PeerResponse::Refused(error.to_string()),
+                    Err(stopped) => PeerResponse::Refused(stopped.to_string()),
+                }
+            }
+        }
+    }
+}
+
+fn too_many(count: usize) -> PeerResponse {
+    PeerResponse::Refused(format!("{count} messages in one request; at most {MAX_BATCH}"))
+}
+
+fn read_cursors(path: &std::path::Path) -> BTreeMap<AccountId, u64> {
+    std::fs::read(path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default()
+}
+
+fn write_cursors(path: &std::path::Path, positions: &BTreeMap<AccountId, u64>) -> std::io::Result<()> {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, serde_json::to_vec_pretty(positions)?)?;
+    std::fs::rename(&temporary, path)
+}

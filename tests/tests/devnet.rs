@@ -1,0 +1,303 @@
+//! A 4-elder devnet of real processes talking over libp2p on 127.0.0.1: transfers through
+//! the `acre` CLI and raw HTTP, an elder killed with SIGKILL mid-stream that catches up
+//! after a restart, two conflicting orders raced through different nodes, and requests
+//! that are malformed, oversized or wrongly signed.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use acre_ledger::{AccountId, Amount, Certificate, Committee, SignedOrder, TransferOrder};
+use acre_node::devnet::Manifest;
+use acre_tests::{eventually, send_signal, workspace_binary, DevnetProcess, NodeProcess};
+use ed25519_dalek::SigningKey;
+use serde_json::{json, Value};
+
+/// A devnet of four elders (quorum 3) and a wallet pointed at it.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    devnet: DevnetProcess,
+    manifest: Manifest,
+    keystore: PathBuf,
+    http: reqwest::blocking::Client,
+}
+
+impl Fixture {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let devnet = DevnetProcess::start(&workspace_binary("acre-node"), &dir.path().join("devnet"), 4);
+        let manifest = Manifest::read(&devnet.dir).expect("manifest");
+        assert_eq!(manifest.nodes.len(), 4);
+        let keystore = dir.path().join("keys");
+        let http = reqwest::blocking::Client::new();
+        let fixture = Fixture { _dir: dir, devnet, manifest, keystore, http };
+        // Every elder must see the others before the first transfer can gather 3 votes.
+        for node in &fixture.manifest.nodes {
+            eventually("every elder is connected to the others", || {
+                let section = fixture.get(&node.api, "/v1/section");
+                let connected = section["elders"].as_array()?.iter().filter(|e| e["connected"] == true).count();
+                (connected == 4).then_some(())
+            });
+        }
+        fixture
+    }
+
+    /// Runs `acre` against the devnet (found through `ACRE_DEVNET`, as a user's would be).
+    fn wallet(&self, args: &[&str]) -> Output {
+        Command::new(workspace_binary("acre"))
+            .arg("--json")
+            .arg("--keystore")
+            .arg(&self.keystore)
+            .args(args)
+            .env("ACRE_DEVNET", &self.devnet.dir)
+            .env("ACRE_PASSWORD", "correct horse")
+            .env_remove("ACRE_NODE")
+            .output()
+            .expect("run acre")
+    }
+
+    fn wallet_json(&self, args: &[&str]) -> Value {
+        let output = self.wallet(args);
+        assert!(
+            output.status.success(),
+            "acre {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("one JSON document")
+    }
+
+    fn get(&self, api: &str, path: &str) -> Value {
+        let response = self.http.get(format!("{api}{path}")).send().expect("GET");
+        response.json().unwrap_or(Value::Null)
+    }
+
+    /// POSTs `body` and returns the status, the content type and the JSON answer.
+    fn post(&self, api: &str, path: &str, body: reqwest::blocking::Body) -> (u16, String, Value) {
+        let response = self
+            .http
+            .post(format!("{api}{path}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .expect("POST");
+        let status = response.status().as_u16();
+        let content_type =
+            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        (status, content_type, response.json().unwrap_or(Value::Null))
+    }
+
+    fn post_order(&self, api: &str, order: &SignedOrder) -> (u16, String, Value) {
+        self.post(api, "/v1/orders", serde_json::to_vec(order).expect("json").into())
+    }
+
+    fn api(&self, index: usize) -> &str {
+        &self.manifest.nodes[index].api
+    }
+
+    /// A fresh key funded from the faucet through the CLI.
+    fn funded_key(&self, credits: &str) -> SigningKey {
+        let key = SigningKey::from_bytes(&rand_secret());
+        let address = AccountId::of(&key).to_string();
+        let sent = self.wallet_json(&["faucet", &address, credits]);
+        assert_eq!(sent["certificate"]["order"]["to"], address.as_str());
+        key
+    }
+
+    fn balance(&self, api: &str, account: &AccountId) -> Option<String> {
+        let view = self.get(api, &format!("/v1/accounts/{account}"));
+        view["balance"].as_str().map(str::to_owned)
+    }
+
+    fn state_hash(&self, api: &str) -> Option<String> {
+        self.get(api, "/v1/health")["state_hash"].as_str().map(str::to_owned)
+    }
+
+    /// Waits until every listed node reports the same state hash, and returns it.
+    fn converged(&self, apis: &[&str]) -> String {
+        eventually("the elders' state hashes agree", || {
+            let hashes: Vec<String> = apis.iter().map(|api| self.state_hash(api)).collect::<Option<_>>()?;
+            hashes.windows(2).all(|pair| pair[0] == pair[1]).then(|| hashes[0].clone())
+        })
+    }
+
+    fn committee(&self) -> Committee {
+        Committee::new(self.manifest.elders()).expect("committee")
+    }
+}
+
+fn rand_secret() -> [u8; 32] {
+    let mut secret = [0u8; 32];
+    getrandom(&mut secret);
+    secret
+}
+
+/// Test keys from the OS, so concurrent tests never share an account.
+fn getrandom(bytes: &mut [u8]) {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(bytes)).expect("/dev/urandom");
+}
+
+fn order(from: &SigningKey, to: AccountId, amount: &str, sequence: u64) -> SignedOrder {
+    let amount: Amount = amount.parse().expect("amount");
+    TransferOrder { from: AccountId::of(from), to, amount, sequence, app: None, memo: String::new() }.sign(from)
+}
+
+fn certificate_of(answer: &Value) -> Certificate {
+    serde_json::from_value(answer["certificate"].clone()).expect("a certificate")
+}
+
+fn all_apis(fixture: &Fixture) -> Vec<&str> {
+    (0..4).map(|index| fixture.api(index)).collect()
+}
+
+#[test]
+fn transfers_through_the_cli_and_http_reach_every_elder() {
+    let fixture = Fixture::start();
+    let alice = fixture.wallet_json(&["key", "new", "alice"])["address"].as_str().expect("address").to_owned();
+    let bob = fixture.wallet_json(&["key", "new", "bob"])["address"].as_str().expect("address").to_owned();
+    let funded = fixture.wallet_json(&["faucet", "alice", "500"]);
+    certificate_of(&funded);
+
+    let sent = fixture.wallet_json(&["send", "bob", "120", "--from", "alice", "--yes", "--allow-new-recipient"]);
+    let certificate = certificate_of(&sent);
+    fixture.committee().verify_certificate(&certificate).expect("a certificate of the devnet's elders");
+    assert_eq!(fixture.wallet_json(&["balance", "alice"])["balance"], "380");
+
+    // Raw HTTP, through another node than the wallet's.
+    let carol = fixture.funded_key("10");
+    let bob_id: AccountId = bob.parse().expect("address");
+    let (status, _, answer) = fixture.post_order(fixture.api(2), &order(&carol, bob_id, "5", 0));
+    assert_eq!(status, 200, "{answer}");
+    fixture.committee().verify_certificate(&certificate_of(&answer)).expect("valid certificate");
+
+    for api in all_apis(&fixture) {
+        eventually("every elder applied both transfers to bob", || {
+            (fixture.balance(api, &bob_id)? == "125").then_some(())
+        });
+    }
+    let alice_id: AccountId = alice.parse().expect("address");
+    assert!(all_apis(&fixture).iter().all(|api| fixture.balance(api, &alice_id).as_deref() == Some("380")));
+    fixture.converged(&all_apis(&fixture));
+    fixture.devnet.stop();
+}
+
+#[test]
+fn an_elder_killed_mid_stream_catches_up_after_restart() {
+    let fixture = Fixture::start();
+    let payer = fixture.funded_key("1000");
+    let payee = AccountId::of(&SigningKey::from_bytes(&rand_secret()));
+    let victim = &fixture.manifest.nodes[3];
+    let mut sequence = 0;
+    let mut pay = |api: &str| {
+        let (status, _, answer) = fixture.post_order(api, &order(&payer, payee, "1", sequence));
+        assert_eq!(status, 200, "transfer {sequence}: {answer}");
+        sequence += 1;
+    };
+    for _ in 0..10 {
+        pay(fixture.api(0));
+    }
+    send_signal(victim.pid, "KILL");
+    // Three of four elders are a quorum: the stream goes on without the killed one.
+    for index in 0..20 {
+        pay(fixture.api(index % 3));
+    }
+    let survivors = [fixture.api(0), fixture.api(1), fixture.api(2)];
+    let settled = fixture.converged(&survivors);
+
+    let restarted = NodeProcess::start_with(&workspace_binary("acre-node"), &victim.data_dir, &[]);
+    assert_eq!(restarted.api, victim.api, "the node comes back on its configured address");
+    eventually("the restarted elder has caught up", || (fixture.state_hash(&restarted.api)? == settled).then_some(()));
+    assert_eq!(fixture.balance(&restarted.api, &payee).as_deref(), Some("30"));
+
+    // It votes again: a transfer through it gathers a quorum that may include it.
+    pay(&restarted.api);
+    for api in all_apis(&fixture) {
+        eventually("every elder applied the last transfer", || (fixture.balance(api, &payee)? == "31").then_some(()));
+    }
+    restarted.stop();
+    fixture.devnet.stop();
+}
+
+#[test]
+fn conflicting_orders_raced_through_two_nodes_certify_exactly_one() {
+    let fixture = Fixture::start();
+    let payer = fixture.funded_key("100");
+    for sequence in 0..5 {
+        let left = AccountId::of(&SigningKey::from_bytes(&rand_secret()));
+        let right = AccountId::of(&SigningKey::from_bytes(&rand_secret()));
+        let orders = [order(&payer, left, "1", sequence), order(&payer, right, "1", sequence)];
+        let shared = &fixture;
+        let answers: Vec<(u16, String, Value)> = std::thread::scope(|scope| {
+            let racers: Vec<_> = orders
+                .iter()
+                .enumerate()
+                .map(|(index, order)| scope.spawn(move || shared.post_order(shared.api(index), order)))
+                .collect();
+            racers.into_iter().map(|racer| racer.join().expect("racer")).collect()
+        });
+        let confirmed: Vec<usize> = (0..2).filter(|&i| answers[i].0 == 200).collect();
+        assert_eq!(confirmed.len(), 1, "sequence {sequence}: exactly one certificate, got {answers:?}");
+        let loser = &answers[1 - confirmed[0]];
+        assert_eq!(loser.1, "application/problem+json");
+        assert_eq!(loser.2["code"], "conflicting_order", "{loser:?}");
+        let (winner, other) = if confirmed[0] == 0 { (left, right) } else { (right, left) };
+        for api in all_apis(&fixture) {
+            eventually("every elder paid the winner", || (fixture.balance(api, &winner)? == "1").then_some(()));
+            assert_eq!(fixture.balance(api, &other), None, "the loser's recipient got nothing");
+        }
+    }
+    fixture.converged(&all_apis(&fixture));
+    fixture.devnet.stop();
+}
+
+#[test]
+fn malformed_oversized_and_wrongly_signed_requests_change_nothing() {
+    let fixture = Fixture::start();
+    let payer = fixture.funded_key("50");
+    let payee = AccountId::of(&SigningKey::from_bytes(&rand_secret()));
+    let before = fixture.converged(&all_apis(&fixture));
+    let api = fixture.api(1);
+
+    let refusals: Vec<(&str, (u16, String, Value))> = vec![
+        ("malformed JSON", fixture.post(api, "/v1/orders", "{\"order\": ".into())),
+        ("wrong shape", fixture.post(api, "/v1/orders", "{\"hello\": 1}".into())),
+        ("oversized", fixture.post(api, "/v1/orders", vec![b' '; 1 << 20].into())),
+        ("oversized certificate", fixture.post(api, "/v1/certificates", vec![b' '; 1 << 20].into())),
+        ("wrong signature", {
+            let mut signed = order(&payer, payee, "1", 0);
+            signed.order.amount = "2".parse().expect("amount");
+            fixture.post_order(api, &signed)
+        }),
+        ("signed by another key", {
+            let mut signed = order(&SigningKey::from_bytes(&rand_secret()), payee, "1", 0);
+            signed.order.from = AccountId::of(&payer);
+            fixture.post_order(api, &signed)
+        }),
+        ("overflowing amount", {
+            let mut body = serde_json::to_value(order(&payer, payee, "1", 0)).expect("json");
+            body["order"]["amount"] = json!("18446744073709551616");
+            fixture.post(api, "/v1/orders", body.to_string().into())
+        }),
+        ("overdraft", fixture.post_order(api, &order(&payer, payee, "51", 0))),
+        ("unknown sender", fixture.post_order(api, &order(&SigningKey::from_bytes(&rand_secret()), payee, "1", 0))),
+        ("forged certificate", {
+            let certificate = Certificate { order: order(&payer, payee, "50", 0).order, votes: vec![] };
+            fixture.post(api, "/v1/certificates", serde_json::to_vec(&certificate).expect("json").into())
+        }),
+    ];
+    for (what, (status, content_type, problem)) in &refusals {
+        assert!((400..500).contains(status), "{what}: status {status} {problem}");
+        assert_eq!(content_type, "application/problem+json", "{what}");
+        assert!(problem["code"].as_str().is_some_and(|code| !code.is_empty()), "{what}: {problem}");
+    }
+    let code = |what: &str| refusals.iter().find(|(w, _)| *w == what).map(|(_, answer)| answer.2["code"].clone());
+    assert_eq!(code("wrong signature"), Some(json!("invalid_signature")));
+    assert_eq!(code("oversized"), Some(json!("payload_too_large")));
+    assert_eq!(code("unknown sender"), Some(json!("unknown_account")));
+
+    // Nothing moved, nothing locked: the honest order at sequence 0 still goes through.
+    assert_eq!(fixture.converged(&all_apis(&fixture)), before);
+    let (status, _, answer) = fixture.post_order(api, &order(&payer, payee, "50", 0));
+    assert_eq!(status, 200, "{answer}");
+    fixture.devnet.stop();
+}
