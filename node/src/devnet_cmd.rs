@@ -106,11 +106,15 @@ fn create(dir: &Path, count: usize, node_binary: &Path) -> Result<Vec<PathBuf>> 
     let ports = free_ports(count)?;
     for (index, data_dir) in node_dirs.iter().enumerate() {
         let (api, tcp, udp) = ports[index];
+        // Half the links go over QUIC and half over TCP, so both transports carry traffic.
         let bootstrap = ports
             .iter()
             .enumerate()
             .filter(|(other, _)| *other != index)
-            .map(|(_, (_, tcp, _))| format!("/ip4/127.0.0.1/tcp/{tcp}"))
+            .map(|(other, (_, tcp, udp))| match (index + other) % 2 {
+                0 => format!("/ip4/127.0.0.1/tcp/{tcp}"),
+                _ => format!("/ip4/127.0.0.1/udp/{udp}/quic-v1"),
+            })
             .collect();
         let config = NodeConfig {
             api: ([127, 0, 0, 1], api).into(),

@@ -130,7 +130,7 @@ impl DevnetProcess {
     }
 
     /// Stops the devnet and its nodes with SIGTERM, expecting a clean exit.
-    pub fn stop(mut self) {
+    pub fn stop(&mut self) {
         terminate(&mut self.child, "the devnet");
     }
 }

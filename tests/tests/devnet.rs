@@ -152,7 +152,7 @@ fn all_apis(fixture: &Fixture) -> Vec<&str> {
 
 #[test]
 fn transfers_through_the_cli_and_http_reach_every_elder() {
-    let fixture = Fixture::start();
+    let mut fixture = Fixture::start();
     let alice = fixture.wallet_json(&["key", "new", "alice"])["address"].as_str().expect("address").to_owned();
     let bob = fixture.wallet_json(&["key", "new", "bob"])["address"].as_str().expect("address").to_owned();
     let funded = fixture.wallet_json(&["faucet", "alice", "500"]);
@@ -177,13 +177,25 @@ fn transfers_through_the_cli_and_http_reach_every_elder() {
     }
     let alice_id: AccountId = alice.parse().expect("address");
     assert!(all_apis(&fixture).iter().all(|api| fixture.balance(api, &alice_id).as_deref() == Some("380")));
-    fixture.converged(&all_apis(&fixture));
+    let settled = fixture.converged(&all_apis(&fixture));
+
+    // Stopped and started again on the same directory, the devnet resumes from disk.
+    let dir = fixture.devnet.dir.clone();
     fixture.devnet.stop();
+    let mut devnet = DevnetProcess::start(&workspace_binary("acre-node"), &dir, 4);
+    let resumed = Manifest::read(&dir).expect("manifest");
+    assert_eq!(resumed.elders(), fixture.manifest.elders(), "the same elders");
+    for node in &resumed.nodes {
+        assert_eq!(fixture.state_hash(&node.api), Some(settled.clone()), "node {} lost state", node.id);
+    }
+    let again = fixture.wallet_json(&["send", "bob", "1", "--from", "alice", "--yes"]);
+    fixture.committee().verify_certificate(&certificate_of(&again)).expect("valid certificate");
+    devnet.stop();
 }
 
 #[test]
 fn an_elder_killed_mid_stream_catches_up_after_restart() {
-    let fixture = Fixture::start();
+    let mut fixture = Fixture::start();
     let payer = fixture.funded_key("1000");
     let payee = AccountId::of(&SigningKey::from_bytes(&rand_secret()));
     let victim = &fixture.manifest.nodes[3];
@@ -220,7 +232,7 @@ fn an_elder_killed_mid_stream_catches_up_after_restart() {
 
 #[test]
 fn conflicting_orders_raced_through_two_nodes_certify_exactly_one() {
-    let fixture = Fixture::start();
+    let mut fixture = Fixture::start();
     let payer = fixture.funded_key("100");
     for sequence in 0..5 {
         let left = AccountId::of(&SigningKey::from_bytes(&rand_secret()));
@@ -252,7 +264,7 @@ fn conflicting_orders_raced_through_two_nodes_certify_exactly_one() {
 
 #[test]
 fn malformed_oversized_and_wrongly_signed_requests_change_nothing() {
-    let fixture = Fixture::start();
+    let mut fixture = Fixture::start();
     let payer = fixture.funded_key("50");
     let payee = AccountId::of(&SigningKey::from_bytes(&rand_secret()));
     let before = fixture.converged(&all_apis(&fixture));
