@@ -1,8 +1,8 @@
 //! Benchmarks of Acre. Every figure is printed beside a limit measured in the same run on
 //! the same machine (ed25519 signing and verification rates), so a ratio, not an absolute
-//! time, says whether the code is fast. `cargo run --release -p acre-benches --bin
-//! ledger-bench` prints the ledger's figures; `cargo bench -p acre-benches` runs the
-//! criterion micro-benchmarks.
+//! time, says whether the code is fast. `make bench` builds the release binaries and runs
+//! `ledger-bench` (the ledger in-process) and `elder-bench` (one elder process fed over
+//! libp2p); `cargo bench -p acre-benches` runs the criterion micro-benchmarks.
 
 use std::time::{Duration, Instant};
 

@@ -31,7 +31,7 @@ text_schema!(
     crate::AccountId,
     "An account or elder: its ed25519 public key in bech32m with the `acre` prefix.",
     "^acre1[02-9ac-hj-np-z]{58}$",
-    "acre1qqqsyqcyq5rqwzqfpg9scrgwpugpzysnzs23v9ccrydpk8qarc0jqpa4ydd"
+    "acre1mqdslgxlwyxprar0h705l2ull2982a27je5k0ljnlnjez9fdwvzswts2ux"
 );
 text_schema!(crate::Digest, "A BLAKE3 hash as 64 hexadecimal characters.", "^[0-9a-f]{64}$", "00".repeat(32));
 text_schema!(

@@ -413,3 +413,38 @@ impl NetworkHandle {
         answer.await.map_err(|_| NetworkError::Stopped)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acre_ledger::{AccountId, Digest};
+    use libp2p::request_response::Codec;
+
+    /// Every refusal (and the values inside it) comes back from the wire as it was sent:
+    /// the binary codec cannot carry the internally tagged error by itself.
+    #[tokio::test]
+    async fn responses_with_refusals_cross_the_wire_intact() {
+        let elder = AccountId([7; 32]);
+        let refusals = vec![
+            LedgerError::ConflictingOrder { voted: Digest([1; 32]) },
+            LedgerError::UnexpectedSequence { expected: 3, got: 5 },
+            LedgerError::UnknownAccount { account: elder },
+            LedgerError::InsufficientBalance {
+                balance: "1.5".parse().expect("amount"),
+                amount: "2".parse().expect("amount"),
+            },
+            LedgerError::InvalidSignature,
+        ];
+        let response = PeerResponse::Votes(refusals.iter().cloned().map(|r| Err(Refusal(r))).collect());
+        let mut codec = cbor::codec::Codec::<PeerRequest, PeerResponse>::default();
+        let protocol = StreamProtocol::new(LEDGER_PROTOCOL);
+        let mut wire = futures::io::Cursor::new(Vec::new());
+        codec.write_response(&protocol, &mut wire, response).await.expect("encode");
+        let mut wire = futures::io::Cursor::new(wire.into_inner());
+        let PeerResponse::Votes(back) = codec.read_response(&protocol, &mut wire).await.expect("decode") else {
+            panic!("not votes");
+        };
+        let back: Vec<LedgerError> = back.into_iter().filter_map(|r| r.err()).map(|r| r.0).collect();
+        assert_eq!(back, refusals);
+    }
+}
