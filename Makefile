@@ -33,3 +33,4 @@ bench: deps
 	$(CARGO) build --release --locked --workspace --bins
 	$(CARGO_TARGET_DIR)/release/ledger-bench
 	$(CARGO_TARGET_DIR)/release/elder-bench
+	$(CARGO_TARGET_DIR)/release/proofs-bench

@@ -1,0 +1,262 @@
+//! Proof-of-storage challenges. A challenger draws blocks of the chunks a holder must
+//! keep from its own fresh randomness; the holder answers with a BLAKE3 verified slice
+//! of each block, made from the chunk and the pre-order outboard it keeps beside it (an
+//! answer reads one 16 KiB chunk group, not the whole chunk); the challenger checks the
+//! slice against the chunk's address and the size it keeps. Built on `bao-tree`, the
+//! verified-streaming library iroh-blobs uses, with the same 16 KiB groups.
+
+use std::collections::BTreeSet;
+
+use bao_tree::io::outboard::PreOrderMemOutboard;
+use bao_tree::io::sync::{encode_ranges_validated, DecodeResponseIter};
+use bao_tree::io::BaoContentItem;
+use bao_tree::{BaoTree, BlockSize, ChunkNum, ChunkRanges};
+use serde::{Deserialize, Serialize};
+
+use crate::chunk::{Chunk, ChunkAddress, MAX_CHUNK_BYTES};
+use crate::ProofError;
+
+/// Bytes per challenged block: one BLAKE3 chunk.
+pub const BLOCK_BYTES: u64 = 1024;
+/// Chunk groups of the stored outboards: 16 KiB, as iroh-blobs keeps them. A protocol
+/// constant: whole-group answers do not verify under another group size.
+const GROUP: BlockSize = BlockSize::from_chunk_log(4);
+/// Hash context of block draws.
+const DRAW_CONTEXT: &str = "acre 2026 challenge blocks v1";
+/// The longest honest proof of one block: the hash pairs down a tree of 1,024 blocks
+/// (a 1 MiB chunk, depth 10) and the block.
+const MAX_PROOF_PER_BLOCK: usize = 10 * 64 + BLOCK_BYTES as usize;
+
+/// What a holder keeps beside a chunk: the hash pairs of its BLAKE3 tree above 16 KiB
+/// groups, in pre-order (4,032 bytes for a 1 MiB chunk).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outboard(Vec<u8>);
+
+impl Outboard {
+    /// Computes the outboard of a chunk (when it is stored).
+    pub fn create(chunk: &Chunk) -> Self {
+        Outboard(PreOrderMemOutboard::create(chunk.bytes(), GROUP).data)
+    }
+
+    /// An outboard read back from storage.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Outboard(bytes)
+    }
+
+    /// The bytes to store.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// A challenge to one holder: blocks of chunks it must hold. `nonce` makes every
+/// challenge distinct, so an answer cannot be replayed for another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// The challenger's number for this challenge.
+    pub nonce: u64,
+    /// The chunks and their blocks.
+    pub items: Vec<ChallengeItem>,
+}
+
+/// Blocks of one chunk to prove.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeItem {
+    /// The chunk.
+    pub address: ChunkAddress,
+    /// Block numbers (of [`BLOCK_BYTES`]), distinct and ascending.
+    pub blocks: Vec<u64>,
+}
+
+/// A holder's answer: one proof per challenged chunk, in the challenge's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    /// The challenge's nonce.
+    pub nonce: u64,
+    /// The verified slices.
+    pub proofs: Vec<Vec<u8>>,
+}
+
+impl ChallengeItem {
+    /// Draws `count` distinct blocks (fewer if the chunk has fewer) of a chunk of `size`
+    /// bytes from the challenger's fresh `randomness` and the challenge's `nonce`. The
+    /// draw is deterministic in its inputs, so it can be checked afterwards; it is
+    /// unpredictable to the holder as long as the randomness is fresh.
+    pub fn draw(randomness: &[u8; 32], nonce: u64, address: ChunkAddress, size: u64, count: usize) -> Self {
+        let available = ChunkNum::chunks(size).0;
+        let wanted = (count as u64).min(available);
+        let mut hasher = blake3::Hasher::new_derive_key(DRAW_CONTEXT);
+        hasher.update(randomness).update(&nonce.to_le_bytes()).update(&address.0);
+        let mut stream = hasher.finalize_xof();
+        let mut blocks = BTreeSet::new();
+        while (blocks.len() as u64) < wanted {
+            let mut word = [0u8; 8];
+            stream.fill(&mut word);
+            // The modulo bias is below 2^-50 for chunks of at most 1,024 blocks.
+            blocks.insert(u64::from_le_bytes(word) % available);
+        }
+        ChallengeItem { address, blocks: blocks.into_iter().collect() }
+    }
+
+    fn ranges(&self) -> ChunkRanges {
+        self.blocks.iter().fold(ChunkRanges::empty(), |ranges, &block| {
+            ranges | ChunkRanges::from(ChunkNum(block)..ChunkNum(block + 1))
+        })
+    }
+
+    fn check_blocks(&self, size: u64) -> Result<(), ProofError> {
+        let available = ChunkNum::chunks(size).0;
+        match self.blocks.iter().find(|&&block| block >= available) {
+            Some(&block) => Err(ProofError::OutOfRange { block, size }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The holder's proof of `item` from the chunk's bytes and its outboard. The data is
+/// re-hashed against the outboard and the address as the proof is made, so a holder whose
+/// copy rotted learns it here instead of sending a proof that fails.
+pub fn answer(item: &ChallengeItem, chunk: &[u8], outboard: &Outboard) -> Result<Vec<u8>, ProofError> {
+    let size = chunk.len() as u64;
+    item.check_blocks(size)?;
+    let tree = BaoTree::new(size, GROUP);
+    if outboard.0.len() as u64 != tree.outboard_size() {
+        return Err(ProofError::Damaged(format!("an outboard of {} bytes for {size} bytes", outboard.0.len())));
+    }
+    let stored = PreOrderMemOutboard { root: blake3::Hash::from(item.address.0), tree, data: outboard.0.as_slice() };
+    let mut proof = Vec::with_capacity(item.blocks.len() * MAX_PROOF_PER_BLOCK);
+    encode_ranges_validated(chunk, stored, &item.ranges(), &mut proof)
+        .map_err(|error| ProofError::Damaged(error.to_string()))?;
+    Ok(proof)
+}
+
+/// Checks a proof of `item` against the chunk's address and its `size`, which the
+/// challenger must know from its own records: a proof of a middle block verifies under a
+/// wrong size too. Trusts nothing in the proof beyond what the hashes prove: every
+/// challenged byte must arrive, verified, with nothing left over.
+pub fn verify(item: &ChallengeItem, size: u64, proof: &[u8]) -> Result<(), ProofError> {
+    if size == 0 || size > MAX_CHUNK_BYTES as u64 {
+        return Err(ProofError::Invalid(format!("no chunk has {size} bytes")));
+    }
+    item.check_blocks(size)?;
+    let max = item.blocks.len() * MAX_PROOF_PER_BLOCK;
+    if proof.len() > max {
+        return Err(ProofError::TooLong { len: proof.len(), max });
+    }
+    let ranges = item.ranges();
+    let mut reader = std::io::Cursor::new(proof);
+    let mut proven = 0u64;
+    let root = blake3::Hash::from(item.address.0);
+    for piece in DecodeResponseIter::new(root, BaoTree::new(size, GROUP), &mut reader, &ranges) {
+        if let BaoContentItem::Leaf(leaf) = piece.map_err(|error| ProofError::Invalid(error.to_string()))? {
+            proven += leaf.data.len() as u64;
+        }
+    }
+    if reader.position() != proof.len() as u64 {
+        return Err(ProofError::Invalid("bytes after the proof".into()));
+    }
+    let challenged: u64 = item.blocks.iter().map(|block| (size - block * BLOCK_BYTES).min(BLOCK_BYTES)).sum();
+    if proven != challenged {
+        return Err(ProofError::Invalid(format!("{proven} bytes proven of {challenged} challenged")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn chunk_of(size: usize, seed: u8) -> Chunk {
+        Chunk::new((0..size).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()).expect("chunk")
+    }
+
+    #[test]
+    fn an_honest_answer_verifies_and_stays_small() {
+        let chunk = chunk_of(MAX_CHUNK_BYTES, 1);
+        let outboard = Outboard::create(&chunk);
+        assert_eq!(outboard.as_bytes().len(), 4_032, "63 hash pairs above 64 groups of 16 KiB");
+        let item = ChallengeItem::draw(&[7; 32], 1, chunk.address(), chunk.size(), 1);
+        let proof = answer(&item, chunk.bytes(), &outboard).expect("answer");
+        assert_eq!(proof.len(), 1_664, "10 hash pairs and one 1 KiB block");
+        verify(&item, chunk.size(), &proof).expect("verifies");
+    }
+
+    #[test]
+    fn altered_bytes_missing_data_and_replays_fail() {
+        let chunk = chunk_of(300_000, 2);
+        let outboard = Outboard::create(&chunk);
+        let item = ChallengeItem::draw(&[8; 32], 1, chunk.address(), chunk.size(), 4);
+        let proof = answer(&item, chunk.bytes(), &outboard).expect("answer");
+
+        let mut flipped = proof.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert!(matches!(verify(&item, chunk.size(), &flipped), Err(ProofError::Invalid(_))));
+        assert!(verify(&item, chunk.size(), &proof[..proof.len() - 1]).is_err(), "a short proof");
+        let mut longer = proof.clone();
+        longer.push(0);
+        assert!(verify(&item, chunk.size(), &longer).is_err(), "trailing bytes");
+
+        let other = ChallengeItem::draw(&[8; 32], 2, chunk.address(), chunk.size(), 4);
+        assert_ne!(other.blocks, item.blocks, "a new nonce draws other blocks");
+        assert!(verify(&other, chunk.size(), &proof).is_err(), "an old answer does not answer a new challenge");
+
+        // A holder whose copy rotted cannot make a proof at all.
+        let mut rotten = chunk.bytes().to_vec();
+        let block = usize::try_from(item.blocks[0] * BLOCK_BYTES).expect("offset");
+        rotten[block] ^= 0xff;
+        assert!(matches!(answer(&item, &rotten, &outboard), Err(ProofError::Damaged(_))));
+    }
+
+    #[test]
+    fn blocks_beyond_the_chunk_and_wrong_sizes_are_refused() {
+        let chunk = chunk_of(5_000, 3);
+        let outboard = Outboard::create(&chunk);
+        let beyond = ChallengeItem { address: chunk.address(), blocks: vec![5] };
+        assert_eq!(answer(&beyond, chunk.bytes(), &outboard), Err(ProofError::OutOfRange { block: 5, size: 5_000 }));
+        assert!(verify(&beyond, 5_000, &[]).is_err());
+        let last = ChallengeItem { address: chunk.address(), blocks: vec![4] };
+        let proof = answer(&last, chunk.bytes(), &outboard).expect("answer");
+        verify(&last, 5_000, &proof).expect("the partial last block verifies");
+        assert!(verify(&last, 5_001, &proof).is_err(), "the last block proves the size");
+        assert!(verify(&last, 0, &proof).is_err());
+    }
+
+    #[test]
+    fn the_wire_encoding_is_stable() {
+        let challenge =
+            Challenge { nonce: 3, items: vec![ChallengeItem { address: ChunkAddress([1; 32]), blocks: vec![0, 2] }] };
+        let bytes = postcard::to_allocvec(&challenge).expect("encode");
+        let mut expected = vec![3, 1];
+        expected.extend_from_slice(&[1; 32]);
+        expected.extend_from_slice(&[2, 0, 2]);
+        assert_eq!(bytes, expected, "a change here breaks every node's wire format");
+        assert_eq!(postcard::from_bytes::<Challenge>(&bytes).expect("decode"), challenge);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Any chunk, any blocks: the honest answer verifies, and flipping any byte of it
+        /// makes it fail.
+        #[test]
+        fn honest_answers_verify_and_any_flipped_byte_fails(
+            size in 1usize..200_000,
+            seed in any::<u8>(),
+            randomness in any::<[u8; 32]>(),
+            count in 1usize..6,
+            flip in any::<prop::sample::Index>(),
+        ) {
+            let chunk = chunk_of(size, seed);
+            let outboard = Outboard::create(&chunk);
+            let item = ChallengeItem::draw(&randomness, 9, chunk.address(), chunk.size(), count);
+            let proof = answer(&item, chunk.bytes(), &outboard).expect("answer");
+            prop_assert!(verify(&item, chunk.size(), &proof).is_ok());
+            let mut altered = proof.clone();
+            let at = flip.index(altered.len());
+            altered[at] ^= 0x5a;
+            prop_assert!(verify(&item, chunk.size(), &altered).is_err());
+        }
+    }
+}
