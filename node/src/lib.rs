@@ -8,6 +8,7 @@
 //! Protocol decisions stay in the ledger's state machines.
 
 pub mod api;
+pub mod chunk_store;
 pub mod config;
 pub mod devnet;
 pub mod genesis;

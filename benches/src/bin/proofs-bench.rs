@@ -2,11 +2,19 @@
 //! measured in the same run: an answer for one 1 KiB block of a 1 MiB chunk hashes the
 //! block and the ten hash pairs above it (1,664 bytes), so hashing speed bounds it.
 //!
+//! Then chunk ingest into a node's chunk store (each 1 MiB chunk and its outboard synced
+//! before `put` returns) beside the lesser of BLAKE3's rate and this disk's synced
+//! sequential write rate, both measured in the same run.
+//!
 //! `cargo run --release -p acre-benches --bin proofs-bench`
 
 use std::time::Duration;
 
+use std::io::Write;
+use std::time::Instant;
+
 use acre_benches::rate;
+use acre_node::chunk_store::ChunkStore;
 use acre_proofs::challenge::{answer, verify, ChallengeItem, Outboard};
 use acre_proofs::{Chunk, MAX_CHUNK_BYTES};
 use anyhow::Result;
@@ -46,5 +54,46 @@ fn main() -> Result<()> {
     println!("answers verified                  {verified:>10.0} /s   (target >= 200,000/s)");
     println!("  bound: 1 KiB-rate / {HASHED_PER_ANSWER} bytes = {bound:.0}/s; ratio {:.2}", verified / bound);
     println!("answers made by a holder          {answered:>10.0} /s   (reads and re-hashes one 16 KiB group)");
+
+    let disk = synced_write_rate()?;
+    let ingest = chunk_ingest_rate()?;
+    let bound = disk.min(hashing);
+    println!("\nchunk store, 1 MiB chunks, each synced before put returns");
+    println!("disk, synced 1 MiB sequential writes {:>7.0} MB/s", disk / 1e6);
+    println!(
+        "ingest                            {:>10.0} MB/s   ratio to min(BLAKE3, disk) {:.2}   (target >= 0.50)",
+        ingest / 1e6,
+        ingest / bound
+    );
     Ok(())
+}
+
+/// Chunks the ingest and disk measurements write.
+const INGEST_CHUNKS: usize = 256;
+
+/// Bytes per second of 1 MiB appends to a file, each followed by `fdatasync`.
+fn synced_write_rate() -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let mut file = std::fs::File::create(dir.path().join("disk"))?;
+    let block = vec![7u8; MAX_CHUNK_BYTES];
+    let started = Instant::now();
+    for _ in 0..INGEST_CHUNKS {
+        file.write_all(&block)?;
+        file.sync_data()?;
+    }
+    Ok((INGEST_CHUNKS * MAX_CHUNK_BYTES) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Bytes per second of distinct 1 MiB chunks through `ChunkStore::put`, hashing included.
+fn chunk_ingest_rate() -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let mut store = ChunkStore::open(dir.path(), u64::MAX)?;
+    let payloads: Vec<Vec<u8>> = (0..INGEST_CHUNKS as u32)
+        .map(|i| (0..MAX_CHUNK_BYTES as u32).map(|j| (j.wrapping_mul(2_654_435_761) ^ i) as u8).collect())
+        .collect();
+    let started = Instant::now();
+    for payload in payloads {
+        store.put(&Chunk::new(payload)?)?;
+    }
+    Ok((INGEST_CHUNKS * MAX_CHUNK_BYTES) as f64 / started.elapsed().as_secs_f64())
 }
