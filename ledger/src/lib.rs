@@ -49,6 +49,7 @@
 mod amount;
 mod certificate;
 mod durable;
+pub mod economics;
 mod elder;
 mod error;
 mod ids;

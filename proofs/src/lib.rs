@@ -6,10 +6,12 @@
 //!   that names a file.
 //! - [`challenge`]: challenges drawn from fresh randomness, answers a holder makes from
 //!   the chunk and its stored outboard, and their verification.
+//! - [`placement`]: which members hold a chunk (the 4 closest by XOR).
 //! - [`sampling`]: how many blocks to challenge for a loss fraction and a confidence.
 
 pub mod challenge;
 pub mod chunk;
+pub mod placement;
 pub mod sampling;
 
 pub use challenge::{answer, verify, Challenge, ChallengeItem, Outboard, BLOCK_BYTES};

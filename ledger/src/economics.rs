@@ -1,0 +1,64 @@
+//! What storing costs. The section quotes a price per MiB that rises with its fullness:
+//! cheap while there is room, steeply dearer as free space runs out, so a filling
+//! section both slows uploads and pays farmers more to add disk. `specs/economics.md`
+//! gives the reasons for the shape.
+
+use crate::Amount;
+
+/// The price of storing one MiB in an empty section, in nanos: 0.01 credits.
+pub const BASE_NANOS_PER_MIB: u64 = 10_000_000;
+/// Bytes per priced unit; a chunk is priced by the MiBs it starts.
+const MIB: u64 = 1 << 20;
+
+/// The price of storing `bytes` in a section whose holders keep `used` of `capacity`
+/// bytes: `BASE × ceil(bytes / MiB) × (capacity / free)²`. `None` when the section is
+/// full (nothing is free) or the price would pass the supply cap.
+pub fn store_cost(bytes: u64, used: u64, capacity: u64) -> Option<Amount> {
+    let free = capacity.checked_sub(used).filter(|&free| free > 0)?;
+    let units = u128::from(bytes.div_ceil(MIB));
+    let (capacity, free) = (u128::from(capacity), u128::from(free));
+    // Divide last, rounding up, so a quote never undercharges.
+    let numerator = u128::from(BASE_NANOS_PER_MIB).checked_mul(units)?.checked_mul(capacity * capacity)?;
+    let nanos = numerator.div_ceil(free * free);
+    Amount::from_nanos(u64::try_from(nanos).ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn an_empty_section_charges_the_base_and_a_full_one_quotes_nothing() {
+        let nanos = |bytes, used, capacity| store_cost(bytes, used, capacity).map(Amount::nanos);
+        assert_eq!(nanos(MIB, 0, 1 << 40), Some(BASE_NANOS_PER_MIB));
+        assert_eq!(nanos(1, 0, 1 << 40), Some(BASE_NANOS_PER_MIB), "a started MiB counts whole");
+        assert_eq!(store_cost(0, 0, 1 << 40), Some(Amount::ZERO));
+        assert_eq!(store_cost(MIB, 1 << 40, 1 << 40), None);
+        assert_eq!(store_cost(MIB, 2, 1), None, "more used than capacity is full");
+        let half = store_cost(MIB, 1 << 39, 1 << 40).expect("quote");
+        assert_eq!(half.nanos(), 4 * BASE_NANOS_PER_MIB, "half full costs four times as much");
+        assert_eq!(store_cost(u64::MAX, u64::MAX - 1, u64::MAX), None, "past the cap is no quote");
+    }
+
+    proptest! {
+        /// Never cheaper for more bytes or a fuller section.
+        #[test]
+        fn the_price_rises_with_bytes_and_fullness(
+            bytes in 0u64..(1 << 34),
+            more in 0u64..(1 << 30),
+            capacity in 1u64..(1 << 50),
+            used_part in 0.0f64..1.0,
+            fuller_part in 0.0f64..1.0,
+        ) {
+            let used = (capacity as f64 * used_part) as u64;
+            let fuller = used + ((capacity - used) as f64 * fuller_part) as u64;
+            if let (Some(base), Some(larger)) = (store_cost(bytes, used, capacity), store_cost(bytes + more, used, capacity)) {
+                prop_assert!(larger >= base);
+            }
+            if let (Some(base), Some(dearer)) = (store_cost(bytes, used, capacity), store_cost(bytes, fuller, capacity)) {
+                prop_assert!(dearer >= base);
+            }
+        }
+    }
+}
