@@ -178,6 +178,10 @@ fn transfers_through_the_cli_and_http_reach_every_elder() {
     let alice_id: AccountId = alice.parse().expect("address");
     assert!(all_apis(&fixture).iter().all(|api| fixture.balance(api, &alice_id).as_deref() == Some("380")));
     let settled = fixture.converged(&all_apis(&fixture));
+    let metrics =
+        fixture.http.get(format!("{}/metrics", fixture.api(0))).send().and_then(|r| r.text()).expect("metrics");
+    assert!(metrics.contains("acre_peers 3"), "node 0 counts its three peers: {metrics}");
+    assert!(metrics.contains("acre_orders_total{result=\"ok\"}"), "{metrics}");
 
     // Stopped and started again on the same directory, the devnet resumes from disk.
     let dir = fixture.devnet.dir.clone();
