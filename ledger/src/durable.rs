@@ -122,7 +122,9 @@ impl<S: Store> DurableElder<S> {
     }
 
     /// An order whose sequence is already past was voted for (if at all) long ago; the
-    /// stored lock lets the elder answer a retry with the same vote as the first time.
+    /// stored lock lets the elder answer a retry with the same vote as the first time,
+    /// and a rival for that sequence learns it lost (`conflicting_order`), not merely
+    /// that it came late.
     fn settle_order(
         &self,
         order: &SignedOrder,
@@ -130,11 +132,17 @@ impl<S: Store> DurableElder<S> {
     ) -> Result<Effects<Vote>, LedgerError> {
         match decided {
             Err(LedgerError::UnexpectedSequence { expected, got }) if got < expected => {
+                let digest = order.order.digest();
                 match self.store.lock(&order.order.from, got)? {
-                    Some(lock) if lock.vote.order == order.order.digest() => {
+                    Some(lock) if lock.vote.order == digest => {
                         Ok(Effects { answer: lock.vote, writes: Default::default() })
                     }
-                    _ => Err(LedgerError::UnexpectedSequence { expected, got }),
+                    // The sequence went to another order: say so, whoever asks later.
+                    Some(lock) => Err(LedgerError::ConflictingOrder { voted: lock.vote.order }),
+                    None => match self.store.certificate_at(&order.order.from, got)? {
+                        Some(applied) if applied != digest => Err(LedgerError::ConflictingOrder { voted: applied }),
+                        _ => Err(LedgerError::UnexpectedSequence { expected, got }),
+                    },
                 }
             }
             other => other,

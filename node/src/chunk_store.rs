@@ -13,6 +13,9 @@ use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 
 const CHUNKS: &str = "chunks";
 const OUTBOARDS: &str = "outboards";
+/// Each chunk's size (u64, little-endian), so usage is counted on open without reading
+/// the chunks.
+const SIZES: &str = "sizes";
 /// Chunks above this go to blob files; smaller ones stay inline.
 const MIN_BLOB_BYTES: u64 = 4096;
 
@@ -76,8 +79,11 @@ impl ChunkStore {
         blobs.set_enable_blob_files(true);
         blobs.set_min_blob_size(MIN_BLOB_BYTES);
         blobs.set_enable_blob_gc(true);
-        let columns =
-            [ColumnFamilyDescriptor::new(CHUNKS, blobs), ColumnFamilyDescriptor::new(OUTBOARDS, Options::default())];
+        let columns = [
+            ColumnFamilyDescriptor::new(CHUNKS, blobs),
+            ColumnFamilyDescriptor::new(OUTBOARDS, Options::default()),
+            ColumnFamilyDescriptor::new(SIZES, Options::default()),
+        ];
         let db = DB::open_cf_descriptors(&options, path, columns).map_err(database)?;
         let mut store = ChunkStore { db, capacity, used: 0 };
         store.used = store.sizes()?.iter().sum();
@@ -112,6 +118,7 @@ impl ChunkStore {
         let mut batch = WriteBatch::default();
         batch.put_cf(self.column(CHUNKS)?, chunk.address().0, chunk.bytes());
         batch.put_cf(self.column(OUTBOARDS)?, chunk.address().0, outboard.as_bytes());
+        batch.put_cf(self.column(SIZES)?, chunk.address().0, chunk.size().to_le_bytes());
         let mut synced = WriteOptions::default();
         synced.set_sync(true);
         self.db.write_opt(batch, &synced).map_err(database)?;
@@ -141,8 +148,15 @@ impl ChunkStore {
 
     fn sizes(&self) -> Result<Vec<u64>, ChunkStoreError> {
         self.db
-            .iterator_cf(self.column(CHUNKS)?, rocksdb::IteratorMode::Start)
-            .map(|item| item.map(|(_, value)| value.len() as u64).map_err(database))
+            .iterator_cf(self.column(SIZES)?, rocksdb::IteratorMode::Start)
+            .map(|item| {
+                let (_, value) = item.map_err(database)?;
+                let bytes: [u8; 8] = value
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| ChunkStoreError::Database(format!("a size record of {} bytes", value.len())))?;
+                Ok(u64::from_le_bytes(bytes))
+            })
             .collect()
     }
 

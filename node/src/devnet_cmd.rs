@@ -44,13 +44,16 @@ pub(crate) async fn devnet(dir: &Path, nodes: Option<usize>) -> Result<()> {
     // Signal handlers exist before any child does, so Ctrl-C always reaches the cleanup.
     let shutdown = crate::shutdown_signal()?;
     let mut running = Vec::new();
-    for data_dir in &node_dirs {
-        running.push(start(&node_binary, data_dir)?);
-    }
-    let mut manifest_nodes = Vec::new();
-    for (child, data_dir) in running.iter_mut().zip(&node_dirs) {
-        manifest_nodes.push(wait_until_serving(child, data_dir).await?);
-    }
+    let manifest_nodes = match start_all(&node_binary, &node_dirs, &mut running).await {
+        Ok(nodes) => nodes,
+        Err(error) => {
+            // Nodes that did start would otherwise keep their ports and stores locked.
+            for child in &mut running {
+                stop(child).await;
+            }
+            return Err(error);
+        }
+    };
     let manifest = Manifest { dir: dir.clone(), nodes: manifest_nodes, faucet };
     crate::write_atomically(&dir.join(MANIFEST_FILE), &serde_json::to_string_pretty(&manifest)?)?;
     print_usage(&manifest);
@@ -76,6 +79,19 @@ pub(crate) async fn devnet(dir: &Path, nodes: Option<usize>) -> Result<()> {
     let _ = std::fs::remove_file(dir.join(MANIFEST_FILE));
     println!("stopped; `make devnet` (or this command again) resumes the network from {}", dir.display());
     Ok(())
+}
+
+/// Starts every node (into `running`, so the caller can stop them on failure) and waits
+/// until each serves.
+async fn start_all(node_binary: &Path, node_dirs: &[PathBuf], running: &mut Vec<Child>) -> Result<Vec<ManifestNode>> {
+    for data_dir in node_dirs {
+        running.push(start(node_binary, data_dir)?);
+    }
+    let mut nodes = Vec::with_capacity(node_dirs.len());
+    for (child, data_dir) in running.iter_mut().zip(node_dirs) {
+        nodes.push(wait_until_serving(child, data_dir).await?);
+    }
+    Ok(nodes)
 }
 
 /// Each node's log, beside its data.

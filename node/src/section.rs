@@ -215,7 +215,10 @@ impl Section {
                 self.behind.notify_one();
                 Asked::Refused(refusal)
             }
-            Asked::Refused(LedgerError::UnexpectedSequence { expected, got }) if expected < got => {
+            // Far behind is catch-up's work; a few missing certificates are sent here.
+            Asked::Refused(LedgerError::UnexpectedSequence { expected, got })
+                if expected < got && got - expected <= u64::from(CATCH_UP_PAGE) =>
+            {
                 let from = order.order.from;
                 let missing = self
                     .ledger
@@ -255,14 +258,7 @@ impl Section {
 
     /// A request to a peer, given up after this section's timeout.
     async fn request(&self, peer: PeerId, request: PeerRequest) -> Option<PeerResponse> {
-        match tokio::time::timeout(self.timeout, self.network.request(peer, request)).await {
-            Ok(Ok(response)) => Some(response),
-            Ok(Err(error)) => {
-                tracing::debug!(%error, "request failed");
-                None
-            }
-            Err(_) => None,
-        }
+        request_within(&self.network, peer, request, self.timeout).await
     }
 
     /// Applies certificates here; a gap wakes the catch-up task.
@@ -287,18 +283,36 @@ impl Section {
         Ok(results)
     }
 
-    /// Sends a new certificate to every other connected elder at once and waits for their
-    /// answers (each bounded by the peer timeout), so the sender's next order finds them
-    /// ready to vote on it. An elder that misses it catches up from its peers.
+    /// Sends a new certificate to every other connected elder at once and waits until a
+    /// quorum of elders holds it (this one included), so the sender's next order finds
+    /// enough elders ready to vote on it. The other deliveries go on in the background; an
+    /// elder that misses it catches up from its peers. A hung elder thus delays no answer.
     async fn hand_to_elders(&self, certificate: &Certificate) {
         let connected = self.connected().await;
         let reachable = self.elders.iter().filter(|(elder, peer)| *elder != self.me && connected.contains(peer));
-        let deliveries = reachable.map(|(elder, peer)| async move {
-            if self.request(*peer, PeerRequest::Certificates(vec![certificate.clone()])).await.is_none() {
-                tracing::debug!(%elder, "certificate not delivered; the elder will catch up");
+        let mut deliveries: FuturesUnordered<_> = reachable
+            .map(|&(elder, peer)| {
+                let (network, timeout) = (self.network.clone(), self.timeout);
+                let request = PeerRequest::Certificates(vec![certificate.clone()]);
+                tokio::spawn(async move {
+                    let answer = request_within(&network, peer, request, timeout).await;
+                    let applied =
+                        matches!(answer, Some(PeerResponse::Confirmations(ref c)) if c.iter().all(Result::is_ok));
+                    if !applied {
+                        tracing::debug!(%elder, "certificate not applied there yet; the elder will catch up");
+                    }
+                    applied
+                })
+            })
+            .collect();
+        let mut holding = usize::from(self.is_elder());
+        while holding < self.committee.quorum() {
+            match deliveries.next().await {
+                Some(Ok(true)) => holding += 1,
+                Some(_) => {}
+                None => break,
             }
-        });
-        futures::future::join_all(deliveries).await;
+        }
     }
 
     /// Forever: every `interval`, or at once when a certificate arrived ahead of its
@@ -380,6 +394,23 @@ impl InboundHandler for Arc<Section> {
                 }
             }
         }
+    }
+}
+
+/// A request to a peer, given up after `timeout`.
+async fn request_within(
+    network: &NetworkHandle,
+    peer: PeerId,
+    request: PeerRequest,
+    timeout: Duration,
+) -> Option<PeerResponse> {
+    match tokio::time::timeout(timeout, network.request(peer, request)).await {
+        Ok(Ok(response)) => Some(response),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "request failed");
+            None
+        }
+        Err(_) => None,
     }
 }
 

@@ -69,7 +69,7 @@ async fn transfers_on_a_single_elder(api: &str, alice: &SigningKey, bob: Account
 
     let rival = order(alice, AccountId::of(&SigningKey::from_bytes(&[7; 32])), "0.5", 0);
     let (status, problem) = post(api, "/v1/orders", json_of(&rival)).await;
-    assert_eq!((status, problem["code"].as_str()), (422, Some("unexpected_sequence")));
+    assert_eq!((status, problem["code"].as_str()), (409, Some("conflicting_order")), "the sequence went to another");
     let mut forged = order(alice, bob, "1", 1);
     forged.order.amount = "100".parse().expect("amount");
     let (status, problem) = post(api, "/v1/orders", json_of(&forged)).await;

@@ -138,6 +138,9 @@ pub fn verify(item: &ChallengeItem, size: u64, proof: &[u8]) -> Result<(), Proof
     if size == 0 || size > MAX_CHUNK_BYTES as u64 {
         return Err(ProofError::Invalid(format!("no chunk has {size} bytes")));
     }
+    if item.blocks.is_empty() {
+        return Err(ProofError::Invalid("a challenge of no blocks proves nothing".into()));
+    }
     item.check_blocks(size)?;
     let max = item.blocks.len() * MAX_PROOF_PER_BLOCK;
     if proof.len() > max {
@@ -221,6 +224,8 @@ mod tests {
         verify(&last, 5_000, &proof).expect("the partial last block verifies");
         assert!(verify(&last, 5_001, &proof).is_err(), "the last block proves the size");
         assert!(verify(&last, 0, &proof).is_err());
+        let nothing = ChallengeItem { address: chunk.address(), blocks: vec![] };
+        assert!(verify(&nothing, 5_000, &[]).is_err(), "an empty challenge proves nothing");
     }
 
     #[test]

@@ -31,14 +31,19 @@ impl Fixture {
         let http = reqwest::blocking::Client::new();
         let fixture = Fixture { _dir: dir, devnet, manifest, keystore, http };
         // Every elder must see the others before the first transfer can gather 3 votes.
-        for node in &fixture.manifest.nodes {
+        fixture.wait_connected(&all_apis(&fixture));
+        fixture
+    }
+
+    /// Waits until each of these nodes is connected to all four elders.
+    fn wait_connected(&self, apis: &[&str]) {
+        for api in apis {
             eventually("every elder is connected to the others", || {
-                let section = fixture.get(&node.api, "/v1/section");
+                let section = self.get(api, "/v1/section");
                 let connected = section["elders"].as_array()?.iter().filter(|e| e["connected"] == true).count();
                 (connected == 4).then_some(())
             });
         }
-        fixture
     }
 
     /// Runs `acre` against the devnet (found through `ACRE_DEVNET`, as a user's would be).
@@ -189,6 +194,7 @@ fn transfers_through_the_cli_and_http_reach_every_elder() {
     let mut devnet = DevnetProcess::start(&workspace_binary("acre-node"), &dir, 4);
     let resumed = Manifest::read(&dir).expect("manifest");
     assert_eq!(resumed.elders(), fixture.manifest.elders(), "the same elders");
+    fixture.wait_connected(&resumed.nodes.iter().map(|node| node.api.as_str()).collect::<Vec<_>>());
     for node in &resumed.nodes {
         assert_eq!(fixture.state_hash(&node.api), Some(settled.clone()), "node {} lost state", node.id);
     }
@@ -226,6 +232,7 @@ fn an_elder_killed_mid_stream_catches_up_after_restart() {
     assert_eq!(fixture.balance(&restarted.api, &payee).as_deref(), Some("30"));
 
     // It votes again: a transfer through it gathers a quorum that may include it.
+    fixture.wait_connected(&[&restarted.api]);
     pay(&restarted.api);
     for api in all_apis(&fixture) {
         eventually("every elder applied the last transfer", || (fixture.balance(api, &payee)? == "31").then_some(()));
