@@ -3,7 +3,14 @@
 //! section both slows uploads and pays farmers more to add disk. `specs/economics.md`
 //! gives the reasons for the shape.
 
-use crate::Amount;
+use crate::{AccountId, Amount, Digest};
+
+/// Hash context of the pool account's derivation.
+const POOL_CONTEXT: &str = "acre 2026 section pool v1";
+/// Hash context of the digest a store payment's memo carries.
+const STORE_PAYMENT_CONTEXT: &str = "acre 2026 store payment v1";
+/// How a store payment's memo starts.
+pub const STORE_MEMO_PREFIX: &str = "store:";
 
 /// The price of storing one MiB in an empty section, in nanos: 0.01 credits.
 pub const BASE_NANOS_PER_MIB: u64 = 10_000_000;
@@ -23,6 +30,29 @@ pub fn store_cost(bytes: u64, used: u64, capacity: u64) -> Option<Amount> {
     Amount::from_nanos(u64::try_from(nanos).ok()?).ok()
 }
 
+/// The account a section's store payments go to: a public key nobody holds the secret of,
+/// found by hashing the section's prefix with a counter until the hash is a strong curve
+/// point. No order from it can ever be signed; only the agreed epoch record pays out of
+/// it. Every elder derives the same account from the prefix alone.
+pub fn pool_account(prefix: &str) -> AccountId {
+    (0u64..)
+        .map(|counter| AccountId(Digest::derive(POOL_CONTEXT, &[prefix.as_bytes(), &counter.to_le_bytes()]).0))
+        .find(|candidate| candidate.verifying_key().is_some())
+        .unwrap_or(AccountId([0; 32]))
+}
+
+/// The memo that binds a store payment to exactly these chunks: `store:` and the hex of a
+/// digest of their addresses and sizes, in order. A certificate paying for one set of
+/// chunks therefore names no other set.
+pub fn store_memo(chunks: &[([u8; 32], u64)]) -> String {
+    let mut bytes = Vec::with_capacity(chunks.len() * 40);
+    for (address, size) in chunks {
+        bytes.extend_from_slice(address);
+        bytes.extend_from_slice(&size.to_le_bytes());
+    }
+    format!("{STORE_MEMO_PREFIX}{}", Digest::derive(STORE_PAYMENT_CONTEXT, &[&bytes]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +69,24 @@ mod tests {
         let half = store_cost(MIB, 1 << 39, 1 << 40).expect("quote");
         assert_eq!(half.nanos(), 4 * BASE_NANOS_PER_MIB, "half full costs four times as much");
         assert_eq!(store_cost(u64::MAX, u64::MAX - 1, u64::MAX), None, "past the cap is no quote");
+    }
+
+    #[test]
+    fn the_pool_is_a_valid_account_that_depends_on_the_prefix_only() {
+        let pool = pool_account("");
+        assert!(pool.verifying_key().is_some(), "credits sent there are not burnt");
+        assert_eq!(pool_account(""), pool, "every elder derives the same pool");
+        assert_ne!(pool_account("1"), pool, "each section has its own");
+    }
+
+    #[test]
+    fn a_store_memo_names_exactly_its_chunks() {
+        let (a, b) = (([1; 32], 10), ([2; 32], 20));
+        let memo = store_memo(&[a, b]);
+        assert!(memo.starts_with(STORE_MEMO_PREFIX) && memo.len() <= crate::MAX_MEMO_BYTES);
+        assert_ne!(memo, store_memo(&[b, a]), "order counts");
+        assert_ne!(memo, store_memo(&[a]), "a subset is another payment");
+        assert_ne!(memo, store_memo(&[a, ([2; 32], 21)]), "sizes count");
     }
 
     proptest! {
