@@ -52,6 +52,7 @@ mod durable;
 pub mod economics;
 mod elder;
 mod error;
+mod gathering;
 mod ids;
 #[cfg(feature = "openapi")]
 mod openapi;
@@ -68,6 +69,7 @@ pub use certificate::{
 pub use durable::DurableElder;
 pub use elder::ElderState;
 pub use error::LedgerError;
+pub use gathering::{ElderAnswer, GatherError, Gathering};
 pub use ids::{AccountId, AppId, Digest, IdError, SignatureBytes, ACCOUNT_HRP};
 pub use order::{SignedOrder, TransferOrder, VerifiedOrder, MAX_MEMO_BYTES};
 pub use record::{

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use acre_ledger::store::{RocksStore, Store};
 use acre_ledger::{
-    AccountId, Amount, Certificate, Confirmation, Digest, DurableElder, HistoryEntry, LedgerError, SignedOrder,
+    AccountId, Amount, Certificate, Confirmation, Digest, DurableElder, GatherError, HistoryEntry, LedgerError,
+    SignedOrder,
 };
 use axum::extract::rejection::JsonRejection;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -21,7 +22,7 @@ use tower_http::timeout::TimeoutLayer;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::ledger_task::LedgerStopped;
-use crate::section::{CertifyError, Section};
+use crate::section::Section;
 
 /// History entries per page when the client does not say.
 const DEFAULT_PAGE: usize = 50;
@@ -73,11 +74,11 @@ impl Problem {
     }
 }
 
-impl From<CertifyError> for Problem {
-    fn from(error: CertifyError) -> Self {
+impl From<GatherError> for Problem {
+    fn from(error: GatherError) -> Self {
         match error {
-            CertifyError::Refused(refusal) => refusal.into(),
-            error @ CertifyError::NoQuorum { .. } => {
+            GatherError::Refused(refusal) => refusal.into(),
+            error @ GatherError::NoQuorum { .. } => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", format!("{error}; retry later"))
             }
         }

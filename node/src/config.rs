@@ -21,6 +21,14 @@ pub const API_ADDRESS_FILE: &str = "api-address";
 
 /// Where catch-up keeps, per elder, the position reached in that elder's certificates.
 pub const CURSORS_FILE: &str = "catch-up.json";
+/// Replaces the file at `path` so readers never see it half-written: the contents go to
+/// a temporary file beside it, which is then renamed over it.
+pub fn write_atomically(path: &Path, contents: impl AsRef<[u8]>) -> std::io::Result<()> {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, contents)?;
+    std::fs::rename(&temporary, path)
+}
+
 /// Fields that `ACRE_*` variables may set; others (the wallet's, say) are not the node's.
 const ENV_KEYS: [&str; 8] = [
     "api",

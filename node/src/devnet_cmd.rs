@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use acre_ledger::{AccountId, Allocation, Amount};
-use acre_node::config::{NodeConfig, API_ADDRESS_FILE, CONFIG_FILE, GENESIS_FILE, KEY_FILE};
+use acre_node::config::{write_atomically, NodeConfig, API_ADDRESS_FILE, CONFIG_FILE, GENESIS_FILE, KEY_FILE};
 use acre_node::devnet::{Faucet, Manifest, ManifestNode, MANIFEST_FILE};
 use acre_node::genesis::Genesis;
 use acre_node::key;
@@ -55,7 +55,7 @@ pub(crate) async fn devnet(dir: &Path, nodes: Option<usize>) -> Result<()> {
         }
     };
     let manifest = Manifest { dir: dir.clone(), nodes: manifest_nodes, faucet };
-    crate::write_atomically(&dir.join(MANIFEST_FILE), &serde_json::to_string_pretty(&manifest)?)?;
+    write_atomically(&dir.join(MANIFEST_FILE), serde_json::to_string_pretty(&manifest)?)?;
     print_usage(&manifest);
 
     tokio::pin!(shutdown);

@@ -10,7 +10,8 @@ use acre_ledger::store::RocksStore;
 use acre_ledger::{AccountId, DurableElder};
 use acre_node::api::{router, ApiDoc, Limits};
 use acre_node::config::{
-    LogFormat, NodeConfig, Overrides, API_ADDRESS_FILE, CONFIG_FILE, CURSORS_FILE, GENESIS_FILE, KEY_FILE, LEDGER_DIR,
+    write_atomically, LogFormat, NodeConfig, Overrides, API_ADDRESS_FILE, CONFIG_FILE, CURSORS_FILE, GENESIS_FILE,
+    KEY_FILE, LEDGER_DIR,
 };
 use acre_node::genesis::Genesis;
 use acre_node::key;
@@ -171,7 +172,7 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
     let address = listener.local_addr()?;
     // Signal handlers exist before anyone can learn the address and send a signal.
     let shutdown = shutdown_signal()?;
-    write_atomically(&data_dir.join(API_ADDRESS_FILE), &format!("http://{address}\n"))?;
+    write_atomically(&data_dir.join(API_ADDRESS_FILE), format!("http://{address}\n"))?;
     info!(%node, api = %address, "node running");
     let limits =
         Limits { max_body_bytes: config.max_body_bytes, timeout: Duration::from_millis(config.request_timeout_ms) };
@@ -202,14 +203,6 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-}
-
-/// Readers never see a half-written file.
-fn write_atomically(path: &Path, contents: &str) -> Result<()> {
-    let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, contents)?;
-    std::fs::rename(&temporary, path)?;
-    Ok(())
 }
 
 /// Registers for SIGINT and SIGTERM now; the future resolves on either.

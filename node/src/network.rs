@@ -161,7 +161,16 @@ pub struct Network {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
     config: NetworkConfig,
+    /// Outbound requests waiting for their answer.
+    pending: HashMap<OutboundRequestId, oneshot::Sender<Result<PeerResponse, NetworkError>>>,
+    book: AddressBook,
+    /// Answers to inbound requests, made on other tasks, for the swarm to send.
+    answers: mpsc::Sender<Answered>,
+    answered: mpsc::Receiver<Answered>,
 }
+
+/// An inbound request's answer and the channel it goes back on.
+type Answered = (ResponseChannel<PeerResponse>, PeerResponse);
 
 /// A cheap, cloneable way to reach the swarm task.
 #[derive(Debug, Clone)]
@@ -210,48 +219,48 @@ impl Network {
             swarm.listen_on(address.clone())?;
         }
         let (sender, commands) = mpsc::channel(COMMAND_DEPTH);
-        Ok((Network { swarm, commands, config }, NetworkHandle { commands: sender, local }))
+        let (answers, answered) = mpsc::channel(COMMAND_DEPTH);
+        let network = Network {
+            swarm,
+            commands,
+            config,
+            pending: HashMap::new(),
+            book: AddressBook::default(),
+            answers,
+            answered,
+        };
+        Ok((network, NetworkHandle { commands: sender, local }))
     }
 
     /// Runs the swarm until every handle is dropped.
     pub async fn run(mut self, handler: impl InboundHandler) {
         let handler = Arc::new(handler);
-        let (answers, mut answered) = mpsc::channel::<(ResponseChannel<PeerResponse>, PeerResponse)>(COMMAND_DEPTH);
-        let mut pending: HashMap<OutboundRequestId, oneshot::Sender<Result<PeerResponse, NetworkError>>> =
-            HashMap::new();
-        let mut book = AddressBook::default();
         let mut redial = tokio::time::interval(REDIAL_INTERVAL);
         loop {
             tokio::select! {
                 command = self.commands.recv() => {
                     let Some(command) = command else { break };
-                    self.command(command, &mut pending, &book);
+                    self.command(command);
                 }
-                Some((channel, response)) = answered.recv() => {
+                Some((channel, response)) = self.answered.recv() => {
                     // Fails only if the peer gave up waiting; nothing is owed then.
                     let _ = self.swarm.behaviour_mut().ledger.send_response(channel, response);
                 }
-                _ = redial.tick() => self.redial(&book),
-                event = self.swarm.select_next_some() => {
-                    self.event(event, &handler, &answers, &mut pending, &mut book);
-                }
+                _ = redial.tick() => self.redial(),
+                event = self.swarm.select_next_some() => self.event(event, &handler),
             }
         }
     }
 
-    fn command(
-        &mut self,
-        command: Command,
-        pending: &mut HashMap<OutboundRequestId, oneshot::Sender<Result<PeerResponse, NetworkError>>>,
-        book: &AddressBook,
-    ) {
+    fn command(&mut self, command: Command) {
         match command {
             Command::Request { peer, request, reply } => {
                 let id = self.swarm.behaviour_mut().ledger.send_request(&peer, request);
-                pending.insert(id, reply);
+                self.pending.insert(id, reply);
             }
             Command::Peers(reply) => {
-                let peers = book
+                let peers = self
+                    .book
                     .addresses
                     .iter()
                     .map(|(peer, addresses)| PeerInfo {
@@ -269,10 +278,10 @@ impl Network {
     }
 
     /// Dials bootstrap addresses whose peer is not connected, and elders known by address.
-    fn redial(&mut self, book: &AddressBook) {
+    fn redial(&mut self) {
         for address in &self.config.bootstrap {
             let connected =
-                book.dialled.get(&without_peer_id(address)).is_some_and(|peer| self.swarm.is_connected(peer));
+                self.book.dialled.get(&without_peer_id(address)).is_some_and(|peer| self.swarm.is_connected(peer));
             if !connected {
                 // Failures arrive as events; the next tick tries again.
                 let _ = self.swarm.dial(address.clone());
@@ -281,28 +290,21 @@ impl Network {
         for peer in &self.config.keep_connected {
             if *peer != *self.swarm.local_peer_id()
                 && !self.swarm.is_connected(peer)
-                && book.addresses.contains_key(peer)
+                && self.book.addresses.contains_key(peer)
             {
                 let _ = self.swarm.dial(*peer);
             }
         }
     }
 
-    fn event(
-        &mut self,
-        event: SwarmEvent<BehaviourEvent>,
-        handler: &Arc<impl InboundHandler>,
-        answers: &mpsc::Sender<(ResponseChannel<PeerResponse>, PeerResponse)>,
-        pending: &mut HashMap<OutboundRequestId, oneshot::Sender<Result<PeerResponse, NetworkError>>>,
-        book: &mut AddressBook,
-    ) {
+    fn event(&mut self, event: SwarmEvent<BehaviourEvent>, handler: &Arc<impl InboundHandler>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => tracing::info!(%address, "listening"),
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
                 if endpoint.is_dialer() {
                     let address = endpoint.get_remote_address().clone();
-                    book.dialled.insert(without_peer_id(&address), peer_id);
-                    book.learn(peer_id, address);
+                    self.book.dialled.insert(without_peer_id(&address), peer_id);
+                    self.book.learn(peer_id, address);
                 }
                 tracing::debug!(peer = %peer_id, "connected");
                 metrics::gauge!("acre_peers").set(self.swarm.connected_peers().count() as f64);
@@ -316,10 +318,10 @@ impl Network {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                 for address in info.listen_addrs.into_iter().filter(is_dialable) {
                     self.swarm.add_peer_address(peer_id, address.clone());
-                    book.learn(peer_id, address);
+                    self.book.learn(peer_id, address);
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Ledger(event)) => self.ledger_event(event, handler, answers, pending),
+            SwarmEvent::Behaviour(BehaviourEvent::Ledger(event)) => self.ledger_event(event, handler),
             _ => {}
         }
     }
@@ -328,27 +330,25 @@ impl Network {
         &mut self,
         event: request_response::Event<PeerRequest, PeerResponse>,
         handler: &Arc<impl InboundHandler>,
-        answers: &mpsc::Sender<(ResponseChannel<PeerResponse>, PeerResponse)>,
-        pending: &mut HashMap<OutboundRequestId, oneshot::Sender<Result<PeerResponse, NetworkError>>>,
     ) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request { request, channel, .. } => {
                     let handler = Arc::clone(handler);
-                    let answers = answers.clone();
+                    let answers = self.answers.clone();
                     tokio::spawn(async move {
                         let response = handler.answer(peer, request).await;
                         let _ = answers.send((channel, response)).await;
                     });
                 }
                 request_response::Message::Response { request_id, response } => {
-                    if let Some(reply) = pending.remove(&request_id) {
+                    if let Some(reply) = self.pending.remove(&request_id) {
                         let _ = reply.send(Ok(response));
                     }
                 }
             },
             request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
-                if let Some(reply) = pending.remove(&request_id) {
+                if let Some(reply) = self.pending.remove(&request_id) {
                     let _ = reply.send(Err(NetworkError::Failed { peer, reason: error.to_string() }));
                 }
             }

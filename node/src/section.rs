@@ -10,47 +10,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use acre_ledger::{
-    AccountId, Certificate, CertificateBuilder, Committee, Confirmation, LedgerError, SignedOrder, Vote,
+    AccountId, Certificate, Committee, Confirmation, ElderAnswer, GatherError, Gathering, LedgerError, SignedOrder,
 };
+use acre_proofs::placement::distance;
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::PeerId;
 use tokio::sync::Notify;
 
+use crate::config::write_atomically;
 use crate::ledger_task::{LedgerHandle, LedgerStopped};
 use crate::network::{peer_id_of, to_wire, InboundHandler, NetworkHandle, PeerRequest, PeerResponse, MAX_BATCH};
 
 /// Certificates per catch-up page.
 const CATCH_UP_PAGE: u32 = 512;
 
-/// Why an order was not certified.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum CertifyError {
-    /// The elders refused the order; the refusal is the ledger's own.
-    #[error(transparent)]
-    Refused(#[from] LedgerError),
-    /// Too few elders answered to make a quorum.
-    #[error("{votes} of the {quorum} votes needed were gathered; {unreachable} elders did not answer")]
-    NoQuorum {
-        /// Valid votes gathered.
-        votes: usize,
-        /// Votes needed.
-        quorum: usize,
-        /// Elders that did not answer in time.
-        unreachable: usize,
-    },
-}
-
-impl From<LedgerStopped> for CertifyError {
+impl From<LedgerStopped> for GatherError {
     fn from(stopped: LedgerStopped) -> Self {
-        CertifyError::Refused(stopped.into())
+        GatherError::Refused(stopped.into())
     }
-}
-
-/// What asking one elder for its vote came to.
-enum Asked {
-    Voted(Vote),
-    Refused(LedgerError),
-    Unreachable,
 }
 
 /// The node's ledger and network, and the section they serve.
@@ -112,8 +89,8 @@ impl Section {
 
     /// Gathers a quorum of votes on `order`, applies the certificate here, hands it to
     /// the other elders, and returns it. Safe to retry: elders answer a repeated order
-    /// with the vote they gave it, and an order already certified here is answered with
-    /// its certificate.
+    /// with the vote they stored for it, so a retry rebuilds the same certificate, and
+    /// applying it again changes nothing.
     ///
     /// Every node asks the elders in the same order for a given sender — by XOR distance
     /// from the sender — and asks the first that answers alone, before the rest at once.
@@ -121,13 +98,7 @@ impl Section {
     /// votes for one; the other is refused there and its gatherer stops, leaving the
     /// remaining elders to the first. Only a sender who signs two orders for one sequence
     /// risks its account's liveness, never another's.
-    pub async fn certify(&self, order: SignedOrder) -> Result<Certificate, CertifyError> {
-        if let Some(certificate) = self.certified(&order).await? {
-            return Ok(certificate);
-        }
-        let mut builder = CertificateBuilder::new(self.committee.clone(), order.order.clone());
-        let mut refusals = Vec::new();
-        let mut unreachable = 0;
+    pub async fn certify(&self, order: SignedOrder) -> Result<Certificate, GatherError> {
         // Elders known to be down are left to the second round, so a dead first elder
         // costs no timeout.
         let connected = self.connected().await;
@@ -135,46 +106,30 @@ impl Section {
             .elders_for(&order.order.from)
             .into_iter()
             .partition(|(elder, peer)| *elder == self.me || connected.contains(peer));
-        let mut elders = first_round.into_iter();
-        for elder in elders.by_ref() {
-            match self.ask(elder, &order).await {
-                Asked::Voted(vote) if builder.add(&vote).is_ok() => break,
-                Asked::Refused(refusal @ LedgerError::ConflictingOrder { .. }) => return Err(refusal.into()),
-                Asked::Refused(refusal) => refusals.push(refusal),
-                Asked::Voted(_) | Asked::Unreachable => unreachable += 1,
+        let asked = first_round.len() + second_round.len();
+        let mut gathering = Gathering::new(self.committee.clone(), order.order.clone(), asked);
+        let mut first_round = first_round.into_iter();
+        for elder in first_round.by_ref() {
+            gathering.record(self.ask(elder, &order).await);
+            if let Some(conflict) = gathering.conflict() {
+                return Err(conflict.clone().into());
+            }
+            if gathering.has_vote() {
+                break;
             }
         }
-        let mut asks: FuturesUnordered<_> = elders.chain(second_round).map(|elder| self.ask(elder, &order)).collect();
-        let mut outstanding = asks.len();
-        let certificate = loop {
-            if let Some(certificate) = builder.certificate() {
-                break certificate;
+        let mut asks: FuturesUnordered<_> =
+            first_round.chain(second_round).map(|elder| self.ask(elder, &order)).collect();
+        while !gathering.is_settled() {
+            match asks.next().await {
+                Some(answer) => gathering.record(answer),
+                None => break,
             }
-            let votes = builder.votes();
-            if votes + outstanding < self.committee.quorum() {
-                return Err(self.no_quorum(refusals, votes, unreachable));
-            }
-            let Some(asked) = asks.next().await else {
-                return Err(self.no_quorum(refusals, votes, unreachable));
-            };
-            outstanding -= 1;
-            match asked {
-                Asked::Voted(vote) if builder.add(&vote).is_ok() => {}
-                Asked::Refused(refusal) => refusals.push(refusal),
-                Asked::Voted(_) | Asked::Unreachable => unreachable += 1,
-            }
-        };
+        }
+        let certificate = gathering.finish()?;
         self.accept(vec![certificate.clone()]).await?;
         self.hand_to_elders(&certificate).await;
         Ok(certificate)
-    }
-
-    /// The certificate this node applied for the order's (sender, sequence), if it is
-    /// this very order's.
-    async fn certified(&self, order: &SignedOrder) -> Result<Option<Certificate>, CertifyError> {
-        let (from, sequence, digest) = (order.order.from, order.order.sequence, order.order.digest());
-        let applied = self.ledger.read(move |elder| elder.certificate_at(&from, sequence)).await??;
-        Ok(applied.filter(|certificate| certificate.id() == digest))
     }
 
     /// The peers connected now.
@@ -186,37 +141,21 @@ impl Section {
     /// The elders in the order every node asks them for `sender`'s orders.
     fn elders_for(&self, sender: &AccountId) -> Vec<(AccountId, PeerId)> {
         let mut elders = self.elders.clone();
-        elders.sort_by_key(|(id, _)| {
-            let mut distance = [0u8; 32];
-            for (byte, (a, b)) in distance.iter_mut().zip(id.as_bytes().iter().zip(sender.as_bytes())) {
-                *byte = a ^ b;
-            }
-            distance
-        });
+        elders.sort_by_key(|(id, _)| distance(id.as_bytes(), sender.as_bytes()));
         elders
-    }
-
-    /// The refusal that explains a failed gathering best: a conflict first (it is final),
-    /// then any other refusal, else the count of votes.
-    fn no_quorum(&self, refusals: Vec<LedgerError>, votes: usize, unreachable: usize) -> CertifyError {
-        let conflict = refusals.iter().find(|r| matches!(r, LedgerError::ConflictingOrder { .. })).cloned();
-        match conflict.or_else(|| refusals.into_iter().next()) {
-            Some(refusal) => refusal.into(),
-            None => CertifyError::NoQuorum { votes, quorum: self.committee.quorum(), unreachable },
-        }
     }
 
     /// One elder's vote on `order`. An elder that is behind on the sender's account is
     /// sent the certificates it lacks (this node has them) and asked once more.
-    async fn ask(&self, (elder, peer): (AccountId, PeerId), order: &SignedOrder) -> Asked {
+    async fn ask(&self, (elder, peer): (AccountId, PeerId), order: &SignedOrder) -> ElderAnswer {
         match self.ask_once(elder, peer, order).await {
-            Asked::Refused(refusal @ LedgerError::UnexpectedSequence { .. }) if elder == self.me => {
+            ElderAnswer::Refused(refusal @ LedgerError::UnexpectedSequence { .. }) if elder == self.me => {
                 // This node is the one behind: catch up now; the other elders may vote.
                 self.behind.notify_one();
-                Asked::Refused(refusal)
+                ElderAnswer::Refused(refusal)
             }
             // Far behind is catch-up's work; a few missing certificates are sent here.
-            Asked::Refused(LedgerError::UnexpectedSequence { expected, got })
+            ElderAnswer::Refused(LedgerError::UnexpectedSequence { expected, got })
                 if expected < got && got - expected <= u64::from(CATCH_UP_PAGE) =>
             {
                 let from = order.order.from;
@@ -238,7 +177,7 @@ impl Section {
         }
     }
 
-    async fn ask_once(&self, elder: AccountId, peer: PeerId, order: &SignedOrder) -> Asked {
+    async fn ask_once(&self, elder: AccountId, peer: PeerId, order: &SignedOrder) -> ElderAnswer {
         let answers = if elder == self.me {
             self.ledger.orders(vec![order.clone()]).await.ok()
         } else {
@@ -250,9 +189,9 @@ impl Section {
             }
         };
         match answers.and_then(|answers| answers.into_iter().next()) {
-            Some(Ok(vote)) => Asked::Voted(vote),
-            Some(Err(refusal)) => Asked::Refused(refusal),
-            None => Asked::Unreachable,
+            Some(Ok(vote)) => ElderAnswer::Voted(vote),
+            Some(Err(refusal)) => ElderAnswer::Refused(refusal),
+            None => ElderAnswer::Silent,
         }
     }
 
@@ -423,7 +362,5 @@ fn read_cursors(path: &std::path::Path) -> BTreeMap<AccountId, u64> {
 }
 
 fn write_cursors(path: &std::path::Path, positions: &BTreeMap<AccountId, u64>) -> std::io::Result<()> {
-    let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, serde_json::to_vec_pretty(positions)?)?;
-    std::fs::rename(&temporary, path)
+    write_atomically(path, serde_json::to_vec_pretty(positions)?)
 }

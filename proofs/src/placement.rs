@@ -10,16 +10,17 @@ pub const COPIES: usize = 4;
 /// The `count` members closest to `address` (fewer if there are fewer members), closest
 /// first. Names are 32 bytes: a node's key.
 pub fn closest(address: &ChunkAddress, members: &[[u8; 32]], count: usize) -> Vec<[u8; 32]> {
-    let mut ranked: Vec<([u8; 32], [u8; 32])> = members.iter().map(|name| (distance(address, name), *name)).collect();
+    let mut ranked: Vec<([u8; 32], [u8; 32])> =
+        members.iter().map(|name| (distance(&address.0, name), *name)).collect();
     ranked.sort_unstable();
     ranked.dedup_by(|a, b| a.1 == b.1);
     ranked.into_iter().take(count).map(|(_, name)| name).collect()
 }
 
-/// XOR of the address and a name, compared as a big-endian number.
-fn distance(address: &ChunkAddress, name: &[u8; 32]) -> [u8; 32] {
+/// The XOR distance between two names, compared as a big-endian number.
+pub fn distance(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
     let mut distance = [0u8; 32];
-    for (byte, (a, b)) in distance.iter_mut().zip(address.0.iter().zip(name)) {
+    for (byte, (a, b)) in distance.iter_mut().zip(a.iter().zip(b)) {
         *byte = a ^ b;
     }
     distance
@@ -50,9 +51,9 @@ mod tests {
             let holders = closest(&address, &members, COPIES);
             members.reverse();
             prop_assert_eq!(&closest(&address, &members, COPIES), &holders);
-            let farthest_holder = holders.iter().map(|h| distance(&address, h)).max().expect("a holder");
+            let farthest_holder = holders.iter().map(|h| distance(&address.0, h)).max().expect("a holder");
             for other in members.iter().filter(|m| !holders.contains(m)) {
-                prop_assert!(distance(&address, other) > farthest_holder);
+                prop_assert!(distance(&address.0, other) > farthest_holder);
             }
         }
     }

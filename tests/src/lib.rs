@@ -54,17 +54,7 @@ impl NodeProcess {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
-        let started = Instant::now();
-        let api = loop {
-            if let Ok(text) = std::fs::read_to_string(&address_file) {
-                break text.trim().to_owned();
-            }
-            if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("wait: {e}")) {
-                panic!("the node exited during start with {status}");
-            }
-            assert!(started.elapsed() < DEADLINE, "the node never wrote its API address");
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let api = read_once_written(&mut child, &address_file, "the node").trim().to_owned();
         NodeProcess { child, api }
     }
 
@@ -118,14 +108,7 @@ impl DevnetProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
-        let started = Instant::now();
-        while !manifest.exists() {
-            if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("wait: {e}")) {
-                panic!("the devnet exited during start with {status}");
-            }
-            assert!(started.elapsed() < DEADLINE, "the devnet never wrote its manifest");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        read_once_written(&mut child, &manifest, "the devnet");
         DevnetProcess { child, dir: dir.to_owned() }
     }
 
@@ -142,6 +125,17 @@ impl Drop for DevnetProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The file at `path` once the starting `child` (named `what`) has written it; fails the
+/// test if the child exits first or the deadline passes.
+fn read_once_written(child: &mut Child, path: &Path, what: &str) -> String {
+    eventually(&format!("{what} has written {}", path.display()), || {
+        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("wait: {e}")) {
+            panic!("{what} exited during start with {status}");
+        }
+        std::fs::read_to_string(path).ok()
+    })
 }
 
 /// Polls `check` until it returns `Some`, failing the test with `what` at the deadline.
