@@ -27,10 +27,11 @@ devnet: build
 openapi: deps
 	ACRE_WRITE_OPENAPI=1 $(CARGO) test --workspace --locked --test openapi
 
-## Prints the ledger's and an elder process's throughput beside the ed25519 limits
-## measured in the same run.
+## Prints the ledger's, an elder process's, the proofs' and a devnet's throughput beside
+## limits measured in the same run.
 bench: deps
 	$(CARGO) build --release --locked --workspace --bins
 	$(CARGO_TARGET_DIR)/release/ledger-bench
 	$(CARGO_TARGET_DIR)/release/elder-bench
 	$(CARGO_TARGET_DIR)/release/proofs-bench
+	$(CARGO_TARGET_DIR)/release/transfer-bench

@@ -1,13 +1,17 @@
 //! Benchmarks of Acre. Every figure is printed beside a limit measured in the same run on
 //! the same machine (ed25519 signing and verification rates), so a ratio, not an absolute
 //! time, says whether the code is fast. `make bench` builds the release binaries and runs
-//! `ledger-bench` (the ledger in-process) and `elder-bench` (one elder process fed over
-//! libp2p); `cargo bench -p acre-benches` runs the criterion micro-benchmarks.
+//! `ledger-bench` (the ledger in-process), `elder-bench` (one elder process fed over
+//! libp2p), `proofs-bench` (challenge answers and chunk ingest) and `transfer-bench`
+//! (devnets driven through the API); `cargo bench -p acre-benches` runs the criterion
+//! micro-benchmarks.
 
 use std::time::{Duration, Instant};
 
-use acre_ledger::testkit::key;
-use acre_ledger::{vote_message, Digest};
+use acre_ledger::store::RocksStore;
+use acre_ledger::testkit::{key, order_from, LocalCommittee};
+use acre_ledger::{vote_message, AccountId, Allocation, Amount, Digest, SignedOrder};
+use anyhow::{ensure, Context, Result};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 /// Operations per second of `work`, which performs `count` operations per call, over at
@@ -86,4 +90,35 @@ impl CryptoLimits {
         let seconds = n * (2.0 / self.verifies + 1.0 / self.signs) + n * quorum as f64 / self.batch_verifies;
         1.0 / seconds
     }
+}
+
+/// Whole transfers per second through an in-process committee of `size` elders, each on
+/// its own RocksDB, pipelined in groups of `group`, all on one core.
+pub fn committee_transfers(size: usize, accounts: u64, group: usize) -> Result<f64> {
+    let root = tempfile::tempdir()?;
+    let mut committee = LocalCommittee::new(size, 10 + size as u64, |i| {
+        RocksStore::open(root.path().join(format!("elder-{i}"))).unwrap_or_else(|e| panic!("{e}"))
+    });
+    let clients: Vec<SigningKey> = (0..accounts).map(|i| key(4, i)).collect();
+    let amount = Amount::from_credits(100).unwrap_or(Amount::MAX);
+    committee.genesis(&clients.iter().map(|k| Allocation { account: AccountId::of(k), amount }).collect::<Vec<_>>());
+    let sink = key(5, 0);
+    let orders: Vec<SignedOrder> = clients.iter().map(|k| order_from(k, &sink, 1_000, 0)).collect();
+    let start = Instant::now();
+    let mut certified = 0;
+    for chunk in orders.chunks(group) {
+        certified += committee.transfer_batch(chunk).iter().flatten().count();
+    }
+    let elapsed = start.elapsed();
+    ensure!(certified == orders.len(), "only {certified} of {} transfers certified", orders.len());
+    let sink_balance = committee.members[0].elder.state().account(&AccountId::of(&sink)).context("sink")?.balance;
+    ensure!(sink_balance.nanos() == 1_000 * accounts, "not every transfer was applied");
+    Ok(orders.len() as f64 / elapsed.as_secs_f64())
+}
+
+/// A binary built beside the running benchmark (`make bench` builds them all).
+pub fn sibling_binary(name: &str) -> Result<std::path::PathBuf> {
+    let path = std::env::current_exe()?.with_file_name(name);
+    ensure!(path.exists(), "{} is missing: run `cargo build --release --workspace --bins` first", path.display());
+    Ok(path)
 }

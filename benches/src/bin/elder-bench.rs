@@ -5,11 +5,11 @@
 //!
 //! `cargo build --release --bins && cargo run --release -p acre-benches --bin elder-bench [-- ACCOUNTS [BATCH [IN_FLIGHT]]]`
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use acre_benches::CryptoLimits;
+use acre_benches::{sibling_binary, CryptoLimits};
 use acre_ledger::testkit::{key, order_from};
 use acre_ledger::{AccountId, Allocation, Amount, Certificate, CertificateBuilder, Committee, SignedOrder, Vote};
 use acre_node::config::{NodeConfig, API_ADDRESS_FILE, CONFIG_FILE, GENESIS_FILE, KEY_FILE};
@@ -133,12 +133,6 @@ fn start_elder(dir: &Path, elder: &SigningKey, genesis: &Genesis, address: &Mult
         .spawn()
         .with_context(|| format!("starting {}", binary.display()))?;
     Ok(child)
-}
-
-fn sibling_binary(name: &str) -> Result<PathBuf> {
-    let path = std::env::current_exe()?.with_file_name(name);
-    ensure!(path.exists(), "{} is missing: run `cargo build --release --bins` first", path.display());
-    Ok(path)
 }
 
 /// Waits until the elder serves its API (its genesis is applied) and the load process is

@@ -4,14 +4,14 @@
 
 use std::time::{Duration, Instant};
 
-use acre_benches::CryptoLimits;
+use acre_benches::{committee_transfers, CryptoLimits};
 use acre_ledger::store::{Durability, RocksStore, Store};
-use acre_ledger::testkit::{key, order_from, LocalCommittee};
+use acre_ledger::testkit::{key, order_from};
 use acre_ledger::{
     AccountId, Allocation, Amount, Certificate, CertificateBuilder, Committee, DurableElder, ElderState, SignedOrder,
     Vote,
 };
-use anyhow::{ensure, Context, Result};
+use anyhow::Result;
 use ed25519_dalek::SigningKey;
 
 /// Messages per group commit (one fsync each), unless the second argument says.
@@ -158,27 +158,4 @@ impl Workload {
         }
         Ok(certificates.len() as f64 / start.elapsed().as_secs_f64())
     }
-}
-
-/// Whole transfers through `size` elders, each on its own RocksDB, pipelined in groups.
-fn committee_transfers(size: usize, accounts: u64, group: usize) -> Result<f64> {
-    let root = tempfile::tempdir()?;
-    let mut committee = LocalCommittee::new(size, 10 + size as u64, |i| {
-        RocksStore::open(root.path().join(format!("elder-{i}"))).unwrap_or_else(|e| panic!("{e}"))
-    });
-    let clients: Vec<SigningKey> = (0..accounts).map(|i| key(4, i)).collect();
-    let amount = Amount::from_credits(100).unwrap_or(Amount::MAX);
-    committee.genesis(&clients.iter().map(|k| Allocation { account: AccountId::of(k), amount }).collect::<Vec<_>>());
-    let sink = key(5, 0);
-    let orders: Vec<SignedOrder> = clients.iter().map(|k| order_from(k, &sink, 1_000, 0)).collect();
-    let start = Instant::now();
-    let mut certified = 0;
-    for chunk in orders.chunks(group) {
-        certified += committee.transfer_batch(chunk).iter().flatten().count();
-    }
-    let elapsed = start.elapsed();
-    ensure!(certified == orders.len(), "only {certified} of {} transfers certified", orders.len());
-    let sink_balance = committee.members[0].elder.state().account(&AccountId::of(&sink)).context("sink")?.balance;
-    ensure!(sink_balance.nanos() == 1_000 * accounts, "not every transfer was applied");
-    Ok(orders.len() as f64 / elapsed.as_secs_f64())
 }

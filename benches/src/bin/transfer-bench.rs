@@ -1,0 +1,206 @@
+//! Whole transfers through the JSON API of a devnet of real node processes, driven by
+//! concurrent wallets, beside the in-process committee figure measured in the same run.
+//!
+//! `cargo run --release -p acre-benches --bin transfer-bench [-- SECONDS_PER_LOAD]`
+//!
+//! For 4 and then 7 nodes it prints: each node's resident memory once started and idle;
+//! a lone wallet's latency (unloaded); then, for rising numbers of concurrent wallets,
+//! confirmed transfers/s with latency p50/p99; and the best rate as a ratio to
+//! `committee_transfers` (the same protocol with all elders in one process).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use acre_benches::{committee_transfers, sibling_binary};
+use acre_ledger::testkit::key;
+use acre_ledger::{AccountId, Amount, TransferOrder};
+use acre_node::devnet::Manifest;
+use acre_tests::DevnetProcess;
+use acre_wallet::client::NodeClient;
+use acre_wallet::keystore::{KdfParams, Keystore};
+use anyhow::{bail, ensure, Context, Result};
+use ed25519_dalek::SigningKey;
+
+/// Concurrent wallets at each load step after the lone one.
+const LOADS: [usize; 4] = [4, 16, 48, 96];
+
+fn main() -> Result<()> {
+    let seconds: u64 = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(6);
+    let per_load = Duration::from_secs(seconds);
+    println!("acre transfer-bench: devnets of real processes on 127.0.0.1, {seconds}s per load");
+    for nodes in [4, 7] {
+        let in_process = committee_transfers(nodes, 2_000, 64)?;
+        println!(
+            "\n{nodes} nodes; in-process committee of {nodes} (ledger-bench's figure, this run): {in_process:.0}/s"
+        );
+        let outcome = devnet_run(nodes, per_load)?;
+        let ratio = outcome.peak / in_process;
+        println!(
+            "  peak {:.0} transfers/s = {ratio:.2} of in-process   (target >= 0.50)\n  \
+             lone transfer p50 {:.2} ms   (target < 5 ms)\n  \
+             p99 at peak {:.1} ms   (target < 50 ms)",
+            outcome.peak,
+            outcome.lone_p50.as_secs_f64() * 1e3,
+            outcome.p99_at_peak.as_secs_f64() * 1e3,
+        );
+    }
+    Ok(())
+}
+
+struct Outcome {
+    peak: f64,
+    p99_at_peak: Duration,
+    lone_p50: Duration,
+}
+
+fn devnet_run(nodes: usize, per_load: Duration) -> Result<Outcome> {
+    let dir = tempfile::tempdir()?;
+    let mut devnet = DevnetProcess::start(&sibling_binary("acre-node")?, dir.path(), nodes);
+    let manifest = Manifest::read(dir.path())?;
+    let clients = manifest.nodes.iter().map(|node| NodeClient::new(&node.api)).collect::<Result<Vec<_>, _>>()?;
+    wait_until_connected(&clients[0], nodes)?;
+
+    let rss: Vec<String> = manifest
+        .nodes
+        .iter()
+        .map(|n| resident_kib(n.pid).map(|k| format!("{:.1}", k as f64 / 1024.0)))
+        .collect::<Result<_>>()?;
+    println!("  idle resident memory per node (MiB): {}   (target < 30)", rss.join(", "));
+
+    let wallets: Vec<SigningKey> =
+        (0..*LOADS.iter().max().unwrap_or(&1) as u64).map(|i| key(900 + nodes as u64, i)).collect();
+    fund(&manifest, &clients[0], &wallets)?;
+    let mut sequences = vec![0u64; wallets.len()];
+
+    let lone = drive(&clients, &wallets[..1], &mut sequences, per_load.min(Duration::from_secs(3)))?;
+    let lone_p50 = lone.percentile(0.50);
+    println!("  wallets   transfers/s      p50 ms      p99 ms");
+    lone.print(1);
+    let mut peak = (0.0, Duration::ZERO);
+    for load in LOADS {
+        let round = drive(&clients, &wallets[..load], &mut sequences, per_load)?;
+        round.print(load);
+        if round.rate() > peak.0 {
+            peak = (round.rate(), round.percentile(0.99));
+        }
+    }
+    devnet.stop();
+    Ok(Outcome { peak: peak.0, p99_at_peak: peak.1, lone_p50 })
+}
+
+/// Latencies of the transfers confirmed during one load step.
+struct Round {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Round {
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, fraction: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let index = ((sorted.len() as f64 * fraction) as usize).min(sorted.len().saturating_sub(1));
+        sorted.get(index).copied().unwrap_or_default()
+    }
+
+    fn print(&self, wallets: usize) {
+        println!(
+            "  {wallets:>7} {:>13.0} {:>11.2} {:>11.2}",
+            self.rate(),
+            self.percentile(0.50).as_secs_f64() * 1e3,
+            self.percentile(0.99).as_secs_f64() * 1e3
+        );
+    }
+}
+
+/// Every wallet, on its own thread and talking to its own node (round robin), sends one
+/// nano to a sink account, again and again, each transfer waiting for its certificate.
+fn drive(clients: &[NodeClient], wallets: &[SigningKey], sequences: &mut [u64], duration: Duration) -> Result<Round> {
+    let to = AccountId::of(&key(899, 0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let results = std::thread::scope(|scope| {
+        let workers: Vec<_> = wallets
+            .iter()
+            .zip(sequences.iter_mut())
+            .enumerate()
+            .map(|(index, (wallet, sequence))| {
+                let client = &clients[index % clients.len()];
+                let stop = Arc::clone(&stop);
+                scope.spawn(move || -> Result<Vec<Duration>> {
+                    let mut latencies = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let order = TransferOrder {
+                            from: AccountId::of(wallet),
+                            to,
+                            amount: Amount::from_nanos(1)?,
+                            sequence: *sequence,
+                            app: None,
+                            memo: String::new(),
+                        }
+                        .sign(wallet);
+                        let sent = Instant::now();
+                        client.submit_order(&order).with_context(|| format!("transfer at sequence {sequence}"))?;
+                        latencies.push(sent.elapsed());
+                        *sequence += 1;
+                    }
+                    Ok(latencies)
+                })
+            })
+            .collect();
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::Relaxed);
+        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| bail!("a wallet thread panicked"))).collect::<Vec<_>>()
+    });
+    let elapsed = start.elapsed();
+    let mut latencies = Vec::new();
+    for result in results {
+        latencies.extend(result?);
+    }
+    Ok(Round { latencies, elapsed })
+}
+
+/// One credit from the devnet's faucet to each wallet.
+fn fund(manifest: &Manifest, client: &NodeClient, wallets: &[SigningKey]) -> Result<()> {
+    let faucet = Keystore::new(&manifest.faucet.keystore, KdfParams::STANDARD)
+        .load(&manifest.faucet.key)?
+        .unlock(&manifest.faucet.password)?;
+    let first = client.account(&manifest.faucet.address)?.context("the faucet has no account")?.next_sequence;
+    for (sequence, wallet) in (first..).zip(wallets) {
+        let order = TransferOrder {
+            from: manifest.faucet.address,
+            to: AccountId::of(wallet),
+            amount: Amount::from_credits(1)?,
+            sequence,
+            app: None,
+            memo: "transfer-bench".to_owned(),
+        }
+        .sign(&faucet);
+        client.submit_order(&order)?;
+    }
+    Ok(())
+}
+
+/// Waits until the node sees every other elder connected.
+fn wait_until_connected(client: &NodeClient, nodes: usize) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let section = client.section()?;
+        if section.elders.iter().filter(|elder| elder.connected).count() >= nodes {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "the devnet's elders did not connect");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The resident set of process `pid`, in KiB, from `/proc`.
+fn resident_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS line")?;
+    Ok(line.split_whitespace().nth(1).context("no VmRSS value")?.parse()?)
+}
