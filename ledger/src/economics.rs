@@ -3,7 +3,7 @@
 //! section both slows uploads and pays farmers more to add disk. `specs/economics.md`
 //! gives the reasons for the shape.
 
-use crate::{AccountId, Amount, Digest};
+use crate::{AccountId, Amount, Digest, TransferOrder};
 
 /// Hash context of the pool account's derivation.
 const POOL_CONTEXT: &str = "acre 2026 section pool v1";
@@ -58,6 +58,69 @@ pub fn store_memo(chunks: &[([u8; 32], u64)]) -> String {
     format!("{STORE_MEMO_PREFIX}{}", Digest::derive(STORE_PAYMENT_CONTEXT, &[&bytes]))
 }
 
+/// Why a certified transfer does not pay for storing a chunk.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorePaymentError {
+    /// The credits went elsewhere than the section's pool.
+    #[error("the payment went to {to}, not to the section's pool {pool}")]
+    WrongAccount {
+        /// Where they went.
+        to: AccountId,
+        /// The pool.
+        pool: AccountId,
+    },
+    /// The memo does not name the chunk list given with the payment.
+    #[error("the payment's memo does not name these chunks (it must be `store:` and the digest of their list)")]
+    MemoMismatch,
+    /// The chunk is not in the list the payment names.
+    #[error("the payment is for other chunks")]
+    NotForChunk,
+    /// Less than the section's price for the list.
+    #[error("the payment of {paid} is less than the {required} the section asks for these chunks")]
+    TooSmall {
+        /// What the certificate moved.
+        paid: Amount,
+        /// The price.
+        required: Amount,
+    },
+}
+
+impl StorePaymentError {
+    /// The stable code of the refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StorePaymentError::WrongAccount { .. } => "payment_wrong_account",
+            StorePaymentError::MemoMismatch => "payment_memo_mismatch",
+            StorePaymentError::NotForChunk => "payment_not_for_chunk",
+            StorePaymentError::TooSmall { .. } => "payment_too_small",
+        }
+    }
+}
+
+/// Checks that `order` (already certified) pays the section's `pool` for exactly the
+/// `chunks` listed, that `chunk` is among them, and that it covers `required`.
+pub fn check_store_payment(
+    order: &TransferOrder,
+    pool: &AccountId,
+    chunks: &[([u8; 32], u64)],
+    chunk: &([u8; 32], u64),
+    required: Amount,
+) -> Result<(), StorePaymentError> {
+    if order.to != *pool {
+        return Err(StorePaymentError::WrongAccount { to: order.to, pool: *pool });
+    }
+    if order.memo != store_memo(chunks) {
+        return Err(StorePaymentError::MemoMismatch);
+    }
+    if !chunks.contains(chunk) {
+        return Err(StorePaymentError::NotForChunk);
+    }
+    if order.amount < required {
+        return Err(StorePaymentError::TooSmall { paid: order.amount, required });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +155,36 @@ mod tests {
         assert_ne!(memo, store_memo(&[b, a]), "order counts");
         assert_ne!(memo, store_memo(&[a]), "a subset is another payment");
         assert_ne!(memo, store_memo(&[a, ([2; 32], 21)]), "sizes count");
+    }
+
+    #[test]
+    fn a_store_payment_must_name_its_chunks_reach_the_pool_and_cover_the_price() {
+        let pool = pool_account("");
+        let (a, b, c) = (([1; 32], 10), ([2; 32], 20), ([3; 32], 30));
+        let price = Amount::from_nanos(1_000).expect("amount");
+        let order = |to: AccountId, nanos: u64, memo: String| TransferOrder {
+            from: AccountId([9; 32]),
+            to,
+            amount: Amount::from_nanos(nanos).expect("amount"),
+            sequence: 0,
+            app: None,
+            memo,
+        };
+        let paid = order(pool, 1_000, store_memo(&[a, b]));
+        assert_eq!(check_store_payment(&paid, &pool, &[a, b], &b, price), Ok(()));
+        assert_eq!(check_store_payment(&paid, &pool, &[a, b], &c, price), Err(StorePaymentError::NotForChunk));
+        assert_eq!(
+            check_store_payment(&paid, &pool, &[a, c], &c, price),
+            Err(StorePaymentError::MemoMismatch),
+            "a payment cannot be reused for another list"
+        );
+        let short = order(pool, 999, store_memo(&[a]));
+        assert!(matches!(check_store_payment(&short, &pool, &[a], &a, price), Err(StorePaymentError::TooSmall { .. })));
+        let elsewhere = order(AccountId([8; 32]), 1_000, store_memo(&[a]));
+        assert!(matches!(
+            check_store_payment(&elsewhere, &pool, &[a], &a, price),
+            Err(StorePaymentError::WrongAccount { .. })
+        ));
     }
 
     proptest! {

@@ -23,6 +23,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::ledger_task::LedgerStopped;
 use crate::section::Section;
+use crate::storage::Storage;
 
 /// History entries per page when the client does not say.
 const DEFAULT_PAGE: usize = 50;
@@ -37,7 +38,20 @@ pub type Shared = Arc<Section>;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Acre node API", description = "Balances, transfers and the section, on every Acre node."),
-    paths(health, account, history, section, submit_order, submit_certificate, transfer)
+    paths(
+        health,
+        account,
+        history,
+        section,
+        submit_order,
+        submit_certificate,
+        transfer,
+        crate::storage_api::quote,
+        crate::storage_api::put_chunk,
+        crate::storage_api::get_chunk,
+        crate::storage_api::holders,
+        crate::storage_api::farmer
+    )
 )]
 pub struct ApiDoc;
 
@@ -129,10 +143,12 @@ pub struct Limits {
     pub timeout: Duration,
 }
 
-/// The API's routes over the node's `section`, with Prometheus figures from `metrics` at
-/// `/metrics` and this API's description at `/v1/openapi.json`.
-pub fn router(shared: Shared, limits: Limits, metrics: PrometheusHandle) -> Router {
-    Router::new()
+/// The API's routes over the node's `storage` (and through it its section), with
+/// Prometheus figures from `metrics` at `/metrics` and this API's description at
+/// `/v1/openapi.json`.
+pub fn router(storage: Arc<Storage>, limits: Limits, metrics: PrometheusHandle) -> Router {
+    let shared = Arc::clone(storage.section());
+    let ledger = Router::new()
         .route("/metrics", get(move || std::future::ready(metrics.render())))
         .route("/v1/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .route("/v1/health", get(health))
@@ -142,6 +158,9 @@ pub fn router(shared: Shared, limits: Limits, metrics: PrometheusHandle) -> Rout
         .route("/v1/orders", post(submit_order))
         .route("/v1/certificates", post(submit_certificate))
         .route("/v1/transfers/{id}", get(transfer))
+        .with_state(shared);
+    ledger
+        .merge(crate::storage_api::routes(storage))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -154,7 +173,6 @@ pub fn router(shared: Shared, limits: Limits, metrics: PrometheusHandle) -> Rout
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.timeout))
         .layer(axum::middleware::map_response(timeout_as_problem))
-        .with_state(shared)
 }
 
 /// `GET /v1/health`.
@@ -213,7 +231,7 @@ async fn read<T: Send + 'static>(
 }
 
 /// A path segment, or a problem if it is not one (e.g. not UTF-8).
-fn segment(path: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
+pub(crate) fn segment(path: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
     path.map(|Path(text)| text).map_err(|r| Problem::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text()))
 }
 
@@ -223,7 +241,8 @@ fn parse_address(path: Result<Path<String>, PathRejection>) -> Result<AccountId,
 }
 
 /// Problem documents, as every refusal is answered.
-const PROBLEM: &str = "application/problem+json";
+/// The media type of problem documents.
+pub(crate) const PROBLEM: &str = "application/problem+json";
 
 #[utoipa::path(get, path = "/v1/health", tag = "node",
     responses((status = 200, description = "The node answers", body = Health),
@@ -333,7 +352,7 @@ pub struct TransferView {
 }
 
 /// A JSON body, or a problem saying why it is not one (too large, malformed, wrong shape).
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+pub(crate) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
     body.map(|Json(value)| value).map_err(|rejection| {
         let status = rejection.status();
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "invalid_json" };

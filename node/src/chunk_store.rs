@@ -1,50 +1,47 @@
-//! The chunks a node holds, on disk: RocksDB with BlobDB, so chunk bytes live in blob
-//! files (written once, read by offset) while keys and the small outboards stay in the
-//! LSM tree. One synced write stores a chunk with its outboard, so a put acknowledged is a
-//! put that survives a crash, and a chunk never exists without the outboard its proofs
-//! need. The store refuses new chunks once they would pass its capacity, and keeps what
-//! it holds.
+//! The chunks a node holds, on disk as content-addressed files: `chunks/ab/abcd…` holds a
+//! chunk's bytes and `chunks/ab/abcd….obao` the outboard its proofs need. A put writes
+//! the outboard, then the chunk, each to a temporary file that is synced and renamed into
+//! place, then syncs the directory — so a put acknowledged survives a crash, and a chunk
+//! never exists without its outboard. The store refuses new chunks once they would pass
+//! its capacity, or leave the disk with less than [`DISK_RESERVE`] free, and keeps what it
+//! holds. `specs/storage.md` says why files rather than a database.
 
-use std::path::Path;
+use std::fs::{self, File};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use acre_proofs::challenge::{answer, ChallengeItem, Outboard};
 use acre_proofs::{Chunk, ChunkAddress, ProofError};
-use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 
-const CHUNKS: &str = "chunks";
-const OUTBOARDS: &str = "outboards";
-/// Each chunk's size (u64, little-endian), so usage is counted on open without reading
-/// the chunks.
-const SIZES: &str = "sizes";
-/// Chunks above this go to blob files; smaller ones stay inline.
-const MIN_BLOB_BYTES: u64 = 4096;
+/// Disk space a node leaves free whatever its capacity says, so the ledger and the
+/// operating system never meet a full disk because of chunks.
+pub const DISK_RESERVE: u64 = 64 << 20;
+const OUTBOARD_SUFFIX: &str = "obao";
+const TEMPORARY_DIR: &str = "incoming";
 
 /// Why the chunk store refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ChunkStoreError {
-    /// The chunk would take the store past its capacity.
+    /// The chunk would take the store past its capacity or the disk past its reserve.
     #[error("the store is full: {used} of {capacity} bytes used, {wanted} more wanted")]
     Full {
         /// Bytes held.
         used: u64,
-        /// The configured capacity.
+        /// The capacity, or less if the disk has less room.
         capacity: u64,
         /// The chunk's size.
         wanted: u64,
     },
-    /// RocksDB refused (I/O error, full disk, locked directory).
-    #[error("chunk database: {0}")]
-    Database(String),
+    /// The disk refused (I/O error, permissions, no space).
+    #[error("chunk files: {0}")]
+    Disk(#[from] std::io::Error),
     /// The chunk is not held here.
     #[error("chunk {0} is not held here")]
     Missing(ChunkAddress),
     /// What is held cannot prove the chunk any more.
     #[error(transparent)]
     Proof(#[from] ProofError),
-}
-
-fn database(error: rocksdb::Error) -> ChunkStoreError {
-    ChunkStoreError::Database(error.into_string())
 }
 
 /// Whether a put stored the chunk or found it already held.
@@ -56,43 +53,36 @@ pub enum Stored {
     AlreadyHeld,
 }
 
-/// A node's chunks and their outboards.
+/// A node's chunks and their outboards. Shared between threads: puts reserve their room
+/// under a lock, then write without it.
+#[derive(Debug)]
 pub struct ChunkStore {
-    db: DB,
+    root: PathBuf,
     capacity: u64,
-    used: u64,
-}
-
-impl std::fmt::Debug for ChunkStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChunkStore").field("used", &self.used).field("capacity", &self.capacity).finish()
-    }
+    /// Bytes of chunks held or being written.
+    used: Mutex<u64>,
 }
 
 impl ChunkStore {
-    /// Opens (or creates) the store in `path`, holding at most `capacity` bytes of chunks.
-    pub fn open(path: impl AsRef<Path>, capacity: u64) -> Result<Self, ChunkStoreError> {
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
-        let mut blobs = Options::default();
-        blobs.set_enable_blob_files(true);
-        blobs.set_min_blob_size(MIN_BLOB_BYTES);
-        blobs.set_enable_blob_gc(true);
-        let columns = [
-            ColumnFamilyDescriptor::new(CHUNKS, blobs),
-            ColumnFamilyDescriptor::new(OUTBOARDS, Options::default()),
-            ColumnFamilyDescriptor::new(SIZES, Options::default()),
-        ];
-        let db = DB::open_cf_descriptors(&options, path, columns).map_err(database)?;
-        let mut store = ChunkStore { db, capacity, used: 0 };
-        store.used = store.sizes()?.iter().sum();
+    /// Opens (or creates) the store in `root`, holding at most `capacity` bytes of chunks;
+    /// counts what is already there.
+    pub fn open(root: impl AsRef<Path>, capacity: u64) -> Result<Self, ChunkStoreError> {
+        let root = root.as_ref().to_owned();
+        let incoming = root.join(TEMPORARY_DIR);
+        // Writes cut short by a crash are never renamed into place; drop them.
+        if incoming.exists() {
+            fs::remove_dir_all(&incoming)?;
+        }
+        fs::create_dir_all(&incoming)?;
+        let store = ChunkStore { root, capacity, used: Mutex::new(0) };
+        let used = store.held()?.iter().map(|(_, size)| size).sum();
+        *store.lock_used() = used;
         Ok(store)
     }
 
     /// Bytes of chunks held.
     pub fn used(&self) -> u64 {
-        self.used
+        *self.lock_used()
     }
 
     /// The configured capacity.
@@ -100,75 +90,126 @@ impl ChunkStore {
         self.capacity
     }
 
-    /// Whether a chunk of `size` bytes would still fit.
+    /// Whether a chunk of `size` bytes would still fit under the capacity.
     pub fn has_room_for(&self, size: u64) -> bool {
-        self.used.saturating_add(size) <= self.capacity
+        self.used().saturating_add(size) <= self.capacity
     }
 
-    /// Stores a chunk and its outboard with one synced write; a chunk already held is
-    /// not written again.
-    pub fn put(&mut self, chunk: &Chunk) -> Result<Stored, ChunkStoreError> {
-        if self.contains(&chunk.address())? {
+    /// Every chunk held, with its size.
+    pub fn held(&self) -> Result<Vec<(ChunkAddress, u64)>, ChunkStoreError> {
+        let mut held = Vec::new();
+        for shard in fs::read_dir(&self.root)? {
+            let shard = shard?;
+            if shard.file_name() == TEMPORARY_DIR || !shard.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(shard.path())? {
+                let entry = entry?;
+                let name = entry.file_name();
+                if let Some(address) = name.to_str().and_then(|name| name.parse::<ChunkAddress>().ok()) {
+                    held.push((address, entry.metadata()?.len()));
+                }
+            }
+        }
+        Ok(held)
+    }
+
+    /// Stores a chunk and its outboard durably; a chunk already held is not written again.
+    pub fn put(&self, chunk: &Chunk) -> Result<Stored, ChunkStoreError> {
+        let address = chunk.address();
+        if self.contains(&address) {
             return Ok(Stored::AlreadyHeld);
         }
-        if !self.has_room_for(chunk.size()) {
-            return Err(ChunkStoreError::Full { used: self.used, capacity: self.capacity, wanted: chunk.size() });
+        self.reserve(chunk.size())?;
+        let written = self.write(chunk);
+        if written.is_err() {
+            self.release(chunk.size());
         }
-        let outboard = Outboard::create(chunk);
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.column(CHUNKS)?, chunk.address().0, chunk.bytes());
-        batch.put_cf(self.column(OUTBOARDS)?, chunk.address().0, outboard.as_bytes());
-        batch.put_cf(self.column(SIZES)?, chunk.address().0, chunk.size().to_le_bytes());
-        let mut synced = WriteOptions::default();
-        synced.set_sync(true);
-        self.db.write_opt(batch, &synced).map_err(database)?;
-        self.used += chunk.size();
-        Ok(Stored::New)
+        written.map(|()| Stored::New)
     }
 
     /// Whether the chunk is held.
-    pub fn contains(&self, address: &ChunkAddress) -> Result<bool, ChunkStoreError> {
-        Ok(self.db.get_pinned_cf(self.column(OUTBOARDS)?, address.0).map_err(database)?.is_some())
+    pub fn contains(&self, address: &ChunkAddress) -> bool {
+        self.chunk_path(address).is_file()
     }
 
     /// The chunk's bytes, as stored (the reader checks them against the address).
     pub fn get(&self, address: &ChunkAddress) -> Result<Option<Vec<u8>>, ChunkStoreError> {
-        self.db.get_cf(self.column(CHUNKS)?, address.0).map_err(database)
+        match fs::read(self.chunk_path(address)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error.into()),
+        }
     }
 
-    /// This holder's answer to a challenge on one of its chunks.
+    /// This holder's answer to a challenge on one of its chunks, reading only the
+    /// challenged groups of the chunk's file.
     pub fn answer(&self, item: &ChallengeItem) -> Result<Vec<u8>, ChunkStoreError> {
-        let chunks = self.column(CHUNKS)?;
-        let outboards = self.column(OUTBOARDS)?;
-        let missing = || ChunkStoreError::Missing(item.address);
-        let bytes = self.db.get_pinned_cf(chunks, item.address.0).map_err(database)?.ok_or_else(missing)?;
-        let outboard = self.db.get_cf(outboards, item.address.0).map_err(database)?.ok_or_else(missing)?;
-        Ok(answer(item, &bytes, &Outboard::from_bytes(outboard))?)
+        let missing = |error: std::io::Error| match error.kind() {
+            ErrorKind::NotFound => ChunkStoreError::Missing(item.address),
+            _ => ChunkStoreError::Disk(error),
+        };
+        let file = File::open(self.chunk_path(&item.address)).map_err(missing)?;
+        let size = file.metadata()?.len();
+        let outboard = fs::read(self.outboard_path(&item.address)).map_err(missing)?;
+        Ok(answer(item, size, &file, &Outboard::from_bytes(outboard))?)
     }
 
-    fn sizes(&self) -> Result<Vec<u64>, ChunkStoreError> {
-        self.db
-            .iterator_cf(self.column(SIZES)?, rocksdb::IteratorMode::Start)
-            .map(|item| {
-                let (_, value) = item.map_err(database)?;
-                let bytes: [u8; 8] = value
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| ChunkStoreError::Database(format!("a size record of {} bytes", value.len())))?;
-                Ok(u64::from_le_bytes(bytes))
-            })
-            .collect()
+    fn reserve(&self, size: u64) -> Result<(), ChunkStoreError> {
+        let mut used = self.lock_used();
+        let capacity = self.capacity.min(used.saturating_add(free_disk(&self.root)?.saturating_sub(DISK_RESERVE)));
+        if used.saturating_add(size) > capacity {
+            return Err(ChunkStoreError::Full { used: *used, capacity, wanted: size });
+        }
+        *used += size;
+        Ok(())
     }
 
-    fn column(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, ChunkStoreError> {
-        self.db.cf_handle(name).ok_or_else(|| ChunkStoreError::Database(format!("column family {name} is missing")))
+    fn release(&self, size: u64) {
+        let mut used = self.lock_used();
+        *used = used.saturating_sub(size);
     }
 
-    /// Overwrites a held chunk's bytes in place of a disk that rotted, for tests.
-    #[cfg(test)]
-    fn corrupt(&mut self, address: &ChunkAddress, bytes: &[u8]) -> Result<(), ChunkStoreError> {
-        self.db.put_cf(self.column(CHUNKS)?, address.0, bytes).map_err(database)
+    fn write(&self, chunk: &Chunk) -> Result<(), ChunkStoreError> {
+        let address = chunk.address();
+        let shard = self.chunk_path(&address).parent().map(Path::to_owned).unwrap_or_else(|| self.root.clone());
+        fs::create_dir_all(&shard)?;
+        self.write_file(&self.outboard_path(&address), Outboard::create(chunk).as_bytes())?;
+        self.write_file(&self.chunk_path(&address), chunk.bytes())?;
+        File::open(&shard)?.sync_all()?;
+        Ok(())
     }
+
+    /// Writes `bytes` to a synced temporary file and renames it to `path`.
+    fn write_file(&self, path: &Path, bytes: &[u8]) -> Result<(), ChunkStoreError> {
+        let name = path.file_name().ok_or_else(|| std::io::Error::other("a chunk path without a name"))?;
+        let temporary = self.root.join(TEMPORARY_DIR).join(name);
+        let mut file = File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temporary, path)?;
+        Ok(())
+    }
+
+    fn chunk_path(&self, address: &ChunkAddress) -> PathBuf {
+        let name = address.to_string();
+        self.root.join(&name[..2]).join(name)
+    }
+
+    fn outboard_path(&self, address: &ChunkAddress) -> PathBuf {
+        self.chunk_path(address).with_extension(OUTBOARD_SUFFIX)
+    }
+
+    fn lock_used(&self) -> std::sync::MutexGuard<'_, u64> {
+        // The counter stays consistent even if a holder of the lock panicked.
+        self.used.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Bytes free to an unprivileged user on the file system holding `path`.
+fn free_disk(path: &Path) -> Result<u64, ChunkStoreError> {
+    let stats = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
+    Ok(stats.blocks_available().saturating_mul(stats.fragment_size()))
 }
 
 #[cfg(test)]
@@ -186,7 +227,7 @@ mod tests {
         let big = chunk(1 << 20, 1);
         let small = chunk(100, 2);
         {
-            let mut store = ChunkStore::open(dir.path(), 10 << 20).expect("open");
+            let store = ChunkStore::open(dir.path(), 10 << 20).expect("open");
             assert_eq!(store.put(&big).expect("put"), Stored::New);
             assert_eq!(store.put(&small).expect("put"), Stored::New);
             assert_eq!(store.put(&big).expect("put again"), Stored::AlreadyHeld, "stored and charged once");
@@ -194,6 +235,11 @@ mod tests {
         }
         let store = ChunkStore::open(dir.path(), 10 << 20).expect("reopen");
         assert_eq!(store.used(), (1 << 20) + 100, "usage is recounted from disk");
+        let mut held = store.held().expect("held");
+        held.sort();
+        let mut expected = vec![(big.address(), big.size()), (small.address(), small.size())];
+        expected.sort();
+        assert_eq!(held, expected);
         assert_eq!(store.get(&big.address()).expect("get").as_deref(), Some(big.bytes()));
         let item = ChallengeItem::draw(&[5; 32], 1, big.address(), big.size(), 3);
         let proof = store.answer(&item).expect("answer");
@@ -205,7 +251,7 @@ mod tests {
     #[test]
     fn a_full_store_refuses_new_chunks_and_keeps_the_old() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = ChunkStore::open(dir.path(), 150_000).expect("open");
+        let store = ChunkStore::open(dir.path(), 150_000).expect("open");
         let first = chunk(100_000, 1);
         store.put(&first).expect("fits");
         assert!(matches!(store.put(&chunk(60_000, 2)), Err(ChunkStoreError::Full { used: 100_000, .. })));
@@ -216,15 +262,19 @@ mod tests {
     }
 
     #[test]
-    fn a_rotten_copy_cannot_answer() {
+    fn a_deleted_or_rotten_copy_cannot_answer() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = ChunkStore::open(dir.path(), 10 << 20).expect("open");
+        let store = ChunkStore::open(dir.path(), 10 << 20).expect("open");
         let held = chunk(40_000, 4);
         store.put(&held).expect("put");
         let mut rotten = held.bytes().to_vec();
         rotten[20_000] ^= 1;
-        store.corrupt(&held.address(), &rotten).expect("corrupt");
+        fs::write(store.chunk_path(&held.address()), &rotten).expect("rot");
         let item = ChallengeItem { address: held.address(), blocks: vec![19] };
-        assert!(matches!(store.answer(&item), Err(ChunkStoreError::Proof(ProofError::Damaged(_)))));
+        let proof = store.answer(&item).expect("a proof of what is held");
+        assert!(verify(&item, held.size(), &proof).is_err(), "the challenger sees the rot");
+        fs::remove_file(store.chunk_path(&held.address())).expect("delete");
+        assert!(matches!(store.answer(&item), Err(ChunkStoreError::Missing(_))));
+        assert!(!store.contains(&held.address()));
     }
 }

@@ -30,7 +30,7 @@ pub fn write_atomically(path: &Path, contents: impl AsRef<[u8]>) -> std::io::Res
 }
 
 /// Fields that `ACRE_*` variables may set; others (the wallet's, say) are not the node's.
-const ENV_KEYS: [&str; 8] = [
+const ENV_KEYS: [&str; 13] = [
     "api",
     "listen",
     "bootstrap",
@@ -39,7 +39,19 @@ const ENV_KEYS: [&str; 8] = [
     "request_timeout_ms",
     "peer_timeout_ms",
     "sync_interval_ms",
+    "capacity_bytes",
+    "challenge_interval_ms",
+    "challenge_grace_ms",
+    "audit_chunks",
+    "audit_blocks",
 ];
+
+/// The directory of the chunks this node holds.
+pub const CHUNKS_DIR: &str = "chunks";
+/// The section's chunk registry: every chunk stored, with its size.
+pub const REGISTRY_FILE: &str = "registry";
+/// The store payments this node has accepted.
+pub const PAYMENTS_FILE: &str = "payments";
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +83,17 @@ pub struct NodeConfig {
     pub peer_timeout_ms: u64,
     /// How often the node asks the elders for certificates it missed, in milliseconds.
     pub sync_interval_ms: u64,
+    /// Most bytes of chunks this node holds; it refuses new chunks beyond.
+    pub capacity_bytes: u64,
+    /// How often an elder challenges every holder, in milliseconds.
+    pub challenge_interval_ms: u64,
+    /// How long after a holder's connection came or went its timeouts are excused, in
+    /// milliseconds: a restart is not a failure.
+    pub challenge_grace_ms: u64,
+    /// Chunks challenged per holder per round.
+    pub audit_chunks: usize,
+    /// Blocks challenged per chunk.
+    pub audit_blocks: usize,
 }
 
 impl Default for NodeConfig {
@@ -84,6 +107,11 @@ impl Default for NodeConfig {
             request_timeout_ms: 10_000,
             peer_timeout_ms: 3_000,
             sync_interval_ms: 1_000,
+            capacity_bytes: 16 << 30,
+            challenge_interval_ms: 60_000,
+            challenge_grace_ms: 120_000,
+            audit_chunks: 16,
+            audit_blocks: 4,
         }
     }
 }

@@ -137,6 +137,10 @@ fn create(dir: &Path, count: usize, node_binary: &Path) -> Result<Vec<PathBuf>> 
             listen: vec![format!("/ip4/127.0.0.1/tcp/{tcp}"), format!("/ip4/127.0.0.1/udp/{udp}/quic-v1")],
             bootstrap,
             sync_interval_ms: 500,
+            // A devnet shows its audits within seconds, on small disks.
+            capacity_bytes: 2 << 30,
+            challenge_interval_ms: 2_000,
+            challenge_grace_ms: 5_000,
             ..NodeConfig::default()
         };
         std::fs::write(data_dir.join(CONFIG_FILE), config.to_toml()?)?;

@@ -3,7 +3,8 @@
 //! A node keeps its ledger in RocksDB under its data directory, owned by one thread
 //! ([`ledger_task`]) that group-commits whatever is queued. It talks to the other nodes
 //! over libp2p ([`network`]), gathers votes into certificates and catches up on ones it
-//! missed ([`section`]), and serves the JSON API ([`api`]). `acre-node init` writes a
+//! missed ([`section`]), stores and audits chunks ([`storage`], on files kept by
+//! [`chunk_store`]), and serves the JSON API ([`api`], [`storage_api`]). `acre-node init` writes a
 //! data directory, `acre-node run` serves it, `acre-node devnet` runs a local network.
 //! Protocol decisions stay in the ledger's state machines.
 
@@ -15,4 +16,7 @@ pub mod genesis;
 pub mod key;
 pub mod ledger_task;
 pub mod network;
+pub mod records;
 pub mod section;
+pub mod storage;
+pub mod storage_api;

@@ -18,6 +18,7 @@ use acre_node::key;
 use acre_node::ledger_task::LedgerHandle;
 use acre_node::network::{identity_of, peer_id_of, Network, NetworkConfig};
 use acre_node::section::Section;
+use acre_node::storage::{Storage, StorageSettings};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use libp2p::Multiaddr;
@@ -162,7 +163,16 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
     };
     let (network, network_handle) = Network::new(identity_of(&node_key)?, network_config)?;
     let section = Arc::new(Section::new(ledger, network_handle, committee, node, peer_timeout));
-    let network_task = tokio::spawn(network.run(Arc::clone(&section)));
+    let settings = StorageSettings {
+        capacity: config.capacity_bytes,
+        challenge_interval: Duration::from_millis(config.challenge_interval_ms),
+        grace: Duration::from_millis(config.challenge_grace_ms),
+        audit_chunks: config.audit_chunks,
+        audit_blocks: config.audit_blocks,
+    };
+    let storage = Arc::new(Storage::open(Arc::clone(&section), data_dir, settings)?);
+    let network_task = tokio::spawn(network.run(Arc::clone(&storage)));
+    let audits = tokio::spawn(Arc::clone(&storage).audit_rounds());
     let catch_up = tokio::spawn(
         Arc::clone(&section).catch_up(data_dir.join(CURSORS_FILE), Duration::from_millis(config.sync_interval_ms)),
     );
@@ -176,12 +186,14 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
     info!(%node, api = %address, "node running");
     let limits =
         Limits { max_body_bytes: config.max_body_bytes, timeout: Duration::from_millis(config.request_timeout_ms) };
-    axum::serve(listener, router(Arc::clone(&section), limits, metrics)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, router(Arc::clone(&storage), limits, metrics)).with_graceful_shutdown(shutdown).await?;
 
     // The ledger thread ends, closing the store, once every handle to it is gone.
     catch_up.abort();
     network_task.abort();
-    let _ = tokio::join!(catch_up, network_task);
+    audits.abort();
+    let _ = tokio::join!(catch_up, network_task, audits);
+    drop(storage);
     drop(section);
     let closed = tokio::task::spawn_blocking(move || ledger_thread.join().is_ok());
     match tokio::time::timeout(Duration::from_secs(10), closed).await {

@@ -1,5 +1,6 @@
 //! The elder network over libp2p: TCP (noise, yamux) and QUIC, identify, and one
-//! request-response protocol carrying orders, votes, certificates and catch-up pages.
+//! request-response protocol carrying orders, votes, certificates, catch-up pages, chunks
+//! and storage challenges.
 //!
 //! One task owns the swarm ([`Network::run`]). Others reach it through a
 //! [`NetworkHandle`] over a bounded channel; every outbound request gets libp2p's request
@@ -12,6 +13,8 @@ use std::time::Duration;
 
 use acre_ledger::store::AppliedPage;
 use acre_ledger::{AccountId, Certificate, Confirmation, LedgerError, SignedOrder, Vote};
+use acre_proofs::challenge::{Answer, Challenge};
+use acre_proofs::ChunkAddress;
 use futures::StreamExt;
 use libp2p::request_response::{self, cbor, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
@@ -47,6 +50,18 @@ pub enum PeerRequest {
         /// Most certificates wanted.
         limit: u32,
     },
+    /// Keep this chunk: you are one of its holders (from a section member only).
+    StoreChunk(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Send this chunk's bytes, if you hold it.
+    FetchChunk(ChunkAddress),
+    /// Which of these chunks do you hold?
+    Holds(Vec<ChunkAddress>),
+    /// Prove you hold these blocks.
+    Challenge(Challenge),
+    /// How many bytes of chunks do you hold, of how many offered?
+    Status,
+    /// These chunks are stored in the section, with their sizes (from a member only).
+    Register(Vec<(ChunkAddress, u64)>),
 }
 
 /// The answer to a [`PeerRequest`], one result per message for batches.
@@ -60,6 +75,30 @@ pub enum PeerResponse {
     Applied(AppliedPage),
     /// The request as a whole was refused (too large, or this node does not serve it).
     Refused(String),
+    /// The chunk is stored (now or before), or the registrations are recorded.
+    Done,
+    /// The chunk store is full.
+    Full {
+        /// Bytes held.
+        used: u64,
+        /// Bytes offered.
+        capacity: u64,
+    },
+    /// A chunk's bytes, or `None` if not held here.
+    Chunk(Option<serde_bytes::ByteBuf>),
+    /// Per chunk asked, whether it is held here.
+    Held(Vec<bool>),
+    /// The proofs a challenge asked for.
+    Answer(Answer),
+    /// A challenged chunk is not held here.
+    Missing(ChunkAddress),
+    /// This node's chunk store.
+    Status {
+        /// Bytes held.
+        used: u64,
+        /// Bytes offered.
+        capacity: u64,
+    },
 }
 
 /// A ledger refusal on the wire. [`LedgerError`] is internally tagged (its JSON carries a

@@ -133,7 +133,7 @@ impl Section {
     }
 
     /// The peers connected now.
-    async fn connected(&self) -> HashSet<PeerId> {
+    pub async fn connected(&self) -> HashSet<PeerId> {
         let peers = self.network.peers().await.unwrap_or_default();
         peers.into_iter().filter(|peer| peer.connected).map(|peer| peer.peer).collect()
     }
@@ -196,7 +196,7 @@ impl Section {
     }
 
     /// A request to a peer, given up after this section's timeout.
-    async fn request(&self, peer: PeerId, request: PeerRequest) -> Option<PeerResponse> {
+    pub async fn request(&self, peer: PeerId, request: PeerRequest) -> Option<PeerResponse> {
         request_within(&self.network, peer, request, self.timeout).await
     }
 
@@ -332,12 +332,13 @@ impl InboundHandler for Arc<Section> {
                     Err(stopped) => PeerResponse::Refused(stopped.to_string()),
                 }
             }
+            _ => PeerResponse::Refused("not a ledger request; the storage service answers those".into()),
         }
     }
 }
 
 /// A request to a peer, given up after `timeout`.
-async fn request_within(
+pub async fn request_within(
     network: &NetworkHandle,
     peer: PeerId,
     request: PeerRequest,

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use bao_tree::io::outboard::PreOrderMemOutboard;
-use bao_tree::io::sync::{encode_ranges_validated, DecodeResponseIter};
+use bao_tree::io::sync::{encode_ranges, DecodeResponseIter, ReadAt, Size};
 use bao_tree::io::BaoContentItem;
 use bao_tree::{BaoTree, BlockSize, ChunkNum, ChunkRanges};
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,7 @@ pub struct Answer {
     /// The challenge's nonce.
     pub nonce: u64,
     /// The verified slices.
+    #[serde(with = "proof_bytes")]
     pub proofs: Vec<Vec<u8>>,
 }
 
@@ -113,11 +114,16 @@ impl ChallengeItem {
     }
 }
 
-/// The holder's proof of `item` from the chunk's bytes and its outboard. The data is
-/// re-hashed against the outboard and the address as the proof is made, so a holder whose
-/// copy rotted learns it here instead of sending a proof that fails.
-pub fn answer(item: &ChallengeItem, chunk: &[u8], outboard: &Outboard) -> Result<Vec<u8>, ProofError> {
-    let size = chunk.len() as u64;
+/// The holder's proof of `item` from the chunk's `size` bytes in `data` (a slice, or a
+/// file read at offsets, so only the challenged 16 KiB groups are read) and its outboard.
+/// The holder sends what it has without re-hashing it: judging is the challenger's work,
+/// and a copy that rotted shows there as wrong bytes.
+pub fn answer(
+    item: &ChallengeItem,
+    size: u64,
+    data: impl ReadAt + Size,
+    outboard: &Outboard,
+) -> Result<Vec<u8>, ProofError> {
     item.check_blocks(size)?;
     let tree = BaoTree::new(size, GROUP);
     if outboard.0.len() as u64 != tree.outboard_size() {
@@ -125,8 +131,7 @@ pub fn answer(item: &ChallengeItem, chunk: &[u8], outboard: &Outboard) -> Result
     }
     let stored = PreOrderMemOutboard { root: blake3::Hash::from(item.address.0), tree, data: outboard.0.as_slice() };
     let mut proof = Vec::with_capacity(item.blocks.len() * MAX_PROOF_PER_BLOCK);
-    encode_ranges_validated(chunk, stored, &item.ranges(), &mut proof)
-        .map_err(|error| ProofError::Damaged(error.to_string()))?;
+    encode_ranges(data, stored, &item.ranges(), &mut proof).map_err(|error| ProofError::Damaged(error.to_string()))?;
     Ok(proof)
 }
 
@@ -165,6 +170,21 @@ pub fn verify(item: &ChallengeItem, size: u64, proof: &[u8]) -> Result<(), Proof
     Ok(())
 }
 
+/// Proofs as byte strings on the wire (not sequences of numbers, which would double them
+/// in CBOR).
+mod proof_bytes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(proofs: &[Vec<u8>], serializer: S) -> Result<S::Ok, S::Error> {
+        proofs.iter().map(|proof| serde_bytes::Bytes::new(proof)).collect::<Vec<_>>().serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let proofs = Vec::<serde_bytes::ByteBuf>::deserialize(deserializer)?;
+        Ok(proofs.into_iter().map(serde_bytes::ByteBuf::into_vec).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,7 +200,7 @@ mod tests {
         let outboard = Outboard::create(&chunk);
         assert_eq!(outboard.as_bytes().len(), 4_032, "63 hash pairs above 64 groups of 16 KiB");
         let item = ChallengeItem::draw(&[7; 32], 1, chunk.address(), chunk.size(), 1);
-        let proof = answer(&item, chunk.bytes(), &outboard).expect("answer");
+        let proof = answer(&item, chunk.size(), chunk.bytes(), &outboard).expect("answer");
         assert_eq!(proof.len(), 1_664, "10 hash pairs and one 1 KiB block");
         verify(&item, chunk.size(), &proof).expect("verifies");
     }
@@ -190,7 +210,7 @@ mod tests {
         let chunk = chunk_of(300_000, 2);
         let outboard = Outboard::create(&chunk);
         let item = ChallengeItem::draw(&[8; 32], 1, chunk.address(), chunk.size(), 4);
-        let proof = answer(&item, chunk.bytes(), &outboard).expect("answer");
+        let proof = answer(&item, chunk.size(), chunk.bytes(), &outboard).expect("answer");
 
         let mut flipped = proof.clone();
         let last = flipped.len() - 1;
@@ -205,11 +225,12 @@ mod tests {
         assert_ne!(other.blocks, item.blocks, "a new nonce draws other blocks");
         assert!(verify(&other, chunk.size(), &proof).is_err(), "an old answer does not answer a new challenge");
 
-        // A holder whose copy rotted cannot make a proof at all.
+        // A holder whose copy rotted sends a proof that fails.
         let mut rotten = chunk.bytes().to_vec();
         let block = usize::try_from(item.blocks[0] * BLOCK_BYTES).expect("offset");
         rotten[block] ^= 0xff;
-        assert!(matches!(answer(&item, &rotten, &outboard), Err(ProofError::Damaged(_))));
+        let rotten_proof = answer(&item, chunk.size(), rotten.as_slice(), &outboard).expect("a proof of what is held");
+        assert!(matches!(verify(&item, chunk.size(), &rotten_proof), Err(ProofError::Invalid(_))));
     }
 
     #[test]
@@ -217,10 +238,13 @@ mod tests {
         let chunk = chunk_of(5_000, 3);
         let outboard = Outboard::create(&chunk);
         let beyond = ChallengeItem { address: chunk.address(), blocks: vec![5] };
-        assert_eq!(answer(&beyond, chunk.bytes(), &outboard), Err(ProofError::OutOfRange { block: 5, size: 5_000 }));
+        assert_eq!(
+            answer(&beyond, chunk.size(), chunk.bytes(), &outboard),
+            Err(ProofError::OutOfRange { block: 5, size: 5_000 })
+        );
         assert!(verify(&beyond, 5_000, &[]).is_err());
         let last = ChallengeItem { address: chunk.address(), blocks: vec![4] };
-        let proof = answer(&last, chunk.bytes(), &outboard).expect("answer");
+        let proof = answer(&last, chunk.size(), chunk.bytes(), &outboard).expect("answer");
         verify(&last, 5_000, &proof).expect("the partial last block verifies");
         assert!(verify(&last, 5_001, &proof).is_err(), "the last block proves the size");
         assert!(verify(&last, 0, &proof).is_err());
@@ -256,7 +280,7 @@ mod tests {
             let chunk = chunk_of(size, seed);
             let outboard = Outboard::create(&chunk);
             let item = ChallengeItem::draw(&randomness, 9, chunk.address(), chunk.size(), count);
-            let proof = answer(&item, chunk.bytes(), &outboard).expect("answer");
+            let proof = answer(&item, chunk.size(), chunk.bytes(), &outboard).expect("answer");
             prop_assert!(verify(&item, chunk.size(), &proof).is_ok());
             let mut altered = proof.clone();
             let at = flip.index(altered.len());

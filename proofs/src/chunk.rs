@@ -12,9 +12,31 @@ pub const MAX_CHUNK_BYTES: usize = 1 << 20;
 /// The data map's format version, its first byte.
 const DATA_MAP_VERSION: u8 = 1;
 
-/// A chunk's address: the BLAKE3 hash of its bytes.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A chunk's address: the BLAKE3 hash of its bytes. Hex text in JSON, 32 bytes in
+/// binary encodings.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ChunkAddress(pub [u8; 32]);
+
+impl Serialize for ChunkAddress {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            self.0.serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ChunkAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            <[u8; 32]>::deserialize(deserializer).map(ChunkAddress)
+        }
+    }
+}
 
 impl ChunkAddress {
     /// The address of `bytes`.

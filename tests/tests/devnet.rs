@@ -3,161 +3,18 @@
 //! after a restart, two conflicting orders raced through different nodes, and requests
 //! that are malformed, oversized or wrongly signed.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-use acre_ledger::{AccountId, Amount, Certificate, Committee, SignedOrder, TransferOrder};
+use acre_ledger::{AccountId, Certificate};
 use acre_node::devnet::Manifest;
 use acre_tests::{eventually, send_signal, workspace_binary, DevnetProcess, NodeProcess};
+use common::{all_apis, certificate_of, order, rand_secret, Fixture};
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
 
-/// A devnet of four elders (quorum 3) and a wallet pointed at it.
-struct Fixture {
-    _dir: tempfile::TempDir,
-    devnet: DevnetProcess,
-    manifest: Manifest,
-    keystore: PathBuf,
-    http: reqwest::blocking::Client,
-}
-
-impl Fixture {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let devnet = DevnetProcess::start(&workspace_binary("acre-node"), &dir.path().join("devnet"), 4);
-        let manifest = Manifest::read(&devnet.dir).expect("manifest");
-        assert_eq!(manifest.nodes.len(), 4);
-        let keystore = dir.path().join("keys");
-        let http = reqwest::blocking::Client::new();
-        let fixture = Fixture { _dir: dir, devnet, manifest, keystore, http };
-        // Every elder must see the others before the first transfer can gather 3 votes.
-        fixture.wait_connected(&all_apis(&fixture));
-        fixture
-    }
-
-    /// Waits until each of these nodes is connected to all four elders.
-    fn wait_connected(&self, apis: &[&str]) {
-        for api in apis {
-            eventually("every elder is connected to the others", || {
-                let section = self.get(api, "/v1/section");
-                let connected = section["elders"].as_array()?.iter().filter(|e| e["connected"] == true).count();
-                (connected == 4).then_some(())
-            });
-        }
-    }
-
-    /// Runs `acre` against the devnet (found through `ACRE_DEVNET`, as a user's would be).
-    fn wallet(&self, args: &[&str]) -> Output {
-        Command::new(workspace_binary("acre"))
-            .arg("--json")
-            .arg("--keystore")
-            .arg(&self.keystore)
-            .args(args)
-            .env("ACRE_DEVNET", &self.devnet.dir)
-            .env("ACRE_PASSWORD", "correct horse")
-            .env_remove("ACRE_NODE")
-            .output()
-            .expect("run acre")
-    }
-
-    fn wallet_json(&self, args: &[&str]) -> Value {
-        let output = self.wallet(args);
-        assert!(
-            output.status.success(),
-            "acre {args:?} failed: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).expect("one JSON document")
-    }
-
-    fn get(&self, api: &str, path: &str) -> Value {
-        let response = self.http.get(format!("{api}{path}")).send().expect("GET");
-        response.json().unwrap_or(Value::Null)
-    }
-
-    /// POSTs `body` and returns the status, the content type and the JSON answer.
-    fn post(&self, api: &str, path: &str, body: reqwest::blocking::Body) -> (u16, String, Value) {
-        let response = self
-            .http
-            .post(format!("{api}{path}"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .expect("POST");
-        let status = response.status().as_u16();
-        let content_type =
-            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-        (status, content_type, response.json().unwrap_or(Value::Null))
-    }
-
-    fn post_order(&self, api: &str, order: &SignedOrder) -> (u16, String, Value) {
-        self.post(api, "/v1/orders", serde_json::to_vec(order).expect("json").into())
-    }
-
-    fn api(&self, index: usize) -> &str {
-        &self.manifest.nodes[index].api
-    }
-
-    /// A fresh key funded from the faucet through the CLI.
-    fn funded_key(&self, credits: &str) -> SigningKey {
-        let key = SigningKey::from_bytes(&rand_secret());
-        let address = AccountId::of(&key).to_string();
-        let sent = self.wallet_json(&["faucet", &address, credits]);
-        assert_eq!(sent["certificate"]["order"]["to"], address.as_str());
-        key
-    }
-
-    fn balance(&self, api: &str, account: &AccountId) -> Option<String> {
-        let view = self.get(api, &format!("/v1/accounts/{account}"));
-        view["balance"].as_str().map(str::to_owned)
-    }
-
-    fn state_hash(&self, api: &str) -> Option<String> {
-        self.get(api, "/v1/health")["state_hash"].as_str().map(str::to_owned)
-    }
-
-    /// Waits until every listed node reports the same state hash, and returns it.
-    fn converged(&self, apis: &[&str]) -> String {
-        eventually("the elders' state hashes agree", || {
-            let hashes: Vec<String> = apis.iter().map(|api| self.state_hash(api)).collect::<Option<_>>()?;
-            hashes.windows(2).all(|pair| pair[0] == pair[1]).then(|| hashes[0].clone())
-        })
-    }
-
-    fn committee(&self) -> Committee {
-        Committee::new(self.manifest.elders()).expect("committee")
-    }
-}
-
-fn rand_secret() -> [u8; 32] {
-    let mut secret = [0u8; 32];
-    getrandom(&mut secret);
-    secret
-}
-
-/// Test keys from the OS, so concurrent tests never share an account.
-fn getrandom(bytes: &mut [u8]) {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(bytes)).expect("/dev/urandom");
-}
-
-fn order(from: &SigningKey, to: AccountId, amount: &str, sequence: u64) -> SignedOrder {
-    let amount: Amount = amount.parse().expect("amount");
-    TransferOrder { from: AccountId::of(from), to, amount, sequence, app: None, memo: String::new() }.sign(from)
-}
-
-fn certificate_of(answer: &Value) -> Certificate {
-    serde_json::from_value(answer["certificate"].clone()).expect("a certificate")
-}
-
-fn all_apis(fixture: &Fixture) -> Vec<&str> {
-    (0..4).map(|index| fixture.api(index)).collect()
-}
-
 #[test]
 fn transfers_through_the_cli_and_http_reach_every_elder() {
-    let mut fixture = Fixture::start();
+    let mut fixture = Fixture::start(4);
     let alice = fixture.wallet_json(&["key", "new", "alice"])["address"].as_str().expect("address").to_owned();
     let bob = fixture.wallet_json(&["key", "new", "bob"])["address"].as_str().expect("address").to_owned();
     let funded = fixture.wallet_json(&["faucet", "alice", "500"]);
@@ -205,7 +62,7 @@ fn transfers_through_the_cli_and_http_reach_every_elder() {
 
 #[test]
 fn an_elder_killed_mid_stream_catches_up_after_restart() {
-    let mut fixture = Fixture::start();
+    let mut fixture = Fixture::start(4);
     let payer = fixture.funded_key("1000");
     let payee = AccountId::of(&SigningKey::from_bytes(&rand_secret()));
     let victim = &fixture.manifest.nodes[3];
@@ -243,7 +100,7 @@ fn an_elder_killed_mid_stream_catches_up_after_restart() {
 
 #[test]
 fn conflicting_orders_raced_through_two_nodes_certify_exactly_one() {
-    let mut fixture = Fixture::start();
+    let mut fixture = Fixture::start(4);
     let payer = fixture.funded_key("100");
     for sequence in 0..5 {
         let left = AccountId::of(&SigningKey::from_bytes(&rand_secret()));
@@ -275,7 +132,7 @@ fn conflicting_orders_raced_through_two_nodes_certify_exactly_one() {
 
 #[test]
 fn malformed_oversized_and_wrongly_signed_requests_change_nothing() {
-    let mut fixture = Fixture::start();
+    let mut fixture = Fixture::start(4);
     let payer = fixture.funded_key("50");
     let payee = AccountId::of(&SigningKey::from_bytes(&rand_secret()));
     let before = fixture.converged(&all_apis(&fixture));

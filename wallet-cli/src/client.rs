@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use acre_ledger::{AccountId, Digest, SignedOrder};
 use acre_node::api::{AccountView, HistoryPage, Problem, SectionView, TransferView};
+use acre_node::storage::{FarmerView, Placed, Quote};
+use acre_node::storage_api::{HoldersView, PutChunk};
+use acre_proofs::ChunkAddress;
 use serde::de::DeserializeOwned;
 
 /// What went wrong talking to a node.
@@ -34,7 +37,8 @@ impl NodeClient {
     /// A client of the node at `base` (e.g. `http://127.0.0.1:7070`).
     pub fn new(base: &str) -> Result<Self, ClientError> {
         let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(30))
+            // A chunk upload waits for 4 holders' synced writes.
+            .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| ClientError::Unreachable { url: base.to_owned(), reason: e.to_string() })?;
         Ok(NodeClient { base: base.trim_end_matches('/').to_owned(), http })
@@ -81,6 +85,43 @@ impl NodeClient {
         let url = format!("{}/v1/orders", self.base);
         let response = self.http.post(&url).json(order).send();
         self.decode(&url, response)
+    }
+
+    /// The section's price for storing `bytes`.
+    pub fn quote(&self, bytes: u64) -> Result<Quote, ClientError> {
+        self.get(&format!("/v1/quote?bytes={bytes}"))
+    }
+
+    /// Uploads a chunk (with its payment, unless the section holds it already).
+    pub fn put_chunk(&self, request: &PutChunk) -> Result<Placed, ClientError> {
+        let url = format!("{}/v1/chunks", self.base);
+        let response = self.http.post(&url).json(request).send();
+        self.decode(&url, response)
+    }
+
+    /// A chunk's bytes as the node sends them (the caller checks them against the address).
+    pub fn chunk(&self, address: &ChunkAddress) -> Result<Vec<u8>, ClientError> {
+        let url = format!("{}/v1/chunks/{address}", self.base);
+        let unreachable = |reason: String| ClientError::Unreachable { url: url.clone(), reason };
+        let response = self.http.get(&url).send().map_err(|e| unreachable(e.to_string()))?;
+        if response.status().is_success() {
+            return Ok(response.bytes().map_err(|e| unreachable(e.to_string()))?.to_vec());
+        }
+        let status = response.status();
+        match response.json::<Problem>() {
+            Ok(problem) => Err(ClientError::Refused(problem)),
+            Err(_) => Err(unreachable(format!("answered {status} without a problem document"))),
+        }
+    }
+
+    /// The chunk's holders, and its size if the section holds it.
+    pub fn holders(&self, address: &ChunkAddress) -> Result<HoldersView, ClientError> {
+        self.get(&format!("/v1/chunks/{address}/holders"))
+    }
+
+    /// What the node's audits say of a farmer.
+    pub fn farmer(&self, node: &AccountId) -> Result<FarmerView, ClientError> {
+        self.get(&format!("/v1/farmers/{node}"))
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {

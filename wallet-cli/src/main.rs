@@ -2,6 +2,8 @@
 //!
 //! Exit codes: 0 done, 1 refused by the network, 2 usage or local error.
 
+mod files;
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,10 +26,10 @@ const DEFAULT_NODE: &str = "http://127.0.0.1:7070";
 /// Acre wallet: keys, balances and transfers.
 #[derive(Debug, Parser)]
 #[command(name = "acre", version)]
-struct Cli {
+pub(crate) struct Cli {
     /// Print one JSON document instead of text.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
     /// Directory of key files [env: ACRE_KEYSTORE; default: the platform data directory's acre/keys].
     #[arg(long, global = true, value_name = "DIR")]
     keystore: Option<PathBuf>,
@@ -81,6 +83,34 @@ enum Command {
         #[arg(long)]
         allow_new_recipient: bool,
     },
+    /// What storing a file costs now.
+    Quote {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Store a file: pay for its new chunks, upload them, print the file's address.
+    /// Repeating an interrupted put finishes it without paying again.
+    Put {
+        /// The file.
+        file: PathBuf,
+        /// The paying key [default: the keystore's only key].
+        #[arg(long)]
+        from: Option<String>,
+        /// Do not ask before paying.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Fetch a stored file by its address, checking every chunk.
+    Get {
+        /// The file's address, as `acre put` printed it.
+        address: String,
+        /// Where to write it.
+        #[arg(short, long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Farmers: what the section's audits say of a node.
+    #[command(subcommand)]
+    Farmer(FarmerCommand),
     /// Devnet only: credits from the running devnet's faucet.
     Faucet {
         /// The recipient: an address or a key name [default: the keystore's only key].
@@ -88,6 +118,15 @@ enum Command {
         /// Credits wanted.
         #[arg(default_value = "100")]
         amount: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FarmerCommand {
+    /// Chunks a node must hold and how its challenges went.
+    Status {
+        /// The node's id.
+        node: AccountId,
     },
 }
 
@@ -229,6 +268,21 @@ fn run(cli: Cli) -> Result<()> {
             };
             send(&cli, &request)
         }
+        Command::Quote { file } => files::quote(&cli, file),
+        Command::Put { file, from, yes } => {
+            let request = files::PutRequest {
+                file,
+                payer: match from {
+                    Some(name) => keystore.load(name)?,
+                    None => only_key(&keystore)?,
+                },
+                journal_dir: keystore.dir().join("uploads"),
+                yes: *yes,
+            };
+            files::put(&cli, &request)
+        }
+        Command::Get { address, out } => files::get(&cli, address, out),
+        Command::Farmer(FarmerCommand::Status { node }) => files::farmer_status(&cli, node),
         Command::Faucet { account, amount } => {
             let manifest = devnet_manifest()?;
             let faucet = Keystore::new(&manifest.faucet.keystore, KdfParams::STANDARD);
@@ -281,7 +335,7 @@ fn keystore_dir(flag: Option<&Path>) -> Result<PathBuf> {
 
 /// The password from `--password-file`, `ACRE_PASSWORD`, or a hidden prompt (asked twice
 /// when `confirm`, so a typo cannot seal a key under an unknown password).
-fn password(cli: &Cli, prompt: &str, confirm: bool) -> Result<String> {
+pub(crate) fn password(cli: &Cli, prompt: &str, confirm: bool) -> Result<String> {
     if let Some(path) = &cli.password_file {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         return Ok(text.lines().next().unwrap_or_default().to_owned());
@@ -439,7 +493,7 @@ fn report(
 
 /// The node from `--node`, else `ACRE_NODE`, else the running devnet's first node, else
 /// the default address.
-fn node_client(cli: &Cli) -> Result<NodeClient> {
+pub(crate) fn node_client(cli: &Cli) -> Result<NodeClient> {
     let url = cli
         .node
         .clone()
@@ -484,9 +538,9 @@ fn describe(change: &acre_ledger::Change) -> String {
 }
 
 /// Asks yes/no at a terminal; elsewhere refuses, so a script must say `--yes`.
-fn confirm(question: &str) -> Result<()> {
+pub(crate) fn confirm(question: &str) -> Result<()> {
     if !std::io::stdin().is_terminal() {
-        bail!("not at a terminal: pass --yes to send without confirmation");
+        bail!("not at a terminal: pass --yes to go on without confirmation");
     }
     eprint!("{question} [y/N] ");
     let mut answer = String::new();

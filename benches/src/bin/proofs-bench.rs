@@ -6,6 +6,10 @@
 //! before `put` returns) beside the lesser of BLAKE3's rate and this disk's synced
 //! sequential write rate, both measured in the same run.
 //!
+//! Last, `acre put` of a 64 MiB file on a 7-node devnet of real processes (each chunk
+//! synced on its 4 holders before the upload goes on), beside a quarter of the one-node
+//! ingest rate: every byte is written four times on the same disk.
+//!
 //! `cargo run --release -p acre-benches --bin proofs-bench`
 
 use std::time::Duration;
@@ -13,11 +17,12 @@ use std::time::Duration;
 use std::io::Write;
 use std::time::Instant;
 
-use acre_benches::rate;
+use acre_benches::{rate, sibling_binary};
 use acre_node::chunk_store::ChunkStore;
 use acre_proofs::challenge::{answer, verify, ChallengeItem, Outboard};
 use acre_proofs::{Chunk, MAX_CHUNK_BYTES};
-use anyhow::Result;
+use acre_tests::DevnetProcess;
+use anyhow::{ensure, Context, Result};
 
 const MIN_TIME: Duration = Duration::from_millis(1500);
 /// Bytes an answer for one block makes the verifier hash: the block and ten hash pairs.
@@ -37,7 +42,8 @@ fn main() -> Result<()> {
     let outboard = Outboard::create(&chunk);
     let items: Vec<ChallengeItem> =
         (0..256u64).map(|nonce| ChallengeItem::draw(&[3; 32], nonce, chunk.address(), chunk.size(), 1)).collect();
-    let proofs = items.iter().map(|item| answer(item, chunk.bytes(), &outboard)).collect::<Result<Vec<_>, _>>()?;
+    let proofs =
+        items.iter().map(|item| answer(item, chunk.size(), chunk.bytes(), &outboard)).collect::<Result<Vec<_>, _>>()?;
     let mut index = 0;
     let verified = rate(1, MIN_TIME, || {
         index = (index + 1) % items.len();
@@ -45,7 +51,7 @@ fn main() -> Result<()> {
     });
     let answered = rate(1, MIN_TIME, || {
         index = (index + 1) % items.len();
-        std::hint::black_box(answer(&items[index], chunk.bytes(), &outboard).ok());
+        std::hint::black_box(answer(&items[index], chunk.size(), chunk.bytes(), &outboard).ok());
     });
     let bound = single / HASHED_PER_ANSWER;
     println!("acre proofs-bench: one 1 KiB block of a 1 MiB chunk per answer, one core");
@@ -65,7 +71,49 @@ fn main() -> Result<()> {
         ingest / 1e6,
         ingest / bound
     );
+
+    let upload = devnet_upload()?;
+    println!("\nacre put, 64 MiB, 7-node devnet on this machine, 4 synced copies of every chunk");
+    println!(
+        "upload                            {:>10.1} MB/s   ratio to ingest / 4 copies {:.2}",
+        upload / 1e6,
+        upload / (ingest / 4.0)
+    );
     Ok(())
+}
+
+/// Bytes per second of `acre put` of a fresh 64 MiB file on a new 7-node devnet,
+/// payment included.
+fn devnet_upload() -> Result<f64> {
+    const FILE_BYTES: usize = 64 << 20;
+    let dir = tempfile::tempdir()?;
+    let devnet_dir = dir.path().join("devnet");
+    let mut devnet = DevnetProcess::start(&sibling_binary("acre-node")?, &devnet_dir, 7);
+    let acre = sibling_binary("acre")?;
+    let wallet = |args: &[&str]| -> Result<()> {
+        let output = std::process::Command::new(&acre)
+            .arg("--keystore")
+            .arg(dir.path().join("keys"))
+            .args(args)
+            .env("ACRE_DEVNET", &devnet_dir)
+            .env("ACRE_PASSWORD", "bench")
+            .env_remove("ACRE_NODE")
+            .output()?;
+        ensure!(output.status.success(), "acre {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        Ok(())
+    };
+    wallet(&["key", "new", "payer"])?;
+    wallet(&["faucet", "payer", "1000"])?;
+    let mut content = vec![0u8; FILE_BYTES];
+    blake3::Hasher::new().update(b"upload bench").finalize_xof().fill(&mut content);
+    let file = dir.path().join("file.bin");
+    std::fs::write(&file, &content)?;
+    let path = file.to_str().context("a UTF-8 path")?;
+    let started = Instant::now();
+    wallet(&["--json", "put", path, "--from", "payer", "--yes"])?;
+    let elapsed = started.elapsed();
+    devnet.stop();
+    Ok(FILE_BYTES as f64 / elapsed.as_secs_f64())
 }
 
 /// Chunks the ingest and disk measurements write.
@@ -87,7 +135,7 @@ fn synced_write_rate() -> Result<f64> {
 /// Bytes per second of distinct 1 MiB chunks through `ChunkStore::put`, hashing included.
 fn chunk_ingest_rate() -> Result<f64> {
     let dir = tempfile::tempdir()?;
-    let mut store = ChunkStore::open(dir.path(), u64::MAX)?;
+    let store = ChunkStore::open(dir.path(), u64::MAX)?;
     let payloads: Vec<Vec<u8>> = (0..INGEST_CHUNKS as u32)
         .map(|i| (0..MAX_CHUNK_BYTES as u32).map(|j| (j.wrapping_mul(2_654_435_761) ^ i) as u8).collect())
         .collect();

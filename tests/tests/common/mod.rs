@@ -1,0 +1,161 @@
+//! What the devnet tests share: a devnet of real processes, a wallet pointed at it, and
+//! HTTP helpers. Each test binary uses a part of it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use acre_ledger::{AccountId, Amount, Certificate, Committee, SignedOrder, TransferOrder};
+use acre_node::devnet::Manifest;
+use acre_tests::{eventually, workspace_binary, DevnetProcess};
+use ed25519_dalek::SigningKey;
+use serde_json::Value;
+
+/// A devnet of elder processes and a wallet pointed at it.
+pub(crate) struct Fixture {
+    _dir: tempfile::TempDir,
+    /// The devnet.
+    pub(crate) devnet: DevnetProcess,
+    /// Its manifest.
+    pub(crate) manifest: Manifest,
+    /// The wallet's keystore.
+    pub(crate) keystore: PathBuf,
+    /// A client for raw HTTP.
+    pub(crate) http: reqwest::blocking::Client,
+}
+
+impl Fixture {
+    /// Starts a devnet of `nodes` elders and waits until they are all connected.
+    pub(crate) fn start(nodes: usize) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let devnet = DevnetProcess::start(&workspace_binary("acre-node"), &dir.path().join("devnet"), nodes);
+        let manifest = Manifest::read(&devnet.dir).expect("manifest");
+        assert_eq!(manifest.nodes.len(), nodes);
+        let keystore = dir.path().join("keys");
+        let http = reqwest::blocking::Client::new();
+        let fixture = Fixture { _dir: dir, devnet, manifest, keystore, http };
+        // Every elder must see the others before the first transfer can gather a quorum.
+        fixture.wait_connected(&all_apis(&fixture));
+        fixture
+    }
+
+    /// Waits until each of these nodes is connected to every elder.
+    pub(crate) fn wait_connected(&self, apis: &[&str]) {
+        let elders = self.manifest.nodes.len();
+        for api in apis {
+            eventually("every elder is connected to the others", || {
+                let section = self.get(api, "/v1/section");
+                let connected = section["elders"].as_array()?.iter().filter(|e| e["connected"] == true).count();
+                (connected == elders).then_some(())
+            });
+        }
+    }
+
+    /// Runs `acre` against the devnet (found through `ACRE_DEVNET`, as a user's would be).
+    pub(crate) fn wallet(&self, args: &[&str]) -> Output {
+        Command::new(workspace_binary("acre"))
+            .arg("--json")
+            .arg("--keystore")
+            .arg(&self.keystore)
+            .args(args)
+            .env("ACRE_DEVNET", &self.devnet.dir)
+            .env("ACRE_PASSWORD", "correct horse")
+            .env_remove("ACRE_NODE")
+            .output()
+            .expect("run acre")
+    }
+
+    pub(crate) fn wallet_json(&self, args: &[&str]) -> Value {
+        let output = self.wallet(args);
+        assert!(
+            output.status.success(),
+            "acre {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("one JSON document")
+    }
+
+    pub(crate) fn get(&self, api: &str, path: &str) -> Value {
+        let response = self.http.get(format!("{api}{path}")).send().expect("GET");
+        response.json().unwrap_or(Value::Null)
+    }
+
+    /// POSTs `body` and returns the status, the content type and the JSON answer.
+    pub(crate) fn post(&self, api: &str, path: &str, body: reqwest::blocking::Body) -> (u16, String, Value) {
+        let response = self
+            .http
+            .post(format!("{api}{path}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .expect("POST");
+        let status = response.status().as_u16();
+        let content_type =
+            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        (status, content_type, response.json().unwrap_or(Value::Null))
+    }
+
+    pub(crate) fn post_order(&self, api: &str, order: &SignedOrder) -> (u16, String, Value) {
+        self.post(api, "/v1/orders", serde_json::to_vec(order).expect("json").into())
+    }
+
+    pub(crate) fn api(&self, index: usize) -> &str {
+        &self.manifest.nodes[index].api
+    }
+
+    /// A fresh key funded from the faucet through the CLI.
+    pub(crate) fn funded_key(&self, credits: &str) -> SigningKey {
+        let key = SigningKey::from_bytes(&rand_secret());
+        let address = AccountId::of(&key).to_string();
+        let sent = self.wallet_json(&["faucet", &address, credits]);
+        assert_eq!(sent["certificate"]["order"]["to"], address.as_str());
+        key
+    }
+
+    pub(crate) fn balance(&self, api: &str, account: &AccountId) -> Option<String> {
+        let view = self.get(api, &format!("/v1/accounts/{account}"));
+        view["balance"].as_str().map(str::to_owned)
+    }
+
+    pub(crate) fn state_hash(&self, api: &str) -> Option<String> {
+        self.get(api, "/v1/health")["state_hash"].as_str().map(str::to_owned)
+    }
+
+    /// Waits until every listed node reports the same state hash, and returns it.
+    pub(crate) fn converged(&self, apis: &[&str]) -> String {
+        eventually("the elders' state hashes agree", || {
+            let hashes: Vec<String> = apis.iter().map(|api| self.state_hash(api)).collect::<Option<_>>()?;
+            hashes.windows(2).all(|pair| pair[0] == pair[1]).then(|| hashes[0].clone())
+        })
+    }
+
+    pub(crate) fn committee(&self) -> Committee {
+        Committee::new(self.manifest.elders()).expect("committee")
+    }
+}
+
+pub(crate) fn rand_secret() -> [u8; 32] {
+    let mut secret = [0u8; 32];
+    getrandom(&mut secret);
+    secret
+}
+
+/// Test keys from the OS, so concurrent tests never share an account.
+pub(crate) fn getrandom(bytes: &mut [u8]) {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(bytes)).expect("/dev/urandom");
+}
+
+pub(crate) fn order(from: &SigningKey, to: AccountId, amount: &str, sequence: u64) -> SignedOrder {
+    let amount: Amount = amount.parse().expect("amount");
+    TransferOrder { from: AccountId::of(from), to, amount, sequence, app: None, memo: String::new() }.sign(from)
+}
+
+pub(crate) fn certificate_of(answer: &Value) -> Certificate {
+    serde_json::from_value(answer["certificate"].clone()).expect("a certificate")
+}
+
+pub(crate) fn all_apis(fixture: &Fixture) -> Vec<&str> {
+    fixture.manifest.nodes.iter().map(|node| node.api.as_str()).collect()
+}

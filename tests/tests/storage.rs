@@ -1,0 +1,326 @@
+//! Files stored on a 7-node devnet of real processes: a 20 MiB file put and got back
+//! through the `acre` CLI, every chunk on exactly 4 holders, and the elders' audits
+//! catching a holder whose chunks were deleted (missing), one whose bytes were altered
+//! (wrong bytes) and one killed with SIGKILL (timeout) while the others keep passing.
+//! Payments that are absent, too small or reused are refused; a full node refuses new
+//! chunks and keeps the old.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use acre_ledger::economics::store_memo;
+use acre_ledger::{AccountId, Amount, Certificate, TransferOrder};
+use acre_proofs::{split_file, Chunk, ChunkAddress};
+use acre_tests::{eventually, send_signal, workspace_binary, NodeProcess};
+use base64::Engine;
+use common::{certificate_of, rand_secret, Fixture};
+use ed25519_dalek::SigningKey;
+use serde_json::{json, Value};
+
+/// Random bytes from the OS.
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(len);
+    while bytes.len() < len {
+        bytes.extend_from_slice(&rand_secret());
+    }
+    bytes.truncate(len);
+    bytes
+}
+
+/// The chunk files (not outboards) a node keeps under its data directory.
+fn chunk_files(data_dir: &Path) -> Vec<PathBuf> {
+    let Ok(shards) = std::fs::read_dir(data_dir.join("chunks")) else { return vec![] };
+    shards
+        .flatten()
+        .filter(|shard| shard.file_name() != "incoming")
+        .flat_map(|shard| std::fs::read_dir(shard.path()).into_iter().flatten().flatten())
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_none())
+        .collect()
+}
+
+/// What `observer`'s audits say of `node`.
+fn farmer(fixture: &Fixture, observer: &str, node: &AccountId) -> Value {
+    fixture.get(observer, &format!("/v1/farmers/{node}"))
+}
+
+fn count(view: &Value, outcome: &str) -> u64 {
+    view["challenges"][outcome].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn a_file_stands_on_four_holders_and_audits_tell_loss_rot_and_death_apart() {
+    let fixture = Fixture::start(7);
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture.wallet_json(&["key", "new", "alice"]);
+    fixture.wallet_json(&["faucet", "alice", "1000"]);
+    let original = random_bytes(20 << 20);
+    let file = dir.path().join("original.bin");
+    std::fs::write(&file, &original).expect("write file");
+    let file_arg = file.to_str().expect("utf-8 path");
+
+    let quote = fixture.wallet_json(&["quote", file_arg]);
+    assert_eq!(quote["chunks"], 21, "20 chunks of 1 MiB and the data map");
+    assert!(quote["quote"]["price"].is_string(), "{quote}");
+
+    let put = fixture.wallet_json(&["put", file_arg, "--from", "alice", "--yes"]);
+    let address = put["file"].as_str().expect("file address").to_owned();
+    assert_eq!(put["newly_stored"], 21);
+    let balance = fixture.wallet_json(&["balance", "alice"])["balance"].clone();
+
+    let copy = dir.path().join("copy.bin");
+    fixture.wallet_json(&["get", &address, "-o", copy.to_str().expect("utf-8 path")]);
+    assert!(std::fs::read(&copy).expect("read copy") == original, "the file comes back byte-identical");
+
+    // A second put of the same file stores nothing new and pays nothing.
+    let again = fixture.wallet_json(&["put", file_arg, "--from", "alice", "--yes"]);
+    assert_eq!(again["newly_stored"], 0);
+    assert_eq!(fixture.wallet_json(&["balance", "alice"])["balance"], balance, "not charged twice");
+
+    // Every chunk stands on exactly its 4 holders.
+    let (chunks, map) = split_file(&original).expect("split");
+    let mut addresses: Vec<ChunkAddress> = chunks.iter().map(Chunk::address).collect();
+    addresses.push(map.to_chunk().expect("map chunk").address());
+    for chunk in &addresses {
+        let holders = fixture.get(fixture.api(0), &format!("/v1/chunks/{chunk}/holders"));
+        let held: Vec<&Value> = holders["holders"].as_array().expect("holders").iter().collect();
+        assert_eq!(held.len(), 4, "{holders}");
+        assert!(held.iter().all(|h| h["held"] == true), "{holders}");
+    }
+    let files: usize = fixture.manifest.nodes.iter().map(|node| chunk_files(&node.data_dir).len()).sum();
+    assert_eq!(files, 4 * addresses.len(), "no chunk on more or fewer than 4 nodes");
+
+    // Three holders of the first chunk go wrong in three ways; the fourth stays honest.
+    let holder_ids: Vec<AccountId> = fixture.get(fixture.api(0), &format!("/v1/chunks/{}/holders", addresses[0]))
+        ["holders"]
+        .as_array()
+        .expect("holders")
+        .iter()
+        .map(|h| h["node"].as_str().expect("node").parse().expect("id"))
+        .collect();
+    let node_of = |id: &AccountId| fixture.manifest.nodes.iter().find(|n| n.id == *id).expect("a devnet node");
+    let (deleted, rotten, killed, honest) =
+        (node_of(&holder_ids[0]), node_of(&holder_ids[1]), node_of(&holder_ids[2]), node_of(&holder_ids[3]));
+    let observer = fixture.manifest.nodes.iter().find(|n| !holder_ids.contains(&n.id)).expect("a non-holder elder");
+    let observer = observer.api.as_str();
+    eventually("the observer has audited every holder", || {
+        holder_ids.iter().all(|id| count(&farmer(&fixture, observer, id), "passed") > 0).then_some(())
+    });
+
+    let last_round = farmer(&fixture, observer, &deleted.id)["last"]["round"].as_u64().expect("round");
+    for path in chunk_files(&deleted.data_dir) {
+        std::fs::remove_file(path).expect("delete chunk");
+    }
+    for path in chunk_files(&rotten.data_dir) {
+        let mut bytes = std::fs::read(&path).expect("read chunk");
+        bytes.iter_mut().for_each(|byte| *byte ^= 0x5a);
+        std::fs::write(&path, bytes).expect("alter chunk");
+    }
+    send_signal(killed.pid, "KILL");
+
+    let failed = eventually("the holder whose chunks were deleted fails as missing", || {
+        let view = farmer(&fixture, observer, &deleted.id);
+        (count(&view, "missing") > 0).then_some(view)
+    });
+    let failed_round = failed["last"]["round"].as_u64().expect("round");
+    assert!(failed_round <= last_round + 2, "caught within two rounds: {last_round} then {failed}");
+    let rotten_view = eventually("the holder with altered bytes fails as wrong bytes", || {
+        let view = farmer(&fixture, observer, &rotten.id);
+        (count(&view, "wrong_bytes") > 0).then_some(view)
+    });
+    assert_eq!(count(&rotten_view, "missing"), 0, "{rotten_view}");
+    let killed_view = eventually("the killed holder fails as timeout", || {
+        let view = farmer(&fixture, observer, &killed.id);
+        (count(&view, "timeouts") > 0).then_some(view)
+    });
+    assert_eq!(count(&killed_view, "wrong_bytes") + count(&killed_view, "missing"), 0, "{killed_view}");
+
+    let honest_before = count(&farmer(&fixture, observer, &honest.id), "passed");
+    let honest_view = eventually("the honest holder keeps passing", || {
+        let view = farmer(&fixture, observer, &honest.id);
+        (count(&view, "passed") > honest_before).then_some(view)
+    });
+    let failures = ["wrong_bytes", "missing", "timeouts"].iter().map(|k| count(&honest_view, k)).sum::<u64>();
+    assert_eq!(failures, 0, "{honest_view}");
+    assert_eq!(honest_view["chunks"].as_u64(), Some(chunk_files(&honest.data_dir).len() as u64));
+
+    // The file is still whole from the holders that kept it.
+    let second = dir.path().join("second.bin");
+    fixture.wallet_json(&["--node", observer, "get", &address, "-o", second.to_str().expect("utf-8 path")]);
+    assert!(std::fs::read(&second).expect("read") == original, "served from the honest copies");
+}
+
+/// A key funded from the faucet, with its next sequence.
+struct Payer {
+    key: SigningKey,
+    sequence: u64,
+}
+
+impl Payer {
+    /// Pays `amount` to `to` for `chunks`, through `api`; the answer's status and body.
+    fn pay(
+        &mut self,
+        http: &reqwest::blocking::Client,
+        api: &str,
+        to: AccountId,
+        amount: Amount,
+        chunks: &[&Chunk],
+    ) -> Certificate {
+        let named: Vec<([u8; 32], u64)> = chunks.iter().map(|c| (c.address().0, c.size())).collect();
+        let order = TransferOrder {
+            from: AccountId::of(&self.key),
+            to,
+            amount,
+            sequence: self.sequence,
+            app: None,
+            memo: store_memo(&named),
+        }
+        .sign(&self.key);
+        self.sequence += 1;
+        let answer: Value =
+            http.post(format!("{api}/v1/orders")).json(&order).send().expect("POST").json().expect("json");
+        certificate_of(&answer)
+    }
+}
+
+/// POSTs a chunk with an optional payment naming `listed`; the status and the answer.
+fn put_chunk(
+    http: &reqwest::blocking::Client,
+    api: &str,
+    content: &[u8],
+    payment: Option<(&Certificate, &[&Chunk])>,
+) -> (u16, String, Value) {
+    let payment = payment.map(|(certificate, listed)| {
+        let chunks: Vec<Value> =
+            listed.iter().map(|c| json!({ "address": c.address().to_string(), "size": c.size() })).collect();
+        json!({ "certificate": certificate, "chunks": chunks })
+    });
+    let body = json!({ "content": base64::engine::general_purpose::STANDARD.encode(content), "payment": payment });
+    let response = http.post(format!("{api}/v1/chunks")).json(&body).send().expect("POST");
+    let status = response.status().as_u16();
+    let kind = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    (status, kind, response.json().unwrap_or(Value::Null))
+}
+
+fn price(http: &reqwest::blocking::Client, api: &str, bytes: u64) -> (Amount, AccountId) {
+    let quote: Value = http.get(format!("{api}/v1/quote?bytes={bytes}")).send().expect("GET").json().expect("json");
+    let price = quote["price"].as_str().expect("a price").parse().expect("amount");
+    (price, quote["pool"].as_str().expect("pool").parse().expect("account"))
+}
+
+#[test]
+fn payments_that_are_absent_too_small_or_reused_are_refused() {
+    let fixture = Fixture::start(7);
+    let http = &fixture.http;
+    let api = fixture.api(1);
+    let mut payer = Payer { key: fixture.funded_key("50"), sequence: 0 };
+    let chunk = Chunk::new(random_bytes(3_000)).expect("chunk");
+    let other = Chunk::new(random_bytes(2_000)).expect("chunk");
+    let refused = |(status, kind, answer): (u16, String, Value), expected_status: u16, code: &str| {
+        assert_eq!(status, expected_status, "{answer}");
+        assert_eq!(kind, "application/problem+json");
+        assert_eq!(answer["code"], code, "{answer}");
+    };
+
+    refused(put_chunk(http, api, chunk.bytes(), None), 402, "payment_required");
+    let (price, pool) = price(http, api, chunk.size());
+    let short = payer.pay(http, api, pool, Amount::from_nanos(price.nanos() - 1).expect("amount"), &[&chunk]);
+    refused(put_chunk(http, api, chunk.bytes(), Some((&short, &[&chunk]))), 422, "payment_too_small");
+    let elsewhere = payer.pay(http, api, AccountId::of(&SigningKey::from_bytes(&rand_secret())), price, &[&chunk]);
+    refused(put_chunk(http, api, chunk.bytes(), Some((&elsewhere, &[&chunk]))), 422, "payment_wrong_account");
+
+    let paid = payer.pay(http, api, pool, price, &[&chunk]);
+    let (status, _, placed) = put_chunk(http, api, chunk.bytes(), Some((&paid, &[&chunk])));
+    assert_eq!(status, 201, "{placed}");
+    assert_eq!(placed["holders"].as_array().map(Vec::len), Some(4));
+    let (status, _, again) = put_chunk(http, api, chunk.bytes(), None);
+    assert_eq!((status, again["already_stored"].clone()), (200, Value::Bool(true)), "a stored chunk needs no payment");
+
+    // The same certificate for another chunk: neither under its own list nor a new one.
+    refused(put_chunk(http, api, other.bytes(), Some((&paid, &[&chunk]))), 422, "payment_not_for_chunk");
+    refused(put_chunk(http, api, other.bytes(), Some((&paid, &[&other]))), 422, "payment_memo_mismatch");
+    refused(
+        put_chunk(http, fixture.api(2), other.bytes(), Some((&paid, &[&chunk, &other]))),
+        422,
+        "payment_memo_mismatch",
+    );
+    let (status, _, missing) = {
+        let response = http.get(format!("{api}/v1/chunks/{}", other.address())).send().expect("GET");
+        let status = response.status().as_u16();
+        let kind = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        (status, kind, response.json::<Value>().unwrap_or(Value::Null))
+    };
+    assert_eq!((status, missing["code"].as_str()), (404, Some("unknown_chunk")), "nothing stored for refusals");
+    let fetched = http.get(format!("{api}/v1/chunks/{}", chunk.address())).send().expect("GET").bytes().expect("bytes");
+    assert_eq!(fetched.as_ref(), chunk.bytes());
+
+    // Bad input is a clear 4xx.
+    let garbage = http.post(format!("{api}/v1/chunks")).json(&json!({ "content": "***" })).send().expect("POST");
+    assert_eq!(garbage.status().as_u16(), 400);
+    refused(put_chunk(http, api, &[], None), 422, "invalid_chunk");
+}
+
+#[test]
+fn a_full_node_refuses_new_chunks_and_keeps_what_it_holds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("node");
+    let binary = workspace_binary("acre-node");
+    let init = std::process::Command::new(&binary).args(["init", "--data-dir"]).arg(&data_dir).output().expect("init");
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let payer_key = SigningKey::from_bytes(&rand_secret());
+    let genesis_path = data_dir.join("genesis.json");
+    let mut genesis: Value = serde_json::from_slice(&std::fs::read(&genesis_path).expect("genesis")).expect("json");
+    genesis["allocations"] = json!([{ "account": AccountId::of(&payer_key).to_string(), "amount": "1000" }]);
+    std::fs::write(&genesis_path, genesis.to_string()).expect("write genesis");
+    // Room for two 1 MiB chunks and a bit.
+    let config = std::fs::read_to_string(data_dir.join("config.toml")).expect("config");
+    let config: Vec<String> =
+        config
+            .lines()
+            .map(|line| {
+                if line.starts_with("capacity_bytes") {
+                    "capacity_bytes = 2500000".to_owned()
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect();
+    std::fs::write(data_dir.join("config.toml"), config.join("\n")).expect("config");
+    let node = NodeProcess::start(&binary, &data_dir);
+    let http = reqwest::blocking::Client::new();
+    let api = node.api.clone();
+    let mut payer = Payer { key: payer_key, sequence: 0 };
+
+    let mut stored = Vec::new();
+    let refusal = loop {
+        let chunk = Chunk::new(random_bytes(1 << 20)).expect("chunk");
+        let quote: Value =
+            http.get(format!("{api}/v1/quote?bytes={}", chunk.size())).send().expect("GET").json().expect("json");
+        let Some(price) = quote["price"].as_str() else { break json!({ "code": "section_full", "quote": quote }) };
+        let pool = quote["pool"].as_str().expect("pool").parse().expect("pool");
+        let paid = payer.pay(&http, &api, pool, price.parse().expect("amount"), &[&chunk]);
+        let (status, kind, answer) = put_chunk(&http, &api, chunk.bytes(), Some((&paid, &[&chunk])));
+        if status != 201 {
+            assert_eq!(status, 507, "{answer}");
+            assert_eq!(kind, "application/problem+json");
+            break answer;
+        }
+        stored.push(chunk);
+        assert!(stored.len() <= 2, "a node with room for two chunks took a third");
+    };
+    assert_eq!(stored.len(), 2, "{refusal}");
+    assert!(matches!(refusal["code"].as_str(), Some("holder_full" | "section_full")), "{refusal}");
+    node.stop();
+    let node = NodeProcess::start(&binary, &data_dir);
+    for chunk in &stored {
+        let fetched = http
+            .get(format!("{}/v1/chunks/{}", node.api, chunk.address()))
+            .send()
+            .expect("GET")
+            .bytes()
+            .expect("bytes");
+        assert_eq!(fetched.as_ref(), chunk.bytes(), "what was stored is kept");
+    }
+    node.stop();
+}
