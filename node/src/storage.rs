@@ -497,7 +497,9 @@ impl Storage {
         let latency = sent.elapsed();
         let outcome = match response {
             Some(PeerResponse::Answer(answer)) => judge(&audit, &answer),
-            Some(PeerResponse::Missing(_)) => Outcome::Missing,
+            // A holder that cannot make a proof (gone, or its disk failed) has not got
+            // the chunk, as far as anyone can check.
+            Some(PeerResponse::Missing(_) | PeerResponse::Refused(_)) => Outcome::Missing,
             Some(_) => Outcome::WrongBytes,
             None if lock(&self.connections).settling(&peer, self.settings.grace) => Outcome::Excused,
             None => Outcome::Timeout,

@@ -113,9 +113,12 @@ fn a_file_stands_on_four_holders_and_audits_tell_loss_rot_and_death_apart() {
         std::fs::remove_file(path).expect("delete chunk");
     }
     for path in chunk_files(&rotten.data_dir) {
+        // Replaced whole (written aside, renamed over), so no answer reads a half-written file.
         let mut bytes = std::fs::read(&path).expect("read chunk");
         bytes.iter_mut().for_each(|byte| *byte ^= 0x5a);
-        std::fs::write(&path, bytes).expect("alter chunk");
+        let aside = path.with_extension("altered");
+        std::fs::write(&aside, bytes).expect("alter chunk");
+        std::fs::rename(&aside, &path).expect("replace chunk");
     }
     send_signal(killed.pid, "KILL");
 
