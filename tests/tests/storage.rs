@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use acre_ledger::economics::store_memo;
 use acre_ledger::{AccountId, Amount, Certificate, TransferOrder};
+use acre_proofs::placement::{closest, COPIES};
 use acre_proofs::{split_file, Chunk, ChunkAddress};
 use acre_tests::{eventually, send_signal, workspace_binary, NodeProcess};
 use base64::Engine;
@@ -152,6 +153,29 @@ fn a_file_stands_on_four_holders_and_audits_tell_loss_rot_and_death_apart() {
     let second = dir.path().join("second.bin");
     fixture.wallet_json(&["--node", observer, "get", &address, "-o", second.to_str().expect("utf-8 path")]);
     assert!(std::fs::read(&second).expect("read") == original, "served from the honest copies");
+
+    // A put cut short after paying (a chunk's holder is the dead node) is finished by
+    // repeating it once the node is back, with the same payment.
+    let members: Vec<[u8; 32]> = fixture.manifest.nodes.iter().map(|n| n.id.0).collect();
+    let stranded = std::iter::repeat_with(|| random_bytes(1 << 20))
+        .find(|bytes| closest(&ChunkAddress::of(bytes), &members, COPIES).contains(&killed.id.0))
+        .expect("a chunk the dead node must hold");
+    let cut = dir.path().join("cut.bin");
+    std::fs::write(&cut, [stranded.as_slice(), &random_bytes(5_000)].concat()).expect("write");
+    let cut_arg = cut.to_str().expect("utf-8 path");
+    let via = ["--node", observer, "put", cut_arg, "--from", "alice", "--yes"];
+    let failed = fixture.wallet(&via);
+    assert_eq!(failed.status.code(), Some(1), "{}", String::from_utf8_lossy(&failed.stdout));
+    let paid = fixture.wallet_json(&["--node", observer, "balance", "alice"])["balance"].clone();
+    assert_ne!(paid, balance, "the payment was made before the upload failed");
+    let _restarted = NodeProcess::start_with(&workspace_binary("acre-node"), &killed.data_dir, &[]);
+    fixture.wait_connected(&[observer]);
+    let finished = fixture.wallet_json(&via);
+    assert_eq!(fixture.wallet_json(&["--node", observer, "balance", "alice"])["balance"], paid, "paid once");
+    let back = dir.path().join("cut-back.bin");
+    let file_address = finished["file"].as_str().expect("address");
+    fixture.wallet_json(&["--node", observer, "get", file_address, "-o", back.to_str().expect("utf-8 path")]);
+    assert!(std::fs::read(&back).expect("read") == std::fs::read(&cut).expect("read"));
 }
 
 /// A key funded from the faucet, with its next sequence.

@@ -271,9 +271,13 @@ pub(crate) fn farmer_status(cli: &Cli, node: &AccountId) -> Result<()> {
         c.passed, c.wrong_bytes, c.missing, c.timeouts, c.excused
     );
     if let Some(last) = &farmer.last {
+        let outcome = serde_json::to_value(last.outcome)?;
         println!(
-            "  last        round {}: {:?} in {} ms ({} chunks)",
-            last.round, last.outcome, last.latency_ms, last.chunks
+            "  last        round {}: {} in {} ms ({} chunks)",
+            last.round,
+            outcome.as_str().unwrap_or_default(),
+            last.latency_ms,
+            last.chunks
         );
     }
     Ok(())

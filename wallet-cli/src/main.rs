@@ -125,8 +125,8 @@ enum Command {
 enum FarmerCommand {
     /// Chunks a node must hold and how its challenges went.
     Status {
-        /// The node's id.
-        node: AccountId,
+        /// The node's id (acre1…), as `devnet.json` or `GET /v1/section` lists it.
+        node_id: AccountId,
     },
 }
 
@@ -282,7 +282,7 @@ fn run(cli: Cli) -> Result<()> {
             files::put(&cli, &request)
         }
         Command::Get { address, out } => files::get(&cli, address, out),
-        Command::Farmer(FarmerCommand::Status { node }) => files::farmer_status(&cli, node),
+        Command::Farmer(FarmerCommand::Status { node_id }) => files::farmer_status(&cli, node_id),
         Command::Faucet { account, amount } => {
             let manifest = devnet_manifest()?;
             let faucet = Keystore::new(&manifest.faucet.keystore, KdfParams::STANDARD);
