@@ -6,9 +6,10 @@
 //! before `put` returns) beside the lesser of BLAKE3's rate and this disk's synced
 //! sequential write rate, both measured in the same run.
 //!
-//! Last, `acre put` of a 64 MiB file on a 7-node devnet of real processes (each chunk
-//! synced on its 4 holders before the upload goes on), beside a quarter of the one-node
-//! ingest rate: every byte is written four times on the same disk.
+//! Then the same through one node's API (`POST /v1/chunks`, a section of one). Last,
+//! `acre put` of a 64 MiB file on a 7-node devnet of real processes (each chunk synced on
+//! its 4 holders before the upload goes on), beside a quarter of the one-node API rate:
+//! every byte is written four times on the same disk.
 //!
 //! `cargo run --release -p acre-benches --bin proofs-bench`
 
@@ -18,11 +19,16 @@ use std::io::Write;
 use std::time::Instant;
 
 use acre_benches::{rate, sibling_binary};
+use acre_ledger::economics::store_memo;
+use acre_ledger::{AccountId, TransferOrder};
 use acre_node::chunk_store::ChunkStore;
+use acre_node::storage_api::{ChunkEntry, PutChunk, StorePayment};
 use acre_proofs::challenge::{answer, verify, ChallengeItem, Outboard};
 use acre_proofs::{Chunk, MAX_CHUNK_BYTES};
-use acre_tests::DevnetProcess;
+use acre_tests::{DevnetProcess, NodeProcess};
+use acre_wallet::client::NodeClient;
 use anyhow::{ensure, Context, Result};
+use base64::Engine;
 
 const MIN_TIME: Duration = Duration::from_millis(1500);
 /// Bytes an answer for one block makes the verifier hash: the block and ten hash pairs.
@@ -59,27 +65,94 @@ fn main() -> Result<()> {
     println!("BLAKE3, 1 KiB at a time           {:>10.0} MB/s", single / 1e6);
     println!("answers verified                  {verified:>10.0} /s   (target >= 200,000/s)");
     println!("  bound: 1 KiB-rate / {HASHED_PER_ANSWER} bytes = {bound:.0}/s; ratio {:.2}", verified / bound);
-    println!("answers made by a holder          {answered:>10.0} /s   (reads and re-hashes one 16 KiB group)");
+    println!(
+        "answers made by a holder          {answered:>10.0} /s   (encodes the 16 KiB group of the block, from memory)"
+    );
 
     let disk = synced_write_rate()?;
     let ingest = chunk_ingest_rate()?;
+    let through_node = node_ingest_rate()?;
     let bound = disk.min(hashing);
-    println!("\nchunk store, 1 MiB chunks, each synced before put returns");
+    println!("\nchunk ingest, 1 MiB chunks, each synced before it is acknowledged");
     println!("disk, synced 1 MiB sequential writes {:>7.0} MB/s", disk / 1e6);
     println!(
-        "ingest                            {:>10.0} MB/s   ratio to min(BLAKE3, disk) {:.2}   (target >= 0.50)",
+        "chunk store alone                 {:>10.0} MB/s   ratio to min(BLAKE3, disk) {:.2}",
         ingest / 1e6,
         ingest / bound
+    );
+    println!(
+        "one node, POST /v1/chunks         {:>10.0} MB/s   ratio to min(BLAKE3, disk) {:.2}   (target >= 0.50)",
+        through_node / 1e6,
+        through_node / bound
     );
 
     let upload = devnet_upload()?;
     println!("\nacre put, 64 MiB, 7-node devnet on this machine, 4 synced copies of every chunk");
     println!(
-        "upload                            {:>10.1} MB/s   ratio to ingest / 4 copies {:.2}",
+        "upload                            {:>10.1} MB/s   ratio to one node's POST rate / 4 copies {:.2}",
         upload / 1e6,
-        upload / (ingest / 4.0)
+        upload / (through_node / 4.0)
     );
     Ok(())
+}
+
+/// Bytes per second of distinct 1 MiB chunks posted to one node's API (a section of one,
+/// so one copy), 4 requests in flight, after one payment for all of them.
+fn node_ingest_rate() -> Result<f64> {
+    const IN_FLIGHT: usize = 4;
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().join("node");
+    let binary = sibling_binary("acre-node")?;
+    let init = std::process::Command::new(&binary).arg("init").arg("--data-dir").arg(&data_dir).output()?;
+    ensure!(init.status.success(), "init: {}", String::from_utf8_lossy(&init.stderr));
+    let payer = acre_ledger::testkit::key(40, 0);
+    let genesis_path = data_dir.join("genesis.json");
+    let mut genesis: serde_json::Value = serde_json::from_slice(&std::fs::read(&genesis_path)?)?;
+    genesis["allocations"] = serde_json::json!([{ "account": AccountId::of(&payer).to_string(), "amount": "1000" }]);
+    std::fs::write(&genesis_path, genesis.to_string())?;
+    let node = NodeProcess::start(&binary, &data_dir);
+    let client = NodeClient::new(&node.api)?;
+
+    let chunks: Vec<Chunk> = (0..INGEST_CHUNKS as u32)
+        .map(|i| Chunk::new((0..MAX_CHUNK_BYTES as u32).map(|j| (j.wrapping_mul(2_246_822_519) ^ i) as u8).collect()))
+        .collect::<Result<_, _>>()?;
+    let listed: Vec<ChunkEntry> = chunks.iter().map(|c| ChunkEntry { address: c.address(), size: c.size() }).collect();
+    let named: Vec<([u8; 32], u64)> = chunks.iter().map(|c| (c.address().0, c.size())).collect();
+    let quote = client.quote(named.iter().map(|(_, size)| size).sum())?;
+    let order = TransferOrder {
+        from: AccountId::of(&payer),
+        to: quote.pool,
+        amount: quote.price.context("the node quotes nothing")?,
+        sequence: 0,
+        app: None,
+        memo: store_memo(&named),
+    }
+    .sign(&payer);
+    let payment = StorePayment { certificate: client.submit_order(&order)?.certificate, chunks: listed };
+    let bodies: Vec<PutChunk> = chunks
+        .iter()
+        .map(|chunk| PutChunk {
+            content: base64::engine::general_purpose::STANDARD.encode(chunk.bytes()),
+            payment: Some(payment.clone()),
+        })
+        .collect();
+    let started = Instant::now();
+    std::thread::scope(|scope| -> Result<()> {
+        let workers: Vec<_> = bodies
+            .chunks(bodies.len().div_ceil(IN_FLIGHT))
+            .map(|share| {
+                let client = client.clone();
+                scope.spawn(move || share.iter().try_for_each(|body| client.put_chunk(body).map(|_| ())))
+            })
+            .collect();
+        for worker in workers {
+            worker.join().map_err(|_| anyhow::anyhow!("an upload thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let elapsed = started.elapsed();
+    node.stop();
+    Ok((INGEST_CHUNKS * MAX_CHUNK_BYTES) as f64 / elapsed.as_secs_f64())
 }
 
 /// Bytes per second of `acre put` of a fresh 64 MiB file on a new 7-node devnet,
