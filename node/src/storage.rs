@@ -15,7 +15,7 @@ use acre_ledger::economics::{check_store_payment, pool_account, store_cost, Stor
 use acre_ledger::{AccountId, Amount, Certificate, Digest, LedgerError};
 use acre_proofs::audit::{assigned, judge, plan, Audit, Outcome};
 use acre_proofs::challenge::{Answer, Challenge};
-use acre_proofs::placement::{closest, COPIES};
+use acre_proofs::placement::{closest, node_name, COPIES};
 use acre_proofs::{Chunk, ChunkAddress};
 use futures::future::join_all;
 use libp2p::PeerId;
@@ -429,7 +429,8 @@ impl Storage {
         let members = self.member_names();
         let (chunks, bytes) = {
             let registry = lock(&self.registry);
-            assigned(&registry.chunks, &members, &node.0).fold((0, 0), |(n, b), (_, size)| (n + 1, b + size))
+            assigned(&registry.chunks, &members, &node_name(&node.0))
+                .fold((0, 0), |(n, b), (_, size)| (n + 1, b + size))
         };
         let status = lock(&self.statuses).get(&node).copied();
         let (challenges, last) = lock(&self.farmers).get(&node).cloned().unwrap_or_default();
@@ -470,7 +471,7 @@ impl Storage {
             plan(
                 &registry.chunks,
                 &self.member_names(),
-                &self.section.me().0,
+                &node_name(&self.section.me().0),
                 &randomness,
                 round,
                 self.settings.audit_chunks,
@@ -482,7 +483,7 @@ impl Storage {
 
     /// Sends one audit and records what it showed.
     async fn audit(&self, audit: Audit, round: u64) {
-        let holder = AccountId(audit.holder);
+        let Some(holder) = self.member_named(&audit.holder) else { return };
         let Some(peer) = self.peer_of(&holder) else { return };
         let chunks = audit.challenge.items.len();
         let sent = Instant::now();
@@ -639,12 +640,18 @@ impl Storage {
             .unwrap_or_else(|join| Err(ChunkStoreError::Disk(std::io::Error::other(join.to_string()))))
     }
 
+    /// The members that hold the chunk, closest first.
     fn holders_of(&self, address: &ChunkAddress) -> Vec<AccountId> {
-        closest(address, &self.member_names(), COPIES).into_iter().map(AccountId).collect()
+        closest(address, &self.member_names(), COPIES).iter().filter_map(|name| self.member_named(name)).collect()
     }
 
+    /// The members' XOR names.
     fn member_names(&self) -> Vec<[u8; 32]> {
-        self.section.committee().members().map(|id| id.0).collect()
+        self.section.committee().members().map(|id| node_name(&id.0)).collect()
+    }
+
+    fn member_named(&self, name: &[u8; 32]) -> Option<AccountId> {
+        self.section.committee().members().find(|id| node_name(&id.0) == *name).copied()
     }
 
     fn peer_of(&self, node: &AccountId) -> Option<PeerId> {

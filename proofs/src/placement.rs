@@ -7,6 +7,12 @@ use crate::chunk::ChunkAddress;
 /// Copies of every chunk a section keeps.
 pub const COPIES: usize = 4;
 
+/// A node's name in the XOR space: the BLAKE3 hash of its public key, so names spread
+/// evenly whatever the keys look like.
+pub fn node_name(public_key: &[u8; 32]) -> [u8; 32] {
+    *blake3::hash(public_key).as_bytes()
+}
+
 /// The `count` members closest to `address` (fewer if there are fewer members), closest
 /// first. Names are 32 bytes: a node's key.
 pub fn closest(address: &ChunkAddress, members: &[[u8; 32]], count: usize) -> Vec<[u8; 32]> {

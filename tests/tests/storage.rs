@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use acre_ledger::economics::store_memo;
 use acre_ledger::{AccountId, Amount, Certificate, TransferOrder};
-use acre_proofs::placement::{closest, COPIES};
+use acre_proofs::placement::{closest, node_name, COPIES};
 use acre_proofs::{split_file, Chunk, ChunkAddress};
 use acre_tests::{eventually, send_signal, workspace_binary, NodeProcess};
 use base64::Engine;
@@ -156,9 +156,9 @@ fn a_file_stands_on_four_holders_and_audits_tell_loss_rot_and_death_apart() {
 
     // A put cut short after paying (a chunk's holder is the dead node) is finished by
     // repeating it once the node is back, with the same payment.
-    let members: Vec<[u8; 32]> = fixture.manifest.nodes.iter().map(|n| n.id.0).collect();
+    let members: Vec<[u8; 32]> = fixture.manifest.nodes.iter().map(|n| node_name(&n.id.0)).collect();
     let stranded = std::iter::repeat_with(|| random_bytes(1 << 20))
-        .find(|bytes| closest(&ChunkAddress::of(bytes), &members, COPIES).contains(&killed.id.0))
+        .find(|bytes| closest(&ChunkAddress::of(bytes), &members, COPIES).contains(&node_name(&killed.id.0)))
         .expect("a chunk the dead node must hold");
     let cut = dir.path().join("cut.bin");
     std::fs::write(&cut, [stranded.as_slice(), &random_bytes(5_000)].concat()).expect("write");
