@@ -51,6 +51,7 @@ mod certificate;
 mod durable;
 pub mod economics;
 mod elder;
+pub mod epoch;
 mod error;
 mod gathering;
 mod ids;

@@ -1,0 +1,319 @@
+//! Closing an epoch: from the elders' audit reports to the record that mints farmers'
+//! rewards. Pure and deterministic: every elder that applies the same reports computes the
+//! same record, to the nano.
+//!
+//! - A holder's chunk counts as proven for the epoch only when a quorum of elders
+//!   reported it passing; one elder (or fewer than a quorum) cannot mint for anyone.
+//! - The record pays out the epoch's emission ([`emission`]: a fixed share of what remains
+//!   under the supply cap) plus the store payments collected into the section's pool,
+//!   split by proven bytes; every item names its farmer, reward address, bytes and
+//!   amount, and the items sum to the total exactly.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AccountId, Amount, Digest};
+
+/// Each epoch mints this fraction of what remains under the cap: 1 / 2^20. With hourly
+/// epochs, half of the remainder is minted in about 83 years.
+pub const EMISSION_SHIFT: u32 = 20;
+/// Hash context of an epoch record's id.
+const RECORD_CONTEXT: &str = "acre 2026 epoch record v1";
+
+/// The new credits epoch rewards may mint when `supply` credits exist: the remainder under
+/// the cap, shifted right by [`EMISSION_SHIFT`]. Never takes supply past the cap.
+pub fn emission(supply: Amount) -> Amount {
+    let remaining = Amount::MAX.nanos().saturating_sub(supply.nanos());
+    Amount::from_nanos(remaining >> EMISSION_SHIFT).unwrap_or(Amount::ZERO)
+}
+
+/// One elder's audit results for an epoch: the (holder, chunk) pairs it saw pass, with
+/// each chunk's size from its registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochReport {
+    /// The reporting elder.
+    pub elder: AccountId,
+    /// The epoch reported on.
+    pub epoch: u64,
+    /// Chunks each holder proved to this elder, with their sizes.
+    pub passed: Vec<ProvenChunk>,
+}
+
+/// A chunk a holder proved to an elder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ProvenChunk {
+    /// The holder.
+    pub holder: AccountId,
+    /// The chunk's address.
+    pub chunk: [u8; 32],
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// One farmer's line in an epoch record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MintItem {
+    /// The farmer (its node id).
+    pub farmer: AccountId,
+    /// Where its rewards go.
+    pub reward_address: AccountId,
+    /// Bytes it proved to a quorum of elders this epoch.
+    pub proven_bytes: u64,
+    /// Chunks it proved.
+    pub proven_chunks: u64,
+    /// Its share of the epoch's payout.
+    pub amount: Amount,
+}
+
+/// What an epoch paid, itemised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// The epoch.
+    pub epoch: u64,
+    /// New credits minted: the epoch's emission (zero when nobody proved anything).
+    pub minted: Amount,
+    /// Credits paid out of the section's pool (store payments collected).
+    pub from_pool: Amount,
+    /// `minted + from_pool`, and the sum of the items' amounts.
+    pub total: Amount,
+    /// One line per farmer that proved storage, by farmer id.
+    pub items: Vec<MintItem>,
+}
+
+impl EpochRecord {
+    /// The record's id, which elders sign and the ledger applies once.
+    pub fn id(&self) -> Digest {
+        let mut bytes = Vec::with_capacity(48 + self.items.len() * 96);
+        for value in [self.epoch, self.minted.nanos(), self.from_pool.nanos(), self.total.nanos()] {
+            bytes.extend_from_slice(&value.to_le_bytes());
+        }
+        for item in &self.items {
+            bytes.extend_from_slice(item.farmer.as_bytes());
+            bytes.extend_from_slice(item.reward_address.as_bytes());
+            for value in [item.proven_bytes, item.proven_chunks, item.amount.nanos()] {
+                bytes.extend_from_slice(&value.to_le_bytes());
+            }
+        }
+        Digest::derive(RECORD_CONTEXT, &[&bytes])
+    }
+}
+
+/// Why an epoch cannot be closed from these reports.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EpochError {
+    /// Fewer distinct elders reported than a quorum.
+    #[error("{reports} elders reported on epoch {epoch}; a quorum is {quorum}")]
+    TooFewReports {
+        /// The epoch.
+        epoch: u64,
+        /// Distinct reporting elders.
+        reports: usize,
+        /// The quorum.
+        quorum: usize,
+    },
+}
+
+/// The record of `epoch` from the reports of the section's `elders` (reports from others,
+/// or about other epochs, are ignored; an elder's later report replaces its earlier one).
+/// `supply` is the credits in existence (for the emission), `pool` what the section's pool
+/// holds, `rewards` each farmer's reward address (its own id when absent).
+pub fn close_epoch(
+    epoch: u64,
+    elders: &BTreeSet<AccountId>,
+    reports: &[EpochReport],
+    supply: Amount,
+    pool: Amount,
+    rewards: &BTreeMap<AccountId, AccountId>,
+) -> Result<EpochRecord, EpochError> {
+    let quorum = elders.len() * 2 / 3 + 1;
+    let mut latest: BTreeMap<AccountId, &EpochReport> = BTreeMap::new();
+    for report in reports.iter().filter(|r| r.epoch == epoch && elders.contains(&r.elder)) {
+        latest.insert(report.elder, report);
+    }
+    if latest.len() < quorum {
+        return Err(EpochError::TooFewReports { epoch, reports: latest.len(), quorum });
+    }
+    // How many elders saw each (holder, chunk) pass; each elder counts once.
+    let mut witnesses: BTreeMap<(AccountId, [u8; 32]), (usize, u64)> = BTreeMap::new();
+    for report in latest.values() {
+        let mut distinct: BTreeMap<(AccountId, [u8; 32]), u64> = BTreeMap::new();
+        for proven in &report.passed {
+            let bytes = distinct.entry((proven.holder, proven.chunk)).or_insert(proven.bytes);
+            *bytes = (*bytes).min(proven.bytes);
+        }
+        for (key, bytes) in distinct {
+            let entry = witnesses.entry(key).or_insert((0, bytes));
+            entry.0 += 1;
+            // Sizes come from each elder's registry; the smallest reported is paid.
+            entry.1 = entry.1.min(bytes);
+        }
+    }
+    let mut proven: BTreeMap<AccountId, (u64, u64)> = BTreeMap::new();
+    for ((holder, _), (count, bytes)) in witnesses {
+        if count >= quorum {
+            let entry = proven.entry(holder).or_default();
+            entry.0 = entry.0.saturating_add(bytes);
+            entry.1 += 1;
+        }
+    }
+    let total_bytes: u128 = proven.values().map(|(bytes, _)| u128::from(*bytes)).sum();
+    if total_bytes == 0 {
+        // Nothing proven: nothing minted, and the pool waits for an epoch that has work.
+        return Ok(EpochRecord {
+            epoch,
+            minted: Amount::ZERO,
+            from_pool: Amount::ZERO,
+            total: Amount::ZERO,
+            items: vec![],
+        });
+    }
+    let minted = emission(supply);
+    let total = minted.checked_add(pool).unwrap_or(Amount::MAX);
+    let shares = split(total.nanos(), proven.iter().map(|(farmer, (bytes, _))| (*farmer, *bytes)).collect());
+    let items = proven
+        .iter()
+        .zip(shares)
+        .map(|((farmer, (bytes, chunks)), nanos)| MintItem {
+            farmer: *farmer,
+            reward_address: rewards.get(farmer).copied().unwrap_or(*farmer),
+            proven_bytes: *bytes,
+            proven_chunks: *chunks,
+            amount: Amount::from_nanos(nanos).unwrap_or(Amount::ZERO),
+        })
+        .collect();
+    let from_pool = Amount::from_nanos(total.nanos() - minted.nanos()).unwrap_or(Amount::ZERO);
+    Ok(EpochRecord { epoch, minted, from_pool, total, items })
+}
+
+/// Splits `total` nanos in proportion to the weights, exactly: each gets the floor of its
+/// share, and the nanos left over go one each to the largest remainders (ties to the
+/// smaller id). Results are in the input's order.
+fn split(total: u64, weights: Vec<(AccountId, u64)>) -> Vec<u64> {
+    let sum: u128 = weights.iter().map(|(_, w)| u128::from(*w)).sum();
+    if sum == 0 {
+        return vec![0; weights.len()];
+    }
+    let mut shares: Vec<u64> = Vec::with_capacity(weights.len());
+    let mut remainders: Vec<(u128, AccountId, usize)> = Vec::with_capacity(weights.len());
+    for (index, (id, weight)) in weights.iter().enumerate() {
+        let exact = u128::from(total) * u128::from(*weight);
+        shares.push(u64::try_from(exact / sum).unwrap_or(u64::MAX));
+        remainders.push((exact % sum, *id, index));
+    }
+    let left = total - shares.iter().sum::<u64>();
+    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (_, _, index) in remainders.into_iter().take(left as usize) {
+        shares[index] += 1;
+    }
+    shares
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn id(n: u8) -> AccountId {
+        AccountId([n; 32])
+    }
+
+    fn report(elder: u8, passed: &[(u8, u8, u64)]) -> EpochReport {
+        let passed = passed
+            .iter()
+            .map(|&(holder, chunk, bytes)| ProvenChunk { holder: id(holder), chunk: [chunk; 32], bytes })
+            .collect();
+        EpochReport { elder: id(elder), epoch: 1, passed }
+    }
+
+    fn elders(count: u8) -> BTreeSet<AccountId> {
+        (1..=count).map(id).collect()
+    }
+
+    #[test]
+    fn a_chunk_counts_only_when_a_quorum_saw_it_pass() {
+        // 4 elders, quorum 3. Farmer 10 proved chunk 1 to three elders, chunk 2 to one.
+        let reports = [
+            report(1, &[(10, 1, 1000), (10, 2, 500)]),
+            report(2, &[(10, 1, 1000), (11, 3, 3000)]),
+            report(3, &[(10, 1, 1000), (11, 3, 3000)]),
+            report(4, &[(11, 3, 3000)]),
+        ];
+        let supply = Amount::from_credits(1_000).expect("amount");
+        let pool = Amount::from_nanos(4_000).expect("amount");
+        let record =
+            close_epoch(1, &elders(4), &reports, supply, pool, &BTreeMap::from([(id(11), id(99))])).expect("record");
+        assert_eq!(record.items.len(), 2);
+        assert_eq!((record.items[0].farmer, record.items[0].proven_bytes), (id(10), 1000), "chunk 2 had one witness");
+        assert_eq!((record.items[1].reward_address, record.items[1].proven_bytes), (id(99), 3000));
+        assert_eq!(record.minted, emission(supply));
+        assert_eq!(record.from_pool, pool);
+        let sum: u64 = record.items.iter().map(|i| i.amount.nanos()).sum();
+        assert_eq!(sum, record.total.nanos(), "the items add up");
+        let share = record.items[1].amount.nanos();
+        assert!(share.abs_diff(record.total.nanos() * 3 / 4) <= 1, "split by proven bytes, to the nano");
+    }
+
+    #[test]
+    fn one_byzantine_elder_cannot_mint_for_a_holder_that_stores_nothing() {
+        let honest = [report(1, &[(10, 1, 1000)]), report(2, &[(10, 1, 1000)]), report(3, &[(10, 1, 1000)])];
+        let mut reports = honest.to_vec();
+        reports.push(report(4, &[(66, 7, 1 << 20), (66, 8, 1 << 20)]));
+        let record =
+            close_epoch(1, &elders(4), &reports, Amount::ZERO, Amount::ZERO, &BTreeMap::new()).expect("record");
+        assert!(record.items.iter().all(|item| item.farmer != id(66)));
+        // Nor can it by repeating itself, or through a non-elder's reports.
+        reports.push(report(4, &[(66, 7, 1 << 20)]));
+        reports.push(report(50, &[(66, 7, 1 << 20)]));
+        reports.push(report(51, &[(66, 7, 1 << 20)]));
+        let record =
+            close_epoch(1, &elders(4), &reports, Amount::ZERO, Amount::ZERO, &BTreeMap::new()).expect("record");
+        assert!(record.items.iter().all(|item| item.farmer != id(66)));
+    }
+
+    #[test]
+    fn too_few_reports_close_nothing_and_an_idle_epoch_mints_nothing() {
+        let reports = [report(1, &[(10, 1, 1000)]), report(2, &[(10, 1, 1000)])];
+        let closed = close_epoch(1, &elders(4), &reports, Amount::ZERO, Amount::ZERO, &BTreeMap::new());
+        assert_eq!(closed, Err(EpochError::TooFewReports { epoch: 1, reports: 2, quorum: 3 }));
+        let idle = [report(1, &[]), report(2, &[]), report(3, &[])];
+        let record = close_epoch(1, &elders(4), &idle, Amount::ZERO, Amount::MAX, &BTreeMap::new()).expect("record");
+        assert_eq!((record.total, record.items.len()), (Amount::ZERO, 0));
+    }
+
+    proptest! {
+        /// Minting the emission epoch after epoch never passes the cap.
+        #[test]
+        fn emission_never_passes_the_cap(start in 0u64..=Amount::MAX.nanos(), epochs in 1usize..2000) {
+            let mut supply = Amount::from_nanos(start).expect("amount");
+            for _ in 0..epochs {
+                let minted = emission(supply);
+                supply = supply.checked_add(minted).expect("emission stays under the cap");
+                prop_assert!(supply <= Amount::MAX);
+            }
+        }
+
+        /// Items sum to the total, to the nano, and the record does not depend on the order
+        /// the reports arrived in.
+        #[test]
+        fn items_add_up_and_order_does_not_matter(
+            passes in proptest::collection::vec((1u8..8, 10u8..16, 0u8..6, 1u64..(1 << 20)), 0..60),
+            supply in 0u64..=Amount::MAX.nanos(),
+            pool in 0u64..1_000_000_000_000,
+        ) {
+            let mut reports: Vec<EpochReport> = (1..=7).map(|e| report(e, &[])).collect();
+            for (elder, holder, chunk, bytes) in passes {
+                reports[usize::from(elder - 1)].passed.push(ProvenChunk { holder: id(holder), chunk: [chunk; 32], bytes: bytes + u64::from(chunk) });
+            }
+            let supply = Amount::from_nanos(supply).expect("amount");
+            let pool = Amount::from_nanos(pool).expect("amount");
+            let record = close_epoch(1, &elders(7), &reports, supply, pool, &BTreeMap::new()).expect("record");
+            let sum: u64 = record.items.iter().map(|i| i.amount.nanos()).sum();
+            prop_assert_eq!(sum, record.total.nanos());
+            prop_assert_eq!(record.total.nanos(), record.minted.nanos() + record.from_pool.nanos());
+            prop_assert!(supply.nanos() + record.minted.nanos() <= Amount::MAX.nanos());
+            reports.reverse();
+            prop_assert_eq!(close_epoch(1, &elders(7), &reports, supply, pool, &BTreeMap::new()).expect("record"), record);
+        }
+    }
+}
