@@ -59,6 +59,7 @@ mod ids;
 mod openapi;
 mod order;
 mod record;
+pub mod section_state;
 pub mod store;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

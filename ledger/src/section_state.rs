@@ -1,0 +1,394 @@
+//! The section's agreed state: members, their age and reward addresses, the elders, the
+//! pool's unpaid store payments and the epochs closed. Every elder applies the same
+//! ordered log of [`SectionEvent`]s (from the BFT engine) to its own `SectionState`; the
+//! state is pure and deterministic, so equal logs give equal states, and
+//! [`SectionState::state_hash`] after each event lets elders check it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::epoch::{close_epoch, EpochRecord, EpochReport};
+use crate::{AccountId, Amount, Digest};
+
+/// Elders of a section: its oldest members.
+pub const ELDER_COUNT: usize = 7;
+/// Members admitted per epoch at most, so a flood of joins cannot take over a section.
+pub const JOINS_PER_EPOCH: usize = 1;
+/// Hash context of the state hash.
+const STATE_CONTEXT: &str = "acre 2026 section state v1";
+
+/// One entry of the agreed log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SectionEvent {
+    /// A node asks to join, naming where its rewards go.
+    Join {
+        /// The node's id.
+        node: AccountId,
+        /// Its reward address.
+        reward: AccountId,
+    },
+    /// An elder found a member unresponsive; a quorum of such reports in one epoch removes it.
+    Unresponsive {
+        /// The reporting elder.
+        elder: AccountId,
+        /// The member.
+        node: AccountId,
+    },
+    /// A store payment reached the section's pool; it is paid out with the next epoch.
+    PoolPayment {
+        /// The payment certificate's id (a payment counts once).
+        id: Digest,
+        /// Its amount.
+        amount: Amount,
+    },
+    /// An elder's audit report; a quorum of reports for the current epoch closes it.
+    Report(EpochReport),
+}
+
+/// A member of the section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Epochs served.
+    pub age: u64,
+    /// Where its rewards go.
+    pub reward: AccountId,
+}
+
+/// What applying an event changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionChange {
+    /// Nothing (a repeat, an event from a non-elder, a join over the rate).
+    None,
+    /// A node became a member.
+    Admitted(AccountId),
+    /// A member was removed.
+    Removed(AccountId),
+    /// A payment was added to the pool.
+    Collected(Amount),
+    /// A report was recorded; the epoch is still open.
+    Reported,
+    /// The epoch closed with this record (the ledger applies it once).
+    Closed(EpochRecord),
+}
+
+/// The agreed state of one section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionState {
+    members: BTreeMap<AccountId, Member>,
+    /// The open epoch.
+    epoch: u64,
+    /// Credits in existence: genesis plus everything minted.
+    supply: Amount,
+    /// Store payments collected and not yet paid out.
+    pool: Amount,
+    payments: BTreeSet<Digest>,
+    joined_this_epoch: usize,
+    reports: BTreeMap<AccountId, EpochReport>,
+    unresponsive: BTreeMap<AccountId, BTreeSet<AccountId>>,
+    /// Every record closed, oldest first.
+    records: Vec<EpochRecord>,
+    /// Events applied.
+    applied: u64,
+}
+
+impl SectionState {
+    /// A section whose first members (of age 1) are `founders`, with `genesis` credits.
+    pub fn new(founders: &[(AccountId, AccountId)], genesis: Amount) -> Self {
+        let members = founders.iter().map(|(node, reward)| (*node, Member { age: 1, reward: *reward })).collect();
+        SectionState {
+            members,
+            epoch: 1,
+            supply: genesis,
+            pool: Amount::ZERO,
+            payments: BTreeSet::new(),
+            joined_this_epoch: 0,
+            reports: BTreeMap::new(),
+            unresponsive: BTreeMap::new(),
+            records: Vec::new(),
+            applied: 0,
+        }
+    }
+
+    /// The members.
+    pub fn members(&self) -> &BTreeMap<AccountId, Member> {
+        &self.members
+    }
+
+    /// The elders: the [`ELDER_COUNT`] oldest members, ties to the smaller id.
+    pub fn elders(&self) -> BTreeSet<AccountId> {
+        let mut by_age: Vec<(&AccountId, &Member)> = self.members.iter().collect();
+        by_age.sort_by(|a, b| b.1.age.cmp(&a.1.age).then(a.0.cmp(b.0)));
+        by_age.into_iter().take(ELDER_COUNT).map(|(id, _)| *id).collect()
+    }
+
+    /// The open epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Credits in existence (genesis plus mints).
+    pub fn supply(&self) -> Amount {
+        self.supply
+    }
+
+    /// Store payments waiting to be paid out.
+    pub fn pool(&self) -> Amount {
+        self.pool
+    }
+
+    /// Every closed epoch's record.
+    pub fn records(&self) -> &[EpochRecord] {
+        &self.records
+    }
+
+    /// A hash of the whole state, to compare between elders after each event.
+    pub fn state_hash(&self) -> Digest {
+        let bytes = postcard::to_stdvec(self).unwrap_or_default();
+        Digest::derive(STATE_CONTEXT, &[&bytes])
+    }
+
+    /// Applies the next event of the agreed log.
+    pub fn apply(&mut self, event: &SectionEvent) -> SectionChange {
+        self.applied += 1;
+        match event {
+            SectionEvent::Join { node, reward } => {
+                if self.members.contains_key(node) || self.joined_this_epoch >= JOINS_PER_EPOCH {
+                    return SectionChange::None;
+                }
+                self.joined_this_epoch += 1;
+                self.members.insert(*node, Member { age: 0, reward: *reward });
+                SectionChange::Admitted(*node)
+            }
+            SectionEvent::Unresponsive { elder, node } => {
+                let elders = self.elders();
+                if !elders.contains(elder) || !self.members.contains_key(node) {
+                    return SectionChange::None;
+                }
+                let reporters = self.unresponsive.entry(*node).or_default();
+                reporters.insert(*elder);
+                if reporters.len() < quorum(elders.len()) || self.members.len() <= 1 {
+                    return SectionChange::Reported;
+                }
+                self.unresponsive.remove(node);
+                self.members.remove(node);
+                self.reports.remove(node);
+                SectionChange::Removed(*node)
+            }
+            SectionEvent::PoolPayment { id, amount } => {
+                if !self.payments.insert(*id) {
+                    return SectionChange::None;
+                }
+                self.pool = self.pool.checked_add(*amount).unwrap_or(Amount::MAX);
+                SectionChange::Collected(*amount)
+            }
+            SectionEvent::Report(report) => {
+                let elders = self.elders();
+                if report.epoch != self.epoch || !elders.contains(&report.elder) {
+                    return SectionChange::None;
+                }
+                self.reports.insert(report.elder, report.clone());
+                self.try_close(&elders)
+            }
+        }
+    }
+
+    /// Closes the open epoch once a quorum of elders reported on it.
+    fn try_close(&mut self, elders: &BTreeSet<AccountId>) -> SectionChange {
+        let rewards: BTreeMap<AccountId, AccountId> = self.members.iter().map(|(id, m)| (*id, m.reward)).collect();
+        let reports: Vec<EpochReport> = self.reports.values().cloned().collect();
+        let Ok(mut record) = close_epoch(self.epoch, elders, &reports, self.supply, self.pool, &rewards) else {
+            return SectionChange::Reported;
+        };
+        // Only members are paid: a chunk proven by a node removed meanwhile pays nobody.
+        record.items.retain(|item| self.members.contains_key(&item.farmer));
+        self.supply = self.supply.checked_add(record.minted).unwrap_or(Amount::MAX);
+        self.pool = Amount::from_nanos(self.pool.nanos() - record.from_pool.nanos()).unwrap_or(Amount::ZERO);
+        for member in self.members.values_mut() {
+            member.age += 1;
+        }
+        self.epoch += 1;
+        self.joined_this_epoch = 0;
+        self.reports.clear();
+        self.unresponsive.clear();
+        self.records.push(record.clone());
+        SectionChange::Closed(record)
+    }
+}
+
+fn quorum(elders: usize) -> usize {
+    elders * 2 / 3 + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::epoch::ProvenChunk;
+    use proptest::prelude::*;
+
+    fn id(n: u8) -> AccountId {
+        AccountId([n; 32])
+    }
+
+    fn founders(count: u8) -> Vec<(AccountId, AccountId)> {
+        (1..=count).map(|n| (id(n), id(n + 100))).collect()
+    }
+
+    fn report(elder: u8, epoch: u64, passed: &[(u8, u8)]) -> SectionEvent {
+        let passed = passed
+            .iter()
+            .map(|&(holder, chunk)| ProvenChunk { holder: id(holder), chunk: [chunk; 32], bytes: 1 << 20 })
+            .collect();
+        SectionEvent::Report(EpochReport { elder: id(elder), epoch, passed })
+    }
+
+    #[test]
+    fn a_quorum_of_reports_closes_the_epoch_and_pays_the_pool_out() {
+        let mut state = SectionState::new(&founders(4), Amount::from_credits(1_000).expect("amount"));
+        let paid = Amount::from_credits(2).expect("amount");
+        assert_eq!(
+            state.apply(&SectionEvent::PoolPayment { id: Digest([1; 32]), amount: paid }),
+            SectionChange::Collected(paid)
+        );
+        assert_eq!(
+            state.apply(&SectionEvent::PoolPayment { id: Digest([1; 32]), amount: paid }),
+            SectionChange::None,
+            "once"
+        );
+        assert_eq!(state.apply(&report(1, 1, &[(2, 9)])), SectionChange::Reported);
+        assert_eq!(state.apply(&report(9, 1, &[(2, 9)])), SectionChange::None, "not an elder");
+        assert_eq!(state.apply(&report(2, 1, &[(2, 9)])), SectionChange::Reported);
+        let SectionChange::Closed(record) = state.apply(&report(3, 1, &[(2, 9)])) else { panic!("not closed") };
+        assert_eq!(record.items.len(), 1);
+        assert_eq!(record.items[0].reward_address, id(102));
+        assert_eq!(record.from_pool, paid);
+        assert_eq!((state.epoch(), state.pool()), (2, Amount::ZERO));
+        assert_eq!(state.apply(&report(4, 1, &[(2, 9)])), SectionChange::None, "a late report for a closed epoch");
+        assert!(state.members().values().all(|m| m.age == 2), "age rises with time served");
+    }
+
+    #[test]
+    fn joins_are_rate_limited_and_removal_takes_a_quorum() {
+        let mut state = SectionState::new(&founders(4), Amount::ZERO);
+        assert_eq!(state.apply(&SectionEvent::Join { node: id(20), reward: id(20) }), SectionChange::Admitted(id(20)));
+        assert_eq!(
+            state.apply(&SectionEvent::Join { node: id(21), reward: id(21) }),
+            SectionChange::None,
+            "one per epoch"
+        );
+        assert!(
+            !state.elders().contains(&id(30)) && state.elders().contains(&id(20)),
+            "fewer than 7 members: all elders"
+        );
+        let down = SectionEvent::Unresponsive { elder: id(1), node: id(4) };
+        assert_eq!(state.apply(&down), SectionChange::Reported);
+        assert_eq!(state.apply(&down), SectionChange::Reported, "one elder twice is still one");
+        assert_eq!(state.apply(&SectionEvent::Unresponsive { elder: id(2), node: id(4) }), SectionChange::Reported);
+        assert_eq!(state.apply(&SectionEvent::Unresponsive { elder: id(3), node: id(4) }), SectionChange::Reported);
+        // Five elders now (4 founders and the newcomer): the quorum is 4.
+        assert_eq!(
+            state.apply(&SectionEvent::Unresponsive { elder: id(20), node: id(4) }),
+            SectionChange::Removed(id(4))
+        );
+        assert!(!state.elders().contains(&id(4)));
+    }
+
+    #[test]
+    fn the_elders_are_the_oldest_members() {
+        let mut state = SectionState::new(&founders(7), Amount::ZERO);
+        state.apply(&SectionEvent::Join { node: id(0), reward: id(0) });
+        assert!(!state.elders().contains(&id(0)), "a newcomer waits its turn");
+        state.apply(&SectionEvent::Unresponsive { elder: id(1), node: id(7) });
+        for elder in 2..=5 {
+            state.apply(&SectionEvent::Unresponsive { elder: id(elder), node: id(7) });
+        }
+        assert!(state.elders().contains(&id(0)), "the next oldest takes the place of a removed elder");
+    }
+
+    /// Every event a small section might see in one epoch.
+    fn event_pool() -> Vec<SectionEvent> {
+        vec![
+            SectionEvent::Join { node: id(20), reward: id(20) },
+            SectionEvent::Join { node: id(21), reward: id(21) },
+            SectionEvent::PoolPayment { id: Digest([7; 32]), amount: Amount::from_nanos(999).expect("amount") },
+            SectionEvent::Unresponsive { elder: id(1), node: id(4) },
+            SectionEvent::Unresponsive { elder: id(2), node: id(4) },
+            report(1, 1, &[(2, 1), (3, 1), (4, 2)]),
+            report(2, 1, &[(2, 1), (3, 1)]),
+            report(3, 1, &[(2, 1), (4, 2)]),
+            report(4, 1, &[(4, 2), (4, 3)]),
+        ]
+    }
+
+    /// Model check, exhaustive over a small log: for every one of the 5,040 orderings of 7
+    /// events (a join, a payment, an unresponsive report, four epoch reports), two elders
+    /// applying that log agree on every state hash, no epoch closes twice, items add up,
+    /// and supply = genesis + minted after every event.
+    #[test]
+    fn every_ordering_of_a_small_log_gives_one_record_per_epoch() {
+        let genesis = Amount::from_credits(100).expect("amount");
+        let events = event_pool();
+        let mut records_by_log: BTreeMap<Vec<usize>, Vec<EpochRecord>> = BTreeMap::new();
+        let chosen: Vec<usize> = vec![0, 2, 3, 5, 6, 7, 8];
+        for order in permutations(&chosen) {
+            let mut first = SectionState::new(&founders(4), genesis);
+            let mut second = SectionState::new(&founders(4), genesis);
+            for &index in &order {
+                first.apply(&events[index]);
+                second.apply(&events[index]);
+                assert_eq!(first.state_hash(), second.state_hash());
+                let minted: u64 = first.records().iter().map(|r| r.minted.nanos()).sum();
+                assert_eq!(first.supply().nanos(), genesis.nanos() + minted, "supply = genesis + mints");
+                for record in first.records() {
+                    let sum: u64 = record.items.iter().map(|i| i.amount.nanos()).sum();
+                    assert_eq!(sum, record.total.nanos());
+                }
+            }
+            records_by_log.insert(order, first.records().to_vec());
+        }
+        // Within one log an epoch closes at most once.
+        for records in records_by_log.values() {
+            let epochs: BTreeSet<u64> = records.iter().map(|r| r.epoch).collect();
+            assert_eq!(epochs.len(), records.len());
+        }
+    }
+
+    fn permutations(items: &[usize]) -> Vec<Vec<usize>> {
+        if items.len() <= 1 {
+            return vec![items.to_vec()];
+        }
+        let mut all = Vec::new();
+        for (index, first) in items.iter().enumerate() {
+            let mut rest = items.to_vec();
+            rest.remove(index);
+            for mut tail in permutations(&rest) {
+                tail.insert(0, *first);
+                all.push(tail);
+            }
+        }
+        all
+    }
+
+    proptest! {
+        /// Over many epochs of random reports the cap holds and supply = genesis + mints.
+        #[test]
+        fn supply_is_genesis_plus_mints_and_never_passes_the_cap(
+            genesis in 0u64..=Amount::MAX.nanos(),
+            epochs in proptest::collection::vec(proptest::collection::vec((1u8..=4, 1u8..=4, 0u8..4), 0..12), 1..40),
+        ) {
+            let genesis = Amount::from_nanos(genesis).expect("amount");
+            let mut state = SectionState::new(&founders(4), genesis);
+            for passes in epochs {
+                let epoch = state.epoch();
+                for elder in 1..=4u8 {
+                    let mine: Vec<(u8, u8)> = passes.iter().filter(|p| p.0 == elder).map(|p| (p.1, p.2)).collect();
+                    state.apply(&report(elder, epoch, &mine));
+                }
+                prop_assert_eq!(state.epoch(), epoch + 1);
+                let minted: u64 = state.records().iter().map(|r| r.minted.nanos()).sum();
+                prop_assert_eq!(state.supply().nanos(), genesis.nanos() + minted);
+                prop_assert!(state.supply() <= Amount::MAX);
+            }
+        }
+    }
+}
