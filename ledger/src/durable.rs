@@ -51,6 +51,17 @@ impl<S: Store> DurableElder<S> {
         self.commit_one(effects)
     }
 
+    /// Applies an agreed epoch record (see [`ElderState::handle_epoch`]), durably, once.
+    pub fn handle_epoch(
+        &mut self,
+        record: &crate::epoch::EpochRecord,
+        pool: &AccountId,
+    ) -> Result<Digest, LedgerError> {
+        self.check_usable()?;
+        let effects = self.state.handle_epoch(record, pool);
+        self.commit_one(effects)
+    }
+
     /// Votes for an order; the lock is synced to disk before the vote is returned.
     pub fn handle_order(&mut self, order: &SignedOrder) -> Result<Vote, LedgerError> {
         self.check_usable()?;
@@ -286,6 +297,9 @@ mod tests {
         }
         fn genesis(&self) -> Result<Option<GenesisRecord>, StoreError> {
             self.visible.genesis()
+        }
+        fn epochs(&self) -> Result<Vec<crate::epoch::EpochRecord>, StoreError> {
+            self.visible.epochs()
         }
         fn applied_since(&self, position: u64, limit: usize) -> Result<AppliedPage, StoreError> {
             self.visible.applied_since(position, limit)

@@ -1,9 +1,10 @@
 //! One elder's ledger as a pure state machine: messages in, answers and writes out.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
+use crate::epoch::EpochRecord;
 use crate::store::{Store, StoreError};
 use crate::{
     AccountId, AccountState, Allocation, Amount, Certificate, Change, Committee, Confirmation, Digest, Effects,
@@ -88,6 +89,10 @@ pub struct ElderState {
     signer: SigningKey,
     accounts: HashMap<AccountId, Account>,
     genesis: Option<GenesisRecord>,
+    /// Applied epoch records' ids, by epoch.
+    epochs: BTreeMap<u64, Digest>,
+    /// Credits minted by applied epoch records.
+    minted: Amount,
     /// Kept in step with `accounts` by every write that changes one.
     state_sum: StateSum,
 }
@@ -95,13 +100,24 @@ pub struct ElderState {
 impl ElderState {
     /// An elder with an empty ledger.
     pub fn new(committee: Committee, signer: SigningKey) -> Self {
-        ElderState { committee, signer, accounts: HashMap::new(), genesis: None, state_sum: StateSum::default() }
+        ElderState {
+            committee,
+            signer,
+            accounts: HashMap::new(),
+            genesis: None,
+            epochs: BTreeMap::new(),
+            minted: Amount::ZERO,
+            state_sum: StateSum::default(),
+        }
     }
 
     /// Rebuilds the elder from what its store holds: exactly what it acknowledged.
     pub fn recover(committee: Committee, signer: SigningKey, store: &impl Store) -> Result<Self, StoreError> {
         let mut elder = ElderState::new(committee, signer);
         elder.genesis = store.genesis()?;
+        for record in store.epochs()? {
+            elder.note_epoch(&record);
+        }
         for (id, state) in store.accounts()? {
             let pending = store.lock(&id, state.next_sequence)?;
             elder.state_sum.add(&id, &state);
@@ -276,6 +292,69 @@ impl ElderState {
         Ok(Effects { answer, writes: WriteBatch { writes } })
     }
 
+    /// Applies an agreed epoch record, once: credits each item's reward address, takes
+    /// what the record pays from the pool out of `pool`, and counts the minted credits.
+    /// The same record again changes nothing; a different one for an applied epoch is
+    /// refused. Supply afterwards is genesis plus every record's `minted`.
+    pub fn handle_epoch(&self, record: &EpochRecord, pool: &AccountId) -> Result<Effects<Digest>, LedgerError> {
+        let id = record.id();
+        match self.epochs.get(&record.epoch) {
+            Some(applied) if *applied == id => return Ok(Effects { answer: id, writes: WriteBatch::default() }),
+            Some(_) => return Err(LedgerError::EpochConflict { epoch: record.epoch }),
+            None => {}
+        }
+        let items: Amount = record
+            .items
+            .iter()
+            .try_fold(Amount::ZERO, |sum, item| sum.checked_add(item.amount))
+            .ok_or(LedgerError::AmountOverflow)?;
+        if Some(items) != record.minted.checked_add(record.from_pool) || items != record.total {
+            return Err(LedgerError::AmountOverflow);
+        }
+        // Running states, so two items paying one address add up.
+        let mut states: BTreeMap<AccountId, AccountState> = BTreeMap::new();
+        let mut writes = Vec::with_capacity(2 * record.items.len() + 3);
+        let mut entry = |writes: &mut Vec<Write>, account: AccountId, change: Change, amount: Amount, credit: bool| {
+            let state = states.entry(account).or_insert_with(|| self.account(&account).unwrap_or_default());
+            let balance = if credit { state.balance.checked_add(amount) } else { state.balance.checked_sub(amount) };
+            let balance = balance.ok_or(if credit {
+                LedgerError::AmountOverflow
+            } else {
+                LedgerError::InsufficientBalance { balance: state.balance, amount }
+            })?;
+            let history = HistoryEntry { index: state.history_len, source: id, change, amount, balance_after: balance };
+            *state = AccountState { balance, next_sequence: state.next_sequence, history_len: state.history_len + 1 };
+            writes.push(Write::History(account, history));
+            Ok::<(), LedgerError>(())
+        };
+        if !record.from_pool.is_zero() {
+            entry(&mut writes, *pool, Change::PoolPayout { epoch: record.epoch }, record.from_pool, false)?;
+        }
+        for item in record.items.iter().filter(|item| !item.amount.is_zero()) {
+            self.check_recipient(&item.reward_address)?;
+            entry(&mut writes, item.reward_address, Change::Reward { epoch: record.epoch }, item.amount, true)?;
+        }
+        writes.extend(states.into_iter().map(|(account, state)| Write::Account(account, state)));
+        writes.push(Write::Epoch(record.clone()));
+        Ok(Effects { answer: id, writes: WriteBatch { writes } })
+    }
+
+    /// Credits minted by applied epoch records.
+    pub fn minted(&self) -> Amount {
+        self.minted
+    }
+
+    /// The applied epoch records' ids, by epoch.
+    pub fn epochs(&self) -> &BTreeMap<u64, Digest> {
+        &self.epochs
+    }
+
+    fn note_epoch(&mut self, record: &EpochRecord) {
+        if self.epochs.insert(record.epoch, record.id()).is_none() {
+            self.minted = self.minted.checked_add(record.minted).unwrap_or(Amount::MAX);
+        }
+    }
+
     /// Folds writes returned by a handler into memory. Call it with every batch the
     /// store accepted, in the order the handlers produced them.
     pub fn apply(&mut self, batch: &WriteBatch) {
@@ -301,6 +380,7 @@ impl ElderState {
                     }
                 }
                 Write::Genesis(record) => self.genesis = Some(record.clone()),
+                Write::Epoch(record) => self.note_epoch(record),
                 Write::Certificate(_) | Write::History(..) => {}
             }
         }

@@ -12,6 +12,12 @@ pub enum LedgerError {
     /// The order moves nothing.
     #[error("the amount must be above zero")]
     ZeroAmount,
+    /// A different record was already applied for this epoch.
+    #[error("a different record for epoch {epoch} was applied here")]
+    EpochConflict {
+        /// The epoch.
+        epoch: u64,
+    },
     /// An account cannot pay itself: it would only burn a sequence number.
     #[error("an account cannot send to itself")]
     SelfTransfer,
@@ -140,6 +146,7 @@ impl LedgerError {
             LedgerError::MissingPredecessor { .. } => "missing_predecessor",
             LedgerError::CreditsNotYetApplied => "credits_not_yet_applied",
             LedgerError::GenesisConflict => "genesis_conflict",
+            LedgerError::EpochConflict { .. } => "epoch_conflict",
             LedgerError::InvalidGenesis { .. } => "invalid_genesis",
             LedgerError::Storage { .. } => "storage",
         }

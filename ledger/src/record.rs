@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::epoch::EpochRecord;
+
 use crate::{AccountId, Amount, Certificate, Digest, SignedOrder, Vote};
 
 /// Hash context of the genesis record's id.
@@ -51,6 +53,16 @@ pub enum Change {
         from: AccountId,
         /// The sender's sequence it used.
         sequence: u64,
+    },
+    /// An epoch's reward, minted or paid from the section's pool.
+    Reward {
+        /// The epoch.
+        epoch: u64,
+    },
+    /// Store payments paid out of the section's pool to farmers.
+    PoolPayout {
+        /// The epoch.
+        epoch: u64,
     },
 }
 
@@ -114,6 +126,8 @@ pub enum Write {
     History(AccountId, HistoryEntry),
     /// The genesis record.
     Genesis(GenesisRecord),
+    /// An applied epoch record.
+    Epoch(EpochRecord),
 }
 
 /// The writes one handled message makes: stored atomically, and durable before the

@@ -534,6 +534,8 @@ fn describe(change: &acre_ledger::Change) -> String {
         acre_ledger::Change::Genesis => "genesis".to_owned(),
         acre_ledger::Change::Sent { to, sequence } => format!("sent to {to} (#{sequence})"),
         acre_ledger::Change::Received { from, sequence } => format!("from {from} (#{sequence})"),
+        acre_ledger::Change::Reward { epoch } => format!("farming reward, epoch {epoch}"),
+        acre_ledger::Change::PoolPayout { epoch } => format!("pool paid out, epoch {epoch}"),
     }
 }
 

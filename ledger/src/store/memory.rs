@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{AppliedPage, Durability, Store, StoreError};
+use crate::epoch::EpochRecord;
 use crate::{AccountId, AccountState, Certificate, Digest, GenesisRecord, HistoryEntry, Lock, Write, WriteBatch};
 
 /// Keeps every column in maps; commits cannot fail and `sync` has nothing to do.
@@ -14,6 +15,7 @@ pub struct MemoryStore {
     certificate_index: HashMap<(AccountId, u64), Digest>,
     history: BTreeMap<(AccountId, u64), HistoryEntry>,
     genesis: Option<GenesisRecord>,
+    epochs: BTreeMap<u64, EpochRecord>,
     applied: Vec<Digest>,
 }
 
@@ -45,6 +47,9 @@ impl Store for MemoryStore {
                     self.history.insert((*account, entry.index), *entry);
                 }
                 Write::Genesis(record) => self.genesis = Some(record.clone()),
+                Write::Epoch(record) => {
+                    self.epochs.insert(record.epoch, record.clone());
+                }
             }
         }
         Ok(())
@@ -80,6 +85,10 @@ impl Store for MemoryStore {
 
     fn genesis(&self) -> Result<Option<GenesisRecord>, StoreError> {
         Ok(self.genesis.clone())
+    }
+
+    fn epochs(&self) -> Result<Vec<EpochRecord>, StoreError> {
+        Ok(self.epochs.values().cloned().collect())
     }
 
     fn applied_since(&self, position: u64, limit: usize) -> Result<AppliedPage, StoreError> {

@@ -8,6 +8,7 @@ mod rocks;
 pub use memory::MemoryStore;
 pub use rocks::RocksStore;
 
+use crate::epoch::EpochRecord;
 use crate::{AccountId, AccountState, Certificate, Digest, GenesisRecord, HistoryEntry, Lock, WriteBatch};
 
 /// A store's failure. Nothing of a batch whose commit failed may be acknowledged.
@@ -79,6 +80,9 @@ pub trait Store {
 
     /// The genesis record, once made.
     fn genesis(&self) -> Result<Option<GenesisRecord>, StoreError>;
+
+    /// Every applied epoch record, by epoch.
+    fn epochs(&self) -> Result<Vec<EpochRecord>, StoreError>;
 
     /// Up to `limit` certificates in the order this store applied them, from `position`
     /// on. Every prefix of that order is a valid order to apply them in, which is what a

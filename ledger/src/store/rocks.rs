@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{account_key, AppliedPage, Durability, Store, StoreError};
+use crate::epoch::EpochRecord;
 use crate::{AccountId, AccountState, Certificate, Digest, GenesisRecord, HistoryEntry, Lock, Write, WriteBatch};
 
 const ACCOUNTS: &str = "accounts";
@@ -19,6 +20,8 @@ const META: &str = "meta";
 const APPLIED: &str = "applied";
 const COLUMNS: [&str; 7] = [ACCOUNTS, LOCKS, CERTIFICATES, CERTIFICATE_INDEX, HISTORY, META, APPLIED];
 const GENESIS_KEY: &[u8] = b"genesis";
+/// Epoch records sit in `meta` under this prefix and the big-endian epoch.
+const EPOCH_PREFIX: &[u8] = b"epoch:";
 
 /// A ledger in a RocksDB directory. Every commit is one `WriteBatch` through the WAL, so a
 /// crash leaves each message's writes all there or all gone, in the order they were made.
@@ -97,6 +100,10 @@ impl RocksStore {
                     rocks.put_cf(self.column(HISTORY)?, account_key(account, entry.index), encode(entry)?);
                 }
                 Write::Genesis(record) => rocks.put_cf(self.column(META)?, GENESIS_KEY, encode(record)?),
+                Write::Epoch(record) => {
+                    let key = [EPOCH_PREFIX, &record.epoch.to_be_bytes()].concat();
+                    rocks.put_cf(self.column(META)?, key, encode(record)?);
+                }
             }
         }
         Ok(())
@@ -190,6 +197,14 @@ impl Store for RocksStore {
 
     fn genesis(&self) -> Result<Option<GenesisRecord>, StoreError> {
         self.get(META, GENESIS_KEY)
+    }
+
+    fn epochs(&self) -> Result<Vec<EpochRecord>, StoreError> {
+        self.db
+            .iterator_cf(self.column(META)?, IteratorMode::From(EPOCH_PREFIX, Direction::Forward))
+            .take_while(|item| item.as_ref().map_or(true, |(key, _)| key.starts_with(EPOCH_PREFIX)))
+            .map(|item| decode(META, &item.map_err(database)?.1))
+            .collect()
     }
 
     fn applied_since(&self, from: u64, limit: usize) -> Result<AppliedPage, StoreError> {
