@@ -46,6 +46,7 @@ pub type Shared = Arc<Section>;
         submit_order,
         submit_certificate,
         transfer,
+        supply,
         crate::storage_api::quote,
         crate::storage_api::put_chunk,
         crate::storage_api::get_chunk,
@@ -158,6 +159,7 @@ pub fn router(storage: Arc<Storage>, limits: Limits, metrics: PrometheusHandle) 
         .route("/v1/orders", post(submit_order))
         .route("/v1/certificates", post(submit_certificate))
         .route("/v1/transfers/{id}", get(transfer))
+        .route("/v1/supply", get(supply))
         .with_state(shared);
     ledger
         .merge(crate::storage_api::routes(storage))
@@ -240,8 +242,7 @@ fn parse_address(path: Result<Path<String>, PathRejection>) -> Result<AccountId,
     text.parse().map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "invalid_address", format!("{error}")))
 }
 
-/// Problem documents, as every refusal is answered.
-/// The media type of problem documents.
+/// The media type of problem documents, as every refusal is answered.
 pub(crate) const PROBLEM: &str = "application/problem+json";
 
 #[utoipa::path(get, path = "/v1/health", tag = "node",
@@ -255,6 +256,41 @@ async fn health(State(section): State<Shared>) -> Result<Json<Health>, Problem> 
     })
     .await?;
     Ok(Json(Health { status: "ok".into(), node, accounts, state_hash, peers: peers.unwrap_or(0) }))
+}
+
+/// `GET /v1/supply`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SupplyView {
+    /// Credits created at genesis.
+    pub genesis: Amount,
+    /// Credits minted by epoch records since.
+    pub minted: Amount,
+    /// The most credits that can ever exist.
+    pub cap: Amount,
+    /// The sum of every balance; equals `genesis + minted`, checked on every call.
+    pub circulating: Amount,
+    /// Epoch records applied.
+    pub epochs: usize,
+}
+
+/// The supply, with the invariant `sum of balances = genesis + minted` checked now: a
+/// node whose ledger breaks it answers 500 and logs it, rather than report a wrong figure.
+#[utoipa::path(get, path = "/v1/supply", tag = "ledger",
+    responses((status = 200, description = "Supply figures that satisfy the invariant", body = SupplyView),
+        (status = 500, description = "The ledger breaks the supply invariant", body = Problem, content_type = PROBLEM)))]
+async fn supply(State(section): State<Shared>) -> Result<Json<SupplyView>, Problem> {
+    read(&section, |elder| {
+        let state = elder.state();
+        let genesis = state.genesis_record().map_or(Amount::ZERO, |record| record.total);
+        let minted = state.minted();
+        let circulating = state.circulating().ok_or_else(|| Problem::internal("balances overflow the cap"))?;
+        if genesis.checked_add(minted) != Some(circulating) {
+            tracing::error!(%genesis, %minted, %circulating, "the supply invariant is broken");
+            return Err(Problem::internal("the ledger's balances do not add up to genesis plus minted"));
+        }
+        Ok(Json(SupplyView { genesis, minted, cap: Amount::MAX, circulating, epochs: state.epochs().len() }))
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{address}", tag = "ledger",

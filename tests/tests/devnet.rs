@@ -40,6 +40,9 @@ fn transfers_through_the_cli_and_http_reach_every_elder() {
     let alice_id: AccountId = alice.parse().expect("address");
     assert!(all_apis(&fixture).iter().all(|api| fixture.balance(api, &alice_id).as_deref() == Some("380")));
     let settled = fixture.converged(&all_apis(&fixture));
+    let supply = fixture.wallet_json(&["supply"]);
+    assert_eq!(supply["minted"], "0", "{supply}");
+    assert_eq!(supply["circulating"], supply["genesis"], "transfers conserve supply: {supply}");
     let metrics =
         fixture.http.get(format!("{}/metrics", fixture.api(0))).send().and_then(|r| r.text()).expect("metrics");
     assert!(metrics.contains("acre_peers 3"), "node 0 counts its three peers: {metrics}");

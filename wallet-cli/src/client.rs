@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use acre_ledger::{AccountId, Digest, SignedOrder};
-use acre_node::api::{AccountView, HistoryPage, Problem, SectionView, TransferView};
+use acre_node::api::{AccountView, HistoryPage, Problem, SectionView, SupplyView, TransferView};
 use acre_node::storage::{FarmerView, Placed, Quote};
 use acre_node::storage_api::{HoldersView, PutChunk};
 use acre_proofs::ChunkAddress;
@@ -85,6 +85,11 @@ impl NodeClient {
         let url = format!("{}/v1/orders", self.base);
         let response = self.http.post(&url).json(order).send();
         self.decode(&url, response)
+    }
+
+    /// The ledger's supply figures.
+    pub fn supply(&self) -> Result<SupplyView, ClientError> {
+        self.get("/v1/supply")
     }
 
     /// The section's price for storing `bytes`.

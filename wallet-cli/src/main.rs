@@ -111,6 +111,8 @@ enum Command {
     /// Farmers: what the section's audits say of a node.
     #[command(subcommand)]
     Farmer(FarmerCommand),
+    /// The credits in existence: genesis, minted, the cap, and the balances' sum.
+    Supply,
     /// Devnet only: credits from the running devnet's faucet.
     Faucet {
         /// The recipient: an address or a key name [default: the keystore's only key].
@@ -269,6 +271,18 @@ fn run(cli: Cli) -> Result<()> {
             send(&cli, &request)
         }
         Command::Quote { file } => files::quote(&cli, file),
+        Command::Supply => {
+            let supply = node_client(&cli)?.supply()?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&supply)?);
+            } else {
+                println!(
+                    "genesis {}  minted {}  circulating {}  cap {}  ({} epochs)",
+                    supply.genesis, supply.minted, supply.circulating, supply.cap, supply.epochs
+                );
+            }
+            Ok(())
+        }
         Command::Put { file, from, yes } => {
             let request = files::PutRequest {
                 file,
