@@ -7,7 +7,8 @@
 //! - [`challenge`]: challenges drawn from fresh randomness, answers a holder makes from
 //!   the chunk and its stored outboard, and their verification.
 //! - [`audit`]: which challenges an elder sends each round, and what answers show.
-//! - [`placement`]: which members hold a chunk (the 4 closest by XOR).
+//! - [`placement`]: which members hold a chunk (the 4 closest by XOR), and the copies to
+//!   make when membership changes.
 //! - [`sampling`]: how many blocks to challenge for a loss fraction and a confidence.
 
 pub mod audit;
