@@ -502,8 +502,18 @@ impl Storage {
             // the chunk, as far as anyone can check.
             Some(PeerResponse::Missing(_) | PeerResponse::Refused(_)) => Outcome::Missing,
             Some(_) => Outcome::WrongBytes,
-            None if lock(&self.connections).settling(&peer, self.settings.grace) => Outcome::Excused,
-            None => Outcome::Timeout,
+            None => {
+                // Look again: a holder that went down during this round has only just
+                // changed, and is excused for the grace period like one starting up.
+                let connected = self.section.connected().await;
+                let mut watch = lock(&self.connections);
+                watch.observe(&connected, std::iter::once(peer), self.started);
+                if watch.settling(&peer, self.settings.grace) {
+                    Outcome::Excused
+                } else {
+                    Outcome::Timeout
+                }
+            }
         };
         if outcome.is_failure() {
             tracing::info!(%holder, ?outcome, round, "a holder failed its audit");

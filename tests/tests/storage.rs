@@ -149,6 +149,19 @@ fn a_file_stands_on_four_holders_and_audits_tell_loss_rot_and_death_apart() {
     assert_eq!(failures, 0, "{honest_view}");
     assert_eq!(honest_view["chunks"].as_u64(), Some(chunk_files(&honest.data_dir).len() as u64));
 
+    // A holder restarted within the grace period is excused, never timed out.
+    send_signal(honest.pid, "TERM");
+    eventually("the honest holder has stopped", || {
+        fixture.http.get(format!("{}/v1/health", honest.api)).send().is_err().then_some(())
+    });
+    let _back = NodeProcess::start_with(&workspace_binary("acre-node"), &honest.data_dir, &[]);
+    let passed_before = count(&farmer(&fixture, observer, &honest.id), "passed");
+    let after_restart = eventually("the restarted holder passes again", || {
+        let view = farmer(&fixture, observer, &honest.id);
+        (count(&view, "passed") > passed_before).then_some(view)
+    });
+    assert_eq!(count(&after_restart, "timeouts"), 0, "a restart is not a failure: {after_restart}");
+
     // The file is still whole from the holders that kept it.
     let second = dir.path().join("second.bin");
     fixture.wallet_json(&["--node", observer, "get", &address, "-o", second.to_str().expect("utf-8 path")]);
