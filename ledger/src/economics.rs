@@ -30,6 +30,12 @@ pub fn store_cost(bytes: u64, used: u64, capacity: u64) -> Option<Amount> {
     Amount::from_nanos(u64::try_from(nanos).ok()?).ok()
 }
 
+/// The bytes a list of chunk sizes is priced as: each chunk by the MiBs it starts, so a
+/// million one-byte chunks cost a million units, not one. `None` if the sum overflows.
+pub fn billable_bytes(sizes: impl IntoIterator<Item = u64>) -> Option<u64> {
+    sizes.into_iter().try_fold(0u64, |sum, size| sum.checked_add(size.div_ceil(MIB).checked_mul(MIB)?))
+}
+
 /// The account a section's store payments go to: a public key nobody holds the secret of,
 /// found by hashing the section's prefix with a counter until the hash is a strong curve
 /// point. No order from it can ever be signed; only the agreed epoch record pays out of
@@ -137,6 +143,14 @@ mod tests {
         let half = store_cost(MIB, 1 << 39, 1 << 40).expect("quote");
         assert_eq!(half.nanos(), 4 * BASE_NANOS_PER_MIB, "half full costs four times as much");
         assert_eq!(store_cost(u64::MAX, u64::MAX - 1, u64::MAX), None, "past the cap is no quote");
+    }
+
+    #[test]
+    fn each_chunk_is_billed_by_the_mibs_it_starts() {
+        assert_eq!(billable_bytes([1, 1, 1]), Some(3 * MIB));
+        assert_eq!(billable_bytes([MIB, MIB + 1]), Some(3 * MIB));
+        assert_eq!(billable_bytes([]), Some(0));
+        assert_eq!(billable_bytes([u64::MAX, 1]), None);
     }
 
     #[test]

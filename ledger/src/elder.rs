@@ -307,9 +307,9 @@ impl ElderState {
             .items
             .iter()
             .try_fold(Amount::ZERO, |sum, item| sum.checked_add(item.amount))
-            .ok_or(LedgerError::AmountOverflow)?;
+            .ok_or(LedgerError::EpochUnbalanced { epoch: record.epoch })?;
         if Some(items) != record.minted.checked_add(record.from_pool) || items != record.total {
-            return Err(LedgerError::AmountOverflow);
+            return Err(LedgerError::EpochUnbalanced { epoch: record.epoch });
         }
         // Running states, so two items paying one address add up.
         let mut states: BTreeMap<AccountId, AccountState> = BTreeMap::new();

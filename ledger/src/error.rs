@@ -12,6 +12,12 @@ pub enum LedgerError {
     /// The order moves nothing.
     #[error("the amount must be above zero")]
     ZeroAmount,
+    /// An epoch record whose items do not add up to what it says it pays.
+    #[error("the items of the record for epoch {epoch} do not add up to its total")]
+    EpochUnbalanced {
+        /// The epoch.
+        epoch: u64,
+    },
     /// A different record was already applied for this epoch.
     #[error("a different record for epoch {epoch} was applied here")]
     EpochConflict {
@@ -147,6 +153,7 @@ impl LedgerError {
             LedgerError::CreditsNotYetApplied => "credits_not_yet_applied",
             LedgerError::GenesisConflict => "genesis_conflict",
             LedgerError::EpochConflict { .. } => "epoch_conflict",
+            LedgerError::EpochUnbalanced { .. } => "epoch_unbalanced",
             LedgerError::InvalidGenesis { .. } => "invalid_genesis",
             LedgerError::Storage { .. } => "storage",
         }

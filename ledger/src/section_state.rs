@@ -64,6 +64,8 @@ pub enum SectionChange {
     Admitted(AccountId),
     /// A member was removed.
     Removed(AccountId),
+    /// A member was removed, and with the smaller elder set the epoch closed.
+    RemovedAndClosed(AccountId, EpochRecord),
     /// A payment was added to the pool.
     Collected(Amount),
     /// A report was recorded; the epoch is still open.
@@ -157,7 +159,10 @@ impl SectionState {
                     return SectionChange::None;
                 }
                 self.joined_this_epoch += 1;
-                self.members.insert(*node, Member { age: 0, reward: *reward });
+                // A reward address nobody could spend from would make every record
+                // unpayable; such a farmer is paid at its node id instead.
+                let reward = if reward.verifying_key().is_some() { *reward } else { *node };
+                self.members.insert(*node, Member { age: 0, reward });
                 SectionChange::Admitted(*node)
             }
             SectionEvent::Unresponsive { elder, node } => {
@@ -173,6 +178,10 @@ impl SectionState {
                 self.unresponsive.remove(node);
                 self.members.remove(node);
                 self.reports.remove(node);
+                // A smaller elder set may already have a quorum of reports.
+                if let SectionChange::Closed(record) = self.try_close(&self.elders()) {
+                    return SectionChange::RemovedAndClosed(*node, record);
+                }
                 SectionChange::Removed(*node)
             }
             SectionEvent::PoolPayment { id, amount } => {
@@ -196,12 +205,19 @@ impl SectionState {
     /// Closes the open epoch once a quorum of elders reported on it.
     fn try_close(&mut self, elders: &BTreeSet<AccountId>) -> SectionChange {
         let rewards: BTreeMap<AccountId, AccountId> = self.members.iter().map(|(id, m)| (*id, m.reward)).collect();
-        let reports: Vec<EpochReport> = self.reports.values().cloned().collect();
-        let Ok(mut record) = close_epoch(self.epoch, elders, &reports, self.supply, self.pool, &rewards) else {
+        // Only members are paid: a chunk proven by a node removed meanwhile pays nobody,
+        // and is left out before the split so the items still add up.
+        let reports: Vec<EpochReport> = self
+            .reports
+            .values()
+            .map(|report| {
+                let passed = report.passed.iter().filter(|p| self.members.contains_key(&p.holder)).copied().collect();
+                EpochReport { passed, ..report.clone() }
+            })
+            .collect();
+        let Ok(record) = close_epoch(self.epoch, elders, &reports, self.supply, self.pool, &rewards) else {
             return SectionChange::Reported;
         };
-        // Only members are paid: a chunk proven by a node removed meanwhile pays nobody.
-        record.items.retain(|item| self.members.contains_key(&item.farmer));
         self.supply = self.supply.checked_add(record.minted).unwrap_or(Amount::MAX);
         self.pool = Amount::from_nanos(self.pool.nanos() - record.from_pool.nanos()).unwrap_or(Amount::ZERO);
         for member in self.members.values_mut() {
@@ -291,6 +307,39 @@ mod tests {
             SectionChange::Removed(id(4))
         );
         assert!(!state.elders().contains(&id(4)));
+    }
+
+    #[test]
+    fn a_removed_farmer_is_not_paid_and_the_items_still_add_up() {
+        let valid = |n: u64| AccountId::of(&crate::testkit::key(70, n));
+        let founders: Vec<(AccountId, AccountId)> = (0..7).map(|n| (valid(n), valid(n + 100))).collect();
+        let mut state = SectionState::new(&founders, Amount::ZERO);
+        let joiner = valid(50);
+        state.apply(&SectionEvent::Join { node: joiner, reward: AccountId([0; 32]) });
+        assert_eq!(
+            state.members()[&joiner].reward,
+            joiner,
+            "an unspendable reward address is replaced by the node's id"
+        );
+        let proven = |holder: AccountId| ProvenChunk { holder, chunk: [1; 32], bytes: 100 };
+        // Two reports, then farmer 6 is removed by a quorum, then the rest of the reports.
+        let report = |elder| {
+            let passed = vec![proven(valid(6)), proven(joiner)];
+            SectionEvent::Report(EpochReport { elder: valid(elder), epoch: 1, passed })
+        };
+        state.apply(&report(0));
+        state.apply(&report(1));
+        for elder in 0..5 {
+            state.apply(&SectionEvent::Unresponsive { elder: valid(elder), node: valid(6) });
+        }
+        assert!(!state.members().contains_key(&valid(6)));
+        for elder in 2..5 {
+            state.apply(&report(elder));
+        }
+        let record = state.records().first().expect("closed").clone();
+        assert!(record.items.iter().all(|item| item.farmer != valid(6)), "removed before the close");
+        let sum: u64 = record.items.iter().map(|i| i.amount.nanos()).sum();
+        assert_eq!(sum, record.total.nanos());
     }
 
     #[test]

@@ -19,6 +19,8 @@ use acre_proofs::{Chunk, ChunkAddress, ProofError};
 pub const DISK_RESERVE: u64 = 64 << 20;
 const OUTBOARD_SUFFIX: &str = "obao";
 const TEMPORARY_DIR: &str = "incoming";
+/// Counts writes, to name their temporary files apart.
+static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Why the chunk store refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +123,11 @@ impl ChunkStore {
             return Ok(Stored::AlreadyHeld);
         }
         self.reserve(chunk.size())?;
+        if self.contains(&address) {
+            // Another put of the same chunk finished meanwhile.
+            self.release(chunk.size());
+            return Ok(Stored::AlreadyHeld);
+        }
         let written = self.write(chunk);
         if written.is_err() {
             self.release(chunk.size());
@@ -173,7 +180,10 @@ impl ChunkStore {
     fn write(&self, chunk: &Chunk) -> Result<(), ChunkStoreError> {
         let address = chunk.address();
         let shard = self.chunk_path(&address).parent().map(Path::to_owned).unwrap_or_else(|| self.root.clone());
-        fs::create_dir_all(&shard)?;
+        if !shard.is_dir() {
+            fs::create_dir_all(&shard)?;
+            File::open(&self.root)?.sync_all()?;
+        }
         self.write_file(&self.outboard_path(&address), Outboard::create(chunk).as_bytes())?;
         self.write_file(&self.chunk_path(&address), chunk.bytes())?;
         File::open(&shard)?.sync_all()?;
@@ -183,7 +193,11 @@ impl ChunkStore {
     /// Writes `bytes` to a synced temporary file and renames it to `path`.
     fn write_file(&self, path: &Path, bytes: &[u8]) -> Result<(), ChunkStoreError> {
         let name = path.file_name().ok_or_else(|| std::io::Error::other("a chunk path without a name"))?;
-        let temporary = self.root.join(TEMPORARY_DIR).join(name);
+        // Unique per write, so two puts of one chunk never write one temporary file.
+        let unique = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut temporary_name = name.to_owned();
+        temporary_name.push(format!(".{}.{unique}", std::process::id()));
+        let temporary = self.root.join(TEMPORARY_DIR).join(temporary_name);
         let mut file = File::create(&temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;

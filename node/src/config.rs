@@ -23,10 +23,24 @@ pub const API_ADDRESS_FILE: &str = "api-address";
 pub const CURSORS_FILE: &str = "catch-up.json";
 /// Replaces the file at `path` so readers never see it half-written: the contents go to
 /// a temporary file beside it, which is then renamed over it.
+/// Synced, file and directory, so a file written before an irreversible step (a payment)
+/// is still there after a power cut.
 pub fn write_atomically(path: &Path, contents: impl AsRef<[u8]>) -> std::io::Result<()> {
+    use std::io::Write;
     let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, contents)?;
-    std::fs::rename(&temporary, path)
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(contents.as_ref())?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    sync_parent(path)
+}
+
+/// Syncs the directory holding `path`, so a file created or renamed there stays.
+pub fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
 }
 
 /// Fields that `ACRE_*` variables may set; others (the wallet's, say) are not the node's.

@@ -15,7 +15,11 @@ pub struct RecordFile<const N: usize> {
 impl<const N: usize> RecordFile<N> {
     /// Opens (or creates) the file at `path` and reads every whole record in it.
     pub fn open(path: &Path) -> std::io::Result<(Self, Vec<[u8; N]>)> {
+        let created = !path.exists();
         let mut file = OpenOptions::new().create(true).read(true).append(true).open(path)?;
+        if created {
+            crate::config::sync_parent(path)?;
+        }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let whole = bytes.len() - bytes.len() % N;
@@ -32,8 +36,13 @@ impl<const N: usize> RecordFile<N> {
         if records.is_empty() {
             return Ok(());
         }
-        self.file.write_all(&records.concat())?;
-        self.file.sync_data()
+        let length = self.file.metadata()?.len();
+        let written = self.file.write_all(&records.concat()).and_then(|()| self.file.sync_data());
+        if written.is_err() {
+            // Leave no partial record behind to misalign later appends.
+            let _ = self.file.set_len(length);
+        }
+        written
     }
 }
 

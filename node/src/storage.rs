@@ -11,12 +11,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use acre_ledger::economics::{check_store_payment, pool_account, store_cost, StorePaymentError};
+use acre_ledger::economics::{billable_bytes, check_store_payment, pool_account, store_cost, StorePaymentError};
 use acre_ledger::{AccountId, Amount, Certificate, Digest, LedgerError};
 use acre_proofs::audit::{assigned, judge, plan, Audit, Outcome};
 use acre_proofs::challenge::{Answer, Challenge};
 use acre_proofs::placement::{closest, node_name, COPIES};
-use acre_proofs::{Chunk, ChunkAddress};
+use acre_proofs::{Chunk, ChunkAddress, MAX_CHUNK_BYTES};
 use futures::future::join_all;
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
@@ -246,6 +246,16 @@ impl PriceHistory {
         while self.samples.front().is_some_and(|(at, _, _)| now.duration_since(*at) > QUOTE_VALIDITY) {
             self.samples.pop_front();
         }
+        // At most one sample a second (the cheapest), so quoting in a loop costs no memory.
+        if let Some(last) =
+            self.samples.back_mut().filter(|(at, _, _)| now.duration_since(*at) < Duration::from_secs(1))
+        {
+            if store_cost(1, used, capacity) < store_cost(1, last.1, last.2) || store_cost(1, last.1, last.2).is_none()
+            {
+                *last = (last.0, used, capacity);
+            }
+            return;
+        }
         self.samples.push_back((now, used, capacity));
     }
 
@@ -430,7 +440,7 @@ impl Storage {
         let (chunks, bytes) = {
             let registry = lock(&self.registry);
             assigned(&registry.chunks, &members, &node_name(&node.0))
-                .fold((0, 0), |(n, b), (_, size)| (n + 1, b + size))
+                .fold((0u64, 0u64), |(n, b), (_, size)| (n + 1, b.saturating_add(size)))
         };
         let status = lock(&self.statuses).get(&node).copied();
         let (challenges, last) = lock(&self.farmers).get(&node).cloned().unwrap_or_default();
@@ -498,9 +508,8 @@ impl Storage {
         let latency = sent.elapsed();
         let outcome = match response {
             Some(PeerResponse::Answer(answer)) => judge(&audit, &answer),
-            // A holder that cannot make a proof (gone, or its disk failed) has not got
-            // the chunk, as far as anyone can check.
-            Some(PeerResponse::Missing(_) | PeerResponse::Refused(_)) => Outcome::Missing,
+            Some(PeerResponse::Missing(_)) => Outcome::Missing,
+            // Anything else (a refusal because its copy is damaged, say) proves nothing.
             Some(_) => Outcome::WrongBytes,
             None => {
                 // Look again: a holder that went down during this round has only just
@@ -570,9 +579,13 @@ impl Storage {
         let required = if known {
             Amount::ZERO
         } else {
-            let bytes = list.iter().map(|(_, size)| *size).sum();
-            self.section_fullness();
-            lock(&self.prices).honoured(bytes).ok_or(StorageError::SectionFull)?
+            check_entries(list)?;
+            let bytes = billable_bytes(list.iter().map(|(_, size)| *size))
+                .ok_or_else(|| StorageError::InvalidChunk("the listed sizes overflow".into()))?;
+            let (used, capacity) = self.section_fullness();
+            let mut prices = lock(&self.prices);
+            prices.record(used, capacity);
+            prices.honoured(bytes).ok_or(StorageError::SectionFull)?
         };
         check_store_payment(&certificate.order, &self.pool, &named, &(chunk.0 .0, chunk.1), required)?;
         if known {
@@ -695,6 +708,22 @@ impl Storage {
     }
 }
 
+/// Most chunks one store payment, registration or holdings question may name.
+const MAX_ENTRIES: usize = 1 << 16;
+/// Most chunks one challenge may name.
+const MAX_CHALLENGE_ITEMS: usize = 256;
+
+/// Every listed chunk has a size a chunk can have, and the list is not absurdly long.
+fn check_entries(entries: &[(ChunkAddress, u64)]) -> Result<(), StorageError> {
+    if entries.len() > MAX_ENTRIES {
+        return Err(StorageError::InvalidChunk(format!("{} chunks in one list; at most {MAX_ENTRIES}", entries.len())));
+    }
+    match entries.iter().find(|(_, size)| *size == 0 || *size > MAX_CHUNK_BYTES as u64) {
+        Some((address, size)) => Err(StorageError::InvalidChunk(format!("chunk {address} cannot be {size} bytes"))),
+        None => Ok(()),
+    }
+}
+
 fn unix_millis() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
@@ -702,8 +731,19 @@ fn unix_millis() -> u64 {
 impl InboundHandler for Arc<Storage> {
     async fn answer(&self, peer: PeerId, request: PeerRequest) -> PeerResponse {
         match request {
-            PeerRequest::StoreChunk(_) | PeerRequest::Register(_) if !self.is_member(&peer) => {
-                PeerResponse::Refused("only members of this section place chunks".into())
+            PeerRequest::StoreChunk(_) | PeerRequest::Register(_) | PeerRequest::Challenge(_)
+                if !self.is_member(&peer) =>
+            {
+                PeerResponse::Refused("only members of this section place chunks and audit".into())
+            }
+            PeerRequest::Challenge(challenge) if challenge.items.len() > MAX_CHALLENGE_ITEMS => {
+                PeerResponse::Refused(format!("at most {MAX_CHALLENGE_ITEMS} chunks per challenge"))
+            }
+            PeerRequest::Holds(addresses) if addresses.len() > MAX_ENTRIES => {
+                PeerResponse::Refused(format!("at most {MAX_ENTRIES} chunks per question"))
+            }
+            PeerRequest::Register(entries) if check_entries(&entries).is_err() => {
+                PeerResponse::Refused("a registration lists impossible chunk sizes".into())
             }
             PeerRequest::StoreChunk(bytes) => {
                 let Ok(chunk) = Chunk::new(bytes) else { return PeerResponse::Refused("not a chunk".into()) };

@@ -105,12 +105,17 @@ impl ChallengeItem {
         })
     }
 
+    /// Blocks must lie in the chunk, distinct and ascending (so there are never more
+    /// than the chunk has, and an answer's size is bounded before it is made).
     fn check_blocks(&self, size: u64) -> Result<(), ProofError> {
         let available = ChunkNum::chunks(size).0;
-        match self.blocks.iter().find(|&&block| block >= available) {
-            Some(&block) => Err(ProofError::OutOfRange { block, size }),
-            None => Ok(()),
+        if let Some(&block) = self.blocks.iter().find(|&&block| block >= available) {
+            return Err(ProofError::OutOfRange { block, size });
         }
+        if self.blocks.windows(2).any(|pair| pair[0] >= pair[1]) {
+            return Err(ProofError::Invalid("blocks must be distinct and ascending".into()));
+        }
+        Ok(())
     }
 }
 
@@ -231,6 +236,13 @@ mod tests {
         rotten[block] ^= 0xff;
         let rotten_proof = answer(&item, chunk.size(), rotten.as_slice(), &outboard).expect("a proof of what is held");
         assert!(matches!(verify(&item, chunk.size(), &rotten_proof), Err(ProofError::Invalid(_))));
+
+        // Repeated or unordered blocks are refused before any work: a holder asked for one
+        // block a million times must not build a million proofs.
+        let repeated = ChallengeItem { address: chunk.address(), blocks: vec![3, 3] };
+        assert!(matches!(answer(&repeated, chunk.size(), chunk.bytes(), &outboard), Err(ProofError::Invalid(_))));
+        let unordered = ChallengeItem { address: chunk.address(), blocks: vec![5, 2] };
+        assert!(verify(&unordered, chunk.size(), &proof).is_err());
     }
 
     #[test]

@@ -295,6 +295,17 @@ fn payments_that_are_absent_too_small_or_reused_are_refused() {
     let fetched = http.get(format!("{api}/v1/chunks/{}", chunk.address())).send().expect("GET").bytes().expect("bytes");
     assert_eq!(fetched.as_ref(), chunk.bytes());
 
+    // A list naming an impossible size (to wrap the price around) is refused outright.
+    let huge = json!({ "address": other.address().to_string(), "size": u64::MAX });
+    let listed = json!([{ "address": chunk.address().to_string(), "size": chunk.size() }, huge]);
+    let body = json!({
+        "content": base64::engine::general_purpose::STANDARD.encode(other.bytes()),
+        "payment": { "certificate": short, "chunks": listed },
+    });
+    let response = http.post(format!("{api}/v1/chunks")).json(&body).send().expect("POST");
+    assert_eq!(response.status().as_u16(), 422);
+    assert_eq!(response.json::<Value>().expect("problem")["code"], "invalid_chunk");
+
     // Bad input is a clear 4xx.
     let garbage = http.post(format!("{api}/v1/chunks")).json(&json!({ "content": "***" })).send().expect("POST");
     assert_eq!(garbage.status().as_u16(), 400);

@@ -9,7 +9,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use acre_ledger::economics::store_memo;
+use acre_ledger::economics::{billable_bytes, store_memo};
 use acre_ledger::{AccountId, Certificate, SignedOrder, TransferOrder};
 use acre_node::storage_api::{ChunkEntry, PutChunk, StorePayment};
 use acre_proofs::{split_file, Chunk, ChunkAddress, DataMap};
@@ -37,11 +37,18 @@ fn split(path: &Path) -> Result<SplitFile> {
     Ok(SplitFile { chunks, address, size: bytes.len() as u64 })
 }
 
+/// The chunks with repeats left out (a file with repeated content repeats chunks), so
+/// nothing is paid for twice.
+fn distinct(chunks: &[Chunk]) -> impl Iterator<Item = &Chunk> {
+    let mut seen = std::collections::HashSet::new();
+    chunks.iter().filter(move |chunk| seen.insert(chunk.address()))
+}
+
 /// `acre quote FILE`.
 pub(crate) fn quote(cli: &Cli, file: &Path) -> Result<()> {
     let client = node_client(cli)?;
     let split = split(file)?;
-    let bytes: u64 = split.chunks.iter().map(Chunk::size).sum();
+    let bytes = billable_bytes(distinct(&split.chunks).map(Chunk::size)).context("the file is too large")?;
     let quote = client.quote(bytes)?;
     if cli.json {
         let view =
@@ -151,7 +158,7 @@ fn pay(
     journal_path: &Path,
 ) -> Result<Option<UploadJournal>> {
     let mut unpaid = Vec::new();
-    for chunk in &split.chunks {
+    for chunk in distinct(&split.chunks) {
         if client.holders(&chunk.address())?.size.is_none() {
             unpaid.push(ChunkEntry { address: chunk.address(), size: chunk.size() });
         }
@@ -159,7 +166,7 @@ fn pay(
     if unpaid.is_empty() {
         return Ok(None);
     }
-    let bytes = unpaid.iter().map(|entry| entry.size).sum();
+    let bytes = billable_bytes(unpaid.iter().map(|entry| entry.size)).context("the file is too large")?;
     let quote = client.quote(bytes)?;
     let price = quote.price.context("the section is full and takes no new chunks")?;
     let payer = client
