@@ -606,7 +606,7 @@ impl Storage {
             Err(stopped) => return Err(disk(stopped)),
         }
         let mut payments = lock(&self.payments);
-        payments.file.append(&[id.0]).map_err(disk)?;
+        blocking(|| payments.file.append(&[id.0])).map_err(disk)?;
         payments.ids.insert(id);
         Ok(())
     }
@@ -648,8 +648,10 @@ impl Storage {
         Ok(())
     }
 
+    /// Records chunks in the registry; its append is synced, so it runs where blocking
+    /// is allowed.
     fn register(&self, entries: &[(ChunkAddress, u64)]) -> Result<(), StorageError> {
-        lock(&self.registry).add(entries).map_err(disk)
+        blocking(|| lock(&self.registry).add(entries).map_err(disk))
     }
 
     /// Runs a chunk-store call on a blocking thread.
@@ -724,6 +726,17 @@ fn check_entries(entries: &[(ChunkAddress, u64)]) -> Result<(), StorageError> {
     }
 }
 
+/// Runs file work that syncs or stats from async code without stalling the runtime's
+/// other tasks (the node runs on tokio's multi-threaded runtime).
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
 fn unix_millis() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
@@ -762,7 +775,7 @@ impl InboundHandler for Arc<Storage> {
                 Err(error) => PeerResponse::Refused(error.to_string()),
             },
             PeerRequest::Holds(addresses) => {
-                PeerResponse::Held(addresses.iter().map(|address| self.chunks.contains(address)).collect())
+                PeerResponse::Held(blocking(|| addresses.iter().map(|address| self.chunks.contains(address)).collect()))
             }
             PeerRequest::Challenge(challenge) => self.answer_challenge(challenge).await,
             PeerRequest::Status => PeerResponse::Status { used: self.chunks.used(), capacity: self.chunks.capacity() },
