@@ -18,5 +18,6 @@ pub mod ledger_task;
 pub mod network;
 pub mod records;
 pub mod section;
+pub mod section_log;
 pub mod storage;
 pub mod storage_api;
