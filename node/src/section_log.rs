@@ -29,6 +29,9 @@ use tokio::sync::mpsc;
 
 /// Hash context of the keychain's signing domain.
 const DOMAIN_CONTEXT: &str = "acre 2026 section log v1";
+/// The last round of a session; the default delays reach it after hours, and the
+/// elders start a new session long before (each elder-set change does).
+const MAX_ROUND: u16 = 5000;
 /// Events one unit carries at most.
 const EVENTS_PER_UNIT: usize = 256;
 /// Frames waiting to be sent; beyond this they are dropped (the engine retransmits).
@@ -310,7 +313,7 @@ pub async fn run(
         keychain.node_count(),
         keychain.index(),
         session.session,
-        u16::MAX,
+        MAX_ROUND,
         Duration::from_secs(60),
     )
     .map_err(|_| LogError::Config)?;
