@@ -70,6 +70,7 @@ pub use certificate::{
 };
 pub use durable::DurableElder;
 pub use elder::ElderState;
+pub use epoch::{EpochRecord, EpochReport, MintItem, ProvenChunk};
 pub use error::LedgerError;
 pub use gathering::{ElderAnswer, GatherError, Gathering};
 pub use ids::{AccountId, AppId, Digest, IdError, SignatureBytes, ACCOUNT_HRP};

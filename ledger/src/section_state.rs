@@ -21,7 +21,8 @@ const STATE_CONTEXT: &str = "acre 2026 section state v1";
 /// One entry of the agreed log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SectionEvent {
-    /// A node asks to join, naming where its rewards go.
+    /// A node asks to join, naming where its rewards go; from a member, it moves its
+    /// rewards to that address.
     Join {
         /// The node's id.
         node: AccountId,
@@ -62,6 +63,8 @@ pub enum SectionChange {
     None,
     /// A node became a member.
     Admitted(AccountId),
+    /// A member's reward address changed.
+    RewardMoved(AccountId),
     /// A member was removed.
     Removed(AccountId),
     /// A member was removed, and with the smaller elder set the epoch closed.
@@ -155,13 +158,20 @@ impl SectionState {
         self.applied += 1;
         match event {
             SectionEvent::Join { node, reward } => {
-                if self.members.contains_key(node) || self.joined_this_epoch >= JOINS_PER_EPOCH {
-                    return SectionChange::None;
-                }
-                self.joined_this_epoch += 1;
                 // A reward address nobody could spend from would make every record
                 // unpayable; such a farmer is paid at its node id instead.
                 let reward = if reward.verifying_key().is_some() { *reward } else { *node };
+                if let Some(member) = self.members.get_mut(node) {
+                    if member.reward == reward {
+                        return SectionChange::None;
+                    }
+                    member.reward = reward;
+                    return SectionChange::RewardMoved(*node);
+                }
+                if self.joined_this_epoch >= JOINS_PER_EPOCH {
+                    return SectionChange::None;
+                }
+                self.joined_this_epoch += 1;
                 self.members.insert(*node, Member { age: 0, reward });
                 SectionChange::Admitted(*node)
             }
@@ -291,6 +301,11 @@ mod tests {
             state.apply(&SectionEvent::Join { node: id(21), reward: id(21) }),
             SectionChange::None,
             "one per epoch"
+        );
+        assert_eq!(
+            state.apply(&SectionEvent::Join { node: id(20), reward: id(20) }),
+            SectionChange::None,
+            "already a member, same address"
         );
         assert!(
             !state.elders().contains(&id(30)) && state.elders().contains(&id(20)),

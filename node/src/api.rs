@@ -51,7 +51,10 @@ pub type Shared = Arc<Section>;
         crate::storage_api::put_chunk,
         crate::storage_api::get_chunk,
         crate::storage_api::holders,
-        crate::storage_api::farmer
+        crate::storage_api::farmer,
+        crate::farming_api::epoch,
+        crate::farming_api::farmer_statement,
+        crate::farming_api::members
     )
 )]
 pub struct ApiDoc;
@@ -84,7 +87,7 @@ impl Problem {
         }
     }
 
-    fn internal(detail: impl Into<String>) -> Self {
+    pub(crate) fn internal(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
     }
 }
@@ -162,6 +165,7 @@ pub fn router(storage: Arc<Storage>, limits: Limits, metrics: PrometheusHandle) 
         .route("/v1/supply", get(supply))
         .with_state(shared);
     ledger
+        .merge(crate::farming_api::routes(Arc::clone(&storage)))
         .merge(crate::storage_api::routes(storage))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {

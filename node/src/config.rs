@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use acre_ledger::AccountId;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -44,7 +45,7 @@ pub fn sync_parent(path: &Path) -> std::io::Result<()> {
 }
 
 /// Fields that `ACRE_*` variables may set; others (the wallet's, say) are not the node's.
-const ENV_KEYS: [&str; 13] = [
+const ENV_KEYS: [&str; 17] = [
     "api",
     "listen",
     "bootstrap",
@@ -58,6 +59,10 @@ const ENV_KEYS: [&str; 13] = [
     "challenge_grace_ms",
     "audit_chunks",
     "audit_blocks",
+    "epoch_ms",
+    "unresponsive_after_ms",
+    "round_delay_ms",
+    "reward_address",
 ];
 
 /// The directory of the chunks this node holds.
@@ -108,6 +113,17 @@ pub struct NodeConfig {
     pub audit_chunks: usize,
     /// Blocks challenged per chunk.
     pub audit_blocks: usize,
+    /// How long an epoch runs before the elders report their audits and it closes, in
+    /// milliseconds.
+    pub epoch_ms: u64,
+    /// How long a member may stay unreachable before an elder reports it, in milliseconds;
+    /// a quorum of reports in one epoch removes it.
+    pub unresponsive_after_ms: u64,
+    /// Delay between an elder's units in the section log, in milliseconds.
+    pub round_delay_ms: u64,
+    /// Where this farmer's rewards go; its node id when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward_address: Option<AccountId>,
 }
 
 impl Default for NodeConfig {
@@ -126,6 +142,10 @@ impl Default for NodeConfig {
             challenge_grace_ms: 120_000,
             audit_chunks: 16,
             audit_blocks: 4,
+            epoch_ms: 3_600_000,
+            unresponsive_after_ms: 600_000,
+            round_delay_ms: 200,
+            reward_address: None,
         }
     }
 }
@@ -145,6 +165,9 @@ pub struct Overrides {
     /// `--log-format`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// `--reward-address`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reward_address: Option<AccountId>,
 }
 
 /// The configuration could not be read.

@@ -141,6 +141,10 @@ fn create(dir: &Path, count: usize, node_binary: &Path) -> Result<Vec<PathBuf>> 
             capacity_bytes: 2 << 30,
             challenge_interval_ms: 2_000,
             challenge_grace_ms: 5_000,
+            // Epochs of seconds, so rewards show while you watch; a member unreachable for
+            // 20 s is reported.
+            epoch_ms: 10_000,
+            unresponsive_after_ms: 20_000,
             ..NodeConfig::default()
         };
         std::fs::write(data_dir.join(CONFIG_FILE), config.to_toml()?)?;

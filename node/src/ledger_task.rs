@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use acre_ledger::store::RocksStore;
 use acre_ledger::{
-    Certificate, Committee, Confirmation, DurableElder, LedgerError, SignedOrder, VerifiedCertificate, VerifiedOrder,
-    Vote,
+    AccountId, Certificate, Committee, Confirmation, Digest, DurableElder, EpochRecord, LedgerError, SignedOrder,
+    VerifiedCertificate, VerifiedOrder, Vote,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -29,6 +29,7 @@ enum Job {
     Orders(Checked<VerifiedOrder>, oneshot::Sender<Vec<Result<Vote, LedgerError>>>),
     Certificates(Checked<VerifiedCertificate>, oneshot::Sender<Vec<Result<Confirmation, LedgerError>>>),
     Read(Read),
+    Epoch(Box<EpochRecord>, AccountId, oneshot::Sender<Result<Digest, LedgerError>>),
 }
 
 impl Job {
@@ -36,7 +37,7 @@ impl Job {
         match self {
             Job::Orders(orders, _) => orders.len(),
             Job::Certificates(certificates, _) => certificates.len(),
-            Job::Read(_) => 1,
+            Job::Read(_) | Job::Epoch(..) => 1,
         }
     }
 }
@@ -95,6 +96,18 @@ impl LedgerHandle {
         answer.await.map_err(|_| LedgerStopped)
     }
 
+    /// Applies an agreed epoch record once (see [`DurableElder::handle_epoch`]); `pool`
+    /// pays out the store payments it carries.
+    pub async fn epoch(
+        &self,
+        record: EpochRecord,
+        pool: AccountId,
+    ) -> Result<Result<Digest, LedgerError>, LedgerStopped> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(Job::Epoch(Box::new(record), pool, reply)).await.map_err(|_| LedgerStopped)?;
+        answer.await.map_err(|_| LedgerStopped)
+    }
+
     /// Runs a query on the ledger thread, in turn with the writes.
     pub async fn read<T: Send + 'static>(
         &self,
@@ -122,16 +135,20 @@ fn serve(mut elder: DurableElder<RocksStore>, mut queue: mpsc::Receiver<Job>) {
             messages += job.len();
             drained.push(job);
         }
-        let (mut orders, mut certificates, mut reads) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut orders, mut certificates, mut reads, mut epochs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for job in drained {
             match job {
                 Job::Orders(batch, reply) => orders.push((batch, reply)),
                 Job::Certificates(batch, reply) => certificates.push((batch, reply)),
                 Job::Read(query) => reads.push(query),
+                Job::Epoch(record, pool, reply) => epochs.push((record, pool, reply)),
             }
         }
         group_commit(certificates, "certificates", |all| elder.handle_verified_certificates(all));
         group_commit(orders, "orders", |all| elder.handle_verified_orders(all));
+        for (record, pool, reply) in epochs {
+            let _ = reply.send(elder.handle_epoch(&record, &pool));
+        }
         for query in reads {
             query(&elder);
         }

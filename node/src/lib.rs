@@ -4,7 +4,8 @@
 //! ([`ledger_task`]) that group-commits whatever is queued. It talks to the other nodes
 //! over libp2p ([`network`]), gathers votes into certificates and catches up on ones it
 //! missed ([`section`]), stores and audits chunks ([`storage`], on files kept by
-//! [`chunk_store`]), and serves the JSON API ([`api`], [`storage_api`]). `acre-node init` writes a
+//! [`chunk_store`]), orders the section's log and closes its epochs ([`farming`] on
+//! [`section_log`]), and serves the JSON API ([`api`], [`storage_api`]). `acre-node init` writes a
 //! data directory, `acre-node run` serves it, `acre-node devnet` runs a local network.
 //! Protocol decisions stay in the ledger's state machines.
 
@@ -12,6 +13,8 @@ pub mod api;
 pub mod chunk_store;
 pub mod config;
 pub mod devnet;
+pub mod farming;
+pub mod farming_api;
 pub mod genesis;
 pub mod key;
 pub mod ledger_task;

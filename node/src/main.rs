@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use acre_ledger::store::RocksStore;
-use acre_ledger::{AccountId, DurableElder};
+use acre_ledger::{AccountId, Amount, DurableElder};
 use acre_node::api::{router, ApiDoc, Limits};
 use acre_node::config::{
     write_atomically, LogFormat, NodeConfig, Overrides, API_ADDRESS_FILE, CONFIG_FILE, CURSORS_FILE, GENESIS_FILE,
     KEY_FILE, LEDGER_DIR,
 };
+use acre_node::farming::{Driver, Farming, FarmingSettings};
 use acre_node::genesis::Genesis;
 use acre_node::key;
 use acre_node::ledger_task::LedgerHandle;
@@ -75,6 +76,9 @@ enum Command {
         /// Log format [config: log_format].
         #[arg(long, value_enum)]
         log_format: Option<LogFormatArg>,
+        /// Where this farmer's rewards go (an acre1… address) [config: reward_address].
+        #[arg(long, value_name = "ADDRESS")]
+        reward_address: Option<AccountId>,
     },
 }
 
@@ -96,7 +100,7 @@ async fn main() -> Result<()> {
             println!("{}", ApiDoc::openapi().to_pretty_json()?);
             Ok(())
         }
-        Command::Run { data_dir, api, listen, bootstrap, log_format } => {
+        Command::Run { data_dir, api, listen, bootstrap, log_format, reward_address } => {
             let overrides = Overrides {
                 api,
                 listen: (!listen.is_empty()).then_some(listen),
@@ -105,6 +109,7 @@ async fn main() -> Result<()> {
                     LogFormatArg::Text => LogFormat::Text,
                     LogFormatArg::Json => LogFormat::Json,
                 }),
+                reward_address,
             };
             run(&data_dir, &overrides).await
         }
@@ -170,8 +175,25 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
         audit_chunks: config.audit_chunks,
         audit_blocks: config.audit_blocks,
     };
-    let storage = Arc::new(Storage::open(Arc::clone(&section), data_dir, settings)?);
+    let (farming, farming_inbox) = Farming::new(data_dir);
+    let storage = Arc::new(Storage::open(Arc::clone(&section), data_dir, settings, farming.clone())?);
+    let farming_settings = FarmingSettings {
+        epoch: Duration::from_millis(config.epoch_ms),
+        unresponsive_after: Duration::from_millis(config.unresponsive_after_ms),
+        reward_address: config.reward_address.unwrap_or(node),
+        round_delay: Duration::from_millis(config.round_delay_ms),
+    };
+    let genesis_total = genesis.allocations.iter().try_fold(Amount::ZERO, |sum, a| sum.checked_add(a.amount));
+    let driver = Driver::open(
+        (farming, farming_inbox),
+        Arc::clone(&section),
+        Arc::clone(&storage),
+        node_key.clone(),
+        farming_settings,
+        genesis_total.context("genesis allocations overflow the cap")?,
+    )?;
     let network_task = tokio::spawn(network.run(Arc::clone(&storage)));
+    let farming_task = tokio::spawn(driver.run());
     let audits = tokio::spawn(Arc::clone(&storage).audit_rounds());
     let catch_up = tokio::spawn(
         Arc::clone(&section).catch_up(data_dir.join(CURSORS_FILE), Duration::from_millis(config.sync_interval_ms)),
@@ -192,7 +214,8 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
     catch_up.abort();
     network_task.abort();
     audits.abort();
-    let _ = tokio::join!(catch_up, network_task, audits);
+    farming_task.abort();
+    let _ = tokio::join!(catch_up, network_task, audits, farming_task);
     drop(storage);
     drop(section);
     let closed = tokio::task::spawn_blocking(move || ledger_thread.join().is_ok());

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use acre_ledger::store::AppliedPage;
-use acre_ledger::{AccountId, Certificate, Confirmation, LedgerError, SignedOrder, Vote};
+use acre_ledger::{AccountId, Certificate, Confirmation, LedgerError, SignatureBytes, SignedOrder, Vote};
 use acre_proofs::challenge::{Answer, Challenge};
 use acre_proofs::ChunkAddress;
 use futures::StreamExt;
@@ -21,6 +21,8 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, identity, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::farming::{EpochOutcome, LogItem};
 
 /// The ledger protocol's name and version.
 const LEDGER_PROTOCOL: &str = "/acre/ledger/1";
@@ -62,6 +64,26 @@ pub enum PeerRequest {
     Status,
     /// These chunks are stored in the section, with their sizes (from a member only).
     Register(Vec<(ChunkAddress, u64)>),
+    /// A frame of the section log's engine (from an elder of that session only).
+    LogFrame {
+        /// The session (the epoch it orders).
+        session: u64,
+        /// The engine's frame.
+        #[serde(with = "serde_bytes")]
+        frame: Vec<u8>,
+    },
+    /// Put this into the section log: an enrolment or a store payment, each of which
+    /// proves itself.
+    Propose(Box<LogItem>),
+    /// Send the outcome of this closed epoch, if you have it.
+    Outcome(u64),
+    /// The sender's signature on the outcome of a closed epoch.
+    EpochSignature {
+        /// The epoch.
+        epoch: u64,
+        /// The signature over the outcome's digest.
+        signature: SignatureBytes,
+    },
 }
 
 /// The answer to a [`PeerRequest`], one result per message for batches.
@@ -92,6 +114,8 @@ pub enum PeerResponse {
     Answer(Answer),
     /// A challenged chunk is not held here.
     Missing(ChunkAddress),
+    /// A closed epoch's outcome, or `None` if it is not closed here.
+    Outcome(Option<Box<EpochOutcome>>),
     /// This node's chunk store.
     Status {
         /// Bytes held.

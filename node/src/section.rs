@@ -42,6 +42,18 @@ pub struct Section {
     timeout: Duration,
     /// Woken when a certificate could not be applied for want of earlier ones.
     behind: Notify,
+    /// The section's members as its agreed log last said, and which of them are its
+    /// elders (who audit and order the log); the committee above certifies transfers.
+    membership: std::sync::RwLock<Membership>,
+}
+
+/// Members of the section, by the agreed log.
+#[derive(Debug, Clone, Default)]
+pub struct Membership {
+    /// Every member, with its peer id.
+    pub members: Vec<(AccountId, PeerId)>,
+    /// The elders among them.
+    pub elders: std::collections::BTreeSet<AccountId>,
 }
 
 impl Section {
@@ -53,8 +65,39 @@ impl Section {
         me: AccountId,
         timeout: Duration,
     ) -> Self {
-        let elders = committee.members().filter_map(|id| Some((*id, peer_id_of(id)?))).collect();
-        Section { ledger, network, committee, me, elders, timeout, behind: Notify::new() }
+        let elders: Vec<(AccountId, PeerId)> =
+            committee.members().filter_map(|id| Some((*id, peer_id_of(id)?))).collect();
+        let membership = Membership { members: elders.clone(), elders: committee.members().copied().collect() };
+        Section {
+            ledger,
+            network,
+            committee,
+            me,
+            elders,
+            timeout,
+            behind: Notify::new(),
+            membership: std::sync::RwLock::new(membership),
+        }
+    }
+
+    /// The members and elders by the agreed log.
+    pub fn membership(&self) -> Membership {
+        self.membership.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Records what the agreed log now says about membership.
+    pub fn set_membership(
+        &self,
+        members: impl IntoIterator<Item = AccountId>,
+        elders: std::collections::BTreeSet<AccountId>,
+    ) {
+        let members = members.into_iter().filter_map(|id| Some((id, peer_id_of(&id)?))).collect();
+        *self.membership.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Membership { members, elders };
+    }
+
+    /// Whether this node is an elder of the agreed log (it audits and reports).
+    pub fn is_log_elder(&self) -> bool {
+        self.membership().elders.contains(&self.me)
     }
 
     /// The ledger thread.

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use acre_ledger::section_state::SectionEvent;
 use aleph_bft::{
     Index, Keychain, MultiKeychain, NodeCount, NodeIndex, PartialMultisignature, Recipient, SignatureSet, SpawnHandle,
     TaskHandle,
@@ -25,6 +24,8 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use futures::channel::oneshot;
 use futures::FutureExt;
 use parity_scale_codec::{Decode, Encode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio::sync::mpsc;
 
 /// Hash context of the keychain's signing domain.
@@ -168,27 +169,27 @@ impl aleph_bft::Network<Frame> for FrameNetwork {
     }
 }
 
-/// Hands the engine this elder's pending events, a batch per unit.
-pub struct EventProvider {
-    pending: mpsc::Receiver<SectionEvent>,
+/// Hands the engine this elder's pending items, a batch per unit.
+pub struct EventProvider<T> {
+    pending: mpsc::Receiver<T>,
 }
 
-impl EventProvider {
+impl<T> EventProvider<T> {
     /// A provider fed by `pending`.
-    pub fn new(pending: mpsc::Receiver<SectionEvent>) -> Self {
+    pub fn new(pending: mpsc::Receiver<T>) -> Self {
         EventProvider { pending }
     }
 }
 
 #[async_trait::async_trait]
-impl aleph_bft::DataProvider for EventProvider {
+impl<T: Serialize + Send + 'static> aleph_bft::DataProvider for EventProvider<T> {
     type Output = Vec<u8>;
 
     async fn get_data(&mut self) -> Option<Vec<u8>> {
         let mut batch = Vec::new();
         while batch.len() < EVENTS_PER_UNIT {
             match self.pending.try_recv() {
-                Ok(event) => batch.push(event),
+                Ok(item) => batch.push(item),
                 Err(_) => break,
             }
         }
@@ -199,24 +200,38 @@ impl aleph_bft::DataProvider for EventProvider {
     }
 }
 
-/// Passes finalized batches on, in the agreed order, as events.
-pub struct EventSink {
-    finalized: mpsc::UnboundedSender<SectionEvent>,
+/// An item in the agreed order, with the index (in the session's elder list) of the elder
+/// whose unit carried it: the engine has checked that elder's signature on the unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ordered<T> {
+    /// The proposing elder's index.
+    pub creator: usize,
+    /// The item.
+    pub item: T,
 }
 
-impl EventSink {
+/// Passes finalized units on, in the agreed order, as items with their creators.
+pub struct EventSink<T> {
+    finalized: mpsc::UnboundedSender<Ordered<T>>,
+}
+
+impl<T> EventSink<T> {
     /// A sink into `finalized`.
-    pub fn new(finalized: mpsc::UnboundedSender<SectionEvent>) -> Self {
+    pub fn new(finalized: mpsc::UnboundedSender<Ordered<T>>) -> Self {
         EventSink { finalized }
     }
 }
 
-impl aleph_bft::FinalizationHandler<Vec<u8>> for EventSink {
-    fn data_finalized(&mut self, data: Vec<u8>) {
-        // A batch that does not decode came from a faulty elder; every elder skips it alike.
-        if let Ok(events) = postcard::from_bytes::<Vec<SectionEvent>>(&data) {
-            for event in events {
-                let _ = self.finalized.send(event);
+impl<T: DeserializeOwned + Send + Sync + 'static> aleph_bft::UnitFinalizationHandler for EventSink<T> {
+    type Data = Vec<u8>;
+    type Hasher = Blake3;
+
+    fn batch_finalized(&mut self, batch: Vec<aleph_bft::OrderedUnit<Vec<u8>, Blake3>>) {
+        for unit in batch {
+            // A batch that does not decode came from a faulty elder; every elder skips it alike.
+            let Some(items) = unit.data.and_then(|data| postcard::from_bytes::<Vec<T>>(&data).ok()) else { continue };
+            for item in items {
+                let _ = self.finalized.send(Ordered { creator: unit.creator.0, item });
             }
         }
     }
@@ -297,23 +312,35 @@ pub struct LogSession {
     pub elders: Vec<VerifyingKey>,
     /// Where the unit backup lives.
     pub backup: std::path::PathBuf,
+    /// The delay between this elder's units (rounds).
+    pub round_delay: Duration,
 }
 
 /// Runs the session until `exit` fires: pending events from `pending` go into units,
 /// finalized events come out of `finalized` in the agreed order.
-pub async fn run(
+pub async fn run<T: Serialize + DeserializeOwned + Send + Sync + 'static>(
     session: LogSession,
     network: FrameNetwork,
-    pending: mpsc::Receiver<SectionEvent>,
-    finalized: mpsc::UnboundedSender<SectionEvent>,
+    pending: mpsc::Receiver<T>,
+    finalized: mpsc::UnboundedSender<Ordered<T>>,
     exit: oneshot::Receiver<()>,
 ) -> Result<(), LogError> {
     let keychain = ElderKeychain::new(session.signer, session.elders, session.session).ok_or(LogError::NotAnElder)?;
-    let config = aleph_bft::default_config(
+    let round_millis = session.round_delay.as_millis() as f64;
+    let delays = aleph_bft::DelayConfig {
+        // The first unit waits a little for the other elders to start the session too.
+        unit_creation_delay: Arc::new(move |round| match round {
+            0 => Duration::from_secs(1),
+            _ => aleph_bft::exponential_slowdown(round, round_millis, 3000, 1.005),
+        }),
+        ..aleph_bft::default_delay_config()
+    };
+    let config = aleph_bft::create_config(
         keychain.node_count(),
         keychain.index(),
         session.session,
         MAX_ROUND,
+        delays,
         Duration::from_secs(60),
     )
     .map_err(|_| LogError::Config)?;
@@ -321,7 +348,12 @@ pub async fn run(
         std::fs::OpenOptions::new().create(true).read(true).append(true).open(&session.backup)?,
     );
     let saver = SyncedFile::append(&session.backup)?;
-    let io = aleph_bft::LocalIO::new(EventProvider::new(pending), EventSink::new(finalized), saver, loader);
+    let io = aleph_bft::LocalIO::new_with_unit_finalization_handler(
+        EventProvider::new(pending),
+        EventSink::new(finalized),
+        saver,
+        loader,
+    );
     let terminator = aleph_bft::Terminator::create_root(exit, "section log");
     aleph_bft::run_session(config, io, network, keychain, TokioSpawner, terminator).await;
     Ok(())
@@ -330,6 +362,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use acre_ledger::section_state::SectionEvent;
     use acre_ledger::{Amount, Digest};
 
     fn keys(count: u8) -> Vec<SigningKey> {
@@ -400,13 +433,14 @@ mod tests {
                     .await
                     .expect("queue");
             }
-            let (finalized, output) = mpsc::unbounded_channel();
+            let (finalized, output) = mpsc::unbounded_channel::<Ordered<SectionEvent>>();
             let (exit, stop) = oneshot::channel();
             let session = LogSession {
                 session: 1,
                 signer: keys[index].clone(),
                 elders: elders.clone(),
                 backup: dir.path().join(format!("backup-{index}")),
+                round_delay: Duration::from_millis(100),
             };
             tasks.push(tokio::spawn(run(session, FrameNetwork::new(outbound, inbound), pending, finalized, stop)));
             outputs.push((output, propose));
@@ -420,7 +454,7 @@ mod tests {
                     .await
                     .expect("finalized in time")
                     .expect("an event");
-                seen.push(event);
+                seen.push(event.item);
             }
             sequences.push(seen);
         }

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use acre_ledger::economics::{billable_bytes, check_store_payment, pool_account, store_cost, StorePaymentError};
-use acre_ledger::{AccountId, Amount, Certificate, Digest, LedgerError};
+use acre_ledger::{AccountId, Amount, Certificate, Digest, LedgerError, ProvenChunk};
 use acre_proofs::audit::{assigned, judge, plan, Audit, Outcome};
 use acre_proofs::challenge::{Answer, Challenge};
-use acre_proofs::placement::{closest, node_name, COPIES};
+use acre_proofs::placement::{closest, node_name, Repair, COPIES};
 use acre_proofs::{Chunk, ChunkAddress, MAX_CHUNK_BYTES};
 use futures::future::join_all;
 use libp2p::PeerId;
@@ -24,6 +24,7 @@ use utoipa::ToSchema;
 
 use crate::chunk_store::{ChunkStore, ChunkStoreError, Stored};
 use crate::config::{CHUNKS_DIR, PAYMENTS_FILE, REGISTRY_FILE};
+use crate::farming::{Farming, Inbound, LogItem};
 use crate::network::{InboundHandler, PeerRequest, PeerResponse};
 use crate::records::RecordFile;
 use crate::section::Section;
@@ -186,6 +187,38 @@ pub struct AuditRecord {
     pub chunks: usize,
 }
 
+/// What this elder's audits showed since it last reported on an epoch.
+#[derive(Debug, Clone, Default)]
+pub struct EpochAudits {
+    /// Per holder and chunk: the chunk's size and whether its latest audit passed.
+    pub latest: BTreeMap<(AccountId, ChunkAddress), (u64, bool)>,
+    /// Audits per holder, by outcome.
+    pub tallies: BTreeMap<AccountId, ChallengeTally>,
+}
+
+impl EpochAudits {
+    /// The chunks whose latest audit passed: what this elder reports as proven. A chunk
+    /// that failed after passing is not proven, so deleting chunks stops their rewards
+    /// from the next report on.
+    pub fn proven(&self) -> Vec<ProvenChunk> {
+        self.latest
+            .iter()
+            .filter(|(_, (_, passed))| *passed)
+            .map(|((holder, chunk), (bytes, _))| ProvenChunk { holder: *holder, chunk: chunk.0, bytes: *bytes })
+            .collect()
+    }
+
+    fn record(&mut self, holder: AccountId, audit: &Audit, outcome: Outcome) {
+        self.tallies.entry(holder).or_default().add(outcome);
+        if outcome == Outcome::Excused {
+            return;
+        }
+        for (item, size) in audit.challenge.items.iter().zip(&audit.sizes) {
+            self.latest.insert((holder, item.address), (*size, outcome == Outcome::Passed));
+        }
+    }
+}
+
 /// The chunks stored in the section, with their sizes, kept on disk.
 #[derive(Debug)]
 struct Registry {
@@ -298,12 +331,14 @@ pub struct Storage {
     registry: Mutex<Registry>,
     payments: Mutex<AcceptedPayments>,
     farmers: Mutex<BTreeMap<AccountId, (ChallengeTally, Option<AuditRecord>)>>,
+    epoch_audits: Mutex<EpochAudits>,
     statuses: Mutex<HashMap<AccountId, (u64, u64)>>,
     prices: Mutex<PriceHistory>,
     connections: Mutex<ConnectionWatch>,
     settings: StorageSettings,
     pool: AccountId,
     started: Instant,
+    farming: Farming,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked.
@@ -317,7 +352,12 @@ fn disk(error: impl std::fmt::Display) -> StorageError {
 
 impl Storage {
     /// Opens the node's chunk store, registry and accepted payments under `data_dir`.
-    pub fn open(section: Arc<Section>, data_dir: &Path, settings: StorageSettings) -> Result<Self, StorageError> {
+    pub fn open(
+        section: Arc<Section>,
+        data_dir: &Path,
+        settings: StorageSettings,
+        farming: Farming,
+    ) -> Result<Self, StorageError> {
         let chunks = ChunkStore::open(data_dir.join(CHUNKS_DIR), settings.capacity).map_err(disk)?;
         let registry = Registry::open(&data_dir.join(REGISTRY_FILE)).map_err(disk)?;
         let (file, ids) = RecordFile::<32>::open(&data_dir.join(PAYMENTS_FILE)).map_err(disk)?;
@@ -327,6 +367,7 @@ impl Storage {
             registry: Mutex::new(registry),
             payments: Mutex::new(payments),
             farmers: Mutex::default(),
+            epoch_audits: Mutex::default(),
             statuses: Mutex::default(),
             prices: Mutex::default(),
             connections: Mutex::default(),
@@ -334,6 +375,7 @@ impl Storage {
             pool: pool_account(""),
             started: Instant::now(),
             section,
+            farming,
         };
         storage.record_status(storage.section.me(), storage.chunks.used(), storage.chunks.capacity());
         Ok(storage)
@@ -342,6 +384,65 @@ impl Storage {
     /// The node's section.
     pub fn section(&self) -> &Arc<Section> {
         &self.section
+    }
+
+    /// The section's agreed log, as this node follows it.
+    pub fn farming(&self) -> &Farming {
+        &self.farming
+    }
+
+    /// Every chunk registered here, with its size.
+    pub fn chunk_registry(&self) -> BTreeMap<ChunkAddress, u64> {
+        lock(&self.registry).chunks.clone()
+    }
+
+    /// Makes the copies: fetches each chunk (from here or from a holder that still has it,
+    /// checking its address) and has its new holder store it.
+    pub async fn repair(&self, copies: Vec<Repair>) {
+        let mut made = 0usize;
+        for repair in copies {
+            let Some(to) = self.member_named(&repair.to) else { continue };
+            let mut bytes = self.local(move |chunks| chunks.get(&repair.chunk)).await.ok().flatten();
+            for from in repair.from.iter().filter_map(|name| self.member_named(name)) {
+                if bytes.is_some() {
+                    break;
+                }
+                let Some(peer) = self.peer_of(&from) else { continue };
+                if let Some(PeerResponse::Chunk(Some(fetched))) =
+                    self.section.request(peer, PeerRequest::FetchChunk(repair.chunk)).await
+                {
+                    bytes = Some(fetched.into_vec());
+                }
+            }
+            let Some(chunk) = bytes.and_then(|bytes| Chunk::new(bytes).ok()).filter(|c| c.address() == repair.chunk)
+            else {
+                tracing::warn!(chunk = %repair.chunk, "no holder could give a chunk to repair");
+                continue;
+            };
+            match self.store_on(to, Arc::new(chunk)).await {
+                Ok(()) => made += 1,
+                Err(error) => tracing::warn!(%error, chunk = %repair.chunk, "a repair copy failed"),
+            }
+        }
+        metrics::counter!("acre_repairs_total").increment(made as u64);
+        tracing::info!(made, "repair copies made");
+    }
+
+    /// Hands a store payment to the section log: proposed here as an elder, otherwise
+    /// sent to the elders.
+    async fn propose_payment(&self, certificate: Certificate) {
+        let item = LogItem::Payment(certificate);
+        let membership = self.section.membership();
+        if membership.elders.contains(&self.section.me()) {
+            self.farming.deliver(Inbound::Propose(item));
+            return;
+        }
+        let sends = membership
+            .members
+            .iter()
+            .filter(|(id, _)| membership.elders.contains(id))
+            .map(|(_, peer)| self.section.request(*peer, PeerRequest::Propose(Box::new(item.clone()))));
+        join_all(sends).await;
     }
 
     /// The section's price for `bytes` now.
@@ -465,7 +566,7 @@ impl Storage {
             ticker.tick().await;
             round += 1;
             self.refresh_statuses().await;
-            if self.section.is_elder() {
+            if self.section.is_log_elder() {
                 self.audit_round(round).await;
             }
         }
@@ -473,7 +574,7 @@ impl Storage {
 
     async fn audit_round(&self, round: u64) {
         let connected = self.section.connected().await;
-        let peers: Vec<PeerId> = self.section.elders().iter().map(|(_, peer)| *peer).collect();
+        let peers: Vec<PeerId> = self.section.membership().members.iter().map(|(_, peer)| *peer).collect();
         lock(&self.connections).observe(&connected, peers.into_iter(), self.started);
         let randomness: [u8; 32] = rand::random();
         let audits = {
@@ -530,17 +631,22 @@ impl Storage {
         metrics::counter!("acre_audits_total", "outcome" => format!("{outcome:?}")).increment(1);
         let record =
             AuditRecord { round, outcome, latency_ms: latency.as_millis() as u64, at_unix_ms: unix_millis(), chunks };
+        lock(&self.epoch_audits).record(holder, &audit, outcome);
         let mut farmers = lock(&self.farmers);
         let entry = farmers.entry(holder).or_default();
         entry.0.add(outcome);
         entry.1 = Some(record);
     }
 
+    /// Hands over what the audits showed since the last call, and starts afresh.
+    pub fn take_epoch_audits(&self) -> EpochAudits {
+        std::mem::take(&mut *lock(&self.epoch_audits))
+    }
+
     async fn refresh_statuses(&self) {
         self.record_status(self.section.me(), self.chunks.used(), self.chunks.capacity());
-        let asks = self
-            .section
-            .elders()
+        let members = self.section.membership().members;
+        let asks = members
             .iter()
             .filter(|(id, _)| *id != self.section.me())
             .map(|(id, peer)| async move { (*id, self.section.request(*peer, PeerRequest::Status).await) });
@@ -597,7 +703,7 @@ impl Storage {
         }
         // Applied here too when it can be; otherwise catch-up brings it. The quorum's
         // signatures, checked above, are what make it a payment.
-        match self.section.accept(vec![certificate]).await {
+        match self.section.accept(vec![certificate.clone()]).await {
             Ok(results) => {
                 if let Some(Err(error)) = results.into_iter().next() {
                     tracing::debug!(%error, "a store payment is not applied here yet");
@@ -605,9 +711,12 @@ impl Storage {
             }
             Err(stopped) => return Err(disk(stopped)),
         }
-        let mut payments = lock(&self.payments);
-        blocking(|| payments.file.append(&[id.0])).map_err(disk)?;
-        payments.ids.insert(id);
+        {
+            let mut payments = lock(&self.payments);
+            blocking(|| payments.file.append(&[id.0])).map_err(disk)?;
+            payments.ids.insert(id);
+        }
+        self.propose_payment(certificate).await;
         Ok(())
     }
 
@@ -633,14 +742,13 @@ impl Storage {
         }
     }
 
-    /// Records the chunks here and on every other elder. An elder unreachable now does
-    /// not learn them (it audits the rest); the agreed section log will carry them.
+    /// Records the chunks here and on every other member, so whichever members are elders
+    /// later audit them. A member unreachable now does not learn them.
     async fn register_everywhere(&self, entries: Vec<(ChunkAddress, u64)>) -> Result<(), StorageError> {
         self.register(&entries)?;
         let me = self.section.me();
-        let sends = self
-            .section
-            .elders()
+        let members = self.section.membership().members;
+        let sends = members
             .iter()
             .filter(|(id, _)| *id != me)
             .map(|(_, peer)| self.section.request(*peer, PeerRequest::Register(entries.clone())));
@@ -672,19 +780,19 @@ impl Storage {
 
     /// The members' XOR names.
     fn member_names(&self) -> Vec<[u8; 32]> {
-        self.section.committee().members().map(|id| node_name(&id.0)).collect()
+        self.section.membership().members.iter().map(|(id, _)| node_name(&id.0)).collect()
     }
 
     fn member_named(&self, name: &[u8; 32]) -> Option<AccountId> {
-        self.section.committee().members().find(|id| node_name(&id.0) == *name).copied()
+        self.section.membership().members.iter().map(|(id, _)| *id).find(|id| node_name(&id.0) == *name)
     }
 
     fn peer_of(&self, node: &AccountId) -> Option<PeerId> {
-        self.section.elders().iter().find(|(id, _)| id == node).map(|(_, peer)| *peer)
+        self.section.membership().members.iter().find(|(id, _)| id == node).map(|(_, peer)| *peer)
     }
 
     fn is_member(&self, peer: &PeerId) -> bool {
-        self.section.elders().iter().any(|(_, p)| p == peer)
+        self.section.membership().members.iter().any(|(_, p)| p == peer)
     }
 
     /// Answers a challenge from the chunk files: a missing chunk is said at once.
@@ -779,6 +887,35 @@ impl InboundHandler for Arc<Storage> {
             }
             PeerRequest::Challenge(challenge) => self.answer_challenge(challenge).await,
             PeerRequest::Status => PeerResponse::Status { used: self.chunks.used(), capacity: self.chunks.capacity() },
+            PeerRequest::LogFrame { session, frame } => {
+                self.farming.deliver(Inbound::Frame { peer, session, frame });
+                PeerResponse::Done
+            }
+            PeerRequest::EpochSignature { epoch, signature } => {
+                self.farming.deliver(Inbound::Signature { peer, epoch, signature });
+                PeerResponse::Done
+            }
+            PeerRequest::Outcome(epoch) => {
+                let farming = self.farming.clone();
+                PeerResponse::Outcome(blocking(move || farming.outcome(epoch)).map(Box::new))
+            }
+            PeerRequest::Propose(item) => match *item {
+                LogItem::Enrol(enrolment) if enrolment.is_valid() => {
+                    self.farming.deliver(Inbound::Propose(LogItem::Enrol(enrolment)));
+                    PeerResponse::Done
+                }
+                LogItem::Payment(certificate) => {
+                    let verified = self.section.committee().verify_all(vec![certificate.clone()]);
+                    let pays_pool = certificate.order.to == self.pool;
+                    if pays_pool && matches!(verified.first(), Some(Ok(_))) {
+                        self.farming.deliver(Inbound::Propose(LogItem::Payment(certificate)));
+                        PeerResponse::Done
+                    } else {
+                        PeerResponse::Refused("not a certified payment to the section's pool".into())
+                    }
+                }
+                _ => PeerResponse::Refused("only signed enrolments and store payments are taken".into()),
+            },
             ledger => self.section.answer(peer, ledger).await,
         }
     }
