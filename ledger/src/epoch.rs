@@ -3,7 +3,8 @@
 //! same record, to the nano.
 //!
 //! - A holder's chunk counts as proven for the epoch only when a quorum of elders
-//!   reported it passing; one elder (or fewer than a quorum) cannot mint for anyone.
+//!   reported it passing (one fewer for a holder that is itself an elder, since no elder
+//!   audits itself); one elder, or any f < n/3 of them, cannot mint for anyone.
 //! - The record pays out the epoch's emission ([`emission`]: a fixed share of what remains
 //!   under the supply cap) plus the store payments collected into the section's pool,
 //!   split by proven bytes; every item names its farmer, reward address, bytes and
@@ -151,7 +152,9 @@ pub fn close_epoch(
     }
     let mut proven: BTreeMap<AccountId, (u64, u64)> = BTreeMap::new();
     for ((holder, _), (count, bytes)) in witnesses {
-        if count >= quorum {
+        // An elder does not audit itself, so an elder's chunks need one witness fewer:
+        // still more than the f faulty elders a quorum tolerates.
+        if count >= quorum - usize::from(elders.contains(&holder)) {
             let entry = proven.entry(holder).or_default();
             entry.0 = entry.0.saturating_add(bytes);
             entry.1 += 1;

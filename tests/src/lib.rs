@@ -139,13 +139,18 @@ fn read_once_written(child: &mut Child, path: &Path, what: &str) -> String {
 }
 
 /// Polls `check` until it returns `Some`, failing the test with `what` at the deadline.
-pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    eventually_within(DEADLINE, what, check)
+}
+
+/// Polls `check` until it returns `Some`, failing the test with `what` after `deadline`.
+pub fn eventually_within<T>(deadline: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let started = Instant::now();
     loop {
         if let Some(value) = check() {
             return value;
         }
-        assert!(started.elapsed() < DEADLINE, "timed out waiting until {what}");
+        assert!(started.elapsed() < deadline, "timed out after {deadline:?} waiting until {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }

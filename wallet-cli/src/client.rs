@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use acre_ledger::{AccountId, Digest, SignedOrder};
 use acre_node::api::{AccountView, HistoryPage, Problem, SectionView, SupplyView, TransferView};
+use acre_node::farming_api::Statement;
 use acre_node::storage::{FarmerView, Placed, Quote};
 use acre_node::storage_api::{HoldersView, PutChunk};
 use acre_proofs::ChunkAddress;
@@ -127,6 +128,18 @@ impl NodeClient {
     /// What the node's audits say of a farmer.
     pub fn farmer(&self, node: &AccountId) -> Result<FarmerView, ClientError> {
         self.get(&format!("/v1/farmers/{node}"))
+    }
+
+    /// A farmer's statement over closed epochs (`from`/`to` default to all).
+    pub fn statement(&self, node: &AccountId, from: Option<u64>, to: Option<u64>) -> Result<Statement, ClientError> {
+        let mut path = format!("/v1/farmers/{node}/statement?");
+        if let Some(from) = from {
+            path.push_str(&format!("from={from}&"));
+        }
+        if let Some(to) = to {
+            path.push_str(&format!("to={to}"));
+        }
+        self.get(&path)
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {

@@ -10,7 +10,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use acre_ledger::economics::{billable_bytes, store_memo};
-use acre_ledger::{AccountId, Certificate, SignedOrder, TransferOrder};
+use acre_ledger::{AccountId, Amount, Certificate, SignedOrder, TransferOrder};
 use acre_node::storage_api::{ChunkEntry, PutChunk, StorePayment};
 use acre_proofs::{split_file, Chunk, ChunkAddress, DataMap};
 use acre_wallet::client::{ClientError, NodeClient};
@@ -287,6 +287,43 @@ pub(crate) fn farmer_status(cli: &Cli, node: &AccountId) -> Result<()> {
             last.chunks
         );
     }
+    Ok(())
+}
+
+/// `acre farmer statement NODE_ID`: one line per closed epoch, and the total, which is
+/// checked against the lines so a statement that does not add up is an error.
+pub(crate) fn farmer_statement(cli: &Cli, node: &AccountId, from: Option<u64>, to: Option<u64>) -> Result<()> {
+    let client = node_client(cli)?;
+    let statement = client.statement(node, from, to)?;
+    let sum = statement.epochs.iter().try_fold(Amount::ZERO, |sum, line| sum.checked_add(line.reward));
+    if sum != Some(statement.total_reward) {
+        anyhow::bail!(
+            "the node's statement does not add up: its lines sum to {sum:?}, its total says {}",
+            statement.total_reward
+        );
+    }
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&statement)?);
+        return Ok(());
+    }
+    println!("farmer {}", statement.node);
+    println!(
+        "{:>7}  {:>14}  {:>7}  {:>26}  {:>18}",
+        "epoch", "proven bytes", "chunks", "challenges (pass/fail)", "reward"
+    );
+    for line in &statement.epochs {
+        let c = &line.challenges;
+        let failed = c.wrong_bytes + c.missing + c.timeouts;
+        println!(
+            "{:>7}  {:>14}  {:>7}  {:>26}  {:>18}",
+            line.epoch,
+            line.proven_bytes,
+            line.proven_chunks,
+            format!("{}/{}", c.passed, failed),
+            line.reward.to_string()
+        );
+    }
+    println!("total reward {} over {} epochs", statement.total_reward, statement.epochs.len());
     Ok(())
 }
 

@@ -130,6 +130,17 @@ enum FarmerCommand {
         /// The node's id (acre1…), as `devnet.json` or `GET /v1/section` lists it.
         node_id: AccountId,
     },
+    /// Per closed epoch: bytes proven, challenges by result and the reward, with the total.
+    Statement {
+        /// The node's id (acre1…).
+        node_id: AccountId,
+        /// First epoch.
+        #[arg(long)]
+        from: Option<u64>,
+        /// Last epoch.
+        #[arg(long)]
+        to: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -297,6 +308,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Get { address, out } => files::get(&cli, address, out),
         Command::Farmer(FarmerCommand::Status { node_id }) => files::farmer_status(&cli, node_id),
+        Command::Farmer(FarmerCommand::Statement { node_id, from, to }) => {
+            files::farmer_statement(&cli, node_id, *from, *to)
+        }
         Command::Faucet { account, amount } => {
             let manifest = devnet_manifest()?;
             let faucet = Keystore::new(&manifest.faucet.keystore, KdfParams::STANDARD);
