@@ -394,7 +394,7 @@ mod tests {
         let events = event_pool();
         let mut records_by_log: BTreeMap<Vec<usize>, Vec<EpochRecord>> = BTreeMap::new();
         let chosen: Vec<usize> = vec![0, 2, 3, 5, 6, 7, 8];
-        for order in permutations(&chosen) {
+        for order in crate::testkit::permutations(&chosen) {
             let mut first = SectionState::new(&founders(4), genesis);
             let mut second = SectionState::new(&founders(4), genesis);
             for &index in &order {
@@ -415,22 +415,6 @@ mod tests {
             let epochs: BTreeSet<u64> = records.iter().map(|r| r.epoch).collect();
             assert_eq!(epochs.len(), records.len());
         }
-    }
-
-    fn permutations(items: &[usize]) -> Vec<Vec<usize>> {
-        if items.len() <= 1 {
-            return vec![items.to_vec()];
-        }
-        let mut all = Vec::new();
-        for (index, first) in items.iter().enumerate() {
-            let mut rest = items.to_vec();
-            rest.remove(index);
-            for mut tail in permutations(&rest) {
-                tail.insert(0, *first);
-                all.push(tail);
-            }
-        }
-        all
     }
 
     proptest! {

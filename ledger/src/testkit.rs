@@ -170,3 +170,20 @@ impl<S: Store> LocalCommittee<S> {
         certificates
     }
 }
+
+/// Every ordering of `items`, for exhaustive checks over small logs.
+pub fn permutations(items: &[usize]) -> Vec<Vec<usize>> {
+    if items.len() <= 1 {
+        return vec![items.to_vec()];
+    }
+    let mut all = Vec::new();
+    for (index, first) in items.iter().enumerate() {
+        let mut rest = items.to_vec();
+        rest.remove(index);
+        for mut tail in permutations(&rest) {
+            tail.insert(0, *first);
+            all.push(tail);
+        }
+    }
+    all
+}

@@ -962,3 +962,138 @@ pub fn statement(epochs: &[EpochOutcome], farmer: &AccountId, from: u64, to: u64
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acre_ledger::ProvenChunk;
+
+    fn keys(count: u8) -> Vec<SigningKey> {
+        (1..=count).map(|n| SigningKey::from_bytes(&[n; 32])).collect()
+    }
+
+    fn founding(keys: &[SigningKey]) -> (SectionState, Committee) {
+        let ids: Vec<AccountId> = keys.iter().map(AccountId::of).collect();
+        let founders: Vec<(AccountId, AccountId)> = ids.iter().map(|id| (*id, *id)).collect();
+        let state = SectionState::new(&founders, Amount::from_credits(1_000).expect("amount"));
+        (state, Committee::new(ids).expect("committee"))
+    }
+
+    fn report(elder: &SigningKey, holders: &[AccountId]) -> LogItem {
+        let passed =
+            holders.iter().map(|holder| ProvenChunk { holder: *holder, chunk: [7; 32], bytes: 1 << 20 }).collect();
+        LogItem::Report(EpochReport { elder: AccountId::of(elder), epoch: 1, passed })
+    }
+
+    /// Applies ordered items as a live elder does, up to the item that closes the epoch;
+    /// returns the outcome (signed by `signers`) and the state after it.
+    fn live(
+        state: &SectionState,
+        committee: &Committee,
+        items: &[(usize, LogItem)],
+        signers: &[SigningKey],
+    ) -> Option<(EpochOutcome, SectionState)> {
+        let elders = session_elders(state);
+        let mut working = state.clone();
+        let mut log = Vec::new();
+        for (creator, item) in items {
+            log.push((*creator, item.clone()));
+            let Some(event) = admit(item, &elders[*creator], committee, &pool_account("")) else { continue };
+            if let Some(record) = closed_record(working.apply(&event)) {
+                let mut outcome = EpochOutcome {
+                    record,
+                    state_hash: working.state_hash(),
+                    log,
+                    signatures: BTreeMap::new(),
+                    observed: BTreeMap::new(),
+                };
+                for signer in signers {
+                    outcome.signatures.insert(AccountId::of(signer), SignatureBytes::sign(signer, &outcome.digest()));
+                }
+                return Some((outcome, working));
+            }
+        }
+        None
+    }
+
+    fn index_of(state: &SectionState, key: &SigningKey) -> usize {
+        session_elders(state).iter().position(|id| *id == AccountId::of(key)).expect("an elder")
+    }
+
+    #[test]
+    fn reports_and_complaints_count_only_from_the_elder_whose_unit_carried_them() {
+        let keys = keys(4);
+        let (_, committee) = founding(&keys);
+        let pool = pool_account("");
+        let forged = report(&keys[0], &[AccountId::of(&keys[1])]);
+        assert!(admit(&forged, &AccountId::of(&keys[2]), &committee, &pool).is_none(), "in another elder's name");
+        assert!(admit(&forged, &AccountId::of(&keys[0]), &committee, &pool).is_some());
+        let joiner = SigningKey::from_bytes(&[50; 32]);
+        let mut enrolment = Enrolment::new(&joiner, AccountId::of(&keys[0]));
+        assert!(admit(&LogItem::Enrol(enrolment.clone()), &AccountId::of(&keys[2]), &committee, &pool).is_some());
+        enrolment.reward = AccountId::of(&keys[1]);
+        assert!(
+            admit(&LogItem::Enrol(enrolment), &AccountId::of(&keys[2]), &committee, &pool).is_none(),
+            "an enrolment changed by whoever carried it"
+        );
+    }
+
+    /// Model check of the log-to-state step and the handover to the next session, exhaustive
+    /// over every order of a small session: four reports (one from a Byzantine elder
+    /// claiming passes for a node that stores nothing), an enrolment, a complaint. For each
+    /// order, an elder applying it live and a follower adopting the signed outcome reach
+    /// the same record and state; a quorum-signed outcome with any other record, or one
+    /// signed by too few, is refused; and the Byzantine elder mints nothing on its own.
+    #[test]
+    fn every_order_of_a_session_gives_one_record_that_followers_adopt() {
+        let keys = keys(4);
+        let (state, committee) = founding(&keys);
+        let pool = pool_account("");
+        let ids: Vec<AccountId> = keys.iter().map(AccountId::of).collect();
+        let idle = SigningKey::from_bytes(&[60; 32]);
+        let joiner = SigningKey::from_bytes(&[61; 32]);
+        let byzantine = &keys[3];
+        let items = [
+            (index_of(&state, &keys[0]), report(&keys[0], &[ids[1], ids[2]])),
+            (index_of(&state, &keys[1]), report(&keys[1], &[ids[2], ids[0]])),
+            (index_of(&state, &keys[2]), report(&keys[2], &[ids[1], ids[0]])),
+            (index_of(&state, byzantine), report(byzantine, &[AccountId::of(&idle), ids[1]])),
+            (index_of(&state, &keys[0]), LogItem::Enrol(Enrolment::new(&joiner, AccountId::of(&joiner)))),
+            (index_of(&state, &keys[1]), LogItem::Unresponsive(ids[3])),
+        ];
+        let mut closes = 0;
+        for order in acre_ledger::testkit::permutations(&(0..items.len()).collect::<Vec<_>>()) {
+            let ordered: Vec<(usize, LogItem)> = order.iter().map(|&i| items[i].clone()).collect();
+            let Some((outcome, after)) = live(&state, &committee, &ordered, &keys[..3]) else { continue };
+            closes += 1;
+            let adopted = verify_outcome(&state, &outcome, &committee, &pool).expect("a follower adopts it");
+            assert_eq!(adopted.state_hash(), after.state_hash(), "follower and elder agree");
+            assert_eq!(adopted.records(), after.records());
+            assert!(
+                outcome.record.items.iter().all(|item| item.farmer != AccountId::of(&idle)),
+                "one Byzantine elder's passes mint nothing"
+            );
+            let sum: u64 = outcome.record.items.iter().map(|item| item.amount.nanos()).sum();
+            assert_eq!(sum, outcome.record.total.nanos());
+
+            let mut forged = outcome.clone();
+            forged.record.minted = Amount::from_nanos(forged.record.minted.nanos() + 1).expect("amount");
+            forged.signatures.clear();
+            for signer in &keys[..3] {
+                forged.signatures.insert(AccountId::of(signer), SignatureBytes::sign(signer, &forged.digest()));
+            }
+            assert!(
+                matches!(verify_outcome(&state, &forged, &committee, &pool), Err(OutcomeError::Replay)),
+                "a record the log does not give is refused, however many signed it"
+            );
+            let mut thin = outcome.clone();
+            thin.signatures.retain(|signer, _| *signer == ids[0]);
+            thin.signatures.insert(AccountId::of(&idle), SignatureBytes::sign(&idle, &thin.digest()));
+            assert!(matches!(
+                verify_outcome(&state, &thin, &committee, &pool),
+                Err(OutcomeError::TooFewSignatures { signed: 1, quorum: 3 })
+            ));
+        }
+        assert!(closes > 0, "some orders close the epoch");
+    }
+}
