@@ -27,11 +27,12 @@ devnet: build
 openapi: deps
 	ACRE_WRITE_OPENAPI=1 $(CARGO) test --workspace --locked --test openapi
 
-## Prints the ledger's, an elder process's, the proofs' and a devnet's throughput beside
-## limits measured in the same run.
+## Prints the ledger's, an elder process's, the proofs', a devnet's and the section log's
+## figures beside limits measured in the same run.
 bench: deps
 	$(CARGO) build --release --locked --workspace --bins
 	$(CARGO_TARGET_DIR)/release/ledger-bench
 	$(CARGO_TARGET_DIR)/release/elder-bench
 	$(CARGO_TARGET_DIR)/release/proofs-bench
 	$(CARGO_TARGET_DIR)/release/transfer-bench
+	$(CARGO_TARGET_DIR)/release/farming-bench

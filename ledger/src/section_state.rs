@@ -336,6 +336,10 @@ mod tests {
             joiner,
             "an unspendable reward address is replaced by the node's id"
         );
+        let moved = SectionEvent::Join { node: valid(1), reward: valid(51) };
+        assert_eq!(state.apply(&moved), SectionChange::RewardMoved(valid(1)), "a member moves its rewards");
+        assert_eq!(state.members()[&valid(1)].reward, valid(51));
+        assert_eq!(state.apply(&moved), SectionChange::None, "once");
         let proven = |holder: AccountId| ProvenChunk { holder, chunk: [1; 32], bytes: 100 };
         // Two reports, then farmer 6 is removed by a quorum, then the rest of the reports.
         let report = |elder| {

@@ -21,7 +21,7 @@ use acre_ledger::{
 };
 use acre_proofs::placement::{node_name, repairs};
 use aleph_bft::Recipient;
-use ed25519_dalek::{SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use futures::channel::oneshot;
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
@@ -32,7 +32,7 @@ use crate::config::write_atomically;
 use crate::network::{peer_id_of, PeerRequest, PeerResponse};
 use crate::section::Section;
 use crate::section_log::{self, FrameNetwork, LogSession, Ordered, OUTBOUND_FRAMES};
-use crate::storage::{ChallengeTally, Storage};
+use crate::storage::{blocking, ChallengeTally, Storage};
 
 /// Hash context of what elders sign when an epoch closes.
 const OUTCOME_CONTEXT: &str = "acre 2026 epoch outcome v1";
@@ -44,6 +44,9 @@ const INBOX_DEPTH: usize = 8192;
 const PEER_QUEUE: usize = 512;
 /// How often the driver looks at its clocks.
 const TICK: Duration = Duration::from_millis(250);
+/// Items an elder keeps proposing at most; beyond, new ones are refused until some are
+/// ordered (a flood of enrolments cannot grow it without bound).
+const MAX_PROPOSED: usize = 10_000;
 /// How often a node that is not running the current session asks for closed epochs.
 const FOLLOW_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -158,7 +161,9 @@ impl EpochOutcome {
 
     /// Whether `signer` signed this outcome with `signature`.
     pub fn signed_by(&self, signer: &AccountId, signature: &SignatureBytes) -> bool {
-        signer.verifying_key().is_some_and(|key| key.verify(self.digest().as_bytes(), &signature.to_dalek()).is_ok())
+        signer
+            .verifying_key()
+            .is_some_and(|key| key.verify_strict(self.digest().as_bytes(), &signature.to_dalek()).is_ok())
     }
 }
 
@@ -566,7 +571,7 @@ impl Driver {
     /// Puts an item into this elder's next units (and remembers it, so a session that
     /// ends before ordering it does not lose it).
     fn propose(&mut self, item: LogItem) {
-        if self.proposed.contains(&item) {
+        if self.proposed.contains(&item) || self.proposed.len() >= MAX_PROPOSED {
             return;
         }
         if let Some(running) = &self.running {
@@ -612,6 +617,7 @@ impl Driver {
     /// copies made that put every chunk on its closest members again.
     fn membership_changed(&self, before: Vec<[u8; 32]>, state: &SectionState) {
         self.section.set_membership(state.members().keys().copied(), state.elders());
+        self.farming.publish(state, None);
         let after: Vec<[u8; 32]> = state.members().keys().map(|id| node_name(&id.0)).collect();
         let storage = Arc::clone(&self.storage);
         let elders: Vec<[u8; 32]> = state.elders().iter().map(|id| node_name(&id.0)).collect();
@@ -653,7 +659,7 @@ impl Driver {
             }
         }
         self.early_signatures.retain(|e, _| *e > epoch);
-        if let Err(error) = self.persist(&outcome, &next) {
+        if let Err(error) = blocking(|| self.persist(&outcome, &next)) {
             tracing::error!(%error, epoch, "could not keep the closed epoch on disk");
         }
         tracing::info!(
@@ -727,7 +733,8 @@ impl Driver {
             }
             Inbound::Signature { peer, epoch, signature } => self.add_signature(peer, epoch, signature),
             Inbound::Propose(item) => {
-                if self.running.is_some() {
+                // Kept even between sessions: the next one carries it.
+                if session_elders(&self.state).contains(&self.me()) {
                     self.propose(item);
                 }
             }
@@ -737,7 +744,11 @@ impl Driver {
     fn add_signature(&mut self, peer: PeerId, epoch: u64, signature: SignatureBytes) {
         let members = self.section.membership().members;
         let Some((signer, _)) = members.iter().find(|(_, p)| *p == peer).copied() else { return };
-        if epoch >= self.state.epoch() {
+        if epoch > self.state.epoch() {
+            return;
+        }
+        if epoch == self.state.epoch() {
+            // This node has not closed it yet; kept for when it does.
             let early = self.early_signatures.entry(epoch).or_default();
             if early.len() < 64 {
                 early.push((signer, signature));

@@ -141,7 +141,7 @@ pub struct MemberView {
 pub struct MembersView {
     /// The epoch open.
     pub epoch: u64,
-    /// The state hash after the last closed epoch this node applied.
+    /// The state hash as of the last epoch closed or membership change this node applied.
     pub state_hash: Digest,
     /// Credits in existence by the log (genesis plus mints).
     pub supply: Amount,
@@ -152,7 +152,7 @@ pub struct MembersView {
 }
 
 /// The section's members, their age and reward addresses, and its elders, as of the
-/// last epoch this node closed or followed.
+/// last epoch close or membership change this node applied.
 #[utoipa::path(get, path = "/v1/section/members", tag = "farming",
     responses((status = 200, description = "The members", body = MembersView),
         (status = 503, description = "The log is not loaded yet", body = Problem, content_type = PROBLEM)))]

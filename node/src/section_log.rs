@@ -144,6 +144,35 @@ impl FrameNetwork {
     }
 }
 
+/// Transports for `count` elders in one process, joined by channels (for tests and
+/// benchmarks): a frame to `Everyone` reaches every other elder. Call within a tokio
+/// runtime; the routing tasks end when the transports are dropped.
+pub fn in_memory_networks(count: usize) -> Vec<FrameNetwork> {
+    let (inboxes, inbound): (Vec<_>, Vec<_>) = (0..count).map(|_| mpsc::channel(OUTBOUND_FRAMES)).unzip();
+    inbound
+        .into_iter()
+        .enumerate()
+        .map(|(index, inbound)| {
+            let (outbound, mut frames) = mpsc::channel::<(Recipient, Vec<u8>)>(OUTBOUND_FRAMES);
+            let inboxes: Vec<mpsc::Sender<Vec<u8>>> = inboxes.clone();
+            tokio::spawn(async move {
+                while let Some((recipient, frame)) = frames.recv().await {
+                    for (to, inbox) in inboxes.iter().enumerate() {
+                        let wanted = match recipient {
+                            Recipient::Everyone => to != index,
+                            Recipient::Node(node) => node.0 == to,
+                        };
+                        if wanted {
+                            let _ = inbox.try_send(frame.clone());
+                        }
+                    }
+                }
+            });
+            FrameNetwork::new(outbound, inbound)
+        })
+        .collect()
+}
+
 /// What the engine sends between elders.
 pub type Frame = aleph_bft::NetworkData<Blake3, Vec<u8>, ElderSignature, SignatureSet<ElderSignature>>;
 
@@ -399,32 +428,10 @@ mod tests {
         let keys = keys(4);
         let elders: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut inboxes = Vec::new();
-        let mut inbound_receivers = Vec::new();
-        for _ in 0..4 {
-            let (sender, receiver) = mpsc::channel(OUTBOUND_FRAMES);
-            inboxes.push(sender);
-            inbound_receivers.push(receiver);
-        }
         let mut outputs = Vec::new();
         let mut exits = Vec::new();
         let mut tasks = Vec::new();
-        for (index, inbound) in inbound_receivers.into_iter().enumerate() {
-            let (outbound, mut frames) = mpsc::channel::<(Recipient, Vec<u8>)>(OUTBOUND_FRAMES);
-            let inboxes = inboxes.clone();
-            tokio::spawn(async move {
-                while let Some((recipient, frame)) = frames.recv().await {
-                    for (to, inbox) in inboxes.iter().enumerate() {
-                        let wanted = match recipient {
-                            Recipient::Everyone => to != index,
-                            Recipient::Node(node) => node.0 == to,
-                        };
-                        if wanted {
-                            let _ = inbox.try_send(frame.clone());
-                        }
-                    }
-                }
-            });
+        for (index, network) in in_memory_networks(4).into_iter().enumerate() {
             let (propose, pending) = mpsc::channel(64);
             for n in 0..3u8 {
                 let id = Digest([index as u8 * 10 + n; 32]);
@@ -442,7 +449,7 @@ mod tests {
                 backup: dir.path().join(format!("backup-{index}")),
                 round_delay: Duration::from_millis(100),
             };
-            tasks.push(tokio::spawn(run(session, FrameNetwork::new(outbound, inbound), pending, finalized, stop)));
+            tasks.push(tokio::spawn(run(session, network, pending, finalized, stop)));
             outputs.push((output, propose));
             exits.push(exit);
         }

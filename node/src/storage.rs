@@ -836,7 +836,7 @@ fn check_entries(entries: &[(ChunkAddress, u64)]) -> Result<(), StorageError> {
 
 /// Runs file work that syncs or stats from async code without stalling the runtime's
 /// other tasks (the node runs on tokio's multi-threaded runtime).
-fn blocking<T>(work: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(work)

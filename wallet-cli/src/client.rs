@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use acre_ledger::{AccountId, Digest, SignedOrder};
 use acre_node::api::{AccountView, HistoryPage, Problem, SectionView, SupplyView, TransferView};
-use acre_node::farming_api::Statement;
+use acre_node::farming_api::{MembersView, Statement};
 use acre_node::storage::{FarmerView, Placed, Quote};
 use acre_node::storage_api::{HoldersView, PutChunk};
 use acre_proofs::ChunkAddress;
@@ -140,6 +140,11 @@ impl NodeClient {
             path.push_str(&format!("to={to}"));
         }
         self.get(&path)
+    }
+
+    /// The section's members by its agreed log.
+    pub fn members(&self) -> Result<MembersView, ClientError> {
+        self.get("/v1/section/members")
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {

@@ -1,0 +1,306 @@
+//! The section log and epochs: 7 elders running the `aleph-bft` sessions in one process
+//! (frames over channels, unit backups synced to disk), then a devnet of real processes.
+//!
+//! `cargo run --release -p acre-benches --bin farming-bench`
+//!
+//! Prints, each beside a limit measured or configured in the same run:
+//! - one event's latency from proposal to being finalized at all 7 elders (the engine's
+//!   floor for anything, an epoch close included);
+//! - log events/s when every elder proposes at once, against the engine's cap at this
+//!   round delay (elders × events per unit ÷ round delay);
+//! - epoch close latency with N farmers: from the elders' reports being proposed to the
+//!   record at all 7, against the one-event latency;
+//! - on a 7-node devnet, the time from a holder's SIGKILL to its removal and to every
+//!   chunk standing on 4 live holders again, against the configured detection delay.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use acre_benches::sibling_binary;
+use acre_ledger::section_state::{SectionChange, SectionEvent, SectionState};
+use acre_ledger::{AccountId, Amount, Digest, EpochReport, ProvenChunk};
+use acre_node::devnet::Manifest;
+use acre_node::section_log::{in_memory_networks, run, LogSession, Ordered};
+use acre_tests::DevnetProcess;
+use acre_wallet::client::NodeClient;
+use anyhow::{ensure, Context, Result};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use futures::channel::oneshot;
+use tokio::sync::mpsc;
+
+const ELDERS: usize = 7;
+const ROUND_DELAY: Duration = Duration::from_millis(200);
+/// Events one unit carries (the glue's `EVENTS_PER_UNIT`).
+const EVENTS_PER_UNIT: f64 = 256.0;
+/// Farmers in the epoch-close measurements.
+const FARMERS: [usize; 3] = [100, 1_000, 5_000];
+/// The devnet's settings the repair figure is read against.
+const DEVNET_UNRESPONSIVE_AFTER: Duration = Duration::from_secs(20);
+const DEVNET_EPOCH: Duration = Duration::from_secs(10);
+
+/// Seven elders' sessions of the log in this process.
+struct Cluster {
+    proposers: Vec<mpsc::Sender<SectionEvent>>,
+    outputs: Vec<mpsc::UnboundedReceiver<Ordered<SectionEvent>>>,
+    exits: Vec<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(keys: &[SigningKey], session: u64) -> Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let elders: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
+        let (mut proposers, mut outputs, mut exits) = (Vec::new(), Vec::new(), Vec::new());
+        for (index, network) in in_memory_networks(keys.len()).into_iter().enumerate() {
+            let (propose, pending) = mpsc::channel(1 << 20);
+            let (finalized, output) = mpsc::unbounded_channel();
+            let (exit, stop) = oneshot::channel();
+            let log = LogSession {
+                session,
+                signer: keys[index].clone(),
+                elders: elders.clone(),
+                backup: dir.path().join(format!("backup-{index}")),
+                round_delay: ROUND_DELAY,
+            };
+            tokio::spawn(run(log, network, pending, finalized, stop));
+            proposers.push(propose);
+            outputs.push(output);
+            exits.push(exit);
+        }
+        Ok(Cluster { proposers, outputs, exits, _dir: dir })
+    }
+
+    /// Waits until every elder has finalized `count` more events; returns elder 0's.
+    async fn finalized(&mut self, count: usize) -> Result<Vec<Ordered<SectionEvent>>> {
+        let mut first = Vec::new();
+        for (index, output) in self.outputs.iter_mut().enumerate() {
+            for _ in 0..count {
+                let event = tokio::time::timeout(Duration::from_secs(300), output.recv())
+                    .await
+                    .context("an elder finalized nothing for 300 s")?
+                    .context("a session stopped")?;
+                if index == 0 {
+                    first.push(event);
+                }
+            }
+        }
+        Ok(first)
+    }
+
+    fn stop(self) {
+        for exit in self.exits {
+            let _ = exit.send(());
+        }
+    }
+}
+
+fn payment(n: u64) -> SectionEvent {
+    let mut id = [0u8; 32];
+    id[..8].copy_from_slice(&n.to_le_bytes());
+    SectionEvent::PoolPayment { id: Digest(id), amount: Amount::from_nanos(1).unwrap_or(Amount::ZERO) }
+}
+
+fn keys(seed: u8, count: usize) -> Vec<SigningKey> {
+    let mut keys: Vec<SigningKey> = (0..count)
+        .map(|i| {
+            let mut secret = [seed; 32];
+            secret[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            SigningKey::from_bytes(&secret)
+        })
+        .collect();
+    keys.sort_by_key(|key| AccountId::of(key));
+    keys
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    println!("acre farming-bench: {ELDERS} elders, rounds of {} ms, unit backups synced", ROUND_DELAY.as_millis());
+
+    let elders = keys(1, ELDERS);
+    let mut cluster = Cluster::start(&elders, 1)?;
+    let mut latencies = Vec::new();
+    for n in 0..7u64 {
+        let started = Instant::now();
+        cluster.proposers[(n as usize) % ELDERS].send(payment(n)).await?;
+        cluster.finalized(1).await?;
+        latencies.push(started.elapsed());
+    }
+    let one_event = median(latencies[1..].to_vec());
+    println!("one event, proposed to finalized at all {ELDERS}: median {:.0} ms", one_event.as_secs_f64() * 1e3);
+
+    let per_elder = 20_000u64;
+    let started = Instant::now();
+    for (index, proposer) in cluster.proposers.iter().enumerate() {
+        for n in 0..per_elder {
+            proposer.send(payment(1_000_000 + index as u64 * per_elder + n)).await?;
+        }
+    }
+    let total = per_elder as usize * ELDERS;
+    cluster.finalized(total).await?;
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    let cap = ELDERS as f64 * EVENTS_PER_UNIT / ROUND_DELAY.as_secs_f64();
+    println!(
+        "log events/s, all {ELDERS} proposing {per_elder} each: {rate:.0}/s = {:.2} of the engine's cap {cap:.0}/s \
+         ({ELDERS} units of {EVENTS_PER_UNIT} events per round)",
+        rate / cap
+    );
+    cluster.stop();
+
+    println!("\nepoch close, reports of 4 chunks per farmer from every elder:");
+    println!("  farmers   close ms   × one event   report bytes");
+    for (session, farmers) in FARMERS.into_iter().enumerate() {
+        let (elapsed, bytes) = epoch_close(farmers, session as u64 + 2).await?;
+        println!(
+            "  {farmers:>7}   {:>8.0}   {:>11.2}   {bytes:>12}",
+            elapsed.as_secs_f64() * 1e3,
+            elapsed.as_secs_f64() / one_event.as_secs_f64()
+        );
+    }
+
+    let repair = tokio::task::spawn_blocking(devnet_repair).await??;
+    println!(
+        "\nrepair on a 7-node devnet (detection after {} s unreachable, epochs of {} s), {} chunks:\n  \
+         removed {:.1} s after SIGKILL, 4 copies again {:.1} s after it ({:.1} s of copying) = {:.2} of \
+         the detection bound (unresponsive_after + one epoch)",
+        DEVNET_UNRESPONSIVE_AFTER.as_secs(),
+        DEVNET_EPOCH.as_secs(),
+        repair.chunks,
+        repair.removed.as_secs_f64(),
+        repair.repaired.as_secs_f64(),
+        (repair.repaired - repair.removed).as_secs_f64(),
+        repair.repaired.as_secs_f64() / (DEVNET_UNRESPONSIVE_AFTER + DEVNET_EPOCH).as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Time from all elders proposing their reports on `farmers` farmers to every elder's
+/// state closing the epoch, and the size of one report.
+async fn epoch_close(farmers: usize, session: u64) -> Result<(Duration, usize)> {
+    // All members are founders of one age, so the elders are the 7 smallest ids.
+    let all = keys(session as u8 + 10, farmers + ELDERS);
+    let elders = &all[..ELDERS];
+    let elder_ids: Vec<AccountId> = elders.iter().map(AccountId::of).collect();
+    let farmer_ids: Vec<AccountId> = all[ELDERS..].iter().map(AccountId::of).collect();
+    let founders: Vec<(AccountId, AccountId)> =
+        all.iter().map(|key| (AccountId::of(key), AccountId::of(key))).collect();
+    let mut states: Vec<SectionState> = (0..ELDERS).map(|_| SectionState::new(&founders, Amount::ZERO)).collect();
+    let state_elders: Vec<AccountId> = states[0].elders().into_iter().collect();
+    let passed: Vec<ProvenChunk> = farmer_ids
+        .iter()
+        .flat_map(|holder| (0..4u8).map(move |c| ProvenChunk { holder: *holder, chunk: [c; 32], bytes: 1 << 20 }))
+        .collect();
+    let mut cluster = Cluster::start(elders, session)?;
+    let mut bytes = 0;
+    let started = Instant::now();
+    for (index, elder) in elder_ids.iter().enumerate() {
+        let report = SectionEvent::Report(EpochReport { elder: *elder, epoch: 1, passed: passed.clone() });
+        bytes = encoded_len(&report);
+        cluster.proposers[index].send(report).await?;
+    }
+    let mut closed = vec![false; ELDERS];
+    let mut per_elder: BTreeMap<usize, usize> = BTreeMap::new();
+    while closed.iter().any(|c| !c) {
+        for (index, output) in cluster.outputs.iter_mut().enumerate() {
+            while let Ok(ordered) = output.try_recv() {
+                *per_elder.entry(index).or_default() += 1;
+                if let SectionChange::Closed(_) = states[index].apply(&ordered.item) {
+                    closed[index] = true;
+                }
+            }
+        }
+        ensure!(started.elapsed() < Duration::from_secs(300), "the epoch did not close in 300 s");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let elapsed = started.elapsed();
+    ensure!(state_elders.iter().all(|e| elder_ids.contains(e)), "the bench's elders are the state's");
+    let records: Vec<_> = states.iter().map(|s| s.records().to_vec()).collect();
+    ensure!(records.windows(2).all(|w| w[0] == w[1]), "every elder closed the same record");
+    cluster.stop();
+    Ok((elapsed, bytes))
+}
+
+/// The event's size as JSON, to show how large reports grow.
+fn encoded_len(event: &SectionEvent) -> usize {
+    serde_json::to_vec(event).map_or(0, |json| json.len())
+}
+
+struct Repair {
+    chunks: usize,
+    removed: Duration,
+    repaired: Duration,
+}
+
+/// Puts a 16 MiB file on a fresh 7-node devnet, kills a holder with SIGKILL and times its
+/// removal and the return of every chunk to 4 live holders.
+fn devnet_repair() -> Result<Repair> {
+    const FILE_BYTES: usize = 16 << 20;
+    let dir = tempfile::tempdir()?;
+    let devnet_dir = dir.path().join("devnet");
+    let mut devnet = DevnetProcess::start(&sibling_binary("acre-node")?, &devnet_dir, ELDERS);
+    let manifest = Manifest::read(&devnet_dir)?;
+    let acre = sibling_binary("acre")?;
+    let wallet = |args: &[&str]| -> Result<()> {
+        let output = std::process::Command::new(&acre)
+            .arg("--keystore")
+            .arg(dir.path().join("keys"))
+            .args(args)
+            .env("ACRE_DEVNET", &devnet_dir)
+            .env("ACRE_PASSWORD", "bench")
+            .env_remove("ACRE_NODE")
+            .output()?;
+        ensure!(output.status.success(), "acre {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        Ok(())
+    };
+    let client = NodeClient::new(&manifest.nodes[0].api)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.section().map_or(true, |s| s.elders.iter().filter(|e| e.connected).count() < ELDERS) {
+        ensure!(Instant::now() < deadline, "the devnet did not connect");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wallet(&["key", "new", "payer"])?;
+    wallet(&["faucet", "payer", "1000"])?;
+    let mut content = vec![0u8; FILE_BYTES];
+    blake3::Hasher::new().update(b"repair bench").finalize_xof().fill(&mut content);
+    let file = dir.path().join("file.bin");
+    std::fs::write(&file, &content)?;
+    wallet(&["--json", "put", file.to_str().context("a UTF-8 path")?, "--from", "payer", "--yes"])?;
+    let (chunks, _) = acre_proofs::split_file(&content)?;
+    let addresses: Vec<_> = chunks.iter().map(|chunk| chunk.address()).collect();
+
+    let holders = client.holders(&addresses[0])?;
+    let victim = manifest
+        .nodes
+        .iter()
+        .skip(1)
+        .find(|node| holders.holders.iter().any(|h| h.node == node.id))
+        .context("a holder other than node 0")?;
+    let killed = Instant::now();
+    std::process::Command::new("kill").args(["-KILL", &victim.pid.to_string()]).status()?;
+    let mut removed = None;
+    loop {
+        ensure!(killed.elapsed() < Duration::from_secs(600), "no repair within 600 s");
+        let member = client.members().map_or(true, |view| view.members.iter().any(|m| m.node == victim.id));
+        if removed.is_none() && !member {
+            removed = Some(killed.elapsed());
+        }
+        if removed.is_some() {
+            let whole = addresses.iter().all(|address| {
+                client.holders(address).is_ok_and(|view| {
+                    view.holders.len() == 4 && view.holders.iter().all(|h| h.held == Some(true) && h.node != victim.id)
+                })
+            });
+            if whole {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let repaired = killed.elapsed();
+    devnet.stop();
+    Ok(Repair { chunks: addresses.len(), removed: removed.unwrap_or(repaired), repaired })
+}
