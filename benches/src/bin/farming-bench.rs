@@ -13,7 +13,6 @@
 //! - on a 7-node devnet, the time from a holder's SIGKILL to its removal and to every
 //!   chunk standing on 4 live holders again, against the configured detection delay.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use acre_benches::sibling_binary;
@@ -108,7 +107,7 @@ fn keys(seed: u8, count: usize) -> Vec<SigningKey> {
             SigningKey::from_bytes(&secret)
         })
         .collect();
-    keys.sort_by_key(|key| AccountId::of(key));
+    keys.sort_by_key(AccountId::of);
     keys
 }
 
@@ -202,12 +201,10 @@ async fn epoch_close(farmers: usize, session: u64) -> Result<(Duration, usize)> 
         bytes = encoded_len(&report);
         cluster.proposers[index].send(report).await?;
     }
-    let mut closed = vec![false; ELDERS];
-    let mut per_elder: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut closed = [false; ELDERS];
     while closed.iter().any(|c| !c) {
         for (index, output) in cluster.outputs.iter_mut().enumerate() {
             while let Ok(ordered) = output.try_recv() {
-                *per_elder.entry(index).or_default() += 1;
                 if let SectionChange::Closed(_) = states[index].apply(&ordered.item) {
                     closed[index] = true;
                 }
