@@ -3,7 +3,7 @@
 //! section both slows uploads and pays farmers more to add disk. `specs/economics.md`
 //! gives the reasons for the shape.
 
-use crate::{AccountId, Amount, Digest, TransferOrder};
+use crate::{AccountId, Amount, AppId, Digest, TransferOrder};
 
 /// Hash context of the pool account's derivation.
 const POOL_CONTEXT: &str = "acre 2026 section pool v1";
@@ -64,6 +64,26 @@ pub fn store_memo(chunks: &[([u8; 32], u64)]) -> String {
     format!("{STORE_MEMO_PREFIX}{}", Digest::derive(STORE_PAYMENT_CONTEXT, &[&bytes]))
 }
 
+/// What follows the store memo when a payment carries an app's fee: the fee in nanos.
+const APP_FEE_MARK: &str = ";app-fee=";
+
+/// The memo of a store payment made through an app: the store memo, then the fee the payer
+/// pays the app (part of the amount), so the section credits the app exactly that.
+pub fn store_memo_with_app_fee(chunks: &[([u8; 32], u64)], fee: Option<Amount>) -> String {
+    match fee {
+        Some(fee) => format!("{}{APP_FEE_MARK}{}", store_memo(chunks), fee.nanos()),
+        None => store_memo(chunks),
+    }
+}
+
+/// The app a store payment was made through and the fee it declares for it, if any.
+pub fn app_fee_of(order: &TransferOrder) -> Option<(AppId, Amount)> {
+    let app = order.app?;
+    let (_, nanos) = order.memo.split_once(APP_FEE_MARK)?;
+    let fee = Amount::from_nanos(nanos.parse().ok()?).ok()?;
+    (fee <= order.amount).then_some((app, fee))
+}
+
 /// Why a certified transfer does not pay for storing a chunk.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StorePaymentError {
@@ -115,7 +135,9 @@ pub fn check_store_payment(
     if order.to != *pool {
         return Err(StorePaymentError::WrongAccount { to: order.to, pool: *pool });
     }
-    if order.memo != store_memo(chunks) {
+    let memo = store_memo(chunks);
+    let fee = app_fee_of(order).map(|(_, fee)| fee);
+    if order.memo != memo && order.memo != store_memo_with_app_fee(chunks, fee) {
         return Err(StorePaymentError::MemoMismatch);
     }
     if !chunks.contains(chunk) {

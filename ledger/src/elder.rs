@@ -303,10 +303,10 @@ impl ElderState {
             Some(_) => return Err(LedgerError::EpochConflict { epoch: record.epoch }),
             None => {}
         }
-        let items: Amount = record
-            .items
-            .iter()
-            .try_fold(Amount::ZERO, |sum, item| sum.checked_add(item.amount))
+        let amounts = record.items.iter().map(|item| item.amount).chain(record.apps.iter().map(|item| item.amount));
+        let items: Amount = amounts
+            .into_iter()
+            .try_fold(Amount::ZERO, |sum, amount| sum.checked_add(amount))
             .ok_or(LedgerError::EpochUnbalanced { epoch: record.epoch })?;
         if Some(items) != record.minted.checked_add(record.from_pool) || items != record.total {
             return Err(LedgerError::EpochUnbalanced { epoch: record.epoch });
@@ -333,6 +333,11 @@ impl ElderState {
         for item in record.items.iter().filter(|item| !item.amount.is_zero()) {
             self.check_recipient(&item.reward_address)?;
             entry(&mut writes, item.reward_address, Change::Reward { epoch: record.epoch }, item.amount, true)?;
+        }
+        for item in record.apps.iter().filter(|item| !item.amount.is_zero()) {
+            self.check_recipient(&item.payout)?;
+            let change = Change::AppPayout { epoch: record.epoch, app: item.app };
+            entry(&mut writes, item.payout, change, item.amount, true)?;
         }
         writes.extend(states.into_iter().map(|(account, state)| Write::Account(account, state)));
         writes.push(Write::Epoch(record.clone()));

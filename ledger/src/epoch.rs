@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AccountId, Amount, Digest};
+use crate::apps::agreed_usage;
+use crate::{AccountId, Amount, AppId, Digest};
 
 /// Each epoch mints this fraction of what remains under the cap: 1 / 2^20. With hourly
 /// epochs, half of the remainder is minted in about 83 years.
@@ -39,6 +40,10 @@ pub struct EpochReport {
     pub epoch: u64,
     /// Chunks each holder proved to this elder, with their sizes.
     pub passed: Vec<ProvenChunk>,
+    /// Uses of each app this elder has metered in all, counted from when it started: a
+    /// running total, so elders that report at different moments still agree on it later.
+    #[serde(default)]
+    pub usage: BTreeMap<AppId, u64>,
 }
 
 /// A chunk a holder proved to an elder.
@@ -80,6 +85,40 @@ pub struct EpochRecord {
     pub total: Amount,
     /// One line per farmer that proved storage, by farmer id.
     pub items: Vec<MintItem>,
+    /// One line per app that collected fees or was used, by app id.
+    #[serde(default)]
+    pub apps: Vec<AppItem>,
+}
+
+/// One app's line in an epoch record: what it earned and why, so its developer can
+/// reconcile every credit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppItem {
+    /// The app.
+    pub app: AppId,
+    /// Where its earnings go.
+    pub payout: AccountId,
+    /// Fees its users paid with their store payments since the last payout.
+    pub fees: Amount,
+    /// Uses a quorum of elders agreed on, beyond what earlier epochs paid for.
+    pub usage: u64,
+    /// Uses agreed in all, this epoch's included.
+    pub usage_total: u64,
+    /// Its part of the apps' share of the emission, by use.
+    pub usage_share: Amount,
+    /// `fees + usage_share`.
+    pub amount: Amount,
+}
+
+/// The part of each epoch's emission that goes to apps, by their agreed use, in percent
+/// (as SAFE's RFC 0004 proposed); with no agreed use it stays with the farmers.
+pub const APP_SHARE_PERCENT: u64 = 10;
+
+/// What the apps bring to an epoch's close.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppLedger {
+    /// Per app: its payout account, the fees collected and the uses already paid for.
+    pub apps: BTreeMap<AppId, (AccountId, Amount, u64)>,
 }
 
 impl EpochRecord {
@@ -93,6 +132,15 @@ impl EpochRecord {
             bytes.extend_from_slice(item.farmer.as_bytes());
             bytes.extend_from_slice(item.reward_address.as_bytes());
             for value in [item.proven_bytes, item.proven_chunks, item.amount.nanos()] {
+                bytes.extend_from_slice(&value.to_le_bytes());
+            }
+        }
+        for item in &self.apps {
+            bytes.extend_from_slice(&item.app.0);
+            bytes.extend_from_slice(item.payout.as_bytes());
+            for value in
+                [item.fees.nanos(), item.usage, item.usage_total, item.usage_share.nanos(), item.amount.nanos()]
+            {
                 bytes.extend_from_slice(&value.to_le_bytes());
             }
         }
@@ -126,6 +174,7 @@ pub fn close_epoch(
     supply: Amount,
     pool: Amount,
     rewards: &BTreeMap<AccountId, AccountId>,
+    apps: &AppLedger,
 ) -> Result<EpochRecord, EpochError> {
     let quorum = elders.len() * 2 / 3 + 1;
     let mut latest: BTreeMap<AccountId, &EpochReport> = BTreeMap::new();
@@ -169,11 +218,15 @@ pub fn close_epoch(
             from_pool: Amount::ZERO,
             total: Amount::ZERO,
             items: vec![],
+            apps: vec![],
         });
     }
     let minted = emission(supply);
     let total = minted.checked_add(pool).unwrap_or(Amount::MAX);
-    let shares = split(total.nanos(), proven.iter().map(|(farmer, (bytes, _))| (*farmer, *bytes)).collect());
+    let app_items = app_items(minted, pool, &latest.values().map(|r| &r.usage).collect::<Vec<_>>(), quorum, apps);
+    let to_apps: u64 = app_items.iter().map(|item| item.amount.nanos()).sum();
+    let to_farmers = total.nanos().saturating_sub(to_apps);
+    let shares = split(to_farmers, proven.iter().map(|(farmer, (bytes, _))| (*farmer, *bytes)).collect());
     let items = proven
         .iter()
         .zip(shares)
@@ -186,7 +239,50 @@ pub fn close_epoch(
         })
         .collect();
     let from_pool = Amount::from_nanos(total.nanos() - minted.nanos()).unwrap_or(Amount::ZERO);
-    Ok(EpochRecord { epoch, minted, from_pool, total, items })
+    Ok(EpochRecord { epoch, minted, from_pool, total, items, apps: app_items })
+}
+
+/// The apps' lines: each app's unpaid fees (out of the pool, capped by it) plus its part of
+/// [`APP_SHARE_PERCENT`] of the emission, split by the uses a quorum of reports agree on
+/// beyond those already paid for.
+fn app_items(
+    minted: Amount,
+    pool: Amount,
+    usage_reports: &[&BTreeMap<AppId, u64>],
+    quorum: usize,
+    apps: &AppLedger,
+) -> Vec<AppItem> {
+    let agreed = agreed_usage(usage_reports, quorum);
+    let fresh: BTreeMap<AppId, (u64, u64)> = apps
+        .apps
+        .iter()
+        .filter_map(|(app, (_, _, counted))| {
+            let total = agreed.get(app).copied().unwrap_or(0).max(*counted);
+            (total > *counted).then_some((*app, (total - counted, total)))
+        })
+        .collect();
+    let share = if fresh.is_empty() { 0 } else { minted.nanos() / 100 * APP_SHARE_PERCENT };
+    let weights: Vec<(AccountId, u64)> = fresh.iter().map(|(app, (uses, _))| (AccountId(app.0), *uses)).collect();
+    let shares: BTreeMap<AppId, u64> = fresh.keys().copied().zip(split(share, weights)).collect();
+    let mut fees_left = pool.nanos();
+    apps.apps
+        .iter()
+        .filter_map(|(app, (payout, fees, counted))| {
+            let fees = fees.nanos().min(fees_left);
+            fees_left -= fees;
+            let usage_share = shares.get(app).copied().unwrap_or(0);
+            let (usage, usage_total) = fresh.get(app).copied().unwrap_or((0, *counted));
+            (fees > 0 || usage_share > 0).then(|| AppItem {
+                app: *app,
+                payout: *payout,
+                fees: Amount::from_nanos(fees).unwrap_or(Amount::ZERO),
+                usage,
+                usage_total,
+                usage_share: Amount::from_nanos(usage_share).unwrap_or(Amount::ZERO),
+                amount: Amount::from_nanos(fees + usage_share).unwrap_or(Amount::ZERO),
+            })
+        })
+        .collect()
 }
 
 /// Splits `total` nanos in proportion to the weights, exactly: each gets the floor of its
@@ -226,11 +322,37 @@ mod tests {
             .iter()
             .map(|&(holder, chunk, bytes)| ProvenChunk { holder: id(holder), chunk: [chunk; 32], bytes })
             .collect();
-        EpochReport { elder: id(elder), epoch: 1, passed }
+        EpochReport { elder: id(elder), epoch: 1, passed, usage: BTreeMap::new() }
     }
 
     fn elders(count: u8) -> BTreeSet<AccountId> {
         (1..=count).map(id).collect()
+    }
+
+    #[test]
+    fn apps_are_paid_their_fees_and_use_only_a_quorum_agrees_on() {
+        let app = AppId([5; 32]);
+        let apps = AppLedger { apps: BTreeMap::from([(app, (id(77), Amount::from_nanos(300).expect("fee"), 0))]) };
+        let with_usage = |elder: u8, uses: u64| EpochReport {
+            usage: BTreeMap::from([(app, uses)]),
+            ..report(elder, &[(10, 1, 1 << 20)])
+        };
+        let supply = Amount::from_credits(1_000).expect("supply");
+        let pool = Amount::from_nanos(1_000).expect("pool");
+        // One elder claims use nobody else saw: the app gets its fee, no share of use.
+        let reports = [with_usage(1, 1_000_000), with_usage(2, 0), with_usage(3, 0)];
+        let record = close_epoch(1, &elders(4), &reports, supply, pool, &BTreeMap::new(), &apps).expect("record");
+        assert_eq!(record.apps.len(), 1);
+        assert_eq!((record.apps[0].fees.nanos(), record.apps[0].usage_share), (300, Amount::ZERO));
+        // A quorum agrees on 40 uses: 10% of the emission goes to the app.
+        let reports = [with_usage(1, 40), with_usage(2, 40), with_usage(3, 55)];
+        let record = close_epoch(1, &elders(4), &reports, supply, pool, &BTreeMap::new(), &apps).expect("record");
+        let item = &record.apps[0];
+        assert_eq!((item.usage, item.usage_total), (40, 40));
+        assert_eq!(item.usage_share.nanos(), emission(supply).nanos() / 100 * APP_SHARE_PERCENT);
+        assert_eq!(item.amount.nanos(), item.fees.nanos() + item.usage_share.nanos());
+        let paid: u64 = record.items.iter().map(|i| i.amount.nanos()).sum::<u64>() + item.amount.nanos();
+        assert_eq!(paid, record.total.nanos(), "farmers and apps together get exactly the total");
     }
 
     #[test]
@@ -244,8 +366,16 @@ mod tests {
         ];
         let supply = Amount::from_credits(1_000).expect("amount");
         let pool = Amount::from_nanos(4_000).expect("amount");
-        let record =
-            close_epoch(1, &elders(4), &reports, supply, pool, &BTreeMap::from([(id(11), id(99))])).expect("record");
+        let record = close_epoch(
+            1,
+            &elders(4),
+            &reports,
+            supply,
+            pool,
+            &BTreeMap::from([(id(11), id(99))]),
+            &AppLedger::default(),
+        )
+        .expect("record");
         assert_eq!(record.items.len(), 2);
         assert_eq!((record.items[0].farmer, record.items[0].proven_bytes), (id(10), 1000), "chunk 2 had one witness");
         assert_eq!((record.items[1].reward_address, record.items[1].proven_bytes), (id(99), 3000));
@@ -263,24 +393,29 @@ mod tests {
         let mut reports = honest.to_vec();
         reports.push(report(4, &[(66, 7, 1 << 20), (66, 8, 1 << 20)]));
         let record =
-            close_epoch(1, &elders(4), &reports, Amount::ZERO, Amount::ZERO, &BTreeMap::new()).expect("record");
+            close_epoch(1, &elders(4), &reports, Amount::ZERO, Amount::ZERO, &BTreeMap::new(), &AppLedger::default())
+                .expect("record");
         assert!(record.items.iter().all(|item| item.farmer != id(66)));
         // Nor can it by repeating itself, or through a non-elder's reports.
         reports.push(report(4, &[(66, 7, 1 << 20)]));
         reports.push(report(50, &[(66, 7, 1 << 20)]));
         reports.push(report(51, &[(66, 7, 1 << 20)]));
         let record =
-            close_epoch(1, &elders(4), &reports, Amount::ZERO, Amount::ZERO, &BTreeMap::new()).expect("record");
+            close_epoch(1, &elders(4), &reports, Amount::ZERO, Amount::ZERO, &BTreeMap::new(), &AppLedger::default())
+                .expect("record");
         assert!(record.items.iter().all(|item| item.farmer != id(66)));
     }
 
     #[test]
     fn too_few_reports_close_nothing_and_an_idle_epoch_mints_nothing() {
         let reports = [report(1, &[(10, 1, 1000)]), report(2, &[(10, 1, 1000)])];
-        let closed = close_epoch(1, &elders(4), &reports, Amount::ZERO, Amount::ZERO, &BTreeMap::new());
+        let closed =
+            close_epoch(1, &elders(4), &reports, Amount::ZERO, Amount::ZERO, &BTreeMap::new(), &AppLedger::default());
         assert_eq!(closed, Err(EpochError::TooFewReports { epoch: 1, reports: 2, quorum: 3 }));
         let idle = [report(1, &[]), report(2, &[]), report(3, &[])];
-        let record = close_epoch(1, &elders(4), &idle, Amount::ZERO, Amount::MAX, &BTreeMap::new()).expect("record");
+        let record =
+            close_epoch(1, &elders(4), &idle, Amount::ZERO, Amount::MAX, &BTreeMap::new(), &AppLedger::default())
+                .expect("record");
         assert_eq!((record.total, record.items.len()), (Amount::ZERO, 0));
     }
 
@@ -310,13 +445,13 @@ mod tests {
             }
             let supply = Amount::from_nanos(supply).expect("amount");
             let pool = Amount::from_nanos(pool).expect("amount");
-            let record = close_epoch(1, &elders(7), &reports, supply, pool, &BTreeMap::new()).expect("record");
+            let record = close_epoch(1, &elders(7), &reports, supply, pool, &BTreeMap::new(), &AppLedger::default()).expect("record");
             let sum: u64 = record.items.iter().map(|i| i.amount.nanos()).sum();
             prop_assert_eq!(sum, record.total.nanos());
             prop_assert_eq!(record.total.nanos(), record.minted.nanos() + record.from_pool.nanos());
             prop_assert!(supply.nanos() + record.minted.nanos() <= Amount::MAX.nanos());
             reports.reverse();
-            prop_assert_eq!(close_epoch(1, &elders(7), &reports, supply, pool, &BTreeMap::new()).expect("record"), record);
+            prop_assert_eq!(close_epoch(1, &elders(7), &reports, supply, pool, &BTreeMap::new(), &AppLedger::default()).expect("record"), record);
         }
     }
 }

@@ -47,6 +47,7 @@
 //! ```
 
 mod amount;
+pub mod apps;
 mod certificate;
 mod durable;
 pub mod economics;
@@ -65,6 +66,7 @@ pub mod store;
 pub mod testkit;
 
 pub use amount::{Amount, AmountError, MAX_CREDITS, NANOS_PER_CREDIT};
+pub use apps::{App, AppAction, AppCommand, SignedAppCommand};
 pub use certificate::{
     vote_message, Certificate, CertificateBuilder, Committee, CommitteeError, ElderSignature, VerifiedCertificate, Vote,
 };

@@ -64,6 +64,13 @@ pub enum Change {
         /// The epoch.
         epoch: u64,
     },
+    /// An app's earnings for an epoch (its fees and its share of use), to its payout account.
+    AppPayout {
+        /// The epoch.
+        epoch: u64,
+        /// The app.
+        app: crate::AppId,
+    },
 }
 
 /// One line of an account's history.

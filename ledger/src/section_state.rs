@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::epoch::{close_epoch, EpochRecord, EpochReport};
-use crate::{AccountId, Amount, Digest};
+use crate::apps::{apply_command, App, SignedAppCommand};
+use crate::epoch::{close_epoch, AppLedger, EpochRecord, EpochReport};
+use crate::{AccountId, Amount, AppId, Digest};
 
 /// Elders of a section: its oldest members.
 pub const ELDER_COUNT: usize = 7;
@@ -42,7 +43,12 @@ pub enum SectionEvent {
         id: Digest,
         /// Its amount.
         amount: Amount,
+        /// The app it was made through and the fee it declared for the app (part of
+        /// `amount`), paid to the app with the next epoch.
+        app_fee: Option<(AppId, Amount)>,
     },
+    /// An app owner's signed command: register, set the price or the payout account.
+    App(SignedAppCommand),
     /// An elder's audit report; a quorum of reports for the current epoch closes it.
     Report(EpochReport),
 }
@@ -75,6 +81,8 @@ pub enum SectionChange {
     Reported,
     /// The epoch closed with this record (the ledger applies it once).
     Closed(EpochRecord),
+    /// An app was registered or changed.
+    AppChanged(AppId),
 }
 
 /// The agreed state of one section.
@@ -93,6 +101,8 @@ pub struct SectionState {
     unresponsive: BTreeMap<AccountId, BTreeSet<AccountId>>,
     /// Every record closed, oldest first.
     records: Vec<EpochRecord>,
+    /// Registered apps.
+    apps: BTreeMap<AppId, App>,
     /// Events applied.
     applied: u64,
 }
@@ -111,6 +121,7 @@ impl SectionState {
             reports: BTreeMap::new(),
             unresponsive: BTreeMap::new(),
             records: Vec::new(),
+            apps: BTreeMap::new(),
             applied: 0,
         }
     }
@@ -145,6 +156,11 @@ impl SectionState {
     /// Every closed epoch's record.
     pub fn records(&self) -> &[EpochRecord] {
         &self.records
+    }
+
+    /// Registered apps.
+    pub fn apps(&self) -> &BTreeMap<AppId, App> {
+        &self.apps
     }
 
     /// A hash of the whole state, to compare between elders after each event.
@@ -194,13 +210,25 @@ impl SectionState {
                 }
                 SectionChange::Removed(*node)
             }
-            SectionEvent::PoolPayment { id, amount } => {
+            SectionEvent::PoolPayment { id, amount, app_fee } => {
                 if !self.payments.insert(*id) {
                     return SectionChange::None;
                 }
                 self.pool = self.pool.checked_add(*amount).unwrap_or(Amount::MAX);
+                // The fee the payment declared, never more than it paid; an unknown app's
+                // fee stays with the farmers.
+                if let Some((app, fee)) = app_fee {
+                    if let Some(app) = self.apps.get_mut(app) {
+                        let fee = (*fee).min(*amount);
+                        app.unpaid_fees = app.unpaid_fees.checked_add(fee).unwrap_or(Amount::MAX);
+                    }
+                }
                 SectionChange::Collected(*amount)
             }
+            SectionEvent::App(command) => match apply_command(&mut self.apps, command) {
+                Ok(app) => SectionChange::AppChanged(app),
+                Err(_) => SectionChange::None,
+            },
             SectionEvent::Report(report) => {
                 let elders = self.elders();
                 if report.epoch != self.epoch || !elders.contains(&report.elder) {
@@ -225,9 +253,20 @@ impl SectionState {
                 EpochReport { passed, ..report.clone() }
             })
             .collect();
-        let Ok(record) = close_epoch(self.epoch, elders, &reports, self.supply, self.pool, &rewards) else {
+        let apps = AppLedger {
+            apps: self.apps.iter().map(|(id, app)| (*id, (app.payout, app.unpaid_fees, app.usage_paid))).collect(),
+        };
+        let Ok(record) = close_epoch(self.epoch, elders, &reports, self.supply, self.pool, &rewards, &apps) else {
             return SectionChange::Reported;
         };
+        for item in &record.apps {
+            if let Some(app) = self.apps.get_mut(&item.app) {
+                app.unpaid_fees = Amount::from_nanos(app.unpaid_fees.nanos().saturating_sub(item.fees.nanos()))
+                    .unwrap_or(Amount::ZERO);
+                app.lifetime_earnings = app.lifetime_earnings.checked_add(item.amount).unwrap_or(Amount::MAX);
+                app.usage_paid = app.usage_paid.max(item.usage_total);
+            }
+        }
         self.supply = self.supply.checked_add(record.minted).unwrap_or(Amount::MAX);
         self.pool = Amount::from_nanos(self.pool.nanos() - record.from_pool.nanos()).unwrap_or(Amount::ZERO);
         for member in self.members.values_mut() {
@@ -265,7 +304,7 @@ mod tests {
             .iter()
             .map(|&(holder, chunk)| ProvenChunk { holder: id(holder), chunk: [chunk; 32], bytes: 1 << 20 })
             .collect();
-        SectionEvent::Report(EpochReport { elder: id(elder), epoch, passed })
+        SectionEvent::Report(EpochReport { elder: id(elder), epoch, passed, usage: BTreeMap::new() })
     }
 
     #[test]
@@ -273,11 +312,11 @@ mod tests {
         let mut state = SectionState::new(&founders(4), Amount::from_credits(1_000).expect("amount"));
         let paid = Amount::from_credits(2).expect("amount");
         assert_eq!(
-            state.apply(&SectionEvent::PoolPayment { id: Digest([1; 32]), amount: paid }),
+            state.apply(&SectionEvent::PoolPayment { id: Digest([1; 32]), amount: paid, app_fee: None }),
             SectionChange::Collected(paid)
         );
         assert_eq!(
-            state.apply(&SectionEvent::PoolPayment { id: Digest([1; 32]), amount: paid }),
+            state.apply(&SectionEvent::PoolPayment { id: Digest([1; 32]), amount: paid, app_fee: None }),
             SectionChange::None,
             "once"
         );
@@ -344,7 +383,7 @@ mod tests {
         // Two reports, then farmer 6 is removed by a quorum, then the rest of the reports.
         let report = |elder| {
             let passed = vec![proven(valid(6)), proven(joiner)];
-            SectionEvent::Report(EpochReport { elder: valid(elder), epoch: 1, passed })
+            SectionEvent::Report(EpochReport { elder: valid(elder), epoch: 1, passed, usage: BTreeMap::new() })
         };
         state.apply(&report(0));
         state.apply(&report(1));
@@ -378,7 +417,11 @@ mod tests {
         vec![
             SectionEvent::Join { node: id(20), reward: id(20) },
             SectionEvent::Join { node: id(21), reward: id(21) },
-            SectionEvent::PoolPayment { id: Digest([7; 32]), amount: Amount::from_nanos(999).expect("amount") },
+            SectionEvent::PoolPayment {
+                id: Digest([7; 32]),
+                amount: Amount::from_nanos(999).expect("amount"),
+                app_fee: None,
+            },
             SectionEvent::Unresponsive { elder: id(1), node: id(4) },
             SectionEvent::Unresponsive { elder: id(2), node: id(4) },
             report(1, 1, &[(2, 1), (3, 1), (4, 2)]),

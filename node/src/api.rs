@@ -54,7 +54,10 @@ pub type Shared = Arc<Section>;
         crate::storage_api::farmer,
         crate::farming_api::epoch,
         crate::farming_api::farmer_statement,
-        crate::farming_api::members
+        crate::farming_api::members,
+        crate::apps_api::submit,
+        crate::apps_api::show,
+        crate::apps_api::payouts
     )
 )]
 pub struct ApiDoc;
@@ -166,6 +169,7 @@ pub fn router(storage: Arc<Storage>, limits: Limits, metrics: PrometheusHandle) 
         .with_state(shared);
     ledger
         .merge(crate::farming_api::routes(Arc::clone(&storage)))
+        .merge(crate::apps_api::routes(Arc::clone(&storage)))
         .merge(crate::storage_api::routes(storage))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {

@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use acre_ledger::economics::pool_account;
+use acre_ledger::economics::{app_fee_of, pool_account};
 use acre_ledger::section_state::{SectionChange, SectionEvent, SectionState};
 use acre_ledger::{
-    AccountId, Amount, Certificate, Committee, Digest, EpochRecord, EpochReport, LedgerError, SignatureBytes,
+    AccountId, Amount, AppId, Certificate, Committee, Digest, EpochRecord, EpochReport, LedgerError, SignatureBytes,
+    SignedAppCommand,
 };
 use acre_proofs::placement::{node_name, repairs};
 use aleph_bft::Recipient;
@@ -104,6 +105,8 @@ pub enum LogItem {
     Report(EpochReport),
     /// The proposing elder cannot reach this member.
     Unresponsive(AccountId),
+    /// An app owner's signed command.
+    App(SignedAppCommand),
 }
 
 /// The event an ordered item stands for, or `None` if it proves nothing. Deterministic,
@@ -118,10 +121,15 @@ pub fn admit(item: &LogItem, creator: &AccountId, committee: &Committee, pool: &
         LogItem::Payment(certificate) => {
             let verified = committee.verify_all(vec![certificate.clone()]).into_iter().next()?.ok()?;
             let order = &verified.certificate().order;
-            (order.to == *pool).then_some(SectionEvent::PoolPayment { id: certificate.id(), amount: order.amount })
+            (order.to == *pool).then(|| SectionEvent::PoolPayment {
+                id: certificate.id(),
+                amount: order.amount,
+                app_fee: app_fee_of(order),
+            })
         }
         LogItem::Report(report) => (report.elder == *creator).then(|| SectionEvent::Report(report.clone())),
         LogItem::Unresponsive(node) => Some(SectionEvent::Unresponsive { elder: *creator, node: *node }),
+        LogItem::App(command) => command.is_valid().then(|| SectionEvent::App(command.clone())),
     }
 }
 
@@ -292,6 +300,13 @@ pub enum Inbound {
     },
     /// Something to propose to the log.
     Propose(LogItem),
+    /// Chunks served through an app, metered by a member.
+    Metered {
+        /// The app.
+        app: AppId,
+        /// Chunks served.
+        uses: u64,
+    },
 }
 
 /// How the rest of the node reaches the driver and reads what it knows.
@@ -403,6 +418,9 @@ pub struct Driver {
     unapplied: Vec<EpochRecord>,
     early_signatures: BTreeMap<u64, Vec<(AccountId, SignatureBytes)>>,
     last_enrolment: Option<Instant>,
+    /// Uses of each app metered since this elder started (a running total; reports carry
+    /// it whole, so elders that report at different moments agree on it later).
+    usage: BTreeMap<AppId, u64>,
 }
 
 /// Why the driver could not start.
@@ -470,6 +488,7 @@ impl Driver {
             unapplied,
             early_signatures: BTreeMap::new(),
             last_enrolment: None,
+            usage: BTreeMap::new(),
         })
     }
 
@@ -596,6 +615,8 @@ impl Driver {
                 let after = running.working.clone();
                 self.membership_changed(before, &after);
             }
+            // Owners see their app's registration and price as soon as they are ordered.
+            SectionChange::AppChanged(_) => self.farming.publish(&running.working, None),
             _ => {}
         }
         if let Some(record) = closed_record(change) {
@@ -732,6 +753,12 @@ impl Driver {
                 }
             }
             Inbound::Signature { peer, epoch, signature } => self.add_signature(peer, epoch, signature),
+            Inbound::Metered { app, uses } => {
+                if self.usage.len() < MAX_PROPOSED || self.usage.contains_key(&app) {
+                    let count = self.usage.entry(app).or_default();
+                    *count = count.saturating_add(uses);
+                }
+            }
             Inbound::Propose(item) => {
                 // Kept even between sessions: the next one carries it.
                 if session_elders(&self.state).contains(&self.me()) {
@@ -796,7 +823,8 @@ impl Driver {
         self.reported = true;
         let audits = self.storage.take_epoch_audits();
         self.observed = audits.tallies.clone();
-        let report = EpochReport { elder: self.me(), epoch: self.state.epoch(), passed: audits.proven() };
+        let usage = self.usage.clone();
+        let report = EpochReport { elder: self.me(), epoch: self.state.epoch(), passed: audits.proven(), usage };
         tracing::debug!(epoch = report.epoch, proven = report.passed.len(), "reporting on the epoch");
         self.propose(LogItem::Report(report));
     }
@@ -993,7 +1021,7 @@ mod tests {
     fn report(elder: &SigningKey, holders: &[AccountId]) -> LogItem {
         let passed =
             holders.iter().map(|holder| ProvenChunk { holder: *holder, chunk: [7; 32], bytes: 1 << 20 }).collect();
-        LogItem::Report(EpochReport { elder: AccountId::of(elder), epoch: 1, passed })
+        LogItem::Report(EpochReport { elder: AccountId::of(elder), epoch: 1, passed, usage: BTreeMap::new() })
     }
 
     /// Applies ordered items as a live elder does, up to the item that closes the epoch;

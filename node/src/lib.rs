@@ -10,6 +10,7 @@
 //! Protocol decisions stay in the ledger's state machines.
 
 pub mod api;
+pub mod apps_api;
 pub mod chunk_store;
 pub mod config;
 pub mod devnet;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use acre_ledger::store::AppliedPage;
-use acre_ledger::{AccountId, Certificate, Confirmation, LedgerError, SignatureBytes, SignedOrder, Vote};
+use acre_ledger::{AccountId, AppId, Certificate, Confirmation, LedgerError, SignatureBytes, SignedOrder, Vote};
 use acre_proofs::challenge::{Answer, Challenge};
 use acre_proofs::ChunkAddress;
 use futures::StreamExt;
@@ -77,6 +77,14 @@ pub enum PeerRequest {
     Propose(Box<LogItem>),
     /// Send the outcome of this closed epoch, if you have it.
     Outcome(u64),
+    /// Chunks were served through this app (from a member only): count them for the
+    /// epoch report.
+    Metered {
+        /// The app.
+        app: AppId,
+        /// Chunks served.
+        uses: u64,
+    },
     /// The sender's signature on the outcome of a closed epoch.
     EpochSignature {
         /// The epoch.

@@ -436,7 +436,11 @@ mod tests {
             for n in 0..3u8 {
                 let id = Digest([index as u8 * 10 + n; 32]);
                 propose
-                    .send(SectionEvent::PoolPayment { id, amount: Amount::from_nanos(1).expect("amount") })
+                    .send(SectionEvent::PoolPayment {
+                        id,
+                        amount: Amount::from_nanos(1).expect("amount"),
+                        app_fee: None,
+                    })
                     .await
                     .expect("queue");
             }

@@ -11,8 +11,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use acre_ledger::economics::{billable_bytes, check_store_payment, pool_account, store_cost, StorePaymentError};
-use acre_ledger::{AccountId, Amount, Certificate, Digest, LedgerError, ProvenChunk};
+use acre_ledger::economics::{
+    app_fee_of, billable_bytes, check_store_payment, pool_account, store_cost, StorePaymentError,
+};
+use acre_ledger::{AccountId, Amount, AppId, Certificate, Digest, LedgerError, ProvenChunk};
 use acre_proofs::audit::{assigned, judge, plan, Audit, Outcome};
 use acre_proofs::challenge::{Answer, Challenge};
 use acre_proofs::placement::{closest, node_name, Repair, COPIES};
@@ -88,6 +90,9 @@ pub enum StorageError {
     /// The node is not a member of this section.
     #[error("{0} is not a member of this section")]
     UnknownFarmer(AccountId),
+    /// No app of that id is registered.
+    #[error("no app {0} is registered in this section")]
+    UnknownApp(AppId),
     /// This node's disk failed.
     #[error("this node's disk: {0}")]
     Disk(String),
@@ -122,6 +127,13 @@ pub struct Quote {
     pub capacity: u64,
     /// How long the section honours this price, in seconds.
     pub valid_for_seconds: u64,
+    /// The app quoted for, with its price per upload (paid on top, with the store cost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub app: Option<AppId>,
+    /// The app's price per upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_price: Option<Amount>,
 }
 
 /// A holder as an elder's audits see it.
@@ -332,6 +344,7 @@ pub struct Storage {
     payments: Mutex<AcceptedPayments>,
     farmers: Mutex<BTreeMap<AccountId, (ChallengeTally, Option<AuditRecord>)>>,
     epoch_audits: Mutex<EpochAudits>,
+    app_prices: Mutex<HashMap<AppId, VecDeque<(Instant, Amount)>>>,
     statuses: Mutex<HashMap<AccountId, (u64, u64)>>,
     prices: Mutex<PriceHistory>,
     connections: Mutex<ConnectionWatch>,
@@ -368,6 +381,7 @@ impl Storage {
             payments: Mutex::new(payments),
             farmers: Mutex::default(),
             epoch_audits: Mutex::default(),
+            app_prices: Mutex::default(),
             statuses: Mutex::default(),
             prices: Mutex::default(),
             connections: Mutex::default(),
@@ -428,10 +442,14 @@ impl Storage {
         tracing::info!(made, "repair copies made");
     }
 
-    /// Hands a store payment to the section log: proposed here as an elder, otherwise
-    /// sent to the elders.
+    /// Hands a store payment to the section log.
     async fn propose_payment(&self, certificate: Certificate) {
-        let item = LogItem::Payment(certificate);
+        self.propose(LogItem::Payment(certificate)).await;
+    }
+
+    /// Puts an item that proves itself into the section log: proposed here as an elder,
+    /// otherwise sent to the elders.
+    pub async fn propose(&self, item: LogItem) {
         let membership = self.section.membership();
         if membership.elders.contains(&self.section.me()) {
             self.farming.deliver(Inbound::Propose(item));
@@ -446,17 +464,59 @@ impl Storage {
     }
 
     /// The section's price for `bytes` now.
-    pub fn quote(&self, bytes: u64) -> Quote {
+    pub fn quote(&self, bytes: u64, app: Option<AppId>) -> Result<Quote, StorageError> {
         let (used, capacity) = self.section_fullness();
         lock(&self.prices).record(used, capacity);
-        Quote {
+        let app_price = app.map(|app| self.app_price(&app)).transpose()?;
+        Ok(Quote {
             bytes,
             price: store_cost(bytes, used, capacity),
             pool: self.pool,
             used,
             capacity,
             valid_for_seconds: QUOTE_VALIDITY.as_secs(),
+            app,
+            app_price,
+        })
+    }
+
+    /// The app's price per upload as the section log last said; the lowest price it had
+    /// in the last [`QUOTE_VALIDITY`] is honoured, so a raise never catches a payment
+    /// already made on the old quote.
+    fn app_price(&self, app: &AppId) -> Result<Amount, StorageError> {
+        let current = self
+            .farming
+            .view()
+            .state
+            .and_then(|state| state.apps().get(app).map(|app| app.price_per_put))
+            .ok_or(StorageError::UnknownApp(*app))?;
+        let mut seen = lock(&self.app_prices);
+        let now = Instant::now();
+        let history = seen.entry(*app).or_default();
+        history.retain(|(at, _)| now.duration_since(*at) < QUOTE_VALIDITY);
+        if history.back().is_none_or(|(_, price)| *price != current) {
+            history.push_back((now, current));
         }
+        while history.len() > 64 {
+            history.pop_front();
+        }
+        Ok(history.iter().map(|(_, price)| *price).min().unwrap_or(current))
+    }
+
+    /// Counts a chunk served through `app` here and at every elder, whose reports carry
+    /// the counts into the epoch record.
+    pub async fn meter(&self, app: AppId) {
+        let membership = self.section.membership();
+        let me = self.section.me();
+        if membership.elders.contains(&me) {
+            self.farming.deliver(Inbound::Metered { app, uses: 1 });
+        }
+        let sends = membership
+            .members
+            .iter()
+            .filter(|(id, _)| *id != me && membership.elders.contains(id))
+            .map(|(_, peer)| self.section.request(*peer, PeerRequest::Metered { app, uses: 1 }));
+        join_all(sends).await;
     }
 
     /// Stores a chunk on its holders, after checking the payment for it (none is needed
@@ -689,9 +749,14 @@ impl Storage {
             let bytes = billable_bytes(list.iter().map(|(_, size)| *size))
                 .ok_or_else(|| StorageError::InvalidChunk("the listed sizes overflow".into()))?;
             let (used, capacity) = self.section_fullness();
-            let mut prices = lock(&self.prices);
-            prices.record(used, capacity);
-            prices.honoured(bytes).ok_or(StorageError::SectionFull)?
+            let store = {
+                let mut prices = lock(&self.prices);
+                prices.record(used, capacity);
+                prices.honoured(bytes).ok_or(StorageError::SectionFull)?
+            };
+            store
+                .checked_add(self.check_app_fee(&certificate.order)?)
+                .ok_or(StorageError::InvalidChunk("the price overflows".into()))?
         };
         check_store_payment(&certificate.order, &self.pool, &named, &(chunk.0 .0, chunk.1), required)?;
         if known {
@@ -718,6 +783,17 @@ impl Storage {
         }
         self.propose_payment(certificate).await;
         Ok(())
+    }
+
+    /// The app fee a payment through an app carries, checked against the app's price.
+    fn check_app_fee(&self, order: &acre_ledger::TransferOrder) -> Result<Amount, StorageError> {
+        let Some(app) = order.app else { return Ok(Amount::ZERO) };
+        let price = self.app_price(&app)?;
+        let fee = app_fee_of(order).map_or(Amount::ZERO, |(_, fee)| fee);
+        if fee < price {
+            return Err(StorageError::Payment(StorePaymentError::TooSmall { paid: fee, required: price }));
+        }
+        Ok(fee)
     }
 
     /// Has `holder` store the chunk durably.
@@ -891,6 +967,12 @@ impl InboundHandler for Arc<Storage> {
                 self.farming.deliver(Inbound::Frame { peer, session, frame });
                 PeerResponse::Done
             }
+            PeerRequest::Metered { app, uses } => {
+                if self.is_member(&peer) {
+                    self.farming.deliver(Inbound::Metered { app, uses: uses.min(MAX_ENTRIES as u64) });
+                }
+                PeerResponse::Done
+            }
             PeerRequest::EpochSignature { epoch, signature } => {
                 self.farming.deliver(Inbound::Signature { peer, epoch, signature });
                 PeerResponse::Done
@@ -904,6 +986,10 @@ impl InboundHandler for Arc<Storage> {
                     self.farming.deliver(Inbound::Propose(LogItem::Enrol(enrolment)));
                     PeerResponse::Done
                 }
+                LogItem::App(command) if command.is_valid() => {
+                    self.farming.deliver(Inbound::Propose(LogItem::App(command)));
+                    PeerResponse::Done
+                }
                 LogItem::Payment(certificate) => {
                     let verified = self.section.committee().verify_all(vec![certificate.clone()]);
                     let pays_pool = certificate.order.to == self.pool;
@@ -914,7 +1000,7 @@ impl InboundHandler for Arc<Storage> {
                         PeerResponse::Refused("not a certified payment to the section's pool".into())
                     }
                 }
-                _ => PeerResponse::Refused("only signed enrolments and store payments are taken".into()),
+                _ => PeerResponse::Refused("only signed enrolments, app commands and store payments are taken".into()),
             },
             ledger => self.section.answer(peer, ledger).await,
         }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use acre_ledger::{AccountId, Certificate};
+use acre_ledger::{AccountId, AppId, Certificate};
 use acre_proofs::{ChunkAddress, MAX_CHUNK_BYTES};
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -45,6 +45,7 @@ impl From<StorageError> for Problem {
             StorageError::HoldersUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "holders_unavailable"),
             StorageError::UnknownChunk(_) => (StatusCode::NOT_FOUND, "unknown_chunk"),
             StorageError::UnknownFarmer(_) => (StatusCode::NOT_FOUND, "unknown_farmer"),
+            StorageError::UnknownApp(_) => (StatusCode::NOT_FOUND, "unknown_app"),
             StorageError::Disk(message) => {
                 tracing::error!(%message, "chunk storage failed");
                 return Problem::new(
@@ -63,6 +64,9 @@ impl From<StorageError> for Problem {
 pub struct QuoteQuery {
     /// Bytes to store.
     pub bytes: u64,
+    /// The app the upload goes through (hex id), whose price is added.
+    #[param(value_type = Option<String>)]
+    pub app: Option<AppId>,
 }
 
 /// The section's price for storing `bytes` now, and where to pay it.
@@ -74,7 +78,7 @@ async fn quote(
     query: Result<Query<QuoteQuery>, QueryRejection>,
 ) -> Result<Json<Quote>, Problem> {
     let Query(query) = query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    Ok(Json(storage.quote(query.bytes)))
+    Ok(Json(storage.quote(query.bytes, query.app)?))
 }
 
 /// `POST /v1/chunks`: a chunk and, unless the section holds it already, its payment.
@@ -145,17 +149,30 @@ async fn put_chunk(
 
 /// The chunk's bytes, from this node or its holders, checked against its address.
 #[utoipa::path(get, path = "/v1/chunks/{address}", tag = "storage",
-    params(("address" = String, Path, description = "The chunk's address (hex)")),
+    params(("address" = String, Path, description = "The chunk's address (hex)"), AppQuery),
     responses((status = 200, description = "The chunk", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 400, description = "Not an address", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No holder has it", body = Problem, content_type = PROBLEM)))]
 async fn get_chunk(
     State(storage): State<Arc<Storage>>,
     address: Result<Path<String>, PathRejection>,
+    query: Result<Query<AppQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let address = chunk_address(address)?;
+    let Query(query) = query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let bytes = storage.get(address).await?;
+    if let Some(app) = query.app {
+        storage.meter(app).await;
+    }
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Bytes::from(bytes)).into_response())
+}
+
+/// `GET /v1/chunks/{address}` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct AppQuery {
+    /// The app this read is for (hex id); it is metered for the app's share of rewards.
+    #[param(value_type = Option<String>)]
+    pub app: Option<AppId>,
 }
 
 /// `GET /v1/chunks/{address}/holders`.

@@ -60,7 +60,7 @@ impl Section {
                     bytes: 1 << 20,
                 })
                 .collect();
-            let report = EpochReport { elder: AccountId::of(elder), epoch, passed };
+            let report = EpochReport { elder: AccountId::of(elder), epoch, passed, usage: Default::default() };
             if let SectionChange::Closed(record) = self.state.apply(&SectionEvent::Report(report)) {
                 closed = Some(record);
             }
@@ -79,7 +79,7 @@ fn rewards_reach_farmers_once_and_supply_is_genesis_plus_mints() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut section = Section::new(5);
     let collected = Amount::from_credits(5).expect("amount");
-    section.state.apply(&SectionEvent::PoolPayment { id: Digest([3; 32]), amount: collected });
+    section.state.apply(&SectionEvent::PoolPayment { id: Digest([3; 32]), amount: collected, app_fee: None });
     let record = section.close(&[(0, 1), (1, 1), (1, 2)]);
     assert_eq!(record.from_pool, collected);
     assert_eq!(record.items.len(), 2);
@@ -148,7 +148,7 @@ proptest! {
             if payment > 0 {
                 paid += 1;
                 let amount = Amount::from_credits(payment).expect("amount");
-                section.state.apply(&SectionEvent::PoolPayment { id: Digest([paid; 32]), amount });
+                section.state.apply(&SectionEvent::PoolPayment { id: Digest([paid; 32]), amount, app_fee: None });
             }
             let record = section.close(&passes);
             elder.handle_epoch(&record, &section.pool).expect("apply");

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use acre_ledger::{AccountId, Digest, SignedOrder};
+use acre_ledger::{AppId, SignedAppCommand};
 use acre_node::api::{AccountView, HistoryPage, Problem, SectionView, SupplyView, TransferView};
+use acre_node::apps_api::{AppView, PayoutsPage, Submitted};
 use acre_node::farming_api::{MembersView, Statement};
 use acre_node::storage::{FarmerView, Placed, Quote};
 use acre_node::storage_api::{HoldersView, PutChunk};
@@ -94,8 +96,35 @@ impl NodeClient {
     }
 
     /// The section's price for storing `bytes`.
-    pub fn quote(&self, bytes: u64) -> Result<Quote, ClientError> {
-        self.get(&format!("/v1/quote?bytes={bytes}"))
+    pub fn quote(&self, bytes: u64, app: Option<&AppId>) -> Result<Quote, ClientError> {
+        match app {
+            Some(app) => self.get(&format!("/v1/quote?bytes={bytes}&app={app}")),
+            None => self.get(&format!("/v1/quote?bytes={bytes}")),
+        }
+    }
+
+    /// Submits an owner's signed app command to the section log.
+    pub fn submit_app(&self, command: &SignedAppCommand) -> Result<Submitted, ClientError> {
+        let url = format!("{}/v1/apps", self.base);
+        let response = self.http.post(&url).json(command).send();
+        self.decode(&url, response)
+    }
+
+    /// An app, or `None` if the section has no such app (yet).
+    pub fn app(&self, app: &AppId) -> Result<Option<AppView>, ClientError> {
+        match self.get(&format!("/v1/apps/{app}")) {
+            Ok(view) => Ok(Some(view)),
+            Err(ClientError::Refused(problem)) if problem.code == "unknown_app" => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// A page of an app's payouts, after epoch `cursor`.
+    pub fn app_payouts(&self, app: &AppId, cursor: Option<u64>) -> Result<PayoutsPage, ClientError> {
+        match cursor {
+            Some(cursor) => self.get(&format!("/v1/apps/{app}/payouts?cursor={cursor}")),
+            None => self.get(&format!("/v1/apps/{app}/payouts")),
+        }
     }
 
     /// Uploads a chunk (with its payment, unless the section holds it already).
@@ -106,8 +135,11 @@ impl NodeClient {
     }
 
     /// A chunk's bytes as the node sends them (the caller checks them against the address).
-    pub fn chunk(&self, address: &ChunkAddress) -> Result<Vec<u8>, ClientError> {
-        let url = format!("{}/v1/chunks/{address}", self.base);
+    pub fn chunk(&self, address: &ChunkAddress, app: Option<&AppId>) -> Result<Vec<u8>, ClientError> {
+        let url = match app {
+            Some(app) => format!("{}/v1/chunks/{address}?app={app}", self.base),
+            None => format!("{}/v1/chunks/{address}", self.base),
+        };
         let unreachable = |reason: String| ClientError::Unreachable { url: url.clone(), reason };
         let response = self.http.get(&url).send().map_err(|e| unreachable(e.to_string()))?;
         if response.status().is_success() {

@@ -9,8 +9,8 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use acre_ledger::economics::{billable_bytes, store_memo};
-use acre_ledger::{AccountId, Amount, Certificate, SignedOrder, TransferOrder};
+use acre_ledger::economics::{billable_bytes, store_memo_with_app_fee};
+use acre_ledger::{AccountId, Amount, AppId, Certificate, SignedOrder, TransferOrder};
 use acre_node::storage_api::{ChunkEntry, PutChunk, StorePayment};
 use acre_proofs::{split_file, Chunk, ChunkAddress, DataMap};
 use acre_wallet::client::{ClientError, NodeClient};
@@ -45,11 +45,11 @@ fn distinct(chunks: &[Chunk]) -> impl Iterator<Item = &Chunk> {
 }
 
 /// `acre quote FILE`.
-pub(crate) fn quote(cli: &Cli, file: &Path) -> Result<()> {
+pub(crate) fn quote(cli: &Cli, file: &Path, app: Option<&AppId>) -> Result<()> {
     let client = node_client(cli)?;
     let split = split(file)?;
     let bytes = billable_bytes(distinct(&split.chunks).map(Chunk::size)).context("the file is too large")?;
-    let quote = client.quote(bytes)?;
+    let quote = client.quote(bytes, app)?;
     if cli.json {
         let view =
             serde_json::json!({ "file": split.address.to_string(), "chunks": split.chunks.len(), "quote": quote });
@@ -65,6 +65,9 @@ pub(crate) fn quote(cli: &Cli, file: &Path) -> Result<()> {
             percent(quote.used, quote.capacity)
         ),
         None => println!("the section is full and takes no new chunks"),
+    }
+    if let (Some(app), Some(price)) = (quote.app, quote.app_price) {
+        println!("  plus {price} credits for app {app}, paid with the store payment");
     }
     Ok(())
 }
@@ -90,6 +93,8 @@ pub(crate) struct PutRequest<'a> {
     pub(crate) journal_dir: PathBuf,
     /// Do not ask before paying.
     pub(crate) yes: bool,
+    /// The app the upload goes through, whose price is paid with the store cost.
+    pub(crate) app: Option<AppId>,
 }
 
 /// `acre put FILE`: pays for the chunks the section does not hold yet, uploads every
@@ -167,8 +172,10 @@ fn pay(
         return Ok(None);
     }
     let bytes = billable_bytes(unpaid.iter().map(|entry| entry.size)).context("the file is too large")?;
-    let quote = client.quote(bytes)?;
-    let price = quote.price.context("the section is full and takes no new chunks")?;
+    let quote = client.quote(bytes, request.app.as_ref())?;
+    let store_price = quote.price.context("the section is full and takes no new chunks")?;
+    let app_fee = quote.app_price;
+    let price = store_price.checked_add(app_fee.unwrap_or(Amount::ZERO)).context("the price overflows")?;
     let payer = client
         .account(&request.payer.address)?
         .with_context(|| format!("{} has never held credits", request.payer.address))?;
@@ -181,8 +188,12 @@ fn pay(
         );
     }
     if !request.yes {
+        let through = match (request.app, app_fee) {
+            (Some(app), Some(fee)) => format!(", of which {fee} to app {app}"),
+            _ => String::new(),
+        };
         confirm(&format!(
-            "Pay {price} credits from {} to store {} new chunks ({bytes} bytes)?",
+            "Pay {price} credits{through} from {} to store {} new chunks ({bytes} bytes)?",
             request.payer.name,
             unpaid.len()
         ))?;
@@ -194,8 +205,8 @@ fn pay(
         to: quote.pool,
         amount: price,
         sequence: payer.next_sequence,
-        app: None,
-        memo: store_memo(&named),
+        app: request.app,
+        memo: store_memo_with_app_fee(&named, app_fee),
     }
     .sign(&key);
     let journal = UploadJournal { chunks: unpaid, order, certificate: None };
@@ -226,14 +237,14 @@ fn certify(client: &NodeClient, order: &SignedOrder) -> Result<Certificate> {
 
 /// `acre get ADDRESS -o FILE`: fetches the data map and every chunk, checks each against
 /// its address, and writes the file.
-pub(crate) fn get(cli: &Cli, address: &str, out: &Path) -> Result<()> {
+pub(crate) fn get(cli: &Cli, address: &str, out: &Path, app: Option<&AppId>) -> Result<()> {
     let client = node_client(cli)?;
     let address: ChunkAddress = address.parse()?;
-    let map = DataMap::from_chunk(&fetch(&client, &address)?)?;
+    let map = DataMap::from_chunk(&fetch(&client, &address, app)?)?;
     let mut progress = Progress::new(cli, map.chunks.len(), "downloading");
     let mut chunks = Vec::with_capacity(map.chunks.len());
     for reference in &map.chunks {
-        let chunk = fetch(&client, &reference.address)?;
+        let chunk = fetch(&client, &reference.address, app)?;
         progress.advance(chunk.size());
         chunks.push(chunk);
     }
@@ -251,8 +262,8 @@ pub(crate) fn get(cli: &Cli, address: &str, out: &Path) -> Result<()> {
 }
 
 /// One chunk, checked against its address.
-fn fetch(client: &NodeClient, address: &ChunkAddress) -> Result<Chunk> {
-    let chunk = Chunk::new(client.chunk(address)?)?;
+fn fetch(client: &NodeClient, address: &ChunkAddress, app: Option<&AppId>) -> Result<Chunk> {
+    let chunk = Chunk::new(client.chunk(address, app)?)?;
     if chunk.address() != *address {
         bail!("the node sent bytes that are not chunk {address}");
     }

@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 done, 1 refused by the network, 2 usage or local error.
 
+mod apps;
 mod files;
 
 use std::io::IsTerminal;
@@ -87,6 +88,9 @@ enum Command {
     Quote {
         /// The file.
         file: PathBuf,
+        /// The app the upload would go through (its hex id): its price is shown too.
+        #[arg(long)]
+        app: Option<String>,
     },
     /// Store a file: pay for its new chunks, upload them, print the file's address.
     /// Repeating an interrupted put finishes it without paying again.
@@ -99,6 +103,9 @@ enum Command {
         /// Do not ask before paying.
         #[arg(long)]
         yes: bool,
+        /// Upload through this app (its hex id): its price is paid with the store cost.
+        #[arg(long)]
+        app: Option<String>,
     },
     /// Fetch a stored file by its address, checking every chunk.
     Get {
@@ -107,7 +114,13 @@ enum Command {
         /// Where to write it.
         #[arg(short, long, value_name = "FILE")]
         out: PathBuf,
+        /// Read through this app (its hex id), which is credited for the use.
+        #[arg(long)]
+        app: Option<String>,
     },
+    /// Apps: register one, set its price, see it and its payouts.
+    #[command(subcommand)]
+    App(AppCommandArgs),
     /// Farmers: what the section's audits say of a node.
     #[command(subcommand)]
     Farmer(FarmerCommand),
@@ -120,6 +133,50 @@ enum Command {
         /// Credits wanted.
         #[arg(default_value = "100")]
         amount: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AppCommandArgs {
+    /// Register an app owned by the paying key; prints its id once the section has it.
+    Register {
+        /// Its name (unique per owner).
+        name: String,
+        /// What each upload through it costs, in credits (0 is allowed).
+        #[arg(long)]
+        price: String,
+        /// Where its earnings go: an address or a key name [default: the owner].
+        #[arg(long)]
+        payout: Option<String>,
+        /// The owner key [default: the keystore's only key].
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Change an app's price; payments already made keep the price they paid.
+    SetPrice {
+        /// The app: its hex id, or its name with --from.
+        app: String,
+        /// The new price per upload, in credits.
+        price: String,
+        /// The owner key [default: the keystore's only key].
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Owner, price, fees waiting, use and lifetime earnings.
+    Show {
+        /// The app: its hex id, or its name with --from.
+        app: String,
+        /// The owner key, to name the app by name.
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Every epoch's payout: fees and its share of use.
+    Payouts {
+        /// The app: its hex id, or its name with --from.
+        app: String,
+        /// The owner key, to name the app by name.
+        #[arg(long)]
+        from: Option<String>,
     },
 }
 
@@ -281,7 +338,10 @@ fn run(cli: Cli) -> Result<()> {
             };
             send(&cli, &request)
         }
-        Command::Quote { file } => files::quote(&cli, file),
+        Command::Quote { file, app } => {
+            let app = app.as_deref().map(|app| apps::resolve(app, None)).transpose()?;
+            files::quote(&cli, file, app.as_ref())
+        }
         Command::Supply => {
             let supply = node_client(&cli)?.supply()?;
             if cli.json {
@@ -294,7 +354,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Put { file, from, yes } => {
+        Command::Put { file, from, yes, app } => {
             let request = files::PutRequest {
                 file,
                 payer: match from {
@@ -303,10 +363,35 @@ fn run(cli: Cli) -> Result<()> {
                 },
                 journal_dir: keystore.dir().join("uploads"),
                 yes: *yes,
+                app: app.as_deref().map(|app| apps::resolve(app, None)).transpose()?,
             };
             files::put(&cli, &request)
         }
-        Command::Get { address, out } => files::get(&cli, address, out),
+        Command::Get { address, out, app } => {
+            let app = app.as_deref().map(|app| apps::resolve(app, None)).transpose()?;
+            files::get(&cli, address, out, app.as_ref())
+        }
+        Command::App(AppCommandArgs::Register { name, price, payout, from }) => {
+            let owner = key_or_only(&keystore, from.as_deref())?;
+            let payout = match payout {
+                Some(payout) => resolve_account(&keystore, Some(payout))?,
+                None => owner.address,
+            };
+            apps::register(&cli, &owner, name, price.parse()?, payout)
+        }
+        Command::App(AppCommandArgs::SetPrice { app, price, from }) => {
+            let owner = key_or_only(&keystore, from.as_deref())?;
+            let app = apps::resolve(app, Some(&owner))?;
+            apps::set_price(&cli, &owner, &app, price.parse()?)
+        }
+        Command::App(AppCommandArgs::Show { app, from }) => {
+            let owner = from.as_deref().map(|name| keystore.load(name)).transpose()?;
+            apps::show(&cli, &apps::resolve(app, owner.as_ref())?)
+        }
+        Command::App(AppCommandArgs::Payouts { app, from }) => {
+            let owner = from.as_deref().map(|name| keystore.load(name)).transpose()?;
+            apps::payouts(&cli, &apps::resolve(app, owner.as_ref())?)
+        }
         Command::Farmer(FarmerCommand::Status { node_id }) => files::farmer_status(&cli, node_id),
         Command::Farmer(FarmerCommand::Statement { node_id, from, to }) => {
             files::farmer_statement(&cli, node_id, *from, *to)
@@ -548,6 +633,14 @@ fn resolve_account(keystore: &Keystore, text: Option<&str>) -> Result<AccountId>
     }
 }
 
+/// The named key, or the keystore's only key.
+fn key_or_only(keystore: &Keystore, name: Option<&str>) -> Result<acre_wallet::keystore::KeyFile> {
+    match name {
+        Some(name) => Ok(keystore.load(name)?),
+        None => only_key(keystore),
+    }
+}
+
 fn only_key(keystore: &Keystore) -> Result<acre_wallet::keystore::KeyFile> {
     let mut keys = keystore.list()?;
     match keys.len() {
@@ -564,6 +657,7 @@ fn describe(change: &acre_ledger::Change) -> String {
         acre_ledger::Change::Received { from, sequence } => format!("from {from} (#{sequence})"),
         acre_ledger::Change::Reward { epoch } => format!("farming reward, epoch {epoch}"),
         acre_ledger::Change::PoolPayout { epoch } => format!("pool paid out, epoch {epoch}"),
+        acre_ledger::Change::AppPayout { epoch, app } => format!("app {app} earnings, epoch {epoch}"),
     }
 }
 

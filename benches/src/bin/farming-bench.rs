@@ -96,7 +96,7 @@ impl Cluster {
 fn payment(n: u64) -> SectionEvent {
     let mut id = [0u8; 32];
     id[..8].copy_from_slice(&n.to_le_bytes());
-    SectionEvent::PoolPayment { id: Digest(id), amount: Amount::from_nanos(1).unwrap_or(Amount::ZERO) }
+    SectionEvent::PoolPayment { id: Digest(id), amount: Amount::from_nanos(1).unwrap_or(Amount::ZERO), app_fee: None }
 }
 
 fn keys(seed: u8, count: usize) -> Vec<SigningKey> {
@@ -197,7 +197,12 @@ async fn epoch_close(farmers: usize, session: u64) -> Result<(Duration, usize)> 
     let mut bytes = 0;
     let started = Instant::now();
     for (index, elder) in elder_ids.iter().enumerate() {
-        let report = SectionEvent::Report(EpochReport { elder: *elder, epoch: 1, passed: passed.clone() });
+        let report = SectionEvent::Report(EpochReport {
+            elder: *elder,
+            epoch: 1,
+            passed: passed.clone(),
+            usage: Default::default(),
+        });
         bytes = encoded_len(&report);
         cluster.proposers[index].send(report).await?;
     }

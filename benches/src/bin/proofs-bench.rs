@@ -118,7 +118,7 @@ fn node_ingest_rate() -> Result<f64> {
         .collect::<Result<_, _>>()?;
     let listed: Vec<ChunkEntry> = chunks.iter().map(|c| ChunkEntry { address: c.address(), size: c.size() }).collect();
     let named: Vec<([u8; 32], u64)> = chunks.iter().map(|c| (c.address().0, c.size())).collect();
-    let quote = client.quote(named.iter().map(|(_, size)| size).sum())?;
+    let quote = client.quote(named.iter().map(|(_, size)| size).sum(), None)?;
     let order = TransferOrder {
         from: AccountId::of(&payer),
         to: quote.pool,
