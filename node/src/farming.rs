@@ -300,12 +300,14 @@ pub enum Inbound {
     },
     /// Something to propose to the log.
     Propose(LogItem),
-    /// Chunks served through an app, metered by a member.
+    /// A member attests one read through an app.
     Metered {
+        /// The attesting member.
+        from: AccountId,
         /// The app.
         app: AppId,
-        /// Chunks served.
-        uses: u64,
+        /// The read's id.
+        use_id: Digest,
     },
 }
 
@@ -418,9 +420,8 @@ pub struct Driver {
     unapplied: Vec<EpochRecord>,
     early_signatures: BTreeMap<u64, Vec<(AccountId, SignatureBytes)>>,
     last_enrolment: Option<Instant>,
-    /// Uses of each app metered since this elder started (a running total; reports carry
-    /// it whole, so elders that report at different moments agree on it later).
-    usage: BTreeMap<AppId, u64>,
+    /// Reads through apps attested to this elder.
+    meter: UseMeter,
 }
 
 /// Why the driver could not start.
@@ -488,7 +489,7 @@ impl Driver {
             unapplied,
             early_signatures: BTreeMap::new(),
             last_enrolment: None,
-            usage: BTreeMap::new(),
+            meter: UseMeter::default(),
         })
     }
 
@@ -753,12 +754,7 @@ impl Driver {
                 }
             }
             Inbound::Signature { peer, epoch, signature } => self.add_signature(peer, epoch, signature),
-            Inbound::Metered { app, uses } => {
-                if self.usage.len() < MAX_PROPOSED || self.usage.contains_key(&app) {
-                    let count = self.usage.entry(app).or_default();
-                    *count = count.saturating_add(uses);
-                }
-            }
+            Inbound::Metered { from, app, use_id } => self.meter.attest(from, app, use_id),
             Inbound::Propose(item) => {
                 // Kept even between sessions: the next one carries it.
                 if session_elders(&self.state).contains(&self.me()) {
@@ -823,7 +819,7 @@ impl Driver {
         self.reported = true;
         let audits = self.storage.take_epoch_audits();
         self.observed = audits.tallies.clone();
-        let usage = self.usage.clone();
+        let usage = self.meter.totals().clone();
         let report = EpochReport { elder: self.me(), epoch: self.state.epoch(), passed: audits.proven(), usage };
         tracing::debug!(epoch = report.epoch, proven = report.passed.len(), "reporting on the epoch");
         self.propose(LogItem::Report(report));
@@ -966,6 +962,53 @@ impl Drop for AbortAll {
     }
 }
 
+/// Reads attested to this elder longest kept waiting for their second attestation.
+const PENDING_USES: usize = 100_000;
+
+/// Counts reads through apps. A read counts once two distinct members attest it (the
+/// node that took the request and the holder that sent the bytes), so one dishonest
+/// member alone cannot invent use. Totals run from this elder's start; reports carry them
+/// whole.
+#[derive(Debug, Default)]
+pub struct UseMeter {
+    pending: HashMap<Digest, (AppId, AccountId)>,
+    order: std::collections::VecDeque<Digest>,
+    counted: std::collections::HashSet<Digest>,
+    totals: BTreeMap<AppId, u64>,
+}
+
+impl UseMeter {
+    /// Records `member`'s attestation of the read `use_id` through `app`.
+    pub fn attest(&mut self, member: AccountId, app: AppId, use_id: Digest) {
+        if self.counted.contains(&use_id) {
+            return;
+        }
+        match self.pending.get(&use_id) {
+            Some((first_app, first)) if *first_app == app && *first != member => {
+                self.pending.remove(&use_id);
+                self.counted.insert(use_id);
+                *self.totals.entry(app).or_default() += 1;
+            }
+            Some(_) => {}
+            None => {
+                if self.order.len() >= PENDING_USES {
+                    if let Some(oldest) = self.order.pop_front() {
+                        self.pending.remove(&oldest);
+                        self.counted.remove(&oldest);
+                    }
+                }
+                self.pending.insert(use_id, (app, member));
+                self.order.push_back(use_id);
+            }
+        }
+    }
+
+    /// Reads counted per app since this elder started.
+    pub fn totals(&self) -> &BTreeMap<AppId, u64> {
+        &self.totals
+    }
+}
+
 /// A farmer's line for one epoch, for its statement.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StatementLine {
@@ -1057,6 +1100,24 @@ mod tests {
 
     fn index_of(state: &SectionState, key: &SigningKey) -> usize {
         session_elders(state).iter().position(|id| *id == AccountId::of(key)).expect("an elder")
+    }
+
+    #[test]
+    fn a_read_counts_once_two_members_attest_it() {
+        let mut meter = UseMeter::default();
+        let (app, read) = (AppId([1; 32]), Digest([200; 32]));
+        let (node, holder, liar) = (AccountId([1; 32]), AccountId([2; 32]), AccountId([3; 32]));
+        for n in 0..100u8 {
+            meter.attest(liar, app, Digest([n; 32]));
+            meter.attest(liar, app, Digest([n; 32]));
+        }
+        assert!(meter.totals().is_empty(), "one member alone invents nothing");
+        meter.attest(node, app, read);
+        meter.attest(holder, AppId([2; 32]), read);
+        assert!(meter.totals().is_empty(), "attestations of another app do not pair");
+        meter.attest(holder, app, read);
+        meter.attest(liar, app, read);
+        assert_eq!(meter.totals().get(&app), Some(&1), "counted once");
     }
 
     #[test]

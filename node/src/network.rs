@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use acre_ledger::store::AppliedPage;
-use acre_ledger::{AccountId, AppId, Certificate, Confirmation, LedgerError, SignatureBytes, SignedOrder, Vote};
+use acre_ledger::{
+    AccountId, AppId, Certificate, Confirmation, Digest, LedgerError, SignatureBytes, SignedOrder, Vote,
+};
 use acre_proofs::challenge::{Answer, Challenge};
 use acre_proofs::ChunkAddress;
 use futures::StreamExt;
@@ -77,13 +79,23 @@ pub enum PeerRequest {
     Propose(Box<LogItem>),
     /// Send the outcome of this closed epoch, if you have it.
     Outcome(u64),
-    /// Chunks were served through this app (from a member only): count them for the
-    /// epoch report.
+    /// The sender took part in serving one read through this app (from a member only):
+    /// a read counts once two members attest the same `use_id`.
     Metered {
         /// The app.
         app: AppId,
-        /// Chunks served.
-        uses: u64,
+        /// The read's id, the same from the node that took the request and the holder that
+        /// sent the bytes.
+        use_id: Digest,
+    },
+    /// Send this chunk's bytes for a read through `app`, and attest the read to the elders.
+    FetchForApp {
+        /// The chunk.
+        address: ChunkAddress,
+        /// The app.
+        app: AppId,
+        /// The read's id.
+        use_id: Digest,
     },
     /// The sender's signature on the outcome of a closed epoch.
     EpochSignature {

@@ -503,19 +503,38 @@ impl Storage {
         Ok(history.iter().map(|(_, price)| *price).min().unwrap_or(current))
     }
 
-    /// Counts a chunk served through `app` here and at every elder, whose reports carry
-    /// the counts into the epoch record.
-    pub async fn meter(&self, app: AppId) {
+    /// A chunk read through `app`: fetched from another holder, which attests the read to
+    /// the elders as this node does, so the read counts for the app (two members attest
+    /// it). When no other holder answers, the copy here is served and the read is not
+    /// counted.
+    pub async fn get_for_app(&self, address: ChunkAddress, app: AppId) -> Result<Vec<u8>, StorageError> {
+        let use_id = Digest(rand::random());
+        let me = self.section.me();
+        for holder in self.holders_of(&address).into_iter().filter(|holder| *holder != me) {
+            let Some(peer) = self.peer_of(&holder) else { continue };
+            let request = PeerRequest::FetchForApp { address, app, use_id };
+            if let Some(PeerResponse::Chunk(Some(bytes))) = self.section.request(peer, request).await {
+                if ChunkAddress::of(&bytes) == address {
+                    self.attest(app, use_id).await;
+                    return Ok(bytes.into_vec());
+                }
+            }
+        }
+        self.get(address).await
+    }
+
+    /// Tells every elder (this one too) that this member took part in the read `use_id`.
+    async fn attest(&self, app: AppId, use_id: Digest) {
         let membership = self.section.membership();
         let me = self.section.me();
         if membership.elders.contains(&me) {
-            self.farming.deliver(Inbound::Metered { app, uses: 1 });
+            self.farming.deliver(Inbound::Metered { from: me, app, use_id });
         }
         let sends = membership
             .members
             .iter()
             .filter(|(id, _)| *id != me && membership.elders.contains(id))
-            .map(|(_, peer)| self.section.request(*peer, PeerRequest::Metered { app, uses: 1 }));
+            .map(|(_, peer)| self.section.request(*peer, PeerRequest::Metered { app, use_id }));
         join_all(sends).await;
     }
 
@@ -867,6 +886,10 @@ impl Storage {
         self.section.membership().members.iter().find(|(id, _)| id == node).map(|(_, peer)| *peer)
     }
 
+    fn member_of_peer(&self, peer: &PeerId) -> Option<AccountId> {
+        self.section.membership().members.iter().find(|(_, p)| p == peer).map(|(id, _)| *id)
+    }
+
     fn is_member(&self, peer: &PeerId) -> bool {
         self.section.membership().members.iter().any(|(_, p)| p == peer)
     }
@@ -967,11 +990,23 @@ impl InboundHandler for Arc<Storage> {
                 self.farming.deliver(Inbound::Frame { peer, session, frame });
                 PeerResponse::Done
             }
-            PeerRequest::Metered { app, uses } => {
-                if self.is_member(&peer) {
-                    self.farming.deliver(Inbound::Metered { app, uses: uses.min(MAX_ENTRIES as u64) });
+            PeerRequest::Metered { app, use_id } => {
+                if let Some(from) = self.member_of_peer(&peer) {
+                    self.farming.deliver(Inbound::Metered { from, app, use_id });
                 }
                 PeerResponse::Done
+            }
+            PeerRequest::FetchForApp { address, app, use_id } => {
+                match self.local(move |chunks| chunks.get(&address)).await {
+                    Ok(Some(bytes)) => {
+                        if self.is_member(&peer) {
+                            self.attest(app, use_id).await;
+                        }
+                        PeerResponse::Chunk(Some(serde_bytes::ByteBuf::from(bytes)))
+                    }
+                    Ok(None) => PeerResponse::Chunk(None),
+                    Err(error) => PeerResponse::Refused(error.to_string()),
+                }
             }
             PeerRequest::EpochSignature { epoch, signature } => {
                 self.farming.deliver(Inbound::Signature { peer, epoch, signature });

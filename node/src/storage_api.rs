@@ -160,10 +160,10 @@ async fn get_chunk(
 ) -> Result<Response, Problem> {
     let address = chunk_address(address)?;
     let Query(query) = query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    let bytes = storage.get(address).await?;
-    if let Some(app) = query.app {
-        storage.meter(app).await;
-    }
+    let bytes = match query.app {
+        Some(app) => storage.get_for_app(address, app).await?,
+        None => storage.get(address).await?,
+    };
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Bytes::from(bytes)).into_response())
 }
 
