@@ -4,7 +4,7 @@
 //! state is pure and deterministic, so equal logs give equal states, and
 //! [`SectionState::state_hash`] after each event lets elders check it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -99,8 +99,10 @@ pub struct SectionState {
     joined_this_epoch: usize,
     reports: BTreeMap<AccountId, EpochReport>,
     unresponsive: BTreeMap<AccountId, BTreeSet<AccountId>>,
-    /// Every record closed, oldest first.
-    records: Vec<EpochRecord>,
+    /// The last `RECENT_RECORDS` records closed, oldest first: enough to re-apply one the
+    /// ledger may have missed in a crash, while older ones live in the epoch files and the
+    /// state (hashed and written every epoch) stays the same size as epochs pass.
+    records: VecDeque<EpochRecord>,
     /// Registered apps.
     apps: BTreeMap<AppId, App>,
     /// Events applied.
@@ -120,7 +122,7 @@ impl SectionState {
             joined_this_epoch: 0,
             reports: BTreeMap::new(),
             unresponsive: BTreeMap::new(),
-            records: Vec::new(),
+            records: VecDeque::new(),
             apps: BTreeMap::new(),
             applied: 0,
         }
@@ -153,9 +155,9 @@ impl SectionState {
         self.pool
     }
 
-    /// Every closed epoch's record.
-    pub fn records(&self) -> &[EpochRecord] {
-        &self.records
+    /// The most recent closed epochs' records, oldest first.
+    pub fn records(&self) -> impl ExactSizeIterator<Item = &EpochRecord> {
+        self.records.iter()
     }
 
     /// Registered apps.
@@ -276,10 +278,16 @@ impl SectionState {
         self.joined_this_epoch = 0;
         self.reports.clear();
         self.unresponsive.clear();
-        self.records.push(record.clone());
+        if self.records.len() == RECENT_RECORDS {
+            self.records.pop_front();
+        }
+        self.records.push_back(record.clone());
         SectionChange::Closed(record)
     }
 }
+
+/// Records the state keeps; a crash loses at most the ledger's application of the last.
+pub const RECENT_RECORDS: usize = 16;
 
 fn quorum(elders: usize) -> usize {
     elders * 2 / 3 + 1
@@ -394,7 +402,7 @@ mod tests {
         for elder in 2..5 {
             state.apply(&report(elder));
         }
-        let record = state.records().first().expect("closed").clone();
+        let record = state.records().next().expect("closed").clone();
         assert!(record.items.iter().all(|item| item.farmer != valid(6)), "removed before the close");
         let sum: u64 = record.items.iter().map(|i| i.amount.nanos()).sum();
         assert_eq!(sum, record.total.nanos());
@@ -448,14 +456,14 @@ mod tests {
                 first.apply(&events[index]);
                 second.apply(&events[index]);
                 assert_eq!(first.state_hash(), second.state_hash());
-                let minted: u64 = first.records().iter().map(|r| r.minted.nanos()).sum();
+                let minted: u64 = first.records().map(|r| r.minted.nanos()).sum();
                 assert_eq!(first.supply().nanos(), genesis.nanos() + minted, "supply = genesis + mints");
                 for record in first.records() {
                     let sum: u64 = record.items.iter().map(|i| i.amount.nanos()).sum();
                     assert_eq!(sum, record.total.nanos());
                 }
             }
-            records_by_log.insert(order, first.records().to_vec());
+            records_by_log.insert(order, first.records().cloned().collect());
         }
         // Within one log an epoch closes at most once.
         for records in records_by_log.values() {
@@ -473,14 +481,17 @@ mod tests {
         ) {
             let genesis = Amount::from_nanos(genesis).expect("amount");
             let mut state = SectionState::new(&founders(4), genesis);
+            let mut minted = 0u64;
             for passes in epochs {
                 let epoch = state.epoch();
                 for elder in 1..=4u8 {
                     let mine: Vec<(u8, u8)> = passes.iter().filter(|p| p.0 == elder).map(|p| (p.1, p.2)).collect();
-                    state.apply(&report(elder, epoch, &mine));
+                    if let SectionChange::Closed(record) = state.apply(&report(elder, epoch, &mine)) {
+                        minted += record.minted.nanos();
+                    }
                 }
                 prop_assert_eq!(state.epoch(), epoch + 1);
-                let minted: u64 = state.records().iter().map(|r| r.minted.nanos()).sum();
+                prop_assert!(state.records().len() <= RECENT_RECORDS);
                 prop_assert_eq!(state.supply().nanos(), genesis.nanos() + minted);
                 prop_assert!(state.supply() <= Amount::MAX);
             }

@@ -29,7 +29,9 @@ const FAUCET_KEY: &str = "faucet";
 const PROCESS_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Runs the devnet in `dir` until SIGINT or SIGTERM, then stops every node it started.
-pub(crate) async fn devnet(dir: &Path, nodes: Option<usize>) -> Result<()> {
+/// With `seed`, a devnet that has stored nothing yet stores a file from its faucet, so
+/// its farmers have data to prove and every epoch mints from the first.
+pub(crate) async fn devnet(dir: &Path, nodes: Option<usize>, seed: bool) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     let node_binary = std::env::current_exe()?;
@@ -57,6 +59,16 @@ pub(crate) async fn devnet(dir: &Path, nodes: Option<usize>) -> Result<()> {
     let manifest = Manifest { dir: dir.clone(), nodes: manifest_nodes, faucet };
     write_atomically(&dir.join(MANIFEST_FILE), serde_json::to_string_pretty(&manifest)?)?;
     print_usage(&manifest);
+    if seed && !dir.join(SEED_FILE).exists() {
+        let (dir, node_binary, faucet) = (dir.clone(), node_binary.clone(), manifest.faucet.clone());
+        // In the background, so Ctrl-C still stops the devnet at once.
+        tokio::task::spawn_blocking(move || match store_seed(&dir, &node_binary, &faucet) {
+            Ok(file) => {
+                println!("seeded: the faucet stored a {} KiB file ({file}), so every epoch mints", SEED_BYTES >> 10)
+            }
+            Err(error) => println!("seeding failed ({error:#}); epochs mint once a file is stored"),
+        });
+    }
 
     tokio::pin!(shutdown);
     let mut reported = vec![false; running.len()];
@@ -190,6 +202,56 @@ fn create_faucet(dir: &Path, node_binary: &Path) -> Result<Faucet> {
     }
     let key: NewKey = serde_json::from_slice(&output.stdout).context("reading the wallet's answer")?;
     Ok(Faucet { address: key.address, keystore, key: FAUCET_KEY.into(), password })
+}
+
+/// The size of the file a new devnet stores.
+const SEED_BYTES: usize = 1 << 20;
+/// Written once the seed file is stored, with its address.
+const SEED_FILE: &str = "seed.json";
+/// How long the nodes may take to take the seed file (they start connecting as it begins).
+const SEED_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Stores `SEED_BYTES` of random data paid by the faucet through the `acre` wallet, as a
+/// user would, and records its address in `SEED_FILE`.
+fn store_seed(dir: &Path, node_binary: &Path, faucet: &Faucet) -> Result<String> {
+    let data = dir.join("seed.bin");
+    if !data.exists() {
+        let bytes: Vec<u8> = (0..SEED_BYTES).map(|_| rand::random::<u8>()).collect();
+        write_atomically(&data, bytes)?;
+    }
+    let started = Instant::now();
+    let output = loop {
+        let output = Command::new(node_binary.with_file_name("acre"))
+            .arg("--json")
+            .arg("--keystore")
+            .arg(&faucet.keystore)
+            .arg("put")
+            .arg(&data)
+            .args(["--from", &faucet.key, "--yes"])
+            .env("ACRE_DEVNET", dir)
+            .env("ACRE_PASSWORD", &faucet.password)
+            .env_remove("ACRE_NODE")
+            .stdin(Stdio::null())
+            .output()
+            .context("running the acre wallet")?;
+        // Until every elder has met the others a payment may lack votes; a put repeated
+        // resumes where it stopped and never pays twice.
+        if output.status.success() || started.elapsed() > SEED_DEADLINE {
+            break output;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    if !output.status.success() {
+        bail!("acre put: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    #[derive(Deserialize)]
+    struct Stored {
+        file: String,
+    }
+    let stored: Stored = serde_json::from_slice(&output.stdout).context("reading the wallet's answer")?;
+    write_atomically(&dir.join(SEED_FILE), serde_json::to_string_pretty(&serde_json::json!({ "file": stored.file }))?)?;
+    let _ = std::fs::remove_file(&data);
+    Ok(stored.file)
 }
 
 /// (API, TCP, UDP) ports for `count` nodes, free now. Every socket stays bound until all

@@ -56,6 +56,10 @@ enum Command {
         /// The devnet's directory [default: $ACRE_DEVNET, else ~/.local/share/acre/devnet].
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Do not store the seed file a new devnet otherwise stores from its faucet (so
+        /// that its epochs mint before anyone stores data).
+        #[arg(long)]
+        no_seed: bool,
     },
     /// Print the JSON API's OpenAPI document.
     Openapi,
@@ -92,9 +96,9 @@ enum LogFormatArg {
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Init { data_dir, genesis } => init(&data_dir, genesis.as_deref()),
-        Command::Devnet { nodes, dir } => {
+        Command::Devnet { nodes, dir, no_seed } => {
             let dir = dir.or_else(acre_node::devnet::default_dir).context("no --dir given and no home directory")?;
-            devnet_cmd::devnet(&dir, nodes).await
+            devnet_cmd::devnet(&dir, nodes, !no_seed).await
         }
         Command::Openapi => {
             println!("{}", ApiDoc::openapi().to_pretty_json()?);

@@ -98,12 +98,23 @@ pub struct DevnetProcess {
 }
 
 impl DevnetProcess {
-    /// Starts a devnet of `nodes` in `dir` and waits for its manifest.
+    /// Starts a devnet of `nodes` in `dir` that stores only what the test stores, and
+    /// waits for its manifest.
     pub fn start(binary: &Path, dir: &Path, nodes: usize) -> Self {
+        Self::start_with(binary, dir, nodes, &["--no-seed"])
+    }
+
+    /// Starts a devnet as `make devnet` does: it stores a seed file from its faucet.
+    pub fn start_seeded(binary: &Path, dir: &Path, nodes: usize) -> Self {
+        Self::start_with(binary, dir, nodes, &[])
+    }
+
+    fn start_with(binary: &Path, dir: &Path, nodes: usize, flags: &[&str]) -> Self {
         let manifest = dir.join("devnet.json");
         let mut child = Command::new(binary)
             .args(["devnet", "--nodes", &nodes.to_string(), "--dir"])
             .arg(dir)
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

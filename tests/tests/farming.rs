@@ -263,3 +263,30 @@ fn a_new_node_joins_and_earns_and_a_dead_one_is_replaced_by_copies() {
             .then_some(())
     });
 }
+
+/// A devnet started as `make devnet` starts it stores a seed file from its faucet, so its
+/// epochs mint before anyone uploads, and go on minting every epoch.
+#[test]
+fn a_seeded_devnet_mints_every_epoch_without_an_upload() {
+    let fixture = Fixture::start_seeded(4);
+    let api = fixture.api(0);
+    let seed_file = fixture.devnet.dir.join("seed.json");
+    let seed: Value = eventually_within(EPOCHS, "the devnet stores its seed file", || {
+        serde_json::from_slice(&std::fs::read(&seed_file).ok()?).ok()
+    });
+    let minting = eventually_within(EPOCHS, "an epoch mints for the seed file", || {
+        let record = fixture.get(api, "/v1/epochs/latest")["record"].clone();
+        let minted: Amount = record["minted"].as_str()?.parse().ok()?;
+        (minted > Amount::ZERO).then(|| record["epoch"].as_u64()).flatten()
+    });
+    epoch_after(&fixture, api, minting + 1);
+    for next in minting + 1..=minting + 2 {
+        let record = &fixture.get(api, &format!("/v1/epochs/{next}"))["record"];
+        assert!(amount(&record["minted"]) > Amount::ZERO, "epoch {next} mints too: {record}");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("seed.bin");
+    let address = seed["file"].as_str().expect("the seed file's address");
+    fixture.wallet_json(&["get", address, "-o", copy.to_str().expect("utf-8 path")]);
+    assert_eq!(std::fs::metadata(&copy).expect("read back").len(), 1 << 20);
+}

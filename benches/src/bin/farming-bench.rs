@@ -220,7 +220,7 @@ async fn epoch_close(farmers: usize, session: u64) -> Result<(Duration, usize)> 
     }
     let elapsed = started.elapsed();
     ensure!(state_elders.iter().all(|e| elder_ids.contains(e)), "the bench's elders are the state's");
-    let records: Vec<_> = states.iter().map(|s| s.records().to_vec()).collect();
+    let records: Vec<_> = states.iter().map(|s| s.records().cloned().collect::<Vec<_>>()).collect();
     ensure!(records.windows(2).all(|w| w[0] == w[1]), "every elder closed the same record");
     cluster.stop();
     Ok((elapsed, bytes))

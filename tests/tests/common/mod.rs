@@ -27,8 +27,17 @@ pub(crate) struct Fixture {
 impl Fixture {
     /// Starts a devnet of `nodes` elders and waits until they are all connected.
     pub(crate) fn start(nodes: usize) -> Self {
+        Self::start_with(nodes, DevnetProcess::start)
+    }
+
+    /// Starts a devnet as `make devnet` does, storing a seed file from its faucet.
+    pub(crate) fn start_seeded(nodes: usize) -> Self {
+        Self::start_with(nodes, DevnetProcess::start_seeded)
+    }
+
+    fn start_with(nodes: usize, start: fn(&std::path::Path, &std::path::Path, usize) -> DevnetProcess) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let devnet = DevnetProcess::start(&workspace_binary("acre-node"), &dir.path().join("devnet"), nodes);
+        let devnet = start(&workspace_binary("acre-node"), &dir.path().join("devnet"), nodes);
         let manifest = Manifest::read(&devnet.dir).expect("manifest");
         assert_eq!(manifest.nodes.len(), nodes);
         let keystore = dir.path().join("keys");
