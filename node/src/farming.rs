@@ -268,13 +268,15 @@ pub struct ElderSignatureView {
     pub signature: SignatureBytes,
 }
 
-/// The section as the agreed log says, for the API.
+/// The section as the agreed log says, for the API. Both parts are shared, so a request
+/// takes a snapshot in constant time however many epochs have closed; the driver copies
+/// a part only when a reader still holds the old one.
 #[derive(Debug, Clone, Default)]
 pub struct FarmingView {
     /// The state after the last applied event this node knows of.
-    pub state: Option<SectionState>,
+    pub state: Option<Arc<SectionState>>,
     /// Closed epochs, oldest first (without their logs).
-    pub epochs: Vec<EpochOutcome>,
+    pub epochs: Arc<Vec<EpochOutcome>>,
 }
 
 /// Messages for the driver.
@@ -349,12 +351,14 @@ impl Farming {
 
     fn publish(&self, state: &SectionState, closed: Option<EpochOutcome>) {
         let mut view = self.view.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        view.state = Some(state.clone());
+        view.state = Some(Arc::new(state.clone()));
         if let Some(mut outcome) = closed {
             outcome.log.clear();
-            match view.epochs.iter_mut().find(|e| e.record.epoch == outcome.record.epoch) {
-                Some(known) => *known = outcome,
-                None => view.epochs.push(outcome),
+            let epochs = Arc::make_mut(&mut view.epochs);
+            // Kept in epoch order, which the API's searches rely on.
+            match epochs.binary_search_by_key(&outcome.record.epoch, |e| e.record.epoch) {
+                Ok(known) => epochs[known] = outcome,
+                Err(place) => epochs.insert(place, outcome),
             }
         }
     }
@@ -464,7 +468,7 @@ impl Driver {
                 epochs.push(outcome);
             }
         }
-        farming.view.write().unwrap_or_else(std::sync::PoisonError::into_inner).epochs = epochs;
+        farming.view.write().unwrap_or_else(std::sync::PoisonError::into_inner).epochs = Arc::new(epochs);
         farming.publish(&state, None);
         section.set_membership(state.members().keys().copied(), state.elders());
         let unapplied = state.records().cloned().collect();
@@ -1028,9 +1032,11 @@ pub struct StatementLine {
 
 /// A farmer's lines for the closed epochs in `from..=to`.
 pub fn statement(epochs: &[EpochOutcome], farmer: &AccountId, from: u64, to: u64) -> Vec<StatementLine> {
-    epochs
+    // Oldest first and in order: the range is found by search, not by a scan.
+    let first = epochs.partition_point(|outcome| outcome.record.epoch < from);
+    epochs[first..]
         .iter()
-        .filter(|outcome| (from..=to).contains(&outcome.record.epoch))
+        .take_while(|outcome| outcome.record.epoch <= to)
         .map(|outcome| {
             let item = outcome.record.items.iter().find(|item| item.farmer == *farmer);
             StatementLine {
@@ -1195,5 +1201,37 @@ mod tests {
             ));
         }
         assert!(closes > 0, "some orders close the epoch");
+    }
+
+    #[test]
+    fn a_statement_covers_exactly_the_closed_epochs_in_its_range() {
+        let farmer = AccountId::of(&SigningKey::from_bytes(&[9; 32]));
+        let closed = |epoch: u64| {
+            let amount = Amount::from_nanos(epoch).expect("amount");
+            let item =
+                acre_ledger::MintItem { farmer, reward_address: farmer, proven_bytes: epoch, proven_chunks: 1, amount };
+            EpochOutcome {
+                record: EpochRecord {
+                    epoch,
+                    minted: amount,
+                    from_pool: Amount::ZERO,
+                    total: amount,
+                    items: vec![item],
+                    apps: Vec::new(),
+                },
+                state_hash: Digest([0; 32]),
+                log: Vec::new(),
+                signatures: BTreeMap::new(),
+                observed: BTreeMap::new(),
+            }
+        };
+        // Epoch 3's outcome is missing, as it is on a node that was down for it.
+        let epochs: Vec<EpochOutcome> = [1, 2, 4, 5].into_iter().map(closed).collect();
+        let lines = statement(&epochs, &farmer, 2, 4);
+        assert_eq!(lines.iter().map(|line| line.epoch).collect::<Vec<_>>(), vec![2, 4]);
+        assert_eq!(lines.iter().map(|line| line.proven_bytes).sum::<u64>(), 6);
+        assert!(statement(&epochs, &farmer, 6, 9).is_empty());
+        let stranger = AccountId::of(&SigningKey::from_bytes(&[8; 32]));
+        assert!(statement(&epochs, &stranger, 1, 5).iter().all(|line| line.reward == Amount::ZERO));
     }
 }

@@ -60,7 +60,11 @@ async fn epoch(
         let number: u64 = asked
             .parse()
             .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "invalid_epoch", "an epoch is a number or `latest`"))?;
-        view.epochs.iter().find(|outcome| outcome.record.epoch == number)
+        // Oldest first and in order, so a search finds it.
+        view.epochs
+            .binary_search_by_key(&number, |outcome| outcome.record.epoch)
+            .ok()
+            .and_then(|at| view.epochs.get(at))
     };
     let outcome = found.ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "unknown_epoch", "no such closed epoch"))?;
     let mut shown = view_of(outcome);
