@@ -106,8 +106,7 @@ fixed_bytes!(
     64
 );
 fixed_bytes!(
-    /// An app's id: the hash of its owner and name. Apps arrive with a later release;
-    /// orders already carry the field so the signed format does not change then.
+    /// An app's id: the hash of its owner and name (`AppId::of`).
     AppId,
     32
 );

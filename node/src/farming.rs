@@ -368,6 +368,15 @@ fn outcome_path(dir: &Path, epoch: u64) -> PathBuf {
     dir.join("epochs").join(format!("{epoch:012}.json"))
 }
 
+/// The meter's totals as the last epoch close saved them, beside the section state.
+const USAGE_FILE: &str = "usage.json";
+
+/// The saved meter totals; none if never saved (or unreadable, which under-counts this
+/// elder alone and so cannot raise the agreed use).
+fn read_usage(dir: &Path) -> BTreeMap<AppId, u64> {
+    std::fs::read(dir.join(USAGE_FILE)).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default()
+}
+
 fn read_outcome(dir: &Path, epoch: u64) -> Option<EpochOutcome> {
     let bytes = std::fs::read(outcome_path(dir, epoch)).ok()?;
     serde_json::from_slice(&bytes).ok()
@@ -472,6 +481,7 @@ impl Driver {
         farming.publish(&state, None);
         section.set_membership(state.members().keys().copied(), state.elders());
         let unapplied = state.records().cloned().collect();
+        let meter = UseMeter::resuming(read_usage(&farming.dir));
         Ok(Driver {
             farming,
             inbox,
@@ -493,7 +503,7 @@ impl Driver {
             unapplied,
             early_signatures: BTreeMap::new(),
             last_enrolment: None,
-            meter: UseMeter::default(),
+            meter,
         })
     }
 
@@ -710,7 +720,10 @@ impl Driver {
         let epoch = outcome.record.epoch;
         write_atomically(&outcome_path(&self.farming.dir, epoch), serde_json::to_vec(outcome)?)?;
         let state = postcard::to_stdvec(next).map_err(std::io::Error::other)?;
-        write_atomically(&self.farming.dir.join("state.postcard"), state)
+        write_atomically(&self.farming.dir.join("state.postcard"), state)?;
+        // The meter's running totals outlive a restart, so the counts this elder reports
+        // do not fall back to zero and pull the agreed use below what was read.
+        write_atomically(&self.farming.dir.join(USAGE_FILE), serde_json::to_vec(self.meter.totals())?)
     }
 
     /// Applies closed records to the ledger; one refused for want of a payment it has not
@@ -971,8 +984,8 @@ const PENDING_USES: usize = 100_000;
 
 /// Counts reads through apps. A read counts once two distinct members attest it (the
 /// node that took the request and the holder that sent the bytes), so one dishonest
-/// member alone cannot invent use. Totals run from this elder's start; reports carry them
-/// whole.
+/// member alone cannot invent use. Totals run from this elder's first start (saved at
+/// every epoch close); reports carry them whole.
 #[derive(Debug, Default)]
 pub struct UseMeter {
     pending: HashMap<Digest, (AppId, AccountId)>,
@@ -1007,7 +1020,12 @@ impl UseMeter {
         }
     }
 
-    /// Reads counted per app since this elder started.
+    /// A meter whose running totals start where a saved one's stopped.
+    pub fn resuming(totals: BTreeMap<AppId, u64>) -> Self {
+        UseMeter { totals, ..UseMeter::default() }
+    }
+
+    /// Reads counted per app, running since this elder first started.
     pub fn totals(&self) -> &BTreeMap<AppId, u64> {
         &self.totals
     }
@@ -1124,6 +1142,13 @@ mod tests {
         meter.attest(holder, app, read);
         meter.attest(liar, app, read);
         assert_eq!(meter.totals().get(&app), Some(&1), "counted once");
+
+        // The totals a close saved are where a restarted elder's meter resumes.
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(read_usage(dir.path()).is_empty(), "nothing saved yet");
+        std::fs::write(dir.path().join(USAGE_FILE), serde_json::to_vec(meter.totals()).expect("json")).expect("save");
+        let resumed = UseMeter::resuming(read_usage(dir.path()));
+        assert_eq!(resumed.totals(), meter.totals());
     }
 
     #[test]
