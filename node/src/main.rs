@@ -56,8 +56,8 @@ enum Command {
         /// The devnet's directory [default: $ACRE_DEVNET, else ~/.local/share/acre/devnet].
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
-        /// Do not store the seed file a new devnet otherwise stores from its faucet (so
-        /// that its epochs mint before anyone stores data).
+        /// Skip the seed file: without this flag a new devnet stores 1 MiB paid by its
+        /// faucet, so its epochs mint before anyone uploads.
         #[arg(long)]
         no_seed: bool,
     },
