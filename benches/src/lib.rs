@@ -122,3 +122,25 @@ pub fn sibling_binary(name: &str) -> Result<std::path::PathBuf> {
     ensure!(path.exists(), "{} is missing: run `cargo build --release --workspace --bins` first", path.display());
     Ok(path)
 }
+
+/// The `acre` wallet beside this binary, run against the devnet in `devnet_dir` with its
+/// keystore in `keys` and every key's password "bench"; a failing command is an error
+/// carrying what it printed.
+pub fn devnet_wallet(
+    keys: std::path::PathBuf,
+    devnet_dir: std::path::PathBuf,
+) -> Result<impl Fn(&[&str]) -> Result<()>> {
+    let acre = sibling_binary("acre")?;
+    Ok(move |args: &[&str]| -> Result<()> {
+        let output = std::process::Command::new(&acre)
+            .arg("--keystore")
+            .arg(&keys)
+            .args(args)
+            .env("ACRE_DEVNET", &devnet_dir)
+            .env("ACRE_PASSWORD", "bench")
+            .env_remove("ACRE_NODE")
+            .output()?;
+        ensure!(output.status.success(), "acre {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        Ok(())
+    })
+}

@@ -60,9 +60,26 @@ impl AppCommand {
         AppId::of(&self.owner, &self.name)
     }
 
+    /// What the owner signs: every field, each length-prefixed or fixed-size, so no two
+    /// different commands share a digest.
     fn digest(&self) -> Digest {
-        let encoded = postcard::to_stdvec(self).unwrap_or_default();
-        Digest::derive(APP_COMMAND_CONTEXT, &[&encoded])
+        let (tag, account, amount) = match &self.action {
+            AppAction::Register { payout, price_per_put } => (0u8, payout, *price_per_put),
+            AppAction::SetPrice(price) => (1, &self.owner, *price),
+            AppAction::SetPayout(payout) => (2, payout, Amount::ZERO),
+        };
+        Digest::derive(
+            APP_COMMAND_CONTEXT,
+            &[
+                &self.owner.0,
+                &(self.name.len() as u64).to_le_bytes(),
+                self.name.as_bytes(),
+                &self.nonce.to_le_bytes(),
+                &[tag],
+                &account.0,
+                &amount.nanos().to_le_bytes(),
+            ],
+        )
     }
 
     /// Signs the command with the owner's key.
@@ -219,6 +236,23 @@ mod tests {
             },
         }
         .sign(owner)
+    }
+
+    #[test]
+    fn every_field_of_a_command_is_signed() {
+        let (owner, other) = (AccountId::of(&key(81, 1)), AccountId::of(&key(81, 2)));
+        let base = AppCommand { owner, name: "photos".into(), nonce: 3, action: AppAction::SetPrice(Amount::ZERO) };
+        let variants = [
+            AppCommand { owner: other, ..base.clone() },
+            AppCommand { name: "photo".into(), ..base.clone() },
+            AppCommand { nonce: 4, ..base.clone() },
+            AppCommand { action: AppAction::SetPrice(Amount::from_nanos(1).expect("amount")), ..base.clone() },
+            AppCommand { action: AppAction::SetPayout(owner), ..base.clone() },
+            AppCommand { action: AppAction::Register { payout: owner, price_per_put: Amount::ZERO }, ..base.clone() },
+        ];
+        let mut digests: BTreeSet<Digest> = variants.iter().map(AppCommand::digest).collect();
+        digests.insert(base.digest());
+        assert_eq!(digests.len(), variants.len() + 1, "two different commands share a digest");
     }
 
     #[test]

@@ -8,6 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{AccountId, Digest, LedgerError, SignatureBytes, TransferOrder};
 
+/// The number of elders out of `elders` whose agreement binds the section: floor(2n/3)+1
+/// (3 of 4, 5 of 7). Any two such sets share more than the f = (n-1)/3 elders a section
+/// tolerates as faulty, so two conflicting decisions can never both reach it. Votes,
+/// epoch reports, removals and outcome signatures all count against this one number.
+pub fn quorum(elders: usize) -> usize {
+    elders * 2 / 3 + 1
+}
+
 /// Hash context of what an elder signs when it votes, distinct from the order's own so
 /// an owner's signature can never pass as a vote.
 const VOTE_CONTEXT: &str = "acre 2026 elder vote v1";
@@ -135,9 +143,9 @@ impl Committee {
         self.elders.len()
     }
 
-    /// Votes that make a certificate: floor(2n/3)+1 (3 of 4, 5 of 7).
+    /// Votes that make a certificate: [`quorum`] of its size.
     pub fn quorum(&self) -> usize {
-        2 * self.size() / 3 + 1
+        quorum(self.size())
     }
 
     /// Whether `id` is one of the elders.

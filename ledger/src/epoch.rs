@@ -176,7 +176,7 @@ pub fn close_epoch(
     rewards: &BTreeMap<AccountId, AccountId>,
     apps: &AppLedger,
 ) -> Result<EpochRecord, EpochError> {
-    let quorum = elders.len() * 2 / 3 + 1;
+    let quorum = crate::quorum(elders.len());
     let mut latest: BTreeMap<AccountId, &EpochReport> = BTreeMap::new();
     for report in reports.iter().filter(|r| r.epoch == epoch && elders.contains(&r.elder)) {
         latest.insert(report.elder, report);

@@ -144,7 +144,21 @@ fn deserialize_array<'de, D: Deserializer<'de>, const N: usize>(deserializer: D)
     deserializer.deserialize_bytes(ArrayVisitor::<N>)
 }
 
+/// A value whose canonical encoding could not be made, so it has no digest. A digest of
+/// nothing in its place would let unequal values compare equal.
+#[derive(Debug, thiserror::Error)]
+#[error("could not encode the value to hash it: {0}")]
+pub struct EncodeError(#[from] postcard::Error);
+
 impl Digest {
+    /// The domain-separated hash of `value`'s canonical (postcard) encoding, streamed into
+    /// the hasher rather than buffered.
+    pub fn of_encoded<T: serde::Serialize + ?Sized>(context: &str, value: &T) -> Result<Digest, EncodeError> {
+        let mut hasher = blake3::Hasher::new_derive_key(context);
+        postcard::to_io(value, &mut hasher)?;
+        Ok(Digest(*hasher.finalize().as_bytes()))
+    }
+
     /// The domain-separated hash of `parts`; every kind of signed or hashed object has
     /// its own `context`, so a signature over one can never be replayed as another.
     pub fn derive(context: &str, parts: &[&[u8]]) -> Digest {

@@ -68,14 +68,15 @@ pub mod testkit;
 pub use amount::{Amount, AmountError, MAX_CREDITS, NANOS_PER_CREDIT};
 pub use apps::{App, AppAction, AppCommand, SignedAppCommand};
 pub use certificate::{
-    vote_message, Certificate, CertificateBuilder, Committee, CommitteeError, ElderSignature, VerifiedCertificate, Vote,
+    quorum, vote_message, Certificate, CertificateBuilder, Committee, CommitteeError, ElderSignature,
+    VerifiedCertificate, Vote,
 };
 pub use durable::DurableElder;
 pub use elder::ElderState;
 pub use epoch::{EpochRecord, EpochReport, MintItem, ProvenChunk};
 pub use error::LedgerError;
 pub use gathering::{ElderAnswer, GatherError, Gathering};
-pub use ids::{AccountId, AppId, Digest, IdError, SignatureBytes, ACCOUNT_HRP};
+pub use ids::{AccountId, AppId, Digest, EncodeError, IdError, SignatureBytes, ACCOUNT_HRP};
 pub use order::{SignedOrder, TransferOrder, VerifiedOrder, MAX_MEMO_BYTES};
 pub use record::{
     AccountState, Allocation, Change, Confirmation, Effects, GenesisRecord, HistoryEntry, Lock, Write, WriteBatch,

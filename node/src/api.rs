@@ -5,10 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use acre_ledger::store::{RocksStore, Store};
-use acre_ledger::{
-    AccountId, Amount, Certificate, Confirmation, Digest, DurableElder, GatherError, HistoryEntry, LedgerError,
-    SignedOrder,
-};
+use acre_ledger::{AccountId, Amount, Certificate, Confirmation, Digest, DurableElder, LedgerError, SignedOrder};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -17,9 +14,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tower_http::timeout::TimeoutLayer;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
+
+use acre_api::ledger::{AccountView, ElderView, Health, HistoryPage, SectionView, SupplyView, TransferView};
+use acre_api::{routes, Problem, ProblemCode, PROBLEM};
 
 use crate::ledger_task::LedgerStopped;
 use crate::section::Section;
@@ -62,82 +62,9 @@ pub type Shared = Arc<Section>;
 )]
 pub struct ApiDoc;
 
-/// An RFC 9457 problem document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Problem {
-    /// A URI naming the kind of problem.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// A short summary of the kind.
-    pub title: String,
-    /// The HTTP status.
-    pub status: u16,
-    /// What went wrong this time.
-    pub detail: String,
-    /// The stable machine-readable code.
-    pub code: String,
-}
-
-impl Problem {
-    /// A problem with `status`, stable `code` and a `detail` for this occurrence.
-    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
-        Problem {
-            kind: format!("urn:acre:problem:{code}"),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            detail: detail.into(),
-            code: code.to_owned(),
-        }
-    }
-
-    pub(crate) fn internal(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
-    }
-}
-
-impl From<GatherError> for Problem {
-    fn from(error: GatherError) -> Self {
-        match error {
-            GatherError::Refused(refusal) => refusal.into(),
-            error @ GatherError::NoQuorum { .. } => {
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", format!("{error}; retry later"))
-            }
-        }
-    }
-}
-
 impl From<LedgerStopped> for Problem {
     fn from(_: LedgerStopped) -> Self {
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the node is shutting down")
-    }
-}
-
-impl From<LedgerError> for Problem {
-    fn from(error: LedgerError) -> Self {
-        let status = match &error {
-            LedgerError::Storage { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            LedgerError::UnknownAccount { .. } => StatusCode::NOT_FOUND,
-            LedgerError::ConflictingOrder { .. } | LedgerError::GenesisConflict => StatusCode::CONFLICT,
-            error if error.is_retryable() => StatusCode::CONFLICT,
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
-        };
-        let detail = match &error {
-            // The store's own message names files and internals; it goes to the log instead.
-            LedgerError::Storage { message } => {
-                tracing::error!(%message, "ledger store failed");
-                "the node's store failed; nothing was acknowledged, so the request may be retried".to_owned()
-            }
-            error => error.to_string(),
-        };
-        Problem::new(status, error.code(), detail)
-    }
-}
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self).unwrap_or_default();
-        (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, ProblemCode::Unavailable, "the node is shutting down")
     }
 }
 
@@ -156,26 +83,27 @@ pub struct Limits {
 pub fn router(storage: Arc<Storage>, limits: Limits, metrics: PrometheusHandle) -> Router {
     let shared = Arc::clone(storage.section());
     let ledger = Router::new()
-        .route("/metrics", get(move || std::future::ready(metrics.render())))
-        .route("/v1/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
-        .route("/v1/health", get(health))
-        .route("/v1/accounts/{address}", get(account))
-        .route("/v1/accounts/{address}/history", get(history))
-        .route("/v1/section", get(section))
-        .route("/v1/orders", post(submit_order))
-        .route("/v1/certificates", post(submit_certificate))
-        .route("/v1/transfers/{id}", get(transfer))
-        .route("/v1/supply", get(supply))
+        .route(routes::METRICS, get(move || std::future::ready(metrics.render())))
+        .route(routes::OPENAPI, get(|| async { Json(ApiDoc::openapi()) }))
+        .route(routes::HEALTH, get(health))
+        .route(routes::ACCOUNT, get(account))
+        .route(routes::HISTORY, get(history))
+        .route(routes::SECTION, get(section))
+        .route(routes::ORDERS, post(submit_order))
+        .route(routes::CERTIFICATES, post(submit_certificate))
+        .route(routes::TRANSFER, get(transfer))
+        .route(routes::SUPPLY, get(supply))
         .with_state(shared);
     ledger
         .merge(crate::farming_api::routes(Arc::clone(&storage)))
         .merge(crate::apps_api::routes(Arc::clone(&storage)))
+        .merge(crate::dashboard::routes(Arc::clone(&storage)))
         .merge(crate::storage_api::routes(storage))
-        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, ProblemCode::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ProblemCode::MethodNotAllowed,
                 "this endpoint does not take that method",
             )
         })
@@ -183,43 +111,6 @@ pub fn router(storage: Arc<Storage>, limits: Limits, metrics: PrometheusHandle) 
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.timeout))
         .layer(axum::middleware::map_response(timeout_as_problem))
-}
-
-/// `GET /v1/health`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Health {
-    /// "ok" while the ledger answers.
-    pub status: String,
-    /// This node's id.
-    pub node: AccountId,
-    /// Accounts the ledger holds.
-    pub accounts: usize,
-    /// The ledger's state hash, to compare with other elders.
-    pub state_hash: Digest,
-    /// Peers connected now.
-    pub peers: usize,
-}
-
-/// `GET /v1/accounts/{address}`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AccountView {
-    /// The account.
-    pub address: AccountId,
-    /// Credits held.
-    pub balance: Amount,
-    /// The sequence its next order must use.
-    pub next_sequence: u64,
-    /// The order this node voted for at that sequence, not yet certified.
-    pub pending_order: Option<SignedOrder>,
-}
-
-/// `GET /v1/accounts/{address}/history`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct HistoryPage {
-    /// Entries from the cursor on, oldest first.
-    pub entries: Vec<HistoryEntry>,
-    /// Cursor of the next page, absent on the last one.
-    pub next_cursor: Option<String>,
 }
 
 /// Query of a history page.
@@ -242,16 +133,14 @@ async fn read<T: Send + 'static>(
 
 /// A path segment, or a problem if it is not one (e.g. not UTF-8).
 pub(crate) fn segment(path: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
-    path.map(|Path(text)| text).map_err(|r| Problem::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text()))
+    path.map(|Path(text)| text)
+        .map_err(|r| Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidPath, r.body_text()))
 }
 
 fn parse_address(path: Result<Path<String>, PathRejection>) -> Result<AccountId, Problem> {
     let text = segment(path)?;
-    text.parse().map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "invalid_address", format!("{error}")))
+    text.parse().map_err(|error| Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidAddress, format!("{error}")))
 }
-
-/// The media type of problem documents, as every refusal is answered.
-pub(crate) const PROBLEM: &str = "application/problem+json";
 
 #[utoipa::path(get, path = "/v1/health", tag = "node",
     responses((status = 200, description = "The node answers", body = Health),
@@ -264,21 +153,6 @@ async fn health(State(section): State<Shared>) -> Result<Json<Health>, Problem> 
     })
     .await?;
     Ok(Json(Health { status: "ok".into(), node, accounts, state_hash, peers: peers.unwrap_or(0) }))
-}
-
-/// `GET /v1/supply`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct SupplyView {
-    /// Credits created at genesis.
-    pub genesis: Amount,
-    /// Credits minted by epoch records since.
-    pub minted: Amount,
-    /// The most credits that can ever exist.
-    pub cap: Amount,
-    /// The sum of every balance; equals `genesis + minted`, checked on every call.
-    pub circulating: Amount,
-    /// Epoch records applied.
-    pub epochs: usize,
 }
 
 /// The supply, with the invariant `sum of balances = genesis + minted` checked now: a
@@ -338,11 +212,11 @@ async fn history(
 ) -> Result<Json<HistoryPage>, Problem> {
     let address = parse_address(address)?;
     let Query(query) =
-        query.map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "invalid_query", error.body_text()))?;
+        query.map_err(|error| Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidQuery, error.body_text()))?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         let detail = format!("limit must be between 1 and {MAX_PAGE}");
-        return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_query", detail));
+        return Err(Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidQuery, detail));
     }
     let from = query.cursor.unwrap_or(0);
     read(&section, move |elder| {
@@ -355,51 +229,15 @@ async fn history(
     .await
 }
 
-/// `GET /v1/section`: the elders a client checks certificates against.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct SectionView {
-    /// The section's prefix of the XOR address space, in bits; empty while one section
-    /// covers it all.
-    pub prefix: String,
-    /// This node's id.
-    pub node: AccountId,
-    /// "elder" if this node votes, else "member".
-    pub role: String,
-    /// This node's libp2p addresses.
-    pub listen: Vec<String>,
-    /// The elders.
-    pub elders: Vec<ElderView>,
-    /// Votes a certificate needs.
-    pub quorum: usize,
-}
-
-/// One elder as this node sees it.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ElderView {
-    /// The elder's key.
-    pub id: AccountId,
-    /// Its libp2p peer id.
-    pub peer_id: String,
-    /// Addresses it is known at (none for this node itself: see `listen`).
-    pub addresses: Vec<String>,
-    /// Whether this node is connected to it now (always true for itself).
-    pub connected: bool,
-}
-
-/// A certified transfer: the answer to `POST /v1/orders` and `GET /v1/transfers/{id}`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TransferView {
-    /// The certificate's id (its order's digest).
-    pub id: Digest,
-    /// The certificate.
-    pub certificate: Certificate,
-}
-
 /// A JSON body, or a problem saying why it is not one (too large, malformed, wrong shape).
 pub(crate) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
     body.map(|Json(value)| value).map_err(|rejection| {
         let status = rejection.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "invalid_json" };
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ProblemCode::PayloadTooLarge
+        } else {
+            ProblemCode::InvalidJson
+        };
         Problem::new(status, code, rejection.body_text())
     })
 }
@@ -429,7 +267,7 @@ async fn section(State(section): State<Shared>) -> Result<Json<SectionView>, Pro
     Ok(Json(SectionView {
         prefix: String::new(),
         node,
-        role: if section.is_elder() { "elder" } else { "member" }.into(),
+        role: if section.votes_on_transfers() { "elder" } else { "member" }.into(),
         listen: listen.iter().map(ToString::to_string).collect(),
         elders,
         quorum: section.committee().quorum(),
@@ -494,12 +332,11 @@ async fn transfer(
 ) -> Result<Json<TransferView>, Problem> {
     let id: Digest = segment(id)?
         .parse()
-        .map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "invalid_id", format!("{error}")))?;
+        .map_err(|error| Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidId, format!("{error}")))?;
     read(&section, move |elder| {
-        let certificate =
-            elder.store().certificate(&id).map_err(LedgerError::from)?.ok_or_else(|| {
-                Problem::new(StatusCode::NOT_FOUND, "unknown_transfer", format!("no transfer {id} here"))
-            })?;
+        let certificate = elder.store().certificate(&id).map_err(LedgerError::from)?.ok_or_else(|| {
+            Problem::new(StatusCode::NOT_FOUND, ProblemCode::UnknownTransfer, format!("no transfer {id} here"))
+        })?;
         Ok(Json(TransferView { id, certificate }))
     })
     .await
@@ -509,8 +346,12 @@ async fn transfer(
 /// other refusal.
 async fn timeout_as_problem(response: Response) -> Response {
     if response.status() == StatusCode::REQUEST_TIMEOUT && !response.headers().contains_key(header::CONTENT_TYPE) {
-        return Problem::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took longer than the node allows")
-            .into_response();
+        return Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ProblemCode::Timeout,
+            "the request took longer than the node allows",
+        )
+        .into_response();
     }
     response
 }
@@ -519,7 +360,7 @@ async fn timeout_as_problem(response: Response) -> Response {
 fn count<T>(name: &'static str, answer: &Result<T, Problem>) {
     let result = match answer {
         Ok(_) => "ok".to_owned(),
-        Err(problem) => problem.code.clone(),
+        Err(problem) => problem.code.as_str(),
     };
     metrics::counter!(name, "result" => result).increment(1);
 }

@@ -3,17 +3,19 @@
 
 use std::sync::Arc;
 
-use acre_ledger::apps::{apply_command, AppError};
-use acre_ledger::{AccountId, Amount, AppId, SignedAppCommand};
+use acre_ledger::apps::apply_command;
+use acre_ledger::{AppId, SignedAppCommand};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Deserialize;
 
-use crate::api::{json_body, segment, Problem, PROBLEM};
+use acre_api::apps::{AppView, PayoutLine, PayoutsPage, Submitted};
+use acre_api::{routes, Problem, ProblemCode, PROBLEM};
+
+use crate::api::{json_body, segment};
 use crate::farming::LogItem;
 use crate::storage::Storage;
 
@@ -23,32 +25,10 @@ const PAYOUTS_PAGE: usize = 100;
 /// The app routes, over the node's storage service (which holds the farming handle).
 pub fn routes(storage: Arc<Storage>) -> Router {
     Router::new()
-        .route("/v1/apps", post(submit))
-        .route("/v1/apps/{id}", get(show))
-        .route("/v1/apps/{id}/payouts", get(payouts))
+        .route(routes::APPS, post(submit))
+        .route(routes::APP, get(show))
+        .route(routes::PAYOUTS, get(payouts))
         .with_state(storage)
-}
-
-/// A command accepted for ordering.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Submitted {
-    /// The app it is for.
-    #[schema(value_type = String)]
-    pub app: AppId,
-    /// `proposed`: it is in the section log's queue; `GET /v1/apps/{id}` shows it once ordered.
-    pub status: String,
-}
-
-impl From<AppError> for Problem {
-    fn from(error: AppError) -> Self {
-        let (status, code) = match error {
-            AppError::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_signature"),
-            AppError::Exists => (StatusCode::CONFLICT, "app_exists"),
-            AppError::Unknown => (StatusCode::NOT_FOUND, "unknown_app"),
-            AppError::Nonce { .. } => (StatusCode::CONFLICT, "stale_nonce"),
-        };
-        Problem::new(status, code, error.to_string())
-    }
 }
 
 /// Submits an owner's signed command. It is checked against the apps as this node knows
@@ -71,32 +51,10 @@ async fn submit(
     Ok((StatusCode::ACCEPTED, Json(Submitted { app, status: "proposed".into() })))
 }
 
-/// An app as the section log says.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct AppView {
-    /// Its id: the hash of owner and name.
-    #[schema(value_type = String)]
-    pub id: AppId,
-    /// Its owner.
-    pub owner: AccountId,
-    /// Its name.
-    pub name: String,
-    /// Where its earnings go.
-    pub payout: AccountId,
-    /// What one upload through it costs, on top of the store cost.
-    pub price_per_put: Amount,
-    /// The nonce the owner's next command must carry.
-    pub next_nonce: u64,
-    /// Fees collected this epoch, paid out when it closes.
-    pub unpaid_fees: Amount,
-    /// Uses agreed in the last closed epoch.
-    pub usage_last_epoch: u64,
-    /// Everything paid to it so far.
-    pub lifetime_earnings: Amount,
-}
-
 fn app_id(id: Result<Path<String>, PathRejection>) -> Result<AppId, Problem> {
-    segment(id)?.parse().map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "invalid_app", "an app id is 64 hex digits"))
+    segment(id)?
+        .parse()
+        .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidApp, "an app id is 64 hex digits"))
 }
 
 /// An app: owner, payout account, price, fees waiting, use, lifetime earnings.
@@ -111,7 +69,7 @@ async fn show(
 ) -> Result<Json<AppView>, Problem> {
     let id = app_id(id)?;
     let view = storage.farming().view();
-    let unknown = || Problem::new(StatusCode::NOT_FOUND, "unknown_app", format!("no app {id} is registered"));
+    let unknown = || Problem::new(StatusCode::NOT_FOUND, ProblemCode::UnknownApp, format!("no app {id} is registered"));
     let state = view.state.ok_or_else(unknown)?;
     let app = state.apps().get(&id).ok_or_else(unknown)?;
     let usage_last_epoch = view
@@ -139,32 +97,6 @@ pub struct PayoutsQuery {
     pub cursor: Option<u64>,
 }
 
-/// One epoch's payout to an app.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct PayoutLine {
-    /// The epoch.
-    pub epoch: u64,
-    /// Where it went.
-    pub payout: AccountId,
-    /// Fees its users paid.
-    pub fees: Amount,
-    /// Uses a quorum of elders agreed on.
-    pub usage: u64,
-    /// Its part of the apps' share of the emission.
-    pub usage_share: Amount,
-    /// `fees + usage_share`.
-    pub amount: Amount,
-}
-
-/// A page of an app's payouts.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct PayoutsPage {
-    /// Oldest first.
-    pub payouts: Vec<PayoutLine>,
-    /// The cursor of the next page, if there is more.
-    pub next_cursor: Option<u64>,
-}
-
 /// An app's payouts, epoch by epoch, itemised into fees and its share of use.
 #[utoipa::path(get, path = "/v1/apps/{id}/payouts", tag = "apps",
     params(("id" = String, Path, description = "The app's id (hex)"), PayoutsQuery),
@@ -176,7 +108,8 @@ async fn payouts(
     query: Result<Query<PayoutsQuery>, QueryRejection>,
 ) -> Result<Json<PayoutsPage>, Problem> {
     let id = app_id(id)?;
-    let Query(query) = query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let Query(query) =
+        query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidQuery, e.body_text()))?;
     let after = query.cursor.unwrap_or(0);
     let view = storage.farming().view();
     let mut lines = view.epochs.iter().filter(|outcome| outcome.record.epoch > after).filter_map(|outcome| {

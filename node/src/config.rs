@@ -190,9 +190,16 @@ impl NodeConfig {
             .map_err(|source| ConfigError { dir: data_dir.to_owned(), source: Box::new(source) })
     }
 
-    /// The file `init` writes: every setting with its default, to be edited.
+    /// The file `init` writes: every setting with its default, to be edited. A setting
+    /// that is unset (TOML has no null) is written as a comment, so the file still names it.
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
-        toml::to_string_pretty(self)
+        let mut text = toml::to_string_pretty(self)?;
+        if self.reward_address.is_none() {
+            text.push_str(
+                "\n# Where this farmer's rewards go; the node id when unset.\n# reward_address = \"acre1...\"\n",
+            );
+        }
+        Ok(text)
     }
 }
 
@@ -239,7 +246,9 @@ mod tests {
     #[test]
     fn the_written_file_reads_back_as_the_defaults() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file(CONFIG_FILE, &NodeConfig::default().to_toml().map_err(|e| e.to_string())?)?;
+            let written = NodeConfig::default().to_toml().map_err(|e| e.to_string())?;
+            assert!(written.contains("# reward_address = "), "init names every setting: {written}");
+            jail.create_file(CONFIG_FILE, &written)?;
             let config = NodeConfig::load(jail.directory(), &Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(config, NodeConfig::default());
             Ok(())

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use acre_api::devnet::{Faucet, Manifest, ManifestNode, MANIFEST_FILE};
 use acre_ledger::{AccountId, Allocation, Amount};
 use acre_node::config::{write_atomically, NodeConfig, API_ADDRESS_FILE, CONFIG_FILE, GENESIS_FILE, KEY_FILE};
-use acre_node::devnet::{Faucet, Manifest, ManifestNode, MANIFEST_FILE};
 use acre_node::genesis::Genesis;
 use acre_node::key;
 use acre_node::network::peer_id_of;
@@ -34,6 +34,7 @@ const PROCESS_DEADLINE: Duration = Duration::from_secs(60);
 pub(crate) async fn devnet(dir: &Path, nodes: Option<usize>, seed: bool) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
+    let _only_devnet_here = lock_devnet_dir(&dir)?;
     let node_binary = std::env::current_exe()?;
     let node_dirs = match existing_nodes(&dir)? {
         existing if existing.is_empty() => create(&dir, nodes.unwrap_or(DEFAULT_NODES), &node_binary)?,
@@ -92,6 +93,46 @@ pub(crate) async fn devnet(dir: &Path, nodes: Option<usize>, seed: bool) -> Resu
     println!("stopped; `make devnet` (or this command again) resumes the network from {}", dir.display());
     Ok(())
 }
+
+/// Marks `dir` as this process's devnet for as long as the returned lock lives. The lock
+/// is the kernel's (flock), so it goes with the process however that ends, even by
+/// SIGKILL; a second devnet in the same directory is refused with the first one's pid
+/// instead of failing later on its nodes' locked stores.
+fn lock_devnet_dir(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(mut lock) => {
+            lock.set_len(0)?;
+            lock.rewind()?;
+            write!(lock, "{}", std::process::id())?;
+            lock.sync_all()?;
+            Ok(lock)
+        }
+        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let mut pid = String::new();
+            file.read_to_string(&mut pid)?;
+            bail!(
+                "a devnet is already running in {} (pid {}); use it (see {}), or stop it with Ctrl-C in its terminal or `kill {}`",
+                dir.display(),
+                pid.trim(),
+                dir.join(MANIFEST_FILE).display(),
+                pid.trim()
+            )
+        }
+        Err((_, errno)) => Err(errno).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
+/// The file a running devnet holds locked, with its pid inside.
+const LOCK_FILE: &str = "devnet.lock";
 
 /// Starts every node (into `running`, so the caller can stop them on failure) and waits
 /// until each serves.
@@ -332,7 +373,7 @@ fn print_usage(manifest: &Manifest) {
     let first = manifest.nodes.first().map(|node| node.api.as_str()).unwrap_or_default();
     println!();
     println!("In another terminal:");
-    if acre_node::devnet::default_dir().as_deref() != Some(manifest.dir.as_path()) {
+    if acre_api::devnet::default_dir().as_deref() != Some(manifest.dir.as_path()) {
         println!("  export ACRE_DEVNET={}", manifest.dir.display());
     }
     println!("  acre key new alice              # asks for a password");

@@ -27,13 +27,14 @@ use futures::channel::oneshot;
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use utoipa::ToSchema;
 
 use crate::config::write_atomically;
 use crate::network::{peer_id_of, PeerRequest, PeerResponse};
 use crate::section::Section;
 use crate::section_log::{self, FrameNetwork, LogSession, Ordered, OUTBOUND_FRAMES};
-use crate::storage::{blocking, ChallengeTally, Storage};
+use crate::storage::{blocking, Storage};
+use acre_api::farming::StatementLine;
+use acre_api::storage::ChallengeTally;
 
 /// Hash context of what elders sign when an epoch closes.
 const OUTCOME_CONTEXT: &str = "acre 2026 epoch outcome v1";
@@ -212,7 +213,7 @@ pub fn verify_outcome(
         return Err(OutcomeError::WrongEpoch { open: state.epoch(), got: outcome.record.epoch });
     }
     let elders = session_elders(state);
-    let quorum = elders.len() * 2 / 3 + 1;
+    let quorum = acre_ledger::quorum(elders.len());
     let signed = outcome
         .signatures
         .iter()
@@ -233,7 +234,9 @@ pub fn verify_outcome(
         }
     }
     match closed {
-        Some(record) if record == outcome.record && replayed.state_hash() == outcome.state_hash => Ok(replayed),
+        Some(record) if record == outcome.record && replayed.state_hash().ok() == Some(outcome.state_hash) => {
+            Ok(replayed)
+        }
         _ => Err(OutcomeError::Replay),
     }
 }
@@ -243,29 +246,6 @@ fn closed_record(change: SectionChange) -> Option<EpochRecord> {
         SectionChange::Closed(record) | SectionChange::RemovedAndClosed(_, record) => Some(record),
         _ => None,
     }
-}
-
-/// A closed epoch as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct EpochView {
-    /// The record.
-    #[schema(value_type = Object)]
-    pub record: EpochRecord,
-    /// The section state's hash after the close.
-    pub state_hash: Digest,
-    /// Elders' signatures over the epoch, the record's id and the state hash.
-    pub signatures: Vec<ElderSignatureView>,
-    /// Items ordered in the epoch's session.
-    pub log_items: usize,
-}
-
-/// One elder's signature on an epoch.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ElderSignatureView {
-    /// The elder.
-    pub elder: AccountId,
-    /// Its signature.
-    pub signature: SignatureBytes,
 }
 
 /// The section as the agreed log says, for the API. Both parts are shared, so a request
@@ -636,9 +616,17 @@ impl Driver {
         }
         if let Some(record) = closed_record(change) {
             let Some(running) = self.running.take() else { return };
+            let state_hash = match running.working.state_hash() {
+                Ok(hash) => hash,
+                Err(error) => {
+                    tracing::error!(%error, "cannot hash the section state; the epoch stays open");
+                    self.running = Some(running);
+                    return;
+                }
+            };
             let outcome = EpochOutcome {
                 record,
-                state_hash: running.working.state_hash(),
+                state_hash,
                 log: running.log.clone(),
                 signatures: BTreeMap::new(),
                 observed: BTreeMap::new(),
@@ -800,9 +788,12 @@ impl Driver {
             return;
         }
         outcome.signatures.insert(signer, signature);
-        if let Err(error) =
-            write_atomically(&outcome_path(&self.farming.dir, epoch), serde_json::to_vec(&outcome).unwrap_or_default())
-        {
+        // An outcome that cannot be encoded is not written at all: an empty file in its
+        // place would lose the outcome itself.
+        let written = serde_json::to_vec(&outcome)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| write_atomically(&outcome_path(&self.farming.dir, epoch), bytes));
+        if let Err(error) = written {
             tracing::warn!(%error, epoch, "could not keep an epoch signature");
         }
         self.farming.publish(&self.state, Some(outcome));
@@ -1031,23 +1022,6 @@ impl UseMeter {
     }
 }
 
-/// A farmer's line for one epoch, for its statement.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct StatementLine {
-    /// The epoch.
-    pub epoch: u64,
-    /// Bytes it proved to a quorum of elders.
-    pub proven_bytes: u64,
-    /// Chunks it proved.
-    pub proven_chunks: u64,
-    /// Challenges by result, as this node's audits saw them.
-    pub challenges: ChallengeTally,
-    /// Its reward.
-    pub reward: Amount,
-    /// Where the reward went.
-    pub reward_address: Option<AccountId>,
-}
-
 /// A farmer's lines for the closed epochs in `from..=to`.
 pub fn statement(epochs: &[EpochOutcome], farmer: &AccountId, from: u64, to: u64) -> Vec<StatementLine> {
     // Oldest first and in order: the range is found by search, not by a scan.
@@ -1108,7 +1082,7 @@ mod tests {
             if let Some(record) = closed_record(working.apply(&event)) {
                 let mut outcome = EpochOutcome {
                     record,
-                    state_hash: working.state_hash(),
+                    state_hash: working.state_hash().ok()?,
                     log,
                     signatures: BTreeMap::new(),
                     observed: BTreeMap::new(),
@@ -1198,7 +1172,7 @@ mod tests {
             let Some((outcome, after)) = live(&state, &committee, &ordered, &keys[..3]) else { continue };
             closes += 1;
             let adopted = verify_outcome(&state, &outcome, &committee, &pool).expect("a follower adopts it");
-            assert_eq!(adopted.state_hash(), after.state_hash(), "follower and elder agree");
+            assert_eq!(adopted.state_hash().ok(), after.state_hash().ok(), "follower and elder agree");
             assert!(adopted.records().eq(after.records()));
             assert!(
                 outcome.record.items.iter().all(|item| item.farmer != AccountId::of(&idle)),

@@ -3,18 +3,21 @@
 
 use std::sync::Arc;
 
-use acre_ledger::{AccountId, Amount, Digest};
+use acre_ledger::{AccountId, Amount};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Deserialize;
 
-use crate::api::{segment, Problem, PROBLEM};
-use crate::farming::{statement, ElderSignatureView, EpochOutcome, EpochView, StatementLine};
+use acre_api::farming::{MemberView, MembersView, Statement};
+use acre_api::{routes, Problem, ProblemCode, PROBLEM};
+
+use crate::api::segment;
+use crate::farming::{statement, EpochOutcome};
 use crate::storage::Storage;
+use acre_api::farming::{ElderSignatureView, EpochView};
 
 /// Most epochs one statement covers.
 const STATEMENT_EPOCHS: u64 = 1000;
@@ -22,9 +25,9 @@ const STATEMENT_EPOCHS: u64 = 1000;
 /// The farming routes, over the node's storage service (which holds the farming handle).
 pub fn routes(storage: Arc<Storage>) -> Router {
     Router::new()
-        .route("/v1/epochs/{epoch}", get(epoch))
-        .route("/v1/farmers/{node}/statement", get(farmer_statement))
-        .route("/v1/section/members", get(members))
+        .route(routes::EPOCH, get(epoch))
+        .route(routes::STATEMENT, get(farmer_statement))
+        .route(routes::MEMBERS, get(members))
         .with_state(storage)
 }
 
@@ -57,16 +60,17 @@ async fn epoch(
     let found = if asked == "latest" {
         view.epochs.last()
     } else {
-        let number: u64 = asked
-            .parse()
-            .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "invalid_epoch", "an epoch is a number or `latest`"))?;
+        let number: u64 = asked.parse().map_err(|_| {
+            Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidEpoch, "an epoch is a number or `latest`")
+        })?;
         // Oldest first and in order, so a search finds it.
         view.epochs
             .binary_search_by_key(&number, |outcome| outcome.record.epoch)
             .ok()
             .and_then(|at| view.epochs.get(at))
     };
-    let outcome = found.ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "unknown_epoch", "no such closed epoch"))?;
+    let outcome =
+        found.ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, ProblemCode::UnknownEpoch, "no such closed epoch"))?;
     let mut shown = view_of(outcome);
     // The list in memory keeps no logs; the count comes from the file.
     shown.log_items = storage.farming().outcome(outcome.record.epoch).map_or(0, |full| full.log.len());
@@ -82,17 +86,6 @@ pub struct StatementQuery {
     pub to: Option<u64>,
 }
 
-/// A farmer's statement.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Statement {
-    /// The farmer.
-    pub node: AccountId,
-    /// One line per closed epoch in the range.
-    pub epochs: Vec<StatementLine>,
-    /// The sum of the lines' rewards.
-    pub total_reward: Amount,
-}
-
 /// Per closed epoch: the bytes and chunks a farmer proved to a quorum of elders, the
 /// challenges this node's audits put to it by result, and its reward.
 #[utoipa::path(get, path = "/v1/farmers/{node}/statement", tag = "farming", params(
@@ -106,8 +99,9 @@ async fn farmer_statement(
 ) -> Result<Json<Statement>, Problem> {
     let node: AccountId = segment(node)?
         .parse()
-        .map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "invalid_node", format!("{error}")))?;
-    let Query(query) = query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+        .map_err(|error| Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidNode, format!("{error}")))?;
+    let Query(query) =
+        query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidQuery, e.body_text()))?;
     let view = storage.farming().view();
     let last = view.epochs.last().map_or(0, |outcome| outcome.record.epoch);
     let from = query.from.unwrap_or(1);
@@ -115,7 +109,7 @@ async fn farmer_statement(
     if from > to.max(from) || to.saturating_sub(from) >= STATEMENT_EPOCHS {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_range",
+            ProblemCode::InvalidRange,
             format!("from must not pass to, and a statement covers at most {STATEMENT_EPOCHS} epochs"),
         ));
     }
@@ -127,45 +121,15 @@ async fn farmer_statement(
     Ok(Json(Statement { node, epochs, total_reward }))
 }
 
-/// One member of the section.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct MemberView {
-    /// Its node id.
-    pub node: AccountId,
-    /// Epochs served.
-    pub age: u64,
-    /// Where its rewards go.
-    pub reward_address: AccountId,
-    /// Whether it is an elder.
-    pub elder: bool,
-}
-
-/// The section's members by the agreed log.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct MembersView {
-    /// The epoch open.
-    pub epoch: u64,
-    /// The state hash as of the last epoch closed or membership change this node applied.
-    pub state_hash: Digest,
-    /// Credits in existence by the log (genesis plus mints).
-    pub supply: Amount,
-    /// Store payments waiting in the pool.
-    pub pool: Amount,
-    /// Every member.
-    pub members: Vec<MemberView>,
-}
-
 /// The section's members, their age and reward addresses, and its elders, as of the
 /// last epoch close or membership change this node applied.
 #[utoipa::path(get, path = "/v1/section/members", tag = "farming",
     responses((status = 200, description = "The members", body = MembersView),
         (status = 503, description = "The log is not loaded yet", body = Problem, content_type = PROBLEM)))]
 async fn members(State(storage): State<Arc<Storage>>) -> Result<Json<MembersView>, Problem> {
-    let state = storage
-        .farming()
-        .view()
-        .state
-        .ok_or_else(|| Problem::new(StatusCode::SERVICE_UNAVAILABLE, "starting", "the section log is loading"))?;
+    let state = storage.farming().view().state.ok_or_else(|| {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, ProblemCode::Starting, "the section log is loading")
+    })?;
     let elders = state.elders();
     let members = state
         .members()
@@ -179,7 +143,7 @@ async fn members(State(storage): State<Arc<Storage>>) -> Result<Json<MembersView
         .collect();
     Ok(Json(MembersView {
         epoch: state.epoch(),
-        state_hash: state.state_hash(),
+        state_hash: state.state_hash().map_err(|error| Problem::internal(error.to_string()))?,
         supply: state.supply(),
         pool: state.pool(),
         members,

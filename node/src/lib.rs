@@ -13,7 +13,7 @@ pub mod api;
 pub mod apps_api;
 pub mod chunk_store;
 pub mod config;
-pub mod devnet;
+pub mod dashboard;
 pub mod farming;
 pub mod farming_api;
 pub mod genesis;

@@ -97,7 +97,7 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Init { data_dir, genesis } => init(&data_dir, genesis.as_deref()),
         Command::Devnet { nodes, dir, no_seed } => {
-            let dir = dir.or_else(acre_node::devnet::default_dir).context("no --dir given and no home directory")?;
+            let dir = dir.or_else(acre_api::devnet::default_dir).context("no --dir given and no home directory")?;
             devnet_cmd::devnet(&dir, nodes, !no_seed).await
         }
         Command::Openapi => {
@@ -230,9 +230,14 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
     Ok(())
 }
 
+/// What a node logs when `RUST_LOG` does not say: its own events at info, and the
+/// consensus engine's only when something is wrong (its status lines, every few seconds,
+/// are debug detail; `RUST_LOG=info,aleph_bft=debug` shows them).
+const DEFAULT_LOG_FILTER: &str = "info,aleph_bft=warn,aleph_bft_rmc=warn";
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     // Logs go to stderr, coloured only for a person at a terminal.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

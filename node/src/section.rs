@@ -95,8 +95,9 @@ impl Section {
         *self.membership.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Membership { members, elders };
     }
 
-    /// Whether this node is an elder of the agreed log (it audits and reports).
-    pub fn is_log_elder(&self) -> bool {
+    /// Whether this node is an elder: one of the oldest members by the agreed log, who
+    /// audits, reports and orders the section's log.
+    pub fn is_elder(&self) -> bool {
         self.membership().elders.contains(&self.me)
     }
 
@@ -120,8 +121,9 @@ impl Section {
         self.me
     }
 
-    /// Whether this node votes.
-    pub fn is_elder(&self) -> bool {
+    /// Whether this node is in the committee whose votes certify transfers (the genesis
+    /// elders until elder handover moves the committee with the log's elders).
+    pub fn votes_on_transfers(&self) -> bool {
         self.committee.contains(&self.me)
     }
 
@@ -287,7 +289,7 @@ impl Section {
                 })
             })
             .collect();
-        let mut holding = usize::from(self.is_elder());
+        let mut holding = usize::from(self.votes_on_transfers());
         while holding < self.committee.quorum() {
             match deliveries.next().await {
                 Some(Ok(true)) => holding += 1,
@@ -358,7 +360,7 @@ impl InboundHandler for Arc<Section> {
         let stopped = |_| PeerResponse::Refused("the ledger has stopped".into());
         match request {
             PeerRequest::Orders(orders) if orders.len() > MAX_BATCH => too_many(orders.len()),
-            PeerRequest::Orders(_) if !self.is_elder() => PeerResponse::Refused("not an elder".into()),
+            PeerRequest::Orders(_) if !self.votes_on_transfers() => PeerResponse::Refused("not an elder".into()),
             PeerRequest::Orders(orders) => {
                 self.ledger.orders(orders).await.map_or_else(stopped, |votes| PeerResponse::Votes(to_wire(votes)))
             }

@@ -21,8 +21,8 @@ use acre_proofs::placement::{closest, node_name, Repair, COPIES};
 use acre_proofs::{Chunk, ChunkAddress, MAX_CHUNK_BYTES};
 use futures::future::join_all;
 use libp2p::PeerId;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+
+use acre_api::storage::{AuditRecord, ChallengeTally, FarmerView, Placed, Quote};
 
 use crate::chunk_store::{ChunkStore, ChunkStoreError, Stored};
 use crate::config::{CHUNKS_DIR, PAYMENTS_FILE, REGISTRY_FILE};
@@ -96,107 +96,6 @@ pub enum StorageError {
     /// This node's disk failed.
     #[error("this node's disk: {0}")]
     Disk(String),
-}
-
-/// What a put did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Placed {
-    /// The chunk.
-    #[schema(value_type = String)]
-    pub address: ChunkAddress,
-    /// Its size.
-    pub size: u64,
-    /// The members that hold it, closest first.
-    pub holders: Vec<AccountId>,
-    /// Whether the section held it already (and nothing was charged).
-    pub already_stored: bool,
-}
-
-/// The section's price for storing some bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Quote {
-    /// The bytes quoted.
-    pub bytes: u64,
-    /// The price, or `None` when the section is full.
-    pub price: Option<Amount>,
-    /// Where store payments go.
-    pub pool: AccountId,
-    /// Bytes of chunks the section's holders keep (every copy).
-    pub used: u64,
-    /// Bytes they offer.
-    pub capacity: u64,
-    /// How long the section honours this price, in seconds.
-    pub valid_for_seconds: u64,
-    /// The app quoted for, with its price per upload (paid on top, with the store cost).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub app: Option<AppId>,
-    /// The app's price per upload.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app_price: Option<Amount>,
-}
-
-/// A holder as an elder's audits see it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct FarmerView {
-    /// The node.
-    pub node: AccountId,
-    /// Chunks it must hold.
-    pub chunks: u64,
-    /// Their bytes.
-    pub bytes: u64,
-    /// What it last said it holds and offers.
-    pub used: Option<u64>,
-    /// Its capacity, as it last said.
-    pub capacity: Option<u64>,
-    /// Audits by outcome, as this elder ran them.
-    pub challenges: ChallengeTally,
-    /// The last audit.
-    pub last: Option<AuditRecord>,
-}
-
-/// Audit outcomes counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ChallengeTally {
-    /// Every block proven.
-    pub passed: u64,
-    /// Answers that did not prove the blocks.
-    pub wrong_bytes: u64,
-    /// Answers saying a chunk is not held.
-    pub missing: u64,
-    /// No answer in time.
-    pub timeouts: u64,
-    /// No answer, while the holder was (re)starting: not counted against it.
-    pub excused: u64,
-}
-
-impl ChallengeTally {
-    fn add(&mut self, outcome: Outcome) {
-        let counter = match outcome {
-            Outcome::Passed => &mut self.passed,
-            Outcome::WrongBytes => &mut self.wrong_bytes,
-            Outcome::Missing => &mut self.missing,
-            Outcome::Timeout => &mut self.timeouts,
-            Outcome::Excused => &mut self.excused,
-        };
-        *counter += 1;
-    }
-}
-
-/// One audit's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct AuditRecord {
-    /// The challenge round (its nonce).
-    pub round: u64,
-    /// What it showed.
-    #[schema(value_type = String)]
-    pub outcome: Outcome,
-    /// How long the answer took, in milliseconds.
-    pub latency_ms: u64,
-    /// When, in milliseconds since the Unix epoch.
-    pub at_unix_ms: u64,
-    /// Chunks challenged.
-    pub chunks: usize,
 }
 
 /// What this elder's audits showed since it last reported on an epoch.
@@ -613,7 +512,7 @@ impl Storage {
 
     /// What this elder's audits say of a member.
     pub fn farmer(&self, node: AccountId) -> Result<FarmerView, StorageError> {
-        if !self.section.committee().contains(&node) {
+        if !self.section.membership().members.iter().any(|(member, _)| *member == node) {
             return Err(StorageError::UnknownFarmer(node));
         }
         let members = self.member_names();
@@ -645,7 +544,7 @@ impl Storage {
             ticker.tick().await;
             round += 1;
             self.refresh_statuses().await;
-            if self.section.is_log_elder() {
+            if self.section.is_elder() {
                 self.audit_round(round).await;
             }
         }

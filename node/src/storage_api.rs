@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use acre_ledger::{AccountId, AppId, Certificate};
+use acre_ledger::{AccountId, AppId};
 use acre_proofs::{ChunkAddress, MAX_CHUNK_BYTES};
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -13,11 +13,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Deserialize;
 
-use crate::api::{json_body, segment, Problem, PROBLEM};
-use crate::storage::{FarmerView, Placed, Quote, Storage, StorageError};
+use acre_api::storage::{FarmerView, HolderView, HoldersView, Placed, PutChunk, Quote};
+use acre_api::{routes, Problem, ProblemCode, PROBLEM};
+
+use crate::api::{json_body, segment};
+use crate::storage::{Storage, StorageError};
 
 /// Largest chunk upload: a 1 MiB chunk in base64, its payment and a long chunk list.
 const CHUNK_BODY_BYTES: usize = 4 << 20;
@@ -25,32 +27,34 @@ const CHUNK_BODY_BYTES: usize = 4 << 20;
 /// The storage routes, over the node's storage service.
 pub fn routes(storage: Arc<Storage>) -> Router {
     Router::new()
-        .route("/v1/quote", get(quote))
-        .route("/v1/chunks", post(put_chunk).layer(DefaultBodyLimit::max(CHUNK_BODY_BYTES)))
-        .route("/v1/chunks/{address}", get(get_chunk))
-        .route("/v1/chunks/{address}/holders", get(holders))
-        .route("/v1/farmers/{node}", get(farmer))
+        .route(routes::QUOTE, get(quote))
+        .route(routes::CHUNKS, post(put_chunk).layer(DefaultBodyLimit::max(CHUNK_BODY_BYTES)))
+        .route(routes::CHUNK, get(get_chunk))
+        .route(routes::HOLDERS, get(holders))
+        .route(routes::FARMER, get(farmer))
         .with_state(storage)
 }
 
 impl From<StorageError> for Problem {
     fn from(error: StorageError) -> Self {
         let (status, code) = match &error {
-            StorageError::InvalidChunk(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_chunk"),
-            StorageError::PaymentRequired(_) => (StatusCode::PAYMENT_REQUIRED, "payment_required"),
-            StorageError::InvalidCertificate(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_payment_certificate"),
-            StorageError::Payment(payment) => (StatusCode::UNPROCESSABLE_ENTITY, payment.code()),
-            StorageError::SectionFull => (StatusCode::INSUFFICIENT_STORAGE, "section_full"),
-            StorageError::HolderFull { .. } => (StatusCode::INSUFFICIENT_STORAGE, "holder_full"),
-            StorageError::HoldersUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "holders_unavailable"),
-            StorageError::UnknownChunk(_) => (StatusCode::NOT_FOUND, "unknown_chunk"),
-            StorageError::UnknownFarmer(_) => (StatusCode::NOT_FOUND, "unknown_farmer"),
-            StorageError::UnknownApp(_) => (StatusCode::NOT_FOUND, "unknown_app"),
+            StorageError::InvalidChunk(_) => (StatusCode::UNPROCESSABLE_ENTITY, ProblemCode::InvalidChunk),
+            StorageError::PaymentRequired(_) => (StatusCode::PAYMENT_REQUIRED, ProblemCode::PaymentRequired),
+            StorageError::InvalidCertificate(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, ProblemCode::InvalidPaymentCertificate)
+            }
+            StorageError::Payment(payment) => (StatusCode::UNPROCESSABLE_ENTITY, ProblemCode::from(payment)),
+            StorageError::SectionFull => (StatusCode::INSUFFICIENT_STORAGE, ProblemCode::SectionFull),
+            StorageError::HolderFull { .. } => (StatusCode::INSUFFICIENT_STORAGE, ProblemCode::HolderFull),
+            StorageError::HoldersUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ProblemCode::HoldersUnavailable),
+            StorageError::UnknownChunk(_) => (StatusCode::NOT_FOUND, ProblemCode::UnknownChunk),
+            StorageError::UnknownFarmer(_) => (StatusCode::NOT_FOUND, ProblemCode::UnknownFarmer),
+            StorageError::UnknownApp(_) => (StatusCode::NOT_FOUND, ProblemCode::UnknownApp),
             StorageError::Disk(message) => {
                 tracing::error!(%message, "chunk storage failed");
                 return Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "storage",
+                    ProblemCode::Storage,
                     "this node's disk failed; nothing was acknowledged, so the request may be retried",
                 );
             }
@@ -77,36 +81,9 @@ async fn quote(
     State(storage): State<Arc<Storage>>,
     query: Result<Query<QuoteQuery>, QueryRejection>,
 ) -> Result<Json<Quote>, Problem> {
-    let Query(query) = query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let Query(query) =
+        query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidQuery, e.body_text()))?;
     Ok(Json(storage.quote(query.bytes, query.app)?))
-}
-
-/// `POST /v1/chunks`: a chunk and, unless the section holds it already, its payment.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct PutChunk {
-    /// The chunk's bytes, base64 (standard alphabet, padded).
-    pub content: String,
-    /// The certified transfer to the section's pool that pays for this chunk.
-    pub payment: Option<StorePayment>,
-}
-
-/// A store payment: its certificate, and the chunks its memo names.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct StorePayment {
-    /// The certified transfer.
-    pub certificate: Certificate,
-    /// Every chunk the payment is for, in the order its memo hashes them.
-    pub chunks: Vec<ChunkEntry>,
-}
-
-/// A chunk named with its size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ChunkEntry {
-    /// Its address (BLAKE3, hex).
-    #[schema(value_type = String)]
-    pub address: ChunkAddress,
-    /// Its size in bytes.
-    pub size: u64,
 }
 
 /// Stores a chunk on its 4 holders, each durably, before answering. Safe to retry; a
@@ -125,9 +102,9 @@ async fn put_chunk(
     body: Result<Json<PutChunk>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Placed>), Problem> {
     let request = json_body(body)?;
-    let content = base64::engine::general_purpose::STANDARD
-        .decode(request.content.as_bytes())
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_content", format!("content is not base64: {e}")))?;
+    let content = base64::engine::general_purpose::STANDARD.decode(request.content.as_bytes()).map_err(|e| {
+        Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidContent, format!("content is not base64: {e}"))
+    })?;
     if content.len() > MAX_CHUNK_BYTES {
         return Err(StorageError::InvalidChunk(format!("a chunk is at most {MAX_CHUNK_BYTES} bytes")).into());
     }
@@ -139,7 +116,7 @@ async fn put_chunk(
     let result = match &placed {
         Ok(placed) if placed.already_stored => "already_stored".to_owned(),
         Ok(_) => "ok".to_owned(),
-        Err(problem) => problem.code.clone(),
+        Err(problem) => problem.code.as_str(),
     };
     metrics::counter!("acre_chunk_puts_total", "result" => result).increment(1);
     let placed = placed?;
@@ -159,7 +136,8 @@ async fn get_chunk(
     query: Result<Query<AppQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let address = chunk_address(address)?;
-    let Query(query) = query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let Query(query) =
+        query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidQuery, e.body_text()))?;
     let bytes = match query.app {
         Some(app) => storage.get_for_app(address, app).await?,
         None => storage.get(address).await?,
@@ -173,27 +151,6 @@ pub struct AppQuery {
     /// The app this read is for (hex id); it is metered for the app's share of rewards.
     #[param(value_type = Option<String>)]
     pub app: Option<AppId>,
-}
-
-/// `GET /v1/chunks/{address}/holders`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct HoldersView {
-    /// The chunk.
-    #[schema(value_type = String)]
-    pub address: ChunkAddress,
-    /// Its size, if the section has it registered.
-    pub size: Option<u64>,
-    /// The members that must hold it, closest first.
-    pub holders: Vec<HolderView>,
-}
-
-/// One holder of a chunk.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct HolderView {
-    /// The member.
-    pub node: AccountId,
-    /// Whether it says it holds the chunk (`null`: it did not answer).
-    pub held: Option<bool>,
 }
 
 /// The members that must hold the chunk, each asked whether it does.
@@ -224,12 +181,12 @@ async fn farmer(
 ) -> Result<Json<FarmerView>, Problem> {
     let node: AccountId = segment(node)?
         .parse()
-        .map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "invalid_node", format!("{error}")))?;
+        .map_err(|error| Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidNode, format!("{error}")))?;
     Ok(Json(storage.farmer(node)?))
 }
 
 fn chunk_address(address: Result<Path<String>, PathRejection>) -> Result<ChunkAddress, Problem> {
     segment(address)?
         .parse()
-        .map_err(|error| Problem::new(StatusCode::BAD_REQUEST, "invalid_address", format!("{error}")))
+        .map_err(|error| Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidAddress, format!("{error}")))
 }

@@ -92,6 +92,9 @@ pub enum FileError {
     /// A data-map chunk that does not decode, or of another version.
     #[error("not a data map: {0}")]
     NotADataMap(String),
+    /// The key given does not open the file's secret map.
+    #[error("the key does not open this file: it belongs to another file or was mistyped")]
+    WrongKey,
     /// A chunk whose bytes do not hash to the address the data map lists.
     #[error("chunk {index} does not match its address")]
     Mismatch {
@@ -172,13 +175,7 @@ impl DataMap {
 
     /// Reads a data map from its chunk.
     pub fn from_chunk(chunk: &Chunk) -> Result<Self, FileError> {
-        match chunk.bytes().split_first() {
-            Some((&DATA_MAP_VERSION, body)) => {
-                postcard::from_bytes(body).map_err(|e| FileError::NotADataMap(e.to_string()))
-            }
-            Some((version, _)) => Err(FileError::NotADataMap(format!("version {version} is unknown"))),
-            None => Err(FileError::Empty),
-        }
+        decode_versioned(chunk.bytes(), DATA_MAP_VERSION)
     }
 
     /// Puts a file back together from its chunks (in the data map's order), checking
@@ -195,6 +192,18 @@ impl DataMap {
             file.extend_from_slice(chunk.bytes());
         }
         Ok(file)
+    }
+}
+
+/// Decodes a map written as one version byte then its postcard encoding, refusing
+/// another version.
+pub(crate) fn decode_versioned<T: serde::de::DeserializeOwned>(bytes: &[u8], version: u8) -> Result<T, FileError> {
+    match bytes.split_first() {
+        Some((&found, body)) if found == version => {
+            postcard::from_bytes(body).map_err(|error| FileError::NotADataMap(error.to_string()))
+        }
+        Some((found, _)) => Err(FileError::NotADataMap(format!("version {found} is unknown"))),
+        None => Err(FileError::Empty),
     }
 }
 

@@ -4,6 +4,8 @@
 //!
 //! - [`chunk`]: chunks of at most 1 MiB named by their BLAKE3 hash, and the data map
 //!   that names a file.
+//! - [`encryption`]: files sealed before they leave their owner, with keys from their
+//!   content, and the secret map that reads them back.
 //! - [`challenge`]: challenges drawn from fresh randomness, answers a holder makes from
 //!   the chunk and its stored outboard, and their verification.
 //! - [`audit`]: which challenges an elder sends each round, and what answers show.
@@ -14,11 +16,13 @@
 pub mod audit;
 pub mod challenge;
 pub mod chunk;
+pub mod encryption;
 pub mod placement;
 pub mod sampling;
 
 pub use challenge::{answer, verify, Challenge, ChallengeItem, Outboard, BLOCK_BYTES};
 pub use chunk::{split_file, Chunk, ChunkAddress, DataMap, FileError, MAX_CHUNK_BYTES};
+pub use encryption::{encrypt_file, EncryptedFile, FileKey, Privacy, SecretMap};
 
 /// Why a proof was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -123,6 +123,11 @@ impl DevnetProcess {
         DevnetProcess { child, dir: dir.to_owned() }
     }
 
+    /// The devnet process's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the devnet and its nodes with SIGTERM, expecting a clean exit.
     pub fn stop(&mut self) {
         terminate(&mut self.child, "the devnet");

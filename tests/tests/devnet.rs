@@ -5,8 +5,8 @@
 
 mod common;
 
+use acre_api::devnet::Manifest;
 use acre_ledger::{AccountId, Certificate};
-use acre_node::devnet::Manifest;
 use acre_tests::{eventually, send_signal, workspace_binary, DevnetProcess, NodeProcess};
 use common::{all_apis, certificate_of, order, rand_secret, Fixture};
 use ed25519_dalek::SigningKey;
@@ -19,6 +19,29 @@ fn transfers_through_the_cli_and_http_reach_every_elder() {
     let bob = fixture.wallet_json(&["key", "new", "bob"])["address"].as_str().expect("address").to_owned();
     let funded = fixture.wallet_json(&["faucet", "alice", "500"]);
     certificate_of(&funded);
+
+    // A second devnet in the same directory names the first instead of failing on its nodes.
+    let second = std::process::Command::new(workspace_binary("acre-node"))
+        .args(["devnet", "--no-seed", "--dir"])
+        .arg(&fixture.devnet.dir)
+        .output()
+        .expect("run a second devnet");
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "a second devnet started: {said}");
+    assert!(said.contains("already running") && said.contains(&format!("pid {}", fixture.devnet.pid())), "{said}");
+
+    // A mistyped address is reported as one, not as a key name that is missing.
+    let mut typo = bob.clone();
+    let last = if typo.ends_with('q') { "p" } else { "q" };
+    typo.replace_range(typo.len() - 1.., last);
+    let refused = fixture.wallet(&["send", &typo, "1", "--from", "alice", "--yes"]);
+    let said = String::from_utf8_lossy(&refused.stdout);
+    assert!(!refused.status.success() && said.contains("not a valid address") && !said.contains("no key"), "{said}");
+    // More than the balance is refused before any password is asked (none is given here).
+    let too_much =
+        fixture.wallet_without_password(&["send", "bob", "501", "--from", "alice", "--yes", "--allow-new-recipient"]);
+    let said = String::from_utf8_lossy(&too_much.stdout);
+    assert!(!too_much.status.success() && said.contains("less than the 501"), "{said}");
 
     let sent = fixture.wallet_json(&["send", "bob", "120", "--from", "alice", "--yes", "--allow-new-recipient"]);
     let certificate = certificate_of(&sent);

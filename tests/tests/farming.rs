@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use acre_ledger::{AccountId, Amount};
-use acre_proofs::split_file;
+use acre_proofs::{encrypt_file, Privacy};
 use acre_tests::{eventually_within, send_signal, workspace_binary, NodeProcess};
 use common::{rand_secret, Fixture};
 use serde_json::Value;
@@ -39,7 +39,7 @@ fn epoch_after(fixture: &Fixture, api: &str, after: u64) -> u64 {
     })
 }
 
-/// Puts a file of `bytes` random bytes through `acre put` and returns its chunks' addresses.
+/// Puts a file of `bytes` random bytes through `acre put` and returns its sealed chunks' addresses.
 fn put_file(fixture: &Fixture, dir: &Path, name: &str, bytes: usize) -> Vec<String> {
     let mut content = Vec::with_capacity(bytes);
     while content.len() < bytes {
@@ -49,8 +49,8 @@ fn put_file(fixture: &Fixture, dir: &Path, name: &str, bytes: usize) -> Vec<Stri
     let file = dir.join(name);
     std::fs::write(&file, &content).expect("write file");
     fixture.wallet_json(&["put", file.to_str().expect("utf-8 path"), "--from", "alice", "--yes"]);
-    let (chunks, _) = split_file(&content).expect("split");
-    chunks.iter().map(|chunk| chunk.address().to_string()).collect()
+    let sealed = encrypt_file(&content, Privacy::Convergent).expect("encrypt");
+    sealed.chunks.iter().map(|chunk| chunk.address().to_string()).collect()
 }
 
 fn item_of<'a>(record: &'a Value, farmer: &AccountId) -> Option<&'a Value> {
@@ -230,6 +230,10 @@ fn a_new_node_joins_and_earns_and_a_dead_one_is_replaced_by_copies() {
         let item = item_of(&record, &joiner_id)?;
         (item["reward_address"] == reward.as_str() && amount(&item["amount"]) > Amount::ZERO).then_some(())
     });
+    // Its farmer status is served like a genesis member's: it is a member, not a stranger.
+    let status = fixture.wallet_json(&["farmer", "status", &joiner_id.to_string()]);
+    assert_eq!(status["node"], joiner_id.to_string().as_str(), "{status}");
+    assert!(status["chunks"].as_u64().is_some_and(|chunks| chunks > 0), "it must hold some of the data: {status}");
 
     // A holder killed for good is removed, and its chunks stand on 4 live holders again.
     let holders_of = |chunk: &str| -> Vec<(String, bool)> {

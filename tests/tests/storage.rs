@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use acre_ledger::economics::store_memo;
 use acre_ledger::{AccountId, Amount, Certificate, TransferOrder};
 use acre_proofs::placement::{closest, node_name, COPIES};
-use acre_proofs::{split_file, Chunk, ChunkAddress};
+use acre_proofs::{encrypt_file, Chunk, ChunkAddress, Privacy};
 use acre_tests::{eventually, send_signal, workspace_binary, NodeProcess};
 use base64::Engine;
 use common::{certificate_of, rand_secret, Fixture};
@@ -61,13 +61,17 @@ fn a_file_stands_on_four_holders_and_audits_tell_loss_rot_and_death_apart() {
     std::fs::write(&file, &original).expect("write file");
     let file_arg = file.to_str().expect("utf-8 path");
 
+    // Sealed as `acre put` seals it: the pieces' ciphertexts and the secret map.
+    let sealed = encrypt_file(&original, Privacy::Convergent).expect("encrypt");
+    let addresses: Vec<ChunkAddress> = sealed.chunks.iter().map(Chunk::address).collect();
     let quote = fixture.wallet_json(&["quote", file_arg]);
-    assert_eq!(quote["chunks"], 21, "20 chunks of 1 MiB and the data map");
+    assert_eq!(quote["chunks"], addresses.len(), "21 pieces and the secret map");
     assert!(quote["quote"]["price"].is_string(), "{quote}");
 
     let put = fixture.wallet_json(&["put", file_arg, "--from", "alice", "--yes"]);
     let address = put["file"].as_str().expect("file address").to_owned();
-    assert_eq!(put["newly_stored"], 21);
+    assert_eq!(put["newly_stored"], addresses.len());
+    assert_eq!(address, sealed.key.to_string(), "put prints what reads the file back");
     let balance = fixture.wallet_json(&["balance", "alice"])["balance"].clone();
 
     let copy = dir.path().join("copy.bin");
@@ -80,9 +84,6 @@ fn a_file_stands_on_four_holders_and_audits_tell_loss_rot_and_death_apart() {
     assert_eq!(fixture.wallet_json(&["balance", "alice"])["balance"], balance, "not charged twice");
 
     // Every chunk stands on exactly its 4 holders.
-    let (chunks, map) = split_file(&original).expect("split");
-    let mut addresses: Vec<ChunkAddress> = chunks.iter().map(Chunk::address).collect();
-    addresses.push(map.to_chunk().expect("map chunk").address());
     for chunk in &addresses {
         let holders = fixture.get(fixture.api(0), &format!("/v1/chunks/{chunk}/holders"));
         let held: Vec<&Value> = holders["holders"].as_array().expect("holders").iter().collect();
@@ -176,7 +177,8 @@ fn a_file_stands_on_four_holders_and_audits_tell_loss_rot_and_death_apart() {
     let cut = dir.path().join("cut.bin");
     std::fs::write(&cut, [stranded.as_slice(), &random_bytes(5_000)].concat()).expect("write");
     let cut_arg = cut.to_str().expect("utf-8 path");
-    let via = ["--node", observer, "put", cut_arg, "--from", "alice", "--yes"];
+    // Public, so the stranded piece is stored as it is, at the address chosen above.
+    let via = ["--node", observer, "put", cut_arg, "--public", "--from", "alice", "--yes"];
     let failed = fixture.wallet(&via);
     assert_eq!(failed.status.code(), Some(1), "{}", String::from_utf8_lossy(&failed.stdout));
     let paid = fixture.wallet_json(&["--node", observer, "balance", "alice"])["balance"].clone();
@@ -374,4 +376,76 @@ fn a_full_node_refuses_new_chunks_and_keeps_what_it_holds() {
         assert_eq!(fetched.as_ref(), chunk.bytes(), "what was stored is kept");
     }
     node.stop();
+}
+
+/// What every file holder and every reader of the API sees of a file put with the
+/// defaults: ciphertext only. The same file put again is paid once; it reads back only
+/// with the key `put` printed; `--private` shares nothing with the convergent copy.
+#[test]
+fn files_are_sealed_before_they_leave_the_wallet() {
+    const PATTERN: &[u8] = b"ACRE-RECOGNISABLE-PLAINTEXT ";
+    let fixture = Fixture::start(4);
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture.wallet_json(&["key", "new", "alice"]);
+    fixture.wallet_json(&["faucet", "alice", "1000"]);
+    let original: Vec<u8> = PATTERN.iter().copied().cycle().take((2 << 20) + 777).collect();
+    let file = dir.path().join("letter.txt");
+    std::fs::write(&file, &original).expect("write file");
+    let file_arg = file.to_str().expect("utf-8 path");
+
+    let put = fixture.wallet_json(&["put", file_arg, "--from", "alice", "--yes"]);
+    let key = put["file"].as_str().expect("file key").to_owned();
+    assert_eq!(put["encrypted"], true);
+    let sealed = encrypt_file(&original, Privacy::Convergent).expect("encrypt");
+    assert_eq!(put["newly_stored"], sealed.chunks.len());
+
+    let shows_plaintext = |bytes: &[u8]| bytes.windows(PATTERN.len()).any(|window| window == PATTERN);
+    let mut on_disk = 0;
+    for node in &fixture.manifest.nodes {
+        for path in chunk_files(&node.data_dir) {
+            on_disk += 1;
+            assert!(!shows_plaintext(&std::fs::read(&path).expect("chunk file")), "{} is plaintext", path.display());
+        }
+    }
+    assert_eq!(on_disk, 4 * sealed.chunks.len(), "every sealed chunk on its 4 holders");
+    for chunk in &sealed.chunks {
+        let served = fixture
+            .http
+            .get(format!("{}/v1/chunks/{}", fixture.api(1), chunk.address()))
+            .send()
+            .expect("GET")
+            .bytes()
+            .expect("bytes");
+        assert_eq!(served.as_ref(), chunk.bytes(), "the API serves the ciphertext as stored");
+        assert!(!shows_plaintext(&served));
+    }
+
+    // The same file again: nothing new stored, nothing paid.
+    let balance = fixture.wallet_json(&["balance", "alice"])["balance"].clone();
+    let again = fixture.wallet_json(&["put", file_arg, "--from", "alice", "--yes"]);
+    assert_eq!((again["newly_stored"].clone(), again["payment"].clone()), (json!(0), Value::Null));
+    assert_eq!(again["file"], key.as_str());
+    assert_eq!(fixture.wallet_json(&["balance", "alice"])["balance"], balance, "not charged twice");
+
+    let copy = dir.path().join("copy.txt");
+    let copy_arg = copy.to_str().expect("utf-8 path");
+    fixture.wallet_json(&["get", &key, "-o", copy_arg]);
+    assert!(std::fs::read(&copy).expect("read copy") == original, "the file comes back byte-identical");
+
+    let mut wrong = key.clone();
+    let last = if wrong.ends_with('0') { "1" } else { "0" };
+    wrong.replace_range(wrong.len() - 1.., last);
+    for (locator, says) in [(wrong.as_str(), "key does not open"), (&key[..64], "ADDRESS:KEY")] {
+        let failed = fixture.wallet(&["get", locator, "-o", copy_arg]);
+        let said = String::from_utf8_lossy(&failed.stdout);
+        assert!(!failed.status.success() && said.contains(says), "get {locator}: {said}");
+    }
+
+    // Private: keys salted by alice's key, so its chunks are new ones.
+    let private = fixture.wallet_json(&["put", file_arg, "--private", "--from", "alice", "--yes"]);
+    assert_ne!(private["file"], key.as_str());
+    assert_eq!(private["newly_stored"], sealed.chunks.len(), "no chunk shared with the convergent copy");
+    let private_copy = dir.path().join("private.txt");
+    fixture.wallet_json(&["get", private["file"].as_str().expect("key"), "-o", private_copy.to_str().expect("utf-8")]);
+    assert!(std::fs::read(&private_copy).expect("read") == original);
 }

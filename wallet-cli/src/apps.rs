@@ -85,7 +85,10 @@ pub(crate) fn payouts(cli: &Cli, app: &AppId) -> Result<()> {
         );
         return Ok(());
     }
-    println!("{:>7}  {:>18}  {:>8}  {:>18}  {:>18}", "epoch", "fees", "uses", "usage share", "paid");
+    println!(
+        "{:>7}  {:>18}  {:>8}  {:>18}  {:>18}",
+        "epoch", "fees (credits)", "uses", "for use (credits)", "paid (credits)"
+    );
     for line in &lines {
         println!(
             "{:>7}  {:>18}  {:>8}  {:>18}  {:>18}",
@@ -110,8 +113,8 @@ fn submit(cli: &Cli, client: &NodeClient, owner: &KeyFile, command: AppCommand) 
 fn wait(
     client: &NodeClient,
     app: &AppId,
-    done: impl Fn(&acre_node::apps_api::AppView) -> bool,
-) -> Result<acre_node::apps_api::AppView> {
+    done: impl Fn(&acre_api::apps::AppView) -> bool,
+) -> Result<acre_api::apps::AppView> {
     let started = Instant::now();
     loop {
         if let Some(view) = client.app(app)?.filter(|view| done(view)) {
@@ -124,7 +127,7 @@ fn wait(
     }
 }
 
-fn print_app(cli: &Cli, view: &acre_node::apps_api::AppView) -> Result<()> {
+fn print_app(cli: &Cli, view: &acre_api::apps::AppView) -> Result<()> {
     if cli.json {
         println!("{}", serde_json::to_string_pretty(view)?);
         return Ok(());

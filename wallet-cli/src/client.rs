@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
+use acre_api::apps::{AppView, PayoutsPage, Submitted};
+use acre_api::farming::{MembersView, Statement};
+use acre_api::ledger::{AccountView, HistoryPage, SectionView, SupplyView, TransferView};
+use acre_api::storage::{FarmerView, HoldersView, Placed, PutChunk, Quote};
+use acre_api::{routes, Problem, ProblemCode};
 use acre_ledger::{AccountId, Digest, SignedOrder};
 use acre_ledger::{AppId, SignedAppCommand};
-use acre_node::api::{AccountView, HistoryPage, Problem, SectionView, SupplyView, TransferView};
-use acre_node::apps_api::{AppView, PayoutsPage, Submitted};
-use acre_node::farming_api::{MembersView, Statement};
-use acre_node::storage::{FarmerView, Placed, Quote};
-use acre_node::storage_api::{HoldersView, PutChunk};
 use acre_proofs::ChunkAddress;
 use serde::de::DeserializeOwned;
 
@@ -54,15 +54,15 @@ impl NodeClient {
 
     /// The account, or `None` if it has never held credits.
     pub fn account(&self, account: &AccountId) -> Result<Option<AccountView>, ClientError> {
-        match self.get(&format!("/v1/accounts/{account}")) {
-            Err(ClientError::Refused(problem)) if problem.code == "unknown_account" => Ok(None),
+        match self.get(&routes::account(account)) {
+            Err(ClientError::Refused(problem)) if problem.code == ProblemCode::UnknownAccount => Ok(None),
             other => other.map(Some),
         }
     }
 
     /// A page of the account's history.
     pub fn history(&self, account: &AccountId, cursor: Option<&str>, limit: usize) -> Result<HistoryPage, ClientError> {
-        let url = format!("{}/v1/accounts/{account}/history", self.base);
+        let url = format!("{}{}", self.base, routes::history(account));
         let limit = limit.to_string();
         let mut query = vec![("limit", limit.as_str())];
         query.extend(cursor.map(|cursor| ("cursor", cursor)));
@@ -72,49 +72,49 @@ impl NodeClient {
 
     /// A certified transfer by id, or `None` if the node has not applied it.
     pub fn transfer(&self, id: &Digest) -> Result<Option<TransferView>, ClientError> {
-        match self.get(&format!("/v1/transfers/{id}")) {
-            Err(ClientError::Refused(problem)) if problem.code == "unknown_transfer" => Ok(None),
+        match self.get(&routes::transfer(id)) {
+            Err(ClientError::Refused(problem)) if problem.code == ProblemCode::UnknownTransfer => Ok(None),
             other => other.map(Some),
         }
     }
 
     /// The section's elders and quorum.
     pub fn section(&self) -> Result<SectionView, ClientError> {
-        self.get("/v1/section")
+        self.get(routes::SECTION)
     }
 
     /// Submits a signed order; the answer is its certificate.
     pub fn submit_order(&self, order: &SignedOrder) -> Result<TransferView, ClientError> {
-        let url = format!("{}/v1/orders", self.base);
+        let url = format!("{}{}", self.base, routes::ORDERS);
         let response = self.http.post(&url).json(order).send();
         self.decode(&url, response)
     }
 
     /// The ledger's supply figures.
     pub fn supply(&self) -> Result<SupplyView, ClientError> {
-        self.get("/v1/supply")
+        self.get(routes::SUPPLY)
     }
 
     /// The section's price for storing `bytes`.
     pub fn quote(&self, bytes: u64, app: Option<&AppId>) -> Result<Quote, ClientError> {
         match app {
-            Some(app) => self.get(&format!("/v1/quote?bytes={bytes}&app={app}")),
-            None => self.get(&format!("/v1/quote?bytes={bytes}")),
+            Some(app) => self.get(&format!("{}?bytes={bytes}&app={app}", routes::QUOTE)),
+            None => self.get(&format!("{}?bytes={bytes}", routes::QUOTE)),
         }
     }
 
     /// Submits an owner's signed app command to the section log.
     pub fn submit_app(&self, command: &SignedAppCommand) -> Result<Submitted, ClientError> {
-        let url = format!("{}/v1/apps", self.base);
+        let url = format!("{}{}", self.base, routes::APPS);
         let response = self.http.post(&url).json(command).send();
         self.decode(&url, response)
     }
 
     /// An app, or `None` if the section has no such app (yet).
     pub fn app(&self, app: &AppId) -> Result<Option<AppView>, ClientError> {
-        match self.get(&format!("/v1/apps/{app}")) {
+        match self.get(&routes::app(app)) {
             Ok(view) => Ok(Some(view)),
-            Err(ClientError::Refused(problem)) if problem.code == "unknown_app" => Ok(None),
+            Err(ClientError::Refused(problem)) if problem.code == ProblemCode::UnknownApp => Ok(None),
             Err(error) => Err(error),
         }
     }
@@ -122,14 +122,14 @@ impl NodeClient {
     /// A page of an app's payouts, after epoch `cursor`.
     pub fn app_payouts(&self, app: &AppId, cursor: Option<u64>) -> Result<PayoutsPage, ClientError> {
         match cursor {
-            Some(cursor) => self.get(&format!("/v1/apps/{app}/payouts?cursor={cursor}")),
-            None => self.get(&format!("/v1/apps/{app}/payouts")),
+            Some(cursor) => self.get(&format!("{}?cursor={cursor}", routes::payouts(app))),
+            None => self.get(&routes::payouts(app)),
         }
     }
 
     /// Uploads a chunk (with its payment, unless the section holds it already).
     pub fn put_chunk(&self, request: &PutChunk) -> Result<Placed, ClientError> {
-        let url = format!("{}/v1/chunks", self.base);
+        let url = format!("{}{}", self.base, routes::CHUNKS);
         let response = self.http.post(&url).json(request).send();
         self.decode(&url, response)
     }
@@ -137,8 +137,8 @@ impl NodeClient {
     /// A chunk's bytes as the node sends them (the caller checks them against the address).
     pub fn chunk(&self, address: &ChunkAddress, app: Option<&AppId>) -> Result<Vec<u8>, ClientError> {
         let url = match app {
-            Some(app) => format!("{}/v1/chunks/{address}?app={app}", self.base),
-            None => format!("{}/v1/chunks/{address}", self.base),
+            Some(app) => format!("{}{}?app={app}", self.base, routes::chunk(address)),
+            None => format!("{}{}", self.base, routes::chunk(address)),
         };
         let unreachable = |reason: String| ClientError::Unreachable { url: url.clone(), reason };
         let response = self.http.get(&url).send().map_err(|e| unreachable(e.to_string()))?;
@@ -154,17 +154,17 @@ impl NodeClient {
 
     /// The chunk's holders, and its size if the section holds it.
     pub fn holders(&self, address: &ChunkAddress) -> Result<HoldersView, ClientError> {
-        self.get(&format!("/v1/chunks/{address}/holders"))
+        self.get(&routes::holders(address))
     }
 
     /// What the node's audits say of a farmer.
     pub fn farmer(&self, node: &AccountId) -> Result<FarmerView, ClientError> {
-        self.get(&format!("/v1/farmers/{node}"))
+        self.get(&routes::farmer(node))
     }
 
     /// A farmer's statement over closed epochs (`from`/`to` default to all).
     pub fn statement(&self, node: &AccountId, from: Option<u64>, to: Option<u64>) -> Result<Statement, ClientError> {
-        let mut path = format!("/v1/farmers/{node}/statement?");
+        let mut path = format!("{}?", routes::statement(node));
         if let Some(from) = from {
             path.push_str(&format!("from={from}&"));
         }
@@ -176,7 +176,7 @@ impl NodeClient {
 
     /// The section's members by its agreed log.
     pub fn members(&self) -> Result<MembersView, ClientError> {
-        self.get("/v1/section/members")
+        self.get(routes::MEMBERS)
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -191,7 +191,20 @@ impl NodeClient {
         response: reqwest::Result<reqwest::blocking::Response>,
     ) -> Result<T, ClientError> {
         let unreachable = |reason: String| ClientError::Unreachable { url: url.to_owned(), reason };
-        let response = response.map_err(|e| unreachable(e.to_string()))?;
+        let response = response.map_err(|error| {
+            let reason = if error.is_connect() {
+                "nothing answers there: is the node running? (pick another with --node or ACRE_NODE)".to_owned()
+            } else if error.is_timeout() {
+                "no answer in time".to_owned()
+            } else {
+                // reqwest's own text and its cause's, once each.
+                std::iter::successors(Some(&error as &dyn std::error::Error), |e| e.source())
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            };
+            unreachable(reason)
+        })?;
         if response.status().is_success() {
             return response.json().map_err(|e| unreachable(format!("unexpected answer: {e}")));
         }

@@ -9,32 +9,61 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use acre_api::storage::{ChunkEntry, PutChunk, StorePayment};
 use acre_ledger::economics::{billable_bytes, store_memo_with_app_fee};
 use acre_ledger::{AccountId, Amount, AppId, Certificate, SignedOrder, TransferOrder};
-use acre_node::storage_api::{ChunkEntry, PutChunk, StorePayment};
-use acre_proofs::{split_file, Chunk, ChunkAddress, DataMap};
+use acre_proofs::{encrypt_file, split_file, Chunk, ChunkAddress, DataMap, FileKey, Privacy, SecretMap};
 use acre_wallet::client::{ClientError, NodeClient};
 use acre_wallet::keystore::{create_private_dir, KeyFile};
 use anyhow::{bail, Context, Result};
 use base64::Engine;
+use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
 use crate::{confirm, node_client, password, Cli};
+
+/// How `acre put` seals a file before it leaves this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sealing {
+    /// Stored as it is; its address alone reads it.
+    Public,
+    /// Encrypted under keys from its content: the same file is stored and paid once.
+    Convergent,
+    /// Encrypted under keys salted by the paying wallet key.
+    Private,
+}
 
 /// A file split into its chunks, the data map last (its address names the file).
 struct SplitFile {
     chunks: Vec<Chunk>,
     address: ChunkAddress,
     size: u64,
+    /// What reads it back: `ADDRESS:KEY`, or the address of a public file.
+    locator: String,
 }
 
-fn split(path: &Path) -> Result<SplitFile> {
+fn split(path: &Path, sealing: Sealing, owner: Option<&SigningKey>) -> Result<SplitFile> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let (mut chunks, map) = split_file(&bytes)?;
-    let map_chunk = map.to_chunk()?;
-    let address = map_chunk.address();
-    chunks.push(map_chunk);
-    Ok(SplitFile { chunks, address, size: bytes.len() as u64 })
+    let privacy = match (sealing, owner) {
+        (Sealing::Public, _) => {
+            let (mut chunks, map) = split_file(&bytes)?;
+            let map_chunk = map.to_chunk()?;
+            let address = map_chunk.address();
+            chunks.push(map_chunk);
+            return Ok(SplitFile { chunks, address, size: bytes.len() as u64, locator: address.to_string() });
+        }
+        (Sealing::Private, Some(owner)) => Privacy::Private(private_salt(owner)),
+        (Sealing::Private, None) => bail!("a private file needs its owner's key"),
+        (Sealing::Convergent, _) => Privacy::Convergent,
+    };
+    let file = encrypt_file(&bytes, privacy)?;
+    Ok(SplitFile { address: file.key.map, size: file.size, locator: file.key.to_string(), chunks: file.chunks })
+}
+
+/// The salt of a wallet key's private files: derived from the secret key, so the same
+/// key finds the same chunks again and nobody else can.
+fn private_salt(owner: &SigningKey) -> [u8; 32] {
+    blake3::derive_key("acre 2026-12 private file salt", owner.as_bytes())
 }
 
 /// The chunks with repeats left out (a file with repeated content repeats chunks), so
@@ -45,9 +74,11 @@ fn distinct(chunks: &[Chunk]) -> impl Iterator<Item = &Chunk> {
 }
 
 /// `acre quote FILE`.
-pub(crate) fn quote(cli: &Cli, file: &Path, app: Option<&AppId>) -> Result<()> {
+pub(crate) fn quote(cli: &Cli, file: &Path, public: bool, app: Option<&AppId>) -> Result<()> {
     let client = node_client(cli)?;
-    let split = split(file)?;
+    // A private file's chunks have the same sizes as a convergent one's, so the price
+    // needs no key.
+    let split = split(file, if public { Sealing::Public } else { Sealing::Convergent }, None)?;
     let bytes = billable_bytes(distinct(&split.chunks).map(Chunk::size)).context("the file is too large")?;
     let quote = client.quote(bytes, app)?;
     if cli.json {
@@ -58,9 +89,9 @@ pub(crate) fn quote(cli: &Cli, file: &Path, app: Option<&AppId>) -> Result<()> {
     }
     match quote.price {
         Some(price) => println!(
-            "{}: {} bytes in {} chunks; storing costs {price} credits (section {:.2}% full)",
+            "{}: {} in {} chunks; storing costs {price} credits (section {:.2}% full)",
             file.display(),
-            split.size,
+            size_text(split.size),
             split.chunks.len(),
             percent(quote.used, quote.capacity)
         ),
@@ -87,6 +118,8 @@ struct UploadJournal {
 pub(crate) struct PutRequest<'a> {
     /// The file.
     pub(crate) file: &'a Path,
+    /// How it is sealed.
+    pub(crate) sealing: Sealing,
     /// The paying key.
     pub(crate) payer: KeyFile,
     /// Where upload journals are kept.
@@ -101,11 +134,16 @@ pub(crate) struct PutRequest<'a> {
 /// chunk, and prints the file's address.
 pub(crate) fn put(cli: &Cli, request: &PutRequest<'_>) -> Result<()> {
     let client = node_client(cli)?;
-    let split = split(request.file)?;
+    // A private file's keys come from the wallet key, so it is unlocked before splitting.
+    let mut key = match request.sealing {
+        Sealing::Private => Some(unlock(cli, &request.payer)?),
+        Sealing::Public | Sealing::Convergent => None,
+    };
+    let split = split(request.file, request.sealing, key.as_ref())?;
     let journal_path = request.journal_dir.join(format!("{}.json", split.address));
     let journal = match read_journal(&journal_path)? {
         Some(journal) => Some(journal),
-        None => pay(cli, &client, request, &split, &journal_path)?,
+        None => pay(cli, &client, request, &split, &journal_path, &mut key)?,
     };
     let mut journal = journal;
     if let Some(pending) = journal.as_mut().filter(|j| j.certificate.is_none()) {
@@ -115,7 +153,7 @@ pub(crate) fn put(cli: &Cli, request: &PutRequest<'_>) -> Result<()> {
     let payment = journal.as_ref().and_then(|journal| {
         Some(StorePayment { certificate: journal.certificate.clone()?, chunks: journal.chunks.clone() })
     });
-    let mut progress = Progress::new(cli, split.chunks.len(), "uploading");
+    let progress = Progress::new(cli, split.chunks.iter().map(Chunk::size).sum(), "uploading");
     let mut charged = 0usize;
     for chunk in &split.chunks {
         let paid_for = payment.as_ref().filter(|p| p.chunks.iter().any(|entry| entry.address == chunk.address()));
@@ -133,7 +171,9 @@ pub(crate) fn put(cli: &Cli, request: &PutRequest<'_>) -> Result<()> {
     }
     if cli.json {
         let view = serde_json::json!({
-            "file": split.address.to_string(),
+            "file": split.locator,
+            "address": split.address.to_string(),
+            "encrypted": request.sealing != Sealing::Public,
             "size": split.size,
             "chunks": split.chunks.len(),
             "newly_stored": charged,
@@ -141,14 +181,25 @@ pub(crate) fn put(cli: &Cli, request: &PutRequest<'_>) -> Result<()> {
         });
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {
+        let sealed = match request.sealing {
+            Sealing::Public => "unencrypted",
+            Sealing::Convergent => "encrypted",
+            Sealing::Private => "encrypted under your key",
+        };
         println!(
-            "stored {} ({} bytes, {} chunks): {}",
+            "stored {} ({}, {} chunks, {sealed})",
             request.file.display(),
-            split.size,
-            split.chunks.len(),
-            split.address
+            size_text(split.size),
+            split.chunks.len()
         );
-        println!("fetch it with: acre get {} -o FILE", split.address);
+        match &payment {
+            Some(payment) => println!("paid with transfer {} for {charged} new chunks", payment.certificate.id()),
+            None => println!("the section already held every chunk: nothing was paid"),
+        }
+        if request.sealing != Sealing::Public {
+            println!("keep this key: whoever has it can read the file, and without it nobody can");
+        }
+        println!("fetch it with: acre get {} -o FILE", split.locator);
     }
     Ok(())
 }
@@ -161,6 +212,7 @@ fn pay(
     request: &PutRequest<'_>,
     split: &SplitFile,
     journal_path: &Path,
+    key: &mut Option<SigningKey>,
 ) -> Result<Option<UploadJournal>> {
     let mut unpaid = Vec::new();
     for chunk in distinct(&split.chunks) {
@@ -193,12 +245,17 @@ fn pay(
             _ => String::new(),
         };
         confirm(&format!(
-            "Pay {price} credits{through} from {} to store {} new chunks ({bytes} bytes)?",
+            "Pay {price} credits{through} from {} to store {} ({}) as {} new chunks?",
             request.payer.name,
+            request.file.display(),
+            size_text(split.size),
             unpaid.len()
         ))?;
     }
-    let key = request.payer.unlock(&password(cli, &format!("Password for key {}: ", request.payer.name), false)?)?;
+    let key = match key.take() {
+        Some(key) => key,
+        None => unlock(cli, &request.payer)?,
+    };
     let named: Vec<([u8; 32], u64)> = unpaid.iter().map(|entry| (entry.address.0, entry.size)).collect();
     let order = TransferOrder {
         from: request.payer.address,
@@ -215,6 +272,10 @@ fn pay(
     }
     write_journal(journal_path, &journal)?;
     Ok(Some(journal))
+}
+
+fn unlock(cli: &Cli, payer: &KeyFile) -> Result<SigningKey> {
+    Ok(payer.unlock(&password(cli, &format!("Password for key {}: ", payer.name), false)?)?)
 }
 
 /// The payment's certificate: already made, or made now (safe to repeat).
@@ -235,30 +296,54 @@ fn certify(client: &NodeClient, order: &SignedOrder) -> Result<Certificate> {
     }
 }
 
-/// `acre get ADDRESS -o FILE`: fetches the data map and every chunk, checks each against
-/// its address, and writes the file.
-pub(crate) fn get(cli: &Cli, address: &str, out: &Path, app: Option<&AppId>) -> Result<()> {
+/// `acre get ADDRESS[:KEY] -o FILE`: fetches the data map and every chunk, checks each
+/// against its address, decrypts them with the key, and writes the file.
+pub(crate) fn get(cli: &Cli, locator: &str, out: &Path, app: Option<&AppId>) -> Result<()> {
     let client = node_client(cli)?;
-    let address: ChunkAddress = address.parse()?;
-    let map = DataMap::from_chunk(&fetch(&client, &address, app)?)?;
-    let mut progress = Progress::new(cli, map.chunks.len(), "downloading");
-    let mut chunks = Vec::with_capacity(map.chunks.len());
-    for reference in &map.chunks {
-        let chunk = fetch(&client, &reference.address, app)?;
-        progress.advance(chunk.size());
-        chunks.push(chunk);
-    }
-    progress.finish();
-    let bytes = map.reassemble(&chunks)?;
+    let (address, bytes) = if locator.contains(':') {
+        let key: FileKey = locator.parse()?;
+        let map = SecretMap::open(&key, &fetch(&client, &key.map, app)?)?;
+        let chunks = fetch_all(cli, &client, map.chunks.iter().map(|c| (c.address, c.size)), app)?;
+        (key.map, map.decrypt(&chunks)?)
+    } else {
+        let address: ChunkAddress = locator.parse()?;
+        let map = DataMap::from_chunk(&fetch(&client, &address, app)?).map_err(|_| {
+            anyhow::anyhow!(
+                "{address} is not a public file: an encrypted file is read with ADDRESS:KEY, as put printed it"
+            )
+        })?;
+        let chunks = fetch_all(cli, &client, map.chunks.iter().map(|c| (c.address, c.size)), app)?;
+        (address, map.reassemble(&chunks)?)
+    };
     let temporary = out.with_extension("acre-partial");
     std::fs::write(&temporary, &bytes).with_context(|| format!("writing {}", temporary.display()))?;
     std::fs::rename(&temporary, out).with_context(|| format!("writing {}", out.display()))?;
     if cli.json {
         println!("{}", serde_json::json!({ "file": address.to_string(), "size": bytes.len(), "out": out }));
     } else {
-        println!("wrote {} ({} bytes, every chunk verified)", out.display(), bytes.len());
+        println!("wrote {} ({}, every chunk verified)", out.display(), size_text(bytes.len() as u64));
     }
     Ok(())
+}
+
+/// The chunks at `addresses`, in order, each checked against its address.
+fn fetch_all(
+    cli: &Cli,
+    client: &NodeClient,
+    listed: impl Iterator<Item = (ChunkAddress, u32)>,
+    app: Option<&AppId>,
+) -> Result<Vec<Chunk>> {
+    let addresses: Vec<(ChunkAddress, u32)> = listed.collect();
+    let total_bytes = addresses.iter().map(|(_, size)| u64::from(*size)).sum();
+    let progress = Progress::new(cli, total_bytes, "downloading");
+    let mut chunks = Vec::with_capacity(addresses.len());
+    for (address, _) in addresses {
+        let chunk = fetch(client, &address, app)?;
+        progress.advance(chunk.size());
+        chunks.push(chunk);
+    }
+    progress.finish();
+    Ok(chunks)
 }
 
 /// One chunk, checked against its address.
@@ -290,10 +375,13 @@ pub(crate) fn farmer_status(cli: &Cli, node: &AccountId) -> Result<()> {
     );
     if let Some(last) = &farmer.last {
         let outcome = serde_json::to_value(last.outcome)?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
         println!(
-            "  last        round {}: {} in {} ms ({} chunks)",
-            last.round,
-            outcome.as_str().unwrap_or_default(),
+            "  last audit  {} s ago: {} in {} ms ({} chunks)",
+            now_ms.saturating_sub(last.at_unix_ms) / 1000,
+            outcome.as_str().context("an audit outcome is a name")?,
             last.latency_ms,
             last.chunks
         );
@@ -353,48 +441,46 @@ fn read_journal(path: &Path) -> Result<Option<UploadJournal>> {
     }
 }
 
+/// Writes the journal whole or not at all: a temporary file beside it, synced, then
+/// renamed over it, so a crash never leaves half a payment on disk.
 fn write_journal(path: &Path, journal: &UploadJournal) -> Result<()> {
-    acre_node::config::write_atomically(path, serde_json::to_vec_pretty(journal)?)
-        .with_context(|| format!("writing {}", path.display()))
+    let dir = path.parent().context("an upload journal has a directory")?;
+    let mut file = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing in {}", dir.display()))?;
+    file.write_all(&serde_json::to_vec_pretty(journal)?)?;
+    file.as_file().sync_all()?;
+    file.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
-/// A progress bar on stderr, drawn only at a terminal and never with `--json`.
-struct Progress {
-    shown: bool,
-    total: usize,
-    done: usize,
-    bytes: u64,
-    verb: &'static str,
+/// A file's size as every line of `quote`, `put` and `get` shows it: binary units, and the
+/// exact byte count beside them.
+fn size_text(bytes: u64) -> String {
+    format!("{} = {bytes} bytes", indicatif::BinaryBytes(bytes))
 }
+
+/// Progress of an upload or download in bytes, with its rate and time left, on a
+/// terminal's stderr; nothing at all with `--json` or off a terminal.
+struct Progress(indicatif::ProgressBar);
 
 impl Progress {
-    fn new(cli: &Cli, total: usize, verb: &'static str) -> Self {
-        let shown = !cli.json && std::io::stderr().is_terminal();
-        Progress { shown, total, done: 0, bytes: 0, verb }
+    fn new(cli: &Cli, total_bytes: u64, verb: &'static str) -> Self {
+        if cli.json || !std::io::stderr().is_terminal() {
+            return Progress(indicatif::ProgressBar::hidden());
+        }
+        let style = indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} at {binary_bytes_per_sec}, {eta} left",
+        )
+        .map(|style| style.progress_chars("=> "))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        let bar = indicatif::ProgressBar::new(total_bytes).with_style(style).with_message(verb);
+        Progress(bar)
     }
 
-    fn advance(&mut self, bytes: u64) {
-        self.done += 1;
-        self.bytes += bytes;
-        if self.shown {
-            const WIDTH: usize = 30;
-            let filled = WIDTH * self.done / self.total.max(1);
-            eprint!(
-                "\r{} [{}{}] {}/{} chunks, {:.1} MiB",
-                self.verb,
-                "=".repeat(filled),
-                " ".repeat(WIDTH - filled),
-                self.done,
-                self.total,
-                self.bytes as f64 / f64::from(1 << 20)
-            );
-            let _ = std::io::stderr().flush();
-        }
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
     }
 
     fn finish(&self) {
-        if self.shown {
-            eprintln!();
-        }
+        self.0.finish_and_clear();
     }
 }

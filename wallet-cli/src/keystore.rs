@@ -199,6 +199,14 @@ impl Keystore {
         self.import(name, &SigningKey::generate(&mut OsRng), password)
     }
 
+    /// Refuses `name` before any password is asked: not a valid name, or one already taken.
+    pub fn check_free(&self, name: &str) -> Result<(), KeystoreError> {
+        if self.path_of(name)?.exists() {
+            return Err(KeystoreError::NameTaken(name.to_owned()));
+        }
+        Ok(())
+    }
+
     /// Stores an existing key under `name`; never overwrites one.
     pub fn import(&self, name: &str, key: &SigningKey, password: &str) -> Result<KeyFile, KeystoreError> {
         let path = self.path_of(name)?;

@@ -9,6 +9,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use acre_api::{Problem, ProblemCode};
 use acre_ledger::{AccountId, Amount, Committee, TransferOrder};
 use acre_wallet::client::{ClientError, NodeClient};
 use acre_wallet::keystore::{write_new_private, KdfParams, Keystore};
@@ -21,8 +22,6 @@ use serde::Serialize;
 const REFUSED: u8 = 1;
 /// Exit code of a usage or local error (clap uses the same for bad arguments).
 const LOCAL_ERROR: u8 = 2;
-/// The node asked when neither `--node` nor `ACRE_NODE` says.
-const DEFAULT_NODE: &str = "http://127.0.0.1:7070";
 
 /// Acre wallet: keys, balances and transfers.
 #[derive(Debug, Parser)]
@@ -37,7 +36,7 @@ pub(crate) struct Cli {
     /// Read the password from this file's first line [or env ACRE_PASSWORD; default: a hidden prompt].
     #[arg(long, global = true, value_name = "FILE")]
     password_file: Option<PathBuf>,
-    /// The node whose API to use [env: ACRE_NODE; default: the running devnet's first node, else http://127.0.0.1:7070].
+    /// The node whose API to use [env: ACRE_NODE; default: the running devnet's first node].
     #[arg(long, global = true, value_name = "URL")]
     node: Option<String>,
     #[command(subcommand)]
@@ -88,15 +87,26 @@ enum Command {
     Quote {
         /// The file.
         file: PathBuf,
+        /// Price it as a public file, stored unencrypted.
+        #[arg(long)]
+        public: bool,
         /// The app the upload would go through (its hex id): its price is shown too.
         #[arg(long)]
         app: Option<String>,
     },
-    /// Store a file: pay for its new chunks, upload them, print the file's address.
-    /// Repeating an interrupted put finishes it without paying again.
+    /// Store a file: encrypt it here, pay for its new chunks, upload them, and print the
+    /// key that reads it back (ADDRESS:KEY). Repeating an interrupted put finishes it
+    /// without paying again.
     Put {
         /// The file.
         file: PathBuf,
+        /// Store it unencrypted, readable by anyone who learns its address.
+        #[arg(long, conflicts_with = "private")]
+        public: bool,
+        /// Encrypt under keys only this wallet key derives, so nobody who has the same
+        /// file can tell it is stored (and it shares no chunks with other users' copies).
+        #[arg(long)]
+        private: bool,
         /// The paying key [default: the keystore's only key].
         #[arg(long)]
         from: Option<String>,
@@ -107,9 +117,9 @@ enum Command {
         #[arg(long)]
         app: Option<String>,
     },
-    /// Fetch a stored file by its address, checking every chunk.
+    /// Fetch a stored file, checking every chunk, and decrypt it.
     Get {
-        /// The file's address, as `acre put` printed it.
+        /// What `acre put` printed: ADDRESS:KEY for an encrypted file, ADDRESS for a public one.
         address: String,
         /// Where to write it.
         #[arg(short, long, value_name = "FILE")]
@@ -246,7 +256,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let refusal = match error.downcast_ref::<ClientError>() {
-                Some(ClientError::Refused(problem)) => Some(problem.code.clone()),
+                Some(ClientError::Refused(problem)) => Some(problem.code),
                 _ => None,
             };
             if json {
@@ -263,6 +273,7 @@ fn run(cli: Cli) -> Result<()> {
     let keystore = Keystore::new(keystore_dir(cli.keystore.as_deref())?, KdfParams::STANDARD);
     match &cli.command {
         Command::Key(KeyCommand::New { name }) => {
+            keystore.check_free(name)?;
             let password = password(&cli, &format!("Password for new key {name}: "), true)?;
             let file = keystore.generate(name, &password)?;
             show(&cli, &KeyView { name: file.name, address: file.address })
@@ -284,6 +295,7 @@ fn run(cli: Cli) -> Result<()> {
             show(&cli, &KeyView { name: file.name, address: file.address })
         }
         Command::Key(KeyCommand::Import { name, secret_file }) => {
+            keystore.check_free(name)?;
             let key = read_secret(secret_file)?;
             let password = password(&cli, &format!("Password for imported key {name}: "), true)?;
             let file = keystore.import(name, &key, &password)?;
@@ -306,10 +318,16 @@ fn run(cli: Cli) -> Result<()> {
             let page = client.history(&address, cursor.as_deref(), *limit)?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&page)?);
+            } else if page.entries.is_empty() {
+                println!("no history for {address} from there");
             } else {
+                println!(
+                    "{:>5}  {:<48}  {:>20}  {:>20}",
+                    "entry", "what (#n: the sender's sequence)", "credits", "balance after"
+                );
                 for entry in &page.entries {
                     println!(
-                        "{:>5}  {:<48}  {:>20}  balance {}",
+                        "{:>5}  {:<48}  {:>20}  {:>20}",
                         entry.index,
                         describe(&entry.change),
                         entry.amount,
@@ -338,9 +356,9 @@ fn run(cli: Cli) -> Result<()> {
             };
             send(&cli, &request)
         }
-        Command::Quote { file, app } => {
+        Command::Quote { file, public, app } => {
             let app = app.as_deref().map(|app| apps::resolve(app, None)).transpose()?;
-            files::quote(&cli, file, app.as_ref())
+            files::quote(&cli, file, *public, app.as_ref())
         }
         Command::Supply => {
             let supply = node_client(&cli)?.supply()?;
@@ -354,9 +372,14 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Put { file, from, yes, app } => {
+        Command::Put { file, public, private, from, yes, app } => {
             let request = files::PutRequest {
                 file,
+                sealing: match (public, private) {
+                    (true, _) => files::Sealing::Public,
+                    (false, true) => files::Sealing::Private,
+                    (false, false) => files::Sealing::Convergent,
+                },
                 payer: match from {
                     Some(name) => keystore.load(name)?,
                     None => only_key(&keystore)?,
@@ -537,6 +560,12 @@ fn send(cli: &Cli, request: &SendRequest<'_>) -> Result<()> {
             );
         }
     }
+    if sender.balance < amount {
+        // The elders would refuse it for this reason; saying so now spares the password.
+        let detail = format!("{} holds {} credits, less than the {amount} to send", file.name, sender.balance);
+        let refusal = Problem::new(reqwest::StatusCode::UNPROCESSABLE_ENTITY, ProblemCode::InsufficientBalance, detail);
+        return Err(ClientError::Refused(refusal).into());
+    }
     if !request.yes {
         confirm(&format!("Send {amount} credits from {} to {to}?", file.name))?;
     }
@@ -561,7 +590,7 @@ fn submit(cli: &Cli, client: &NodeClient, journal: &Path, signed: &acre_ledger::
             std::fs::remove_file(journal)?;
             report(cli, client, signed, &transfer, "sent")
         }
-        Err(ClientError::Refused(problem)) if !matches!(problem.code.as_str(), "no_quorum" | "storage") => {
+        Err(ClientError::Refused(problem)) if !matches!(problem.code, ProblemCode::NoQuorum | ProblemCode::Storage) => {
             std::fs::remove_file(journal)?;
             Err(ClientError::Refused(problem).into())
         }
@@ -584,7 +613,7 @@ fn report(
     cli: &Cli,
     client: &NodeClient,
     signed: &acre_ledger::SignedOrder,
-    transfer: &acre_node::api::TransferView,
+    transfer: &acre_api::ledger::TransferView,
     verb: &str,
 ) -> Result<()> {
     let elders = match devnet_manifest() {
@@ -604,28 +633,36 @@ fn report(
     Ok(())
 }
 
-/// The node from `--node`, else `ACRE_NODE`, else the running devnet's first node, else
-/// the default address.
+/// The node from `--node`, else `ACRE_NODE`, else the running devnet's first node. With
+/// none of them there is no node to guess: the error says how to name one.
 pub(crate) fn node_client(cli: &Cli) -> Result<NodeClient> {
-    let url = cli
-        .node
-        .clone()
-        .or_else(|| std::env::var("ACRE_NODE").ok())
-        .or_else(|| Some(devnet_manifest().ok()?.nodes.first()?.api.clone()))
-        .unwrap_or_else(|| DEFAULT_NODE.to_owned());
-    Ok(NodeClient::new(&url)?)
+    if let Some(url) = cli.node.clone().or_else(|| std::env::var("ACRE_NODE").ok()) {
+        return Ok(NodeClient::new(&url)?);
+    }
+    let manifest = devnet_manifest().map_err(|error| {
+        anyhow::anyhow!(
+            "no node to talk to: pass --node URL or set ACRE_NODE, or start a devnet with `make devnet` ({error:#})"
+        )
+    })?;
+    let first = manifest.nodes.first().context("the devnet's manifest lists no node")?;
+    Ok(NodeClient::new(&first.api)?)
 }
 
 /// The manifest of the devnet in `ACRE_DEVNET` or the default devnet directory.
-fn devnet_manifest() -> Result<acre_node::devnet::Manifest> {
-    let dir = acre_node::devnet::default_dir().context("no home directory; set ACRE_DEVNET")?;
-    Ok(acre_node::devnet::Manifest::read(&dir)?)
+fn devnet_manifest() -> Result<acre_api::devnet::Manifest> {
+    let dir = acre_api::devnet::default_dir().context("no home directory; set ACRE_DEVNET")?;
+    Ok(acre_api::devnet::Manifest::read(&dir)?)
 }
 
-/// An address as given, or the address of a named key, or the keystore's only key.
+/// An address as given, or the address of a named key, or the keystore's only key. Text
+/// that looks like an address (it starts with `acre1`) is read as one, so a mistyped
+/// address reports its checksum error rather than a missing key of that name.
 fn resolve_account(keystore: &Keystore, text: Option<&str>) -> Result<AccountId> {
     match text {
         None => Ok(only_key(keystore)?.address),
+        Some(text) if text.starts_with(&format!("{}1", acre_ledger::ACCOUNT_HRP)) => {
+            text.parse::<AccountId>().with_context(|| format!("{text} is not a valid address"))
+        }
         Some(text) => match text.parse::<AccountId>() {
             Ok(address) => Ok(address),
             Err(_) => Ok(keystore.load(text)?.address),

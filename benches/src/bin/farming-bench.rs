@@ -15,10 +15,10 @@
 
 use std::time::{Duration, Instant};
 
-use acre_benches::sibling_binary;
+use acre_api::devnet::Manifest;
+use acre_benches::{devnet_wallet, sibling_binary};
 use acre_ledger::section_state::{SectionChange, SectionEvent, SectionState};
 use acre_ledger::{AccountId, Amount, Digest, EpochReport, ProvenChunk};
-use acre_node::devnet::Manifest;
 use acre_node::section_log::{in_memory_networks, run, LogSession, Ordered};
 use acre_tests::DevnetProcess;
 use acre_wallet::client::NodeClient;
@@ -245,19 +245,7 @@ fn devnet_repair() -> Result<Repair> {
     let devnet_dir = dir.path().join("devnet");
     let mut devnet = DevnetProcess::start(&sibling_binary("acre-node")?, &devnet_dir, ELDERS);
     let manifest = Manifest::read(&devnet_dir)?;
-    let acre = sibling_binary("acre")?;
-    let wallet = |args: &[&str]| -> Result<()> {
-        let output = std::process::Command::new(&acre)
-            .arg("--keystore")
-            .arg(dir.path().join("keys"))
-            .args(args)
-            .env("ACRE_DEVNET", &devnet_dir)
-            .env("ACRE_PASSWORD", "bench")
-            .env_remove("ACRE_NODE")
-            .output()?;
-        ensure!(output.status.success(), "acre {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-        Ok(())
-    };
+    let wallet = devnet_wallet(dir.path().join("keys"), devnet_dir.clone())?;
     let client = NodeClient::new(&manifest.nodes[0].api)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while client.section().map_or(true, |s| s.elders.iter().filter(|e| e.connected).count() < ELDERS) {
@@ -271,8 +259,8 @@ fn devnet_repair() -> Result<Repair> {
     let file = dir.path().join("file.bin");
     std::fs::write(&file, &content)?;
     wallet(&["--json", "put", file.to_str().context("a UTF-8 path")?, "--from", "payer", "--yes"])?;
-    let (chunks, _) = acre_proofs::split_file(&content)?;
-    let addresses: Vec<_> = chunks.iter().map(|chunk| chunk.address()).collect();
+    let sealed = acre_proofs::encrypt_file(&content, acre_proofs::Privacy::Convergent)?;
+    let addresses: Vec<_> = sealed.chunks.iter().map(|chunk| chunk.address()).collect();
 
     let holders = client.holders(&addresses[0])?;
     let victim = manifest

@@ -7,9 +7,10 @@
 //! sequential write rate, both measured in the same run.
 //!
 //! Then the same through one node's API (`POST /v1/chunks`, a section of one). Last,
-//! `acre put` of a 64 MiB file on a 7-node devnet of real processes (each chunk synced on
+//! `acre put` of 64 MiB files on a 7-node devnet of real processes (each chunk synced on
 //! its 4 holders before the upload goes on), beside a quarter of the one-node API rate:
-//! every byte is written four times on the same disk.
+//! every byte is written four times on the same disk; encrypted (the default) beside
+//! `--public`, and ChaCha20-Poly1305's own rate beside self-encryption's.
 //!
 //! `cargo run --release -p acre-benches --bin proofs-bench`
 
@@ -18,11 +19,11 @@ use std::time::Duration;
 use std::io::Write;
 use std::time::Instant;
 
-use acre_benches::{rate, sibling_binary};
+use acre_api::storage::{ChunkEntry, PutChunk, StorePayment};
+use acre_benches::{devnet_wallet, rate, sibling_binary};
 use acre_ledger::economics::store_memo;
 use acre_ledger::{AccountId, TransferOrder};
 use acre_node::chunk_store::ChunkStore;
-use acre_node::storage_api::{ChunkEntry, PutChunk, StorePayment};
 use acre_proofs::challenge::{answer, verify, ChallengeItem, Outboard};
 use acre_proofs::{Chunk, MAX_CHUNK_BYTES};
 use acre_tests::{DevnetProcess, NodeProcess};
@@ -86,14 +87,87 @@ fn main() -> Result<()> {
         through_node / bound
     );
 
-    let upload = devnet_upload()?;
+    let sealing = sealing_rates()?;
+    let upload = devnet_uploads()?;
     println!("\nacre put, 64 MiB, 7-node devnet on this machine, 4 synced copies of every chunk");
     println!(
-        "upload                            {:>10.1} MB/s   ratio to one node's POST rate / 4 copies {:.2}",
-        upload / 1e6,
-        upload / (through_node / 4.0)
+        "upload, encrypted (the default)   {:>10.1} MB/s   ratio to one node's POST rate / 4 copies {:.2}",
+        upload.encrypted / 1e6,
+        upload.encrypted / (through_node / 4.0)
+    );
+    println!(
+        "upload, --public (no encryption)  {:>10.1} MB/s   encrypted / public {:.2}   (target >= 0.90)",
+        upload.public / 1e6,
+        upload.encrypted / upload.public
+    );
+    println!(
+        "ChaCha20-Poly1305, 1 MiB seals    {:>10.0} MB/s   self-encryption of 64 MiB {:.0} MB/s ({:.2} of the cipher)",
+        sealing.cipher / 1e6,
+        sealing.self_encryption / 1e6,
+        sealing.self_encryption / sealing.cipher
     );
     Ok(())
+}
+
+/// In-process rates of what `acre put` adds to a public upload.
+struct Sealing {
+    /// ChaCha20-Poly1305 sealing 1 MiB pieces, one core.
+    cipher: f64,
+    /// `encrypt_file` on 64 MiB: key derivation, sealing and the address of each piece.
+    self_encryption: f64,
+}
+
+fn sealing_rates() -> Result<Sealing> {
+    use chacha20poly1305::aead::{Aead, KeyInit};
+    let piece = vec![5u8; acre_proofs::encryption::MAX_PIECE_BYTES];
+    let cipher = chacha20poly1305::ChaCha20Poly1305::new(&[9u8; 32].into());
+    let nonce = [0u8; 12].into();
+    let sealed = rate(1, MIN_TIME, || {
+        std::hint::black_box(cipher.encrypt(&nonce, piece.as_slice()).ok());
+    }) * piece.len() as f64;
+    let mut file = vec![0u8; 64 << 20];
+    blake3::Hasher::new().update(b"sealing bench").finalize_xof().fill(&mut file);
+    let started = Instant::now();
+    std::hint::black_box(acre_proofs::encrypt_file(&file, acre_proofs::Privacy::Convergent)?);
+    let self_encryption = file.len() as f64 / started.elapsed().as_secs_f64();
+    Ok(Sealing { cipher: sealed, self_encryption })
+}
+
+/// `acre put` rates with and without encryption, on one devnet.
+struct Uploads {
+    encrypted: f64,
+    public: f64,
+}
+
+/// Bytes per second of `acre put` of fresh 64 MiB files on a new 7-node devnet, payment
+/// included: encrypted and `--public` alternately, twice each, so neither mode gets the
+/// emptier disks; each mode's figure is its total bytes over its total time.
+fn devnet_uploads() -> Result<Uploads> {
+    const FILE_BYTES: usize = 64 << 20;
+    let dir = tempfile::tempdir()?;
+    let devnet_dir = dir.path().join("devnet");
+    let mut devnet = DevnetProcess::start(&sibling_binary("acre-node")?, &devnet_dir, 7);
+    let wallet = devnet_wallet(dir.path().join("keys"), devnet_dir.clone())?;
+    wallet(&["key", "new", "payer"])?;
+    wallet(&["faucet", "payer", "1000"])?;
+    let mut times = [Duration::ZERO; 2];
+    for (round, public) in [false, true, true, false].into_iter().enumerate() {
+        let mut content = vec![0u8; FILE_BYTES];
+        blake3::Hasher::new().update(b"upload bench").update(&[round as u8]).finalize_xof().fill(&mut content);
+        let file = dir.path().join(format!("file-{round}.bin"));
+        std::fs::write(&file, &content)?;
+        let path = file.to_str().context("a UTF-8 path")?;
+        let mut args = vec!["--json", "put", path, "--from", "payer", "--yes"];
+        if public {
+            args.push("--public");
+        }
+        let started = Instant::now();
+        wallet(&args)?;
+        times[usize::from(public)] += started.elapsed();
+    }
+    devnet.stop();
+    let rate_of = |time: Duration| (2 * FILE_BYTES) as f64 / time.as_secs_f64();
+    Ok(Uploads { encrypted: rate_of(times[0]), public: rate_of(times[1]) })
 }
 
 /// Bytes per second of distinct 1 MiB chunks posted to one node's API (a section of one,
@@ -153,40 +227,6 @@ fn node_ingest_rate() -> Result<f64> {
     let elapsed = started.elapsed();
     node.stop();
     Ok((INGEST_CHUNKS * MAX_CHUNK_BYTES) as f64 / elapsed.as_secs_f64())
-}
-
-/// Bytes per second of `acre put` of a fresh 64 MiB file on a new 7-node devnet,
-/// payment included.
-fn devnet_upload() -> Result<f64> {
-    const FILE_BYTES: usize = 64 << 20;
-    let dir = tempfile::tempdir()?;
-    let devnet_dir = dir.path().join("devnet");
-    let mut devnet = DevnetProcess::start(&sibling_binary("acre-node")?, &devnet_dir, 7);
-    let acre = sibling_binary("acre")?;
-    let wallet = |args: &[&str]| -> Result<()> {
-        let output = std::process::Command::new(&acre)
-            .arg("--keystore")
-            .arg(dir.path().join("keys"))
-            .args(args)
-            .env("ACRE_DEVNET", &devnet_dir)
-            .env("ACRE_PASSWORD", "bench")
-            .env_remove("ACRE_NODE")
-            .output()?;
-        ensure!(output.status.success(), "acre {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-        Ok(())
-    };
-    wallet(&["key", "new", "payer"])?;
-    wallet(&["faucet", "payer", "1000"])?;
-    let mut content = vec![0u8; FILE_BYTES];
-    blake3::Hasher::new().update(b"upload bench").finalize_xof().fill(&mut content);
-    let file = dir.path().join("file.bin");
-    std::fs::write(&file, &content)?;
-    let path = file.to_str().context("a UTF-8 path")?;
-    let started = Instant::now();
-    wallet(&["--json", "put", path, "--from", "payer", "--yes"])?;
-    let elapsed = started.elapsed();
-    devnet.stop();
-    Ok(FILE_BYTES as f64 / elapsed.as_secs_f64())
 }
 
 /// Chunks the ingest and disk measurements write.

@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use acre_api::devnet::Manifest;
 use acre_benches::{committee_transfers, sibling_binary};
 use acre_ledger::testkit::key;
 use acre_ledger::{AccountId, Amount, TransferOrder};
-use acre_node::devnet::Manifest;
 use acre_tests::DevnetProcess;
 use acre_wallet::client::NodeClient;
 use acre_wallet::keystore::{KdfParams, Keystore};

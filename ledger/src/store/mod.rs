@@ -3,9 +3,11 @@
 //! queries.
 
 mod memory;
+#[cfg(feature = "rocksdb")]
 mod rocks;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "rocksdb")]
 pub use rocks::RocksStore;
 
 use crate::epoch::EpochRecord;

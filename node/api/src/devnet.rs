@@ -58,7 +58,7 @@ pub struct Faucet {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// No devnet has written one there.
-    #[error("no devnet manifest at {path}: {source} (start one with `make devnet`)")]
+    #[error("no devnet manifest at {path} (start one with `make devnet`)")]
     Missing {
         /// The file.
         path: String,
@@ -66,7 +66,7 @@ pub enum ManifestError {
         source: std::io::Error,
     },
     /// Not a manifest.
-    #[error("{path} is not a devnet manifest: {source}")]
+    #[error("{path} is not a devnet manifest")]
     Format {
         /// The file.
         path: String,

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use acre_api::devnet::Manifest;
 use acre_ledger::{AccountId, Amount, Certificate, Committee, SignedOrder, TransferOrder};
-use acre_node::devnet::Manifest;
 use acre_tests::{eventually, workspace_binary, DevnetProcess};
 use ed25519_dalek::SigningKey;
 use serde_json::Value;
@@ -62,16 +62,25 @@ impl Fixture {
 
     /// Runs `acre` against the devnet (found through `ACRE_DEVNET`, as a user's would be).
     pub(crate) fn wallet(&self, args: &[&str]) -> Output {
-        Command::new(workspace_binary("acre"))
+        self.wallet_command(args).env("ACRE_PASSWORD", "correct horse").output().expect("run acre")
+    }
+
+    /// Runs `acre` with no password to give, off a terminal: a command that asks for one fails.
+    pub(crate) fn wallet_without_password(&self, args: &[&str]) -> Output {
+        self.wallet_command(args).env_remove("ACRE_PASSWORD").output().expect("run acre")
+    }
+
+    fn wallet_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(workspace_binary("acre"));
+        command
             .arg("--json")
             .arg("--keystore")
             .arg(&self.keystore)
             .args(args)
             .env("ACRE_DEVNET", &self.devnet.dir)
-            .env("ACRE_PASSWORD", "correct horse")
             .env_remove("ACRE_NODE")
-            .output()
-            .expect("run acre")
+            .stdin(std::process::Stdio::null());
+        command
     }
 
     pub(crate) fn wallet_json(&self, args: &[&str]) -> Value {
