@@ -24,8 +24,10 @@ library_dirs() {
         return
     fi
     if [ -n "${LIBCLANG_PATH:-}" ]; then echo "$LIBCLANG_PATH"; fi
-    # Directories of every library the dynamic loader knows, plus LLVM's private ones.
-    ldconfig -p 2>/dev/null | awk -F'=> ' 'NF == 2 { sub(/\/[^\/]*$/, "", $2); print $2 }'
+    # Directories of every library the dynamic loader knows (ldconfig lives in /sbin, which
+    # a user's PATH may lack), plus LLVM's private ones.
+    { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null || true; } |
+        awk -F'=> ' 'NF == 2 { sub(/\/[^\/]*$/, "", $2); print $2 }'
     compgen -G '/usr/lib/llvm-*/lib' || true
 }
 

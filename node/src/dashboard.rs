@@ -19,7 +19,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::farming::statement;
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 
 /// Epochs the reward plot and table cover.
 const SHOWN_EPOCHS: u64 = 30;
@@ -59,7 +59,12 @@ fn gather(storage: &Storage) -> Result<Dashboard, Problem> {
     let view = storage.farming().view();
     let last = view.epochs.last().map_or(0, |outcome| outcome.record.epoch);
     let lines = statement(&view.epochs, &node, last.saturating_sub(SHOWN_EPOCHS - 1).max(1), last);
-    let holding = storage.farmer(node).map_err(Problem::from)?;
+    // A node the elders have not admitted yet is no member: it holds nothing so far.
+    let holding = match storage.farmer(node) {
+        Ok(view) => view,
+        Err(StorageError::UnknownFarmer(_)) => FarmerView { node, ..FarmerView::default() },
+        Err(error) => return Err(error.into()),
+    };
     let (open_epoch, members) = match &view.state {
         Some(state) => {
             let elders = state.elders();
@@ -87,7 +92,13 @@ fn credits(amount: Amount) -> f64 {
 
 fn render(page: &Dashboard) -> Result<String, std::fmt::Error> {
     let mut html = String::with_capacity(16 << 10);
-    let role = if page.elder { "elder" } else { "member" };
+    let role = if page.elder {
+        "elder"
+    } else if page.members.iter().any(|member| member.node == page.node) {
+        "member"
+    } else {
+        "not yet admitted by the elders"
+    };
     let open = page.open_epoch.map_or("loading".to_owned(), |epoch| epoch.to_string());
     write!(
         html,

@@ -92,6 +92,9 @@ pub enum FileError {
     /// A data-map chunk that does not decode, or of another version.
     #[error("not a data map: {0}")]
     NotADataMap(String),
+    /// The key part of `ADDRESS:KEY` is not 64 hexadecimal characters (the address is named).
+    #[error("the key given with {0} is not 64 hexadecimal characters")]
+    Key(String),
     /// The key given does not open the file's secret map.
     #[error("the key does not open this file: it belongs to another file or was mistyped")]
     WrongKey,

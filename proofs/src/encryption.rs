@@ -30,14 +30,20 @@ const TAG_BYTES: usize = 16;
 pub const MAX_PIECE_BYTES: usize = MAX_CHUNK_BYTES - TAG_BYTES;
 /// The secret map's format version, the first byte of its plaintext.
 const SECRET_MAP_VERSION: u8 = 1;
+/// The key commitment that opens the secret map's plaintext.
+const COMMITMENT_BYTES: usize = 32;
+/// The most chunks one secret map lists: each entry is at most 68 bytes encoded, and the
+/// map must fit one piece.
+pub const MAX_MAP_CHUNKS: usize = 15_000;
 /// Key-derivation contexts, one per kind of key, so a key of one kind is never another's.
 const PIECE_KEY_CONTEXT: &str = "acre 2026-12 self-encryption piece key";
 const MAP_KEY_CONTEXT: &str = "acre 2026-12 self-encryption map key";
+const COMMITMENT_CONTEXT: &str = "acre 2026-12 self-encryption map key commitment";
 /// Each key seals exactly one plaintext, so one nonce serves all.
 const NONCE: [u8; 12] = [0; 12];
 
 /// How a file's keys are derived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Privacy {
     /// Keys from the content alone: identical files share chunks (stored and paid once),
     /// and whoever has the same file can confirm that it is stored.
@@ -45,6 +51,16 @@ pub enum Privacy {
     /// Keys from the content under this owner's salt: only the same owner's copies share
     /// chunks, and nobody without the salt can confirm anything about the file.
     Private([u8; 32]),
+}
+
+impl fmt::Debug for Privacy {
+    // The salt is a secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Privacy::Convergent => f.write_str("Convergent"),
+            Privacy::Private(_) => f.write_str("Private(…)"),
+        }
+    }
 }
 
 impl Privacy {
@@ -85,10 +101,12 @@ impl fmt::Debug for FileKey {
 
 impl FromStr for FileKey {
     type Err = FileError;
+    // Errors name the address part only: the key is a secret and errors reach terminals.
     fn from_str(text: &str) -> Result<Self, FileError> {
         let (map, key) = text.split_once(':').ok_or_else(|| FileError::Address(text.to_owned()))?;
-        let key = blake3::Hash::from_hex(key).map_err(|_| FileError::Address(text.to_owned()))?;
-        Ok(FileKey { map: map.parse()?, key: *key.as_bytes() })
+        let map: ChunkAddress = map.parse()?;
+        let key = blake3::Hash::from_hex(key).map_err(|_| FileError::Key(map.to_string()))?;
+        Ok(FileKey { map, key: *key.as_bytes() })
     }
 }
 
@@ -97,7 +115,7 @@ fn hex_of(bytes: &[u8]) -> String {
 }
 
 /// One chunk of an encrypted file, as its secret map lists it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretChunkRef {
     /// The sealed chunk's address.
     pub address: ChunkAddress,
@@ -105,6 +123,13 @@ pub struct SecretChunkRef {
     pub size: u32,
     /// The key that opens it.
     pub key: [u8; 32],
+}
+
+impl fmt::Debug for SecretChunkRef {
+    // The key is a secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretChunkRef({} bytes at {})", self.size, self.address)
+    }
 }
 
 /// The file's length and its sealed chunks in order, with their keys. Never stored in the
@@ -136,6 +161,13 @@ fn seal(key: &[u8; 32], plaintext: &[u8]) -> Result<Chunk, FileError> {
     Chunk::new(sealed)
 }
 
+/// What the secret map carries to bind it to its key. ChaCha20-Poly1305 does not commit to
+/// its key, so without this a file's creator could make one map chunk that opens under two
+/// keys to two different files.
+fn commitment(key: &[u8; 32]) -> [u8; 32] {
+    blake3::derive_key(COMMITMENT_CONTEXT, key)
+}
+
 fn open(key: &[u8; 32], chunk: &Chunk) -> Option<Vec<u8>> {
     ChaCha20Poly1305::new(Key::from_slice(key)).decrypt(Nonce::from_slice(&NONCE), chunk.bytes()).ok()
 }
@@ -143,6 +175,9 @@ fn open(key: &[u8; 32], chunk: &Chunk) -> Option<Vec<u8>> {
 /// Seals `file` into chunks whose keys follow `privacy`. An empty file has no pieces;
 /// its secret map alone names it.
 pub fn encrypt_file(file: &[u8], privacy: Privacy) -> Result<EncryptedFile, FileError> {
+    if file.len().div_ceil(MAX_PIECE_BYTES) > MAX_MAP_CHUNKS {
+        return Err(FileError::FileTooLarge { len: file.len() as u64 });
+    }
     let mut chunks = Vec::with_capacity(file.len().div_ceil(MAX_PIECE_BYTES) + 1);
     let mut refs = Vec::with_capacity(chunks.capacity());
     for piece in file.chunks(MAX_PIECE_BYTES) {
@@ -152,12 +187,14 @@ pub fn encrypt_file(file: &[u8], privacy: Privacy) -> Result<EncryptedFile, File
         chunks.push(chunk);
     }
     let map = SecretMap { size: file.len() as u64, chunks: refs };
-    let mut plaintext = vec![SECRET_MAP_VERSION];
-    plaintext.extend(postcard::to_allocvec(&map).map_err(|error| FileError::NotADataMap(error.to_string()))?);
-    if plaintext.len() > MAX_PIECE_BYTES {
+    let mut body = vec![SECRET_MAP_VERSION];
+    body.extend(postcard::to_allocvec(&map).map_err(|error| FileError::NotADataMap(error.to_string()))?);
+    if body.len() + COMMITMENT_BYTES > MAX_PIECE_BYTES {
         return Err(FileError::FileTooLarge { len: map.size });
     }
-    let map_key = privacy.key(MAP_KEY_CONTEXT, &plaintext);
+    let map_key = privacy.key(MAP_KEY_CONTEXT, &body);
+    let mut plaintext = commitment(&map_key).to_vec();
+    plaintext.extend(body);
     let map_chunk = seal(&map_key, &plaintext)?;
     let key = FileKey { map: map_chunk.address(), key: map_key };
     chunks.push(map_chunk);
@@ -171,7 +208,15 @@ impl SecretMap {
             return Err(FileError::Mismatch { index: 0 });
         }
         let plaintext = open(&key.key, chunk).ok_or(FileError::WrongKey)?;
-        decode_versioned(&plaintext, SECRET_MAP_VERSION)
+        let (committed, body) = plaintext.split_at_checked(COMMITMENT_BYTES).ok_or(FileError::WrongKey)?;
+        if committed != commitment(&key.key) {
+            return Err(FileError::WrongKey);
+        }
+        let map: SecretMap = decode_versioned(body, SECRET_MAP_VERSION)?;
+        if map.chunks.len() > MAX_MAP_CHUNKS || map.size > (map.chunks.len() * MAX_PIECE_BYTES) as u64 {
+            return Err(FileError::NotADataMap(format!("{} bytes cannot fill {} chunks", map.size, map.chunks.len())));
+        }
+        Ok(map)
     }
 
     /// Opens the file's chunks (in the map's order), checking each against its address
@@ -180,7 +225,8 @@ impl SecretMap {
         if chunks.len() != self.chunks.len() {
             return Err(FileError::NotADataMap(format!("{} chunks for {} listed", chunks.len(), self.chunks.len())));
         }
-        let mut file = Vec::with_capacity(usize::try_from(self.size).unwrap_or(0));
+        // Opened maps are bounded (`open`), so this is at most the chunks' own bytes.
+        let mut file = Vec::with_capacity(chunks.iter().map(|chunk| chunk.bytes().len()).sum());
         for (index, (chunk, listed)) in chunks.iter().zip(&self.chunks).enumerate() {
             if chunk.address() != listed.address {
                 return Err(FileError::Mismatch { index });
@@ -248,6 +294,38 @@ mod tests {
         swapped.swap(0, 1);
         assert_eq!(map.decrypt(&swapped), Err(FileError::Mismatch { index: 0 }));
         assert_eq!(SecretMap::open(&file.key, &pieces[0]), Err(FileError::Mismatch { index: 0 }));
+    }
+
+    /// A map sealed under one key whose plaintext commits to another, or claims more bytes
+    /// than its chunks can hold, is refused before anything is allocated for it.
+    #[test]
+    fn a_map_must_commit_to_its_key_and_claim_no_more_than_its_chunks_hold() {
+        let key = [3u8; 32];
+        let sealed_map = |committed_to: &[u8; 32], map: &SecretMap| {
+            let mut plaintext = commitment(committed_to).to_vec();
+            plaintext.push(SECRET_MAP_VERSION);
+            plaintext.extend(postcard::to_allocvec(map).expect("encode"));
+            seal(&key, &plaintext).expect("seal")
+        };
+        let honest = SecretMap { size: 0, chunks: vec![] };
+        let chunk = sealed_map(&key, &honest);
+        let file_key = FileKey { map: chunk.address(), key };
+        assert_eq!(SecretMap::open(&file_key, &chunk), Ok(honest));
+
+        let other = sealed_map(&[4; 32], &SecretMap { size: 0, chunks: vec![] });
+        assert_eq!(SecretMap::open(&FileKey { map: other.address(), key }, &other), Err(FileError::WrongKey));
+
+        let greedy = sealed_map(&key, &SecretMap { size: 1 << 62, chunks: vec![] });
+        let opened = SecretMap::open(&FileKey { map: greedy.address(), key }, &greedy);
+        assert!(matches!(opened, Err(FileError::NotADataMap(_))), "{opened:?}");
+    }
+
+    #[test]
+    fn a_malformed_key_is_refused_without_echoing_it() {
+        let address = ChunkAddress::of(b"map");
+        let error = format!("{address}:not-a-secret-key-but-close").parse::<FileKey>().expect_err("refused");
+        assert!(!error.to_string().contains("not-a-secret"), "{error}");
+        assert_eq!(format!("{:?}", Privacy::Private([9; 32])), "Private(…)");
     }
 
     #[test]

@@ -140,7 +140,8 @@ pub(crate) fn put(cli: &Cli, request: &PutRequest<'_>) -> Result<()> {
         Sealing::Public | Sealing::Convergent => None,
     };
     let split = split(request.file, request.sealing, key.as_ref())?;
-    let journal_path = request.journal_dir.join(format!("{}.json", split.address));
+    // One journal per payer and file: a convergent file has the same address for everyone.
+    let journal_path = request.journal_dir.join(format!("{}-{}.json", split.address, request.payer.address));
     let journal = match read_journal(&journal_path)? {
         Some(journal) => Some(journal),
         None => pay(cli, &client, request, &split, &journal_path, &mut key)?,
@@ -449,7 +450,8 @@ fn write_journal(path: &Path, journal: &UploadJournal) -> Result<()> {
     file.write_all(&serde_json::to_vec_pretty(journal)?)?;
     file.as_file().sync_all()?;
     file.persist(path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    // The rename itself is durable only once the directory is synced.
+    std::fs::File::open(dir).and_then(|dir| dir.sync_all()).with_context(|| format!("syncing {}", dir.display()))
 }
 
 /// A file's size as every line of `quote`, `put` and `get` shows it: binary units, and the

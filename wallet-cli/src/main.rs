@@ -321,18 +321,12 @@ fn run(cli: Cli) -> Result<()> {
             } else if page.entries.is_empty() {
                 println!("no history for {address} from there");
             } else {
-                println!(
-                    "{:>5}  {:<48}  {:>20}  {:>20}",
-                    "entry", "what (#n: the sender's sequence)", "credits", "balance after"
-                );
-                for entry in &page.entries {
-                    println!(
-                        "{:>5}  {:<48}  {:>20}  {:>20}",
-                        entry.index,
-                        describe(&entry.change),
-                        entry.amount,
-                        entry.balance_after
-                    );
+                let what: Vec<String> = page.entries.iter().map(|entry| describe(&entry.change)).collect();
+                let header = "what (#n: the sender's sequence number)";
+                let width = what.iter().map(String::len).chain([header.len()]).max().unwrap_or(0);
+                println!("{:>5}  {header:<width$}  {:>20}  {:>20}", "entry", "credits", "balance after");
+                for (entry, what) in page.entries.iter().zip(&what) {
+                    println!("{:>5}  {what:<width$}  {:>20}  {:>20}", entry.index, entry.amount, entry.balance_after);
                 }
                 if let Some(next) = &page.next_cursor {
                     println!("more: acre history {address} --cursor {next}");
@@ -561,9 +555,13 @@ fn send(cli: &Cli, request: &SendRequest<'_>) -> Result<()> {
         }
     }
     if sender.balance < amount {
-        // The elders would refuse it for this reason; saying so now spares the password.
-        let detail = format!("{} holds {} credits, less than the {amount} to send", file.name, sender.balance);
-        let refusal = Problem::new(reqwest::StatusCode::UNPROCESSABLE_ENTITY, ProblemCode::InsufficientBalance, detail);
+        // The elders would refuse it for this reason; saying so now spares the password. It
+        // may pass later, once credits on their way are applied, so it is a conflict.
+        let detail = format!(
+            "this node shows {} holding {} credits, less than the {amount} to send; retry if credits are on their way",
+            file.name, sender.balance
+        );
+        let refusal = Problem::new(reqwest::StatusCode::CONFLICT, ProblemCode::InsufficientBalance, detail);
         return Err(ClientError::Refused(refusal).into());
     }
     if !request.yes {
@@ -590,7 +588,9 @@ fn submit(cli: &Cli, client: &NodeClient, journal: &Path, signed: &acre_ledger::
             std::fs::remove_file(journal)?;
             report(cli, client, signed, &transfer, "sent")
         }
-        Err(ClientError::Refused(problem)) if !matches!(problem.code, ProblemCode::NoQuorum | ProblemCode::Storage) => {
+        Err(ClientError::Refused(problem))
+            if !matches!(problem.code, ProblemCode::NoQuorum | ProblemCode::Storage | ProblemCode::Other) =>
+        {
             std::fs::remove_file(journal)?;
             Err(ClientError::Refused(problem).into())
         }
@@ -660,9 +660,13 @@ fn devnet_manifest() -> Result<acre_api::devnet::Manifest> {
 fn resolve_account(keystore: &Keystore, text: Option<&str>) -> Result<AccountId> {
     match text {
         None => Ok(only_key(keystore)?.address),
-        Some(text) if text.starts_with(&format!("{}1", acre_ledger::ACCOUNT_HRP)) => {
-            text.parse::<AccountId>().with_context(|| format!("{text} is not a valid address"))
-        }
+        Some(text) if text.starts_with(&format!("{}1", acre_ledger::ACCOUNT_HRP)) => match text.parse::<AccountId>() {
+            Ok(address) => Ok(address),
+            Err(error) => match keystore.load(text) {
+                Ok(key) => Ok(key.address),
+                Err(_) => Err(error).with_context(|| format!("{text} is not a valid address")),
+            },
+        },
         Some(text) => match text.parse::<AccountId>() {
             Ok(address) => Ok(address),
             Err(_) => Ok(keystore.load(text)?.address),
