@@ -3,14 +3,15 @@
 //!
 //! It shows this node's reward and proven bytes per closed epoch (a bar plot and the table
 //! behind it), the chunks and bytes it must hold against its disk, the challenges this
-//! node's audits put to each member by outcome, and the section's members and open epoch.
+//! node's audits put per epoch and to each member, by outcome, and the section's members
+//! and open epoch.
 //! Each figure carries a `data-` attribute with its exact value for scripts and tests.
 
 use std::fmt::Write;
 use std::sync::Arc;
 
 use acre_api::farming::StatementLine;
-use acre_api::storage::FarmerView;
+use acre_api::storage::{ChallengeTally, FarmerView};
 use acre_api::{routes, Problem};
 use acre_ledger::{AccountId, Amount, NANOS_PER_CREDIT};
 use axum::extract::State;
@@ -38,6 +39,8 @@ struct Dashboard {
     elder: bool,
     open_epoch: Option<u64>,
     lines: Vec<StatementLine>,
+    /// Per closed epoch, the challenges this node's audits put to all members, by outcome.
+    audits: Vec<(u64, ChallengeTally)>,
     holding: FarmerView,
     members: Vec<MemberRow>,
 }
@@ -58,7 +61,14 @@ fn gather(storage: &Storage) -> Result<Dashboard, Problem> {
     let node = storage.section().me();
     let view = storage.farming().view();
     let last = view.epochs.last().map_or(0, |outcome| outcome.record.epoch);
-    let lines = statement(&view.epochs, &node, last.saturating_sub(SHOWN_EPOCHS - 1).max(1), last);
+    let first = last.saturating_sub(SHOWN_EPOCHS - 1).max(1);
+    let lines = statement(&view.epochs, &node, first, last);
+    let audits = view
+        .epochs
+        .iter()
+        .filter(|outcome| outcome.record.epoch >= first)
+        .map(|outcome| (outcome.record.epoch, outcome.observed.values().fold(ChallengeTally::default(), sum)))
+        .collect();
     // A node the elders have not admitted yet is no member: it holds nothing so far.
     let holding = match storage.farmer(node) {
         Ok(view) => view,
@@ -83,7 +93,17 @@ fn gather(storage: &Storage) -> Result<Dashboard, Problem> {
         }
         None => (None, Vec::new()),
     };
-    Ok(Dashboard { node, elder: storage.section().is_elder(), open_epoch, lines, holding, members })
+    Ok(Dashboard { node, elder: storage.section().is_elder(), open_epoch, lines, audits, holding, members })
+}
+
+fn sum(total: ChallengeTally, one: &ChallengeTally) -> ChallengeTally {
+    ChallengeTally {
+        passed: total.passed + one.passed,
+        wrong_bytes: total.wrong_bytes + one.wrong_bytes,
+        missing: total.missing + one.missing,
+        timeouts: total.timeouts + one.timeouts,
+        excused: total.excused + one.excused,
+    }
 }
 
 fn credits(amount: Amount) -> f64 {
@@ -150,6 +170,25 @@ fn render(page: &Dashboard) -> Result<String, std::fmt::Error> {
         bytes = h.bytes,
         fill = PLOT_WIDTH * percent / 100.0,
     )?;
+
+    html.push_str(
+        "<h2>Challenges this node put, by outcome, per epoch</h2><table id=\"audits\"><thead><tr><th>epoch</th>\
+         <th>passed</th><th>wrong bytes</th><th>missing</th><th>timeouts</th><th>excused</th></tr></thead><tbody>",
+    );
+    for (epoch, c) in page.audits.iter().rev() {
+        write!(
+            html,
+            "<tr data-audit-epoch=\"{epoch}\" data-passed=\"{p}\" data-failed=\"{f}\"><td>{epoch}</td><td>{p}</td>\
+             <td>{w}</td><td>{m}</td><td>{t}</td><td>{e}</td></tr>",
+            p = c.passed,
+            f = c.wrong_bytes + c.missing + c.timeouts,
+            w = c.wrong_bytes,
+            m = c.missing,
+            t = c.timeouts,
+            e = c.excused
+        )?;
+    }
+    html.push_str("</tbody></table>");
 
     html.push_str(
         "<h2>Members and this node's audits of them</h2><table id=\"members\"><thead><tr><th>node</th><th>age</th>\

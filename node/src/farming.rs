@@ -28,11 +28,12 @@ use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::blocking::blocking;
 use crate::config::write_atomically;
 use crate::network::{peer_id_of, PeerRequest, PeerResponse};
 use crate::section::Section;
 use crate::section_log::{self, FrameNetwork, LogSession, Ordered, OUTBOUND_FRAMES};
-use crate::storage::{blocking, Storage};
+use crate::storage::Storage;
 use acre_api::farming::StatementLine;
 use acre_api::storage::ChallengeTally;
 
@@ -569,17 +570,16 @@ impl Driver {
     }
 
     fn remove_old_backups(&self, open: u64) {
-        let Ok(entries) = std::fs::read_dir(&self.farming.dir) else { return };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(epoch) = name.to_str().and_then(|n| n.strip_prefix("backup-")).and_then(|n| n.parse::<u64>().ok())
-            else {
-                continue;
-            };
-            if epoch < open {
-                let _ = std::fs::remove_file(entry.path());
+        blocking(|| {
+            let Ok(entries) = std::fs::read_dir(&self.farming.dir) else { return };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let backup = name.to_str().and_then(|n| n.strip_prefix("backup-"));
+                if backup.and_then(|n| n.parse::<u64>().ok()).is_some_and(|epoch| epoch < open) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
             }
-        }
+        });
     }
 
     /// Puts an item into this elder's next units (and remembers it, so a session that
@@ -783,7 +783,7 @@ impl Driver {
             }
             return;
         }
-        let Some(mut outcome) = read_outcome(&self.farming.dir, epoch) else { return };
+        let Some(mut outcome) = blocking(|| read_outcome(&self.farming.dir, epoch)) else { return };
         if outcome.signatures.contains_key(&signer) || !outcome.signed_by(&signer, &signature) {
             return;
         }
@@ -792,7 +792,7 @@ impl Driver {
         // place would lose the outcome itself.
         let written = serde_json::to_vec(&outcome)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| write_atomically(&outcome_path(&self.farming.dir, epoch), bytes));
+            .and_then(|bytes| blocking(|| write_atomically(&outcome_path(&self.farming.dir, epoch), bytes)));
         if let Err(error) = written {
             tracing::warn!(%error, epoch, "could not keep an epoch signature");
         }

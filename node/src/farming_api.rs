@@ -73,7 +73,8 @@ async fn epoch(
         found.ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, ProblemCode::UnknownEpoch, "no such closed epoch"))?;
     let mut shown = view_of(outcome);
     // The list in memory keeps no logs; the count comes from the file.
-    shown.log_items = storage.farming().outcome(outcome.record.epoch).map_or(0, |full| full.log.len());
+    let epoch = outcome.record.epoch;
+    shown.log_items = crate::blocking::blocking(|| storage.farming().outcome(epoch)).map_or(0, |full| full.log.len());
     Ok(Json(shown))
 }
 

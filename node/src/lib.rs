@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod apps_api;
+mod blocking;
 pub mod chunk_store;
 pub mod config;
 pub mod dashboard;
@@ -25,3 +26,4 @@ pub mod section;
 pub mod section_log;
 pub mod storage;
 pub mod storage_api;
+pub mod supervisor;

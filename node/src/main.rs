@@ -20,6 +20,7 @@ use acre_node::ledger_task::LedgerHandle;
 use acre_node::network::{identity_of, peer_id_of, Network, NetworkConfig};
 use acre_node::section::Section;
 use acre_node::storage::{Storage, StorageSettings};
+use acre_node::supervisor::Tasks;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use libp2p::Multiaddr;
@@ -196,12 +197,15 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
         farming_settings,
         genesis_total.context("genesis allocations overflow the cap")?,
     )?;
-    let network_task = tokio::spawn(network.run(Arc::clone(&storage)));
-    let farming_task = tokio::spawn(driver.run());
-    let audits = tokio::spawn(Arc::clone(&storage).audit_rounds());
-    let catch_up = tokio::spawn(
+    let mut tasks = Tasks::default();
+    tasks.spawn("network", network.run(Arc::clone(&storage)));
+    tasks.spawn("section driver", driver.run());
+    tasks.spawn("audits", Arc::clone(&storage).audit_rounds());
+    tasks.spawn(
+        "catch-up",
         Arc::clone(&section).catch_up(data_dir.join(CURSORS_FILE), Duration::from_millis(config.sync_interval_ms)),
     );
+    let (supervisor, core_died) = tasks.supervise();
 
     let listener =
         tokio::net::TcpListener::bind(config.api).await.with_context(|| format!("binding {}", config.api))?;
@@ -212,14 +216,19 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
     info!(%node, api = %address, "node running");
     let limits =
         Limits { max_body_bytes: config.max_body_bytes, timeout: Duration::from_millis(config.request_timeout_ms) };
-    axum::serve(listener, router(Arc::clone(&storage), limits, metrics)).with_graceful_shutdown(shutdown).await?;
+    let (reason_tx, reason) = tokio::sync::oneshot::channel();
+    let stop = async move {
+        let died = tokio::select! {
+            () = shutdown => None,
+            reason = core_died => Some(reason),
+        };
+        let _ = reason_tx.send(died);
+    };
+    axum::serve(listener, router(Arc::clone(&storage), limits, metrics)).with_graceful_shutdown(stop).await?;
+    let died = reason.await.ok().flatten();
 
     // The ledger thread ends, closing the store, once every handle to it is gone.
-    catch_up.abort();
-    network_task.abort();
-    audits.abort();
-    farming_task.abort();
-    let _ = tokio::join!(catch_up, network_task, audits, farming_task);
+    supervisor.stop().await;
     drop(storage);
     drop(section);
     let closed = tokio::task::spawn_blocking(move || ledger_thread.join().is_ok());
@@ -227,7 +236,10 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
         Ok(Ok(true)) => info!("stopped; the store is closed"),
         _ => tracing::warn!("stopped before the ledger closed; every acknowledged write was already synced"),
     }
-    Ok(())
+    match died {
+        Some(reason) => bail!("the node stopped: {reason}; its log says why"),
+        None => Ok(()),
+    }
 }
 
 /// What a node logs when `RUST_LOG` does not say: its own events at info, and the

@@ -304,7 +304,7 @@ impl Section {
     /// position seen there, and applies them in that order (a valid order, since the peer
     /// applied them so). Positions are kept in `cursors` so a restart resumes where it was.
     pub async fn catch_up(self: Arc<Self>, cursors: PathBuf, interval: Duration) {
-        let mut positions = read_cursors(&cursors);
+        let mut positions = crate::blocking::blocking(|| read_cursors(&cursors));
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
@@ -321,7 +321,7 @@ impl Section {
                 };
                 if reached != start {
                     positions.insert(elder, reached);
-                    if let Err(error) = write_cursors(&cursors, &positions) {
+                    if let Err(error) = crate::blocking::blocking(|| write_cursors(&cursors, &positions)) {
                         tracing::warn!(%error, "catch-up positions not saved; a restart will ask again");
                     }
                 }

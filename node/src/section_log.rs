@@ -286,7 +286,9 @@ impl futures::AsyncWrite for SyncedFile {
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let file = &mut self.get_mut().0;
-        Poll::Ready(file.flush().and_then(|()| file.sync_data()))
+        // Every unit the engine sends is synced first; the sync must not hold up the
+        // worker's other tasks (frames, votes, the API).
+        Poll::Ready(crate::blocking::blocking(|| file.flush().and_then(|()| file.sync_data())))
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

@@ -24,6 +24,7 @@ use libp2p::PeerId;
 
 use acre_api::storage::{AuditRecord, ChallengeTally, FarmerView, Placed, Quote};
 
+use crate::blocking::blocking;
 use crate::chunk_store::{ChunkStore, ChunkStoreError, Stored};
 use crate::config::{CHUNKS_DIR, PAYMENTS_FILE, REGISTRY_FILE};
 use crate::farming::{Farming, Inbound, LogItem};
@@ -829,17 +830,6 @@ fn check_entries(entries: &[(ChunkAddress, u64)]) -> Result<(), StorageError> {
     match entries.iter().find(|(_, size)| *size == 0 || *size > MAX_CHUNK_BYTES as u64) {
         Some((address, size)) => Err(StorageError::InvalidChunk(format!("chunk {address} cannot be {size} bytes"))),
         None => Ok(()),
-    }
-}
-
-/// Runs file work that syncs or stats from async code without stalling the runtime's
-/// other tasks (the node runs on tokio's multi-threaded runtime).
-pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(work)
-        }
-        _ => work(),
     }
 }
 

@@ -141,3 +141,35 @@ async fn a_node_serves_its_ledger_refuses_bad_requests_and_survives_a_restart() 
     assert_eq!((account["balance"].as_str(), account["next_sequence"].as_u64()), (Some("100"), Some(1)));
     node.stop();
 }
+
+/// A core task that dies takes the node down with it, naming the task, rather than leave
+/// an API answering for a node whose network, driver, audits or catch-up is gone.
+#[test]
+fn a_node_whose_core_task_dies_stops_and_says_which() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let init = Command::new(BINARY).args(["init", "--data-dir"]).arg(dir.path()).output().expect("init");
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let mut node = Command::new(BINARY)
+        .args(["run", "--api", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env(acre_node::supervisor::PANIC_TASK_VARIABLE, "audits")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let deadline = std::time::Instant::now() + acre_tests::DEADLINE;
+    let status = loop {
+        if let Some(status) = node.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = node.kill();
+            panic!("the node still runs with a dead audits task");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut node.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
+    assert!(!status.success(), "a dead core is a failure: {stderr}");
+    assert!(stderr.contains("the audits task panicked"), "{stderr}");
+}

@@ -88,6 +88,30 @@ fn the_dashboard_shows_what_the_api_says() {
     assert!(rewards.iter().any(|reward| reward != "0"), "a reward on the page: {rewards:?}");
     assert_eq!(dom.matches("class=\"bar\"").count(), epochs.len(), "one bar per epoch");
 
+    // Per epoch, the challenges this node put equal the sum over members' statements.
+    let audit_epochs = attribute_after(&dom, "<tr data-audit-epoch=", "data-audit-epoch");
+    let audit_passed = attribute_after(&dom, "<tr data-audit-epoch=", "data-passed");
+    assert_eq!(audit_epochs, epochs, "an audit row for every epoch row");
+    let statements: Vec<Value> = members["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|member| fixture.get(api, &routes::statement(member["node"].as_str().expect("node"))))
+        .collect();
+    for (epoch, passed) in audit_epochs.iter().zip(&audit_passed) {
+        let summed: u64 = statements
+            .iter()
+            .filter_map(|statement| {
+                let lines = statement["epochs"].as_array()?;
+                let number: u64 = epoch.parse().ok()?;
+                let line = lines.iter().find(|line| line["epoch"] == number)?;
+                line["challenges"]["passed"].as_u64()
+            })
+            .sum();
+        assert_eq!(summed.to_string(), *passed, "challenges passed in epoch {epoch}");
+    }
+    assert!(audit_passed.iter().any(|passed| passed != "0"), "node 1 audits as an elder: {audit_passed:?}");
+
     for (attribute, field) in [("data-chunks", "chunks"), ("data-bytes", "bytes"), ("data-capacity", "capacity")] {
         assert_eq!(one(&dom, "id=\"disk\"", attribute), farmer[field].to_string(), "{field}");
     }
