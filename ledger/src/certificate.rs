@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{AccountId, Digest, LedgerError, SignatureBytes, TransferOrder};
 
+/// Hash context of a committee's identity.
+const COMMITTEE_CONTEXT: &str = "acre 2026 committee v1";
+
 /// The number of elders out of `elders` whose agreement binds the section: floor(2n/3)+1
 /// (3 of 4, 5 of 7). Any two such sets share more than the f = (n-1)/3 elders a section
 /// tolerates as faulty, so two conflicting decisions can never both reach it. Votes,
@@ -136,6 +139,13 @@ impl Committee {
             return Err(CommitteeError::Empty);
         }
         Ok(Committee { elders })
+    }
+
+    /// The section's identity, to which hidden orders' range proofs are bound: a hash of
+    /// its elders, so a proof made for one section fails in every other.
+    pub fn id(&self) -> Digest {
+        let members: Vec<&[u8]> = self.elders.keys().map(|id| id.0.as_slice()).collect();
+        Digest::derive(COMMITTEE_CONTEXT, &members)
     }
 
     /// Number of elders.

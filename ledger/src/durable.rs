@@ -298,6 +298,12 @@ mod tests {
         fn genesis(&self) -> Result<Option<GenesisRecord>, StoreError> {
             self.visible.genesis()
         }
+        fn hidden_accounts(&self) -> Result<Vec<(AccountId, crate::confidential::HiddenAccount)>, StoreError> {
+            self.visible.hidden_accounts()
+        }
+        fn incoming_credits(&self) -> Result<Vec<(AccountId, crate::confidential::IncomingCredit)>, StoreError> {
+            self.visible.incoming_credits()
+        }
         fn epochs(&self) -> Result<Vec<crate::epoch::EpochRecord>, StoreError> {
             self.visible.epochs()
         }
@@ -322,7 +328,8 @@ mod tests {
         let mut forged = order_from(&alice, &carol, 10, 0);
         forged.order.amount = Amount::from_nanos(90).expect("amount");
         let rival = order_from(&alice, &carol, 10, 0);
-        let checked = [forged, to_bob.clone(), rival].into_iter().map(SignedOrder::into_verified).collect();
+        let network = elder.state().committee().id();
+        let checked = [forged, to_bob.clone(), rival].into_iter().map(|o| o.into_verified(&network)).collect();
         let answers = elder.handle_verified_orders(checked);
         assert!(matches!(answers[0], Err(LedgerError::InvalidSignature)), "{answers:?}");
         let vote = answers[1].clone().expect("vote");

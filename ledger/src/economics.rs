@@ -205,6 +205,7 @@ mod tests {
             sequence: 0,
             app: None,
             memo,
+            hidden: None,
         };
         let paid = order(pool, 1_000, store_memo(&[a, b]));
         assert_eq!(check_store_payment(&paid, &pool, &[a, b], &b, price), Ok(()));

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
+use crate::confidential::{Commitment, HiddenAccount, HiddenKind, HiddenMove, IncomingCredit};
 use crate::epoch::EpochRecord;
 use crate::store::{Store, StoreError};
 use crate::{
@@ -15,6 +16,10 @@ use crate::{
 const STATE_CONTEXT: &str = "acre 2026 ledger state v2";
 /// Hash context of one account's contribution to the state hash.
 const STATE_LEAF_CONTEXT: &str = "acre 2026 ledger state account v2";
+/// Hash context of one spendable commitment's contribution to the state hash.
+const HIDDEN_LEAF_CONTEXT: &str = "acre 2026 ledger state hidden v1";
+/// Hash context of one incoming credit's contribution to the state hash.
+const INCOMING_LEAF_CONTEXT: &str = "acre 2026 ledger state incoming v1";
 
 /// The sum, modulo 2^256, of every account's leaf hash: a multiset hash that one account's
 /// change updates in O(1), so the state hash costs nothing per query. It detects honest
@@ -22,11 +27,26 @@ const STATE_LEAF_CONTEXT: &str = "acre 2026 ledger state account v2";
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct StateSum([u64; 4]);
 
+/// One item of the ledger's state, as the state hash counts it.
+enum Leaf<'a> {
+    Account(&'a AccountId, &'a AccountState),
+    Hidden(&'a AccountId, &'a HiddenAccount),
+    Incoming(&'a AccountId, &'a IncomingCredit),
+}
+
 impl StateSum {
-    fn leaf(id: &AccountId, state: &AccountState) -> [u64; 4] {
-        let balance = state.balance.nanos().to_le_bytes();
-        let sequence = state.next_sequence.to_le_bytes();
-        let digest = Digest::derive(STATE_LEAF_CONTEXT, &[&id.0, &balance, &sequence]);
+    fn leaf(leaf: Leaf<'_>) -> [u64; 4] {
+        let digest = match leaf {
+            Leaf::Account(id, state) => {
+                let balance = state.balance.nanos().to_le_bytes();
+                let sequence = state.next_sequence.to_le_bytes();
+                Digest::derive(STATE_LEAF_CONTEXT, &[&id.0, &balance, &sequence])
+            }
+            Leaf::Hidden(id, hidden) => Digest::derive(HIDDEN_LEAF_CONTEXT, &[&id.0, &hidden.spendable.0]),
+            Leaf::Incoming(id, credit) => {
+                Digest::derive(INCOMING_LEAF_CONTEXT, &[&id.0, &credit.certificate.0, &credit.amount.0])
+            }
+        };
         let mut limbs = [0u64; 4];
         for (limb, bytes) in limbs.iter_mut().zip(digest.0.chunks_exact(8)) {
             let mut word = [0u8; 8];
@@ -36,12 +56,12 @@ impl StateSum {
         limbs
     }
 
-    fn add(&mut self, id: &AccountId, state: &AccountState) {
-        self.fold(Self::leaf(id, state), u64::overflowing_add);
+    fn add(&mut self, leaf: Leaf<'_>) {
+        self.fold(Self::leaf(leaf), u64::overflowing_add);
     }
 
-    fn remove(&mut self, id: &AccountId, state: &AccountState) {
-        self.fold(Self::leaf(id, state), u64::overflowing_sub);
+    fn remove(&mut self, leaf: Leaf<'_>) {
+        self.fold(Self::leaf(leaf), u64::overflowing_sub);
     }
 
     /// Adds or subtracts a leaf limb by limb, carrying (or borrowing) between limbs.
@@ -72,11 +92,40 @@ struct Account {
     key: Option<VerifyingKey>,
     /// This elder's lock at `state.next_sequence`, if it voted there.
     pending: Option<Lock>,
+    /// The spendable commitment, once the owner shielded or absorbed anything.
+    hidden: Option<HiddenAccount>,
+    /// Hidden amounts sent here and not yet folded in, by certificate id.
+    incoming: BTreeMap<Digest, IncomingCredit>,
 }
 
 impl Account {
     fn new(id: &AccountId) -> Self {
-        Account { state: AccountState::default(), key: id.verifying_key(), pending: None }
+        Account {
+            state: AccountState::default(),
+            key: id.verifying_key(),
+            pending: None,
+            hidden: None,
+            incoming: BTreeMap::new(),
+        }
+    }
+
+    /// The spendable commitment a hidden order must state: the one held now, plus the
+    /// credits it folds in, plus or minus what it moves. Shield and unshield amounts are
+    /// public and unblinded on this side.
+    fn spendable_after(&self, order: &crate::TransferOrder, hidden: &HiddenMove) -> Result<Commitment, LedgerError> {
+        let current = self.hidden.map(|h| h.spendable).unwrap_or_default();
+        let mut total = current.point()?;
+        for id in &hidden.absorb {
+            let credit = self.incoming.get(id).ok_or(LedgerError::UnknownIncoming { certificate: *id })?;
+            total += credit.amount.point()?;
+        }
+        let public = Commitment::to_public(order.amount.nanos()).point()?;
+        match &hidden.kind {
+            HiddenKind::Shield => total += public,
+            HiddenKind::Unshield => total -= public,
+            HiddenKind::Transfer { amount, .. } => total -= amount.point()?,
+        }
+        Ok(Commitment::from_point(total))
     }
 }
 
@@ -120,9 +169,12 @@ impl ElderState {
         }
         for (id, state) in store.accounts()? {
             let pending = store.lock(&id, state.next_sequence)?;
-            elder.state_sum.add(&id, &state);
+            elder.state_sum.add(Leaf::Account(&id, &state));
             elder.accounts.insert(id, Account { state, pending, ..Account::new(&id) });
         }
+        let hidden = store.hidden_accounts()?.into_iter().map(|(id, h)| Write::Hidden(id, h));
+        let incoming = store.incoming_credits()?.into_iter().map(|(id, c)| Write::Incoming(id, c));
+        elder.apply(&WriteBatch { writes: hidden.chain(incoming).collect() });
         Ok(elder)
     }
 
@@ -210,6 +262,7 @@ impl ElderState {
         let key = sender.key.ok_or(LedgerError::InvalidAccount { account: order.from })?;
         if check_signature {
             signed.verify_with(&key)?;
+            order.check_hidden(&self.committee.id())?;
         }
         self.check_recipient(&order.to)?;
         if order.sequence != sender.state.next_sequence {
@@ -222,7 +275,15 @@ impl ElderState {
             }
             return Err(LedgerError::ConflictingOrder { voted: lock.vote.order });
         }
-        if sender.state.balance < order.amount {
+        if let Some(hidden) = &order.hidden {
+            if sender.spendable_after(order, hidden)? != hidden.spendable {
+                return Err(LedgerError::HiddenMismatch);
+            }
+        }
+        // Only a public payment or a shield spends the public balance.
+        let public_debit =
+            !matches!(order.hidden.as_ref().map(|h| &h.kind), Some(HiddenKind::Unshield | HiddenKind::Transfer { .. }));
+        if public_debit && sender.state.balance < order.amount {
             return Err(LedgerError::InsufficientBalance { balance: sender.state.balance, amount: order.amount });
         }
         let vote = Vote::sign(&self.signer, digest);
@@ -255,6 +316,9 @@ impl ElderState {
             return Err(LedgerError::MissingPredecessor { expected: next });
         }
         self.check_recipient(&order.to)?;
+        if let Some(hidden) = &order.hidden {
+            return self.apply_hidden(certificate, hidden, sender, answer);
+        }
         let sender_balance = sender.state.balance.checked_sub(order.amount).ok_or(LedgerError::CreditsNotYetApplied)?;
         let recipient = self.accounts.get(&order.to).map(|a| a.state).unwrap_or_default();
         let recipient_balance = recipient.balance.checked_add(order.amount).ok_or(LedgerError::AmountOverflow)?;
@@ -289,6 +353,70 @@ impl ElderState {
             Write::History(order.to, received),
             Write::Certificate(certificate.clone()),
         ];
+        Ok(Effects { answer, writes: WriteBatch { writes } })
+    }
+
+    /// The writes of a certified hidden order, whose sequence is the sender's next.
+    fn apply_hidden(
+        &self,
+        certificate: &Certificate,
+        hidden: &HiddenMove,
+        sender: &Account,
+        answer: Confirmation,
+    ) -> Result<Effects<Confirmation>, LedgerError> {
+        let order = &certificate.order;
+        let id = certificate.id();
+        // A quorum checked this against the same sender state; a difference here means
+        // this elder misses credits the order folds in (`UnknownIncoming`, retryable).
+        if sender.spendable_after(order, hidden)? != hidden.spendable {
+            return Err(LedgerError::HiddenMismatch);
+        }
+        let mut sender_state = sender.state;
+        sender_state.next_sequence += 1;
+        let mut writes = Vec::with_capacity(8 + hidden.absorb.len());
+        writes.extend(hidden.absorb.iter().map(|credit| Write::Absorbed(order.from, *credit)));
+        let note = HiddenAccount { spendable: hidden.spendable, note: hidden.note, sequence: order.sequence };
+        writes.push(Write::Hidden(order.from, note));
+        let mut history = |account: AccountId, state: &mut AccountState, change, amount| {
+            let entry =
+                HistoryEntry { index: state.history_len, source: id, change, amount, balance_after: state.balance };
+            state.history_len += 1;
+            writes.push(Write::History(account, entry));
+        };
+        let sequence = order.sequence;
+        match &hidden.kind {
+            HiddenKind::Shield => {
+                sender_state.balance =
+                    sender_state.balance.checked_sub(order.amount).ok_or(LedgerError::CreditsNotYetApplied)?;
+                history(order.from, &mut sender_state, Change::Shielded { sequence }, order.amount);
+                writes.push(Write::Account(order.from, sender_state));
+            }
+            HiddenKind::Unshield if order.to == order.from => {
+                sender_state.balance =
+                    sender_state.balance.checked_add(order.amount).ok_or(LedgerError::AmountOverflow)?;
+                history(order.from, &mut sender_state, Change::Unshielded { to: order.to, sequence }, order.amount);
+                writes.push(Write::Account(order.from, sender_state));
+            }
+            HiddenKind::Unshield => {
+                let mut recipient = self.account(&order.to).unwrap_or_default();
+                recipient.balance = recipient.balance.checked_add(order.amount).ok_or(LedgerError::AmountOverflow)?;
+                history(order.from, &mut sender_state, Change::Unshielded { to: order.to, sequence }, order.amount);
+                history(order.to, &mut recipient, Change::Received { from: order.from, sequence }, order.amount);
+                writes.push(Write::Account(order.from, sender_state));
+                writes.push(Write::Account(order.to, recipient));
+            }
+            HiddenKind::Transfer { amount, opening } => {
+                let mut recipient = self.account(&order.to).unwrap_or_default();
+                history(order.from, &mut sender_state, Change::SentHidden { to: order.to, sequence }, Amount::ZERO);
+                history(order.to, &mut recipient, Change::ReceivedHidden { from: order.from, sequence }, Amount::ZERO);
+                writes.push(Write::Account(order.from, sender_state));
+                writes.push(Write::Account(order.to, recipient));
+                let credit =
+                    IncomingCredit { certificate: id, from: order.from, sequence, amount: *amount, opening: *opening };
+                writes.push(Write::Incoming(order.to, credit));
+            }
+        }
+        writes.push(Write::Certificate(certificate.clone()));
         Ok(Effects { answer, writes: WriteBatch { writes } })
     }
 
@@ -367,9 +495,9 @@ impl ElderState {
             match write {
                 Write::Account(id, state) => {
                     if let Some(old) = self.accounts.get(id) {
-                        self.state_sum.remove(id, &old.state);
+                        self.state_sum.remove(Leaf::Account(id, &old.state));
                     }
-                    self.state_sum.add(id, state);
+                    self.state_sum.add(Leaf::Account(id, state));
                     let account = self.accounts.entry(*id).or_insert_with(|| Account::new(id));
                     account.state = *state;
                     if account.pending.as_ref().is_some_and(|lock| lock.order.order.sequence < state.next_sequence) {
@@ -382,6 +510,24 @@ impl ElderState {
                         if account.state.next_sequence == order.sequence {
                             account.pending = Some(lock.clone());
                         }
+                    }
+                }
+                Write::Hidden(id, hidden) => {
+                    let account = self.accounts.entry(*id).or_insert_with(|| Account::new(id));
+                    if let Some(old) = account.hidden.replace(*hidden) {
+                        self.state_sum.remove(Leaf::Hidden(id, &old));
+                    }
+                    self.state_sum.add(Leaf::Hidden(id, hidden));
+                }
+                Write::Incoming(id, credit) => {
+                    let account = self.accounts.entry(*id).or_insert_with(|| Account::new(id));
+                    if account.incoming.insert(credit.certificate, *credit).is_none() {
+                        self.state_sum.add(Leaf::Incoming(id, credit));
+                    }
+                }
+                Write::Absorbed(id, certificate) => {
+                    if let Some(credit) = self.accounts.get_mut(id).and_then(|a| a.incoming.remove(certificate)) {
+                        self.state_sum.remove(Leaf::Incoming(id, &credit));
                     }
                 }
                 Write::Genesis(record) => self.genesis = Some(record.clone()),
@@ -411,9 +557,46 @@ impl ElderState {
         self.genesis.as_ref()
     }
 
-    /// The sum of all balances; equal to the genesis total while supply is conserved.
+    /// The sum of all public balances; genesis plus minted, less what is hidden.
     pub fn circulating(&self) -> Option<Amount> {
         self.accounts.values().try_fold(Amount::ZERO, |sum, account| sum.checked_add(account.state.balance))
+    }
+
+    /// An account's spendable commitment, if it has one.
+    pub fn hidden(&self, id: &AccountId) -> Option<HiddenAccount> {
+        self.accounts.get(id).and_then(|account| account.hidden)
+    }
+
+    /// Hidden amounts sent to an account and not yet folded in.
+    pub fn incoming(&self, id: &AccountId) -> Vec<IncomingCredit> {
+        self.accounts.get(id).map(|account| account.incoming.values().copied().collect()).unwrap_or_default()
+    }
+
+    /// Every commitment the ledger holds (spendable and incoming), by account: with the
+    /// public balances, all the supply audit needs.
+    pub fn commitments(&self) -> impl Iterator<Item = (&AccountId, &Commitment)> {
+        self.accounts.iter().flat_map(|(id, account)| {
+            let spendable = account.hidden.as_ref().map(|hidden| (id, &hidden.spendable));
+            spendable.into_iter().chain(account.incoming.values().map(move |credit| (id, &credit.amount)))
+        })
+    }
+
+    /// Every account's public balance.
+    pub fn balances(&self) -> impl Iterator<Item = (&AccountId, Amount)> {
+        self.accounts.iter().map(|(id, account)| (id, account.state.balance))
+    }
+
+    /// Genesis plus minted: every credit that exists, public or hidden.
+    pub fn issued(&self) -> Option<Amount> {
+        let genesis = self.genesis.as_ref().map_or(Amount::ZERO, |record| record.total);
+        genesis.checked_add(self.minted)
+    }
+
+    /// The supply audit over this elder's state ([`crate::confidential::audit`]).
+    pub fn audit(&self) -> Result<crate::confidential::SupplyAudit, LedgerError> {
+        let issued = self.issued().ok_or(LedgerError::AmountOverflow)?;
+        let public = self.balances().map(|(_, balance)| balance);
+        Ok(crate::confidential::audit(issued, public, self.commitments().map(|(_, c)| c))?)
     }
 
     /// A hash of every account's balance and sequence (and the genesis record): equal at
@@ -446,17 +629,17 @@ mod tests {
             history_len: 0,
         };
         let mut one = StateSum::default();
-        one.add(&a, &state(5, 0));
-        one.add(&b, &state(u64::MAX >> 20, 3));
+        one.add(Leaf::Account(&a, &state(5, 0)));
+        one.add(Leaf::Account(&b, &state(u64::MAX >> 20, 3)));
         let mut other = StateSum::default();
-        other.add(&b, &state(u64::MAX >> 20, 3));
-        other.add(&a, &state(5, 0));
+        other.add(Leaf::Account(&b, &state(u64::MAX >> 20, 3)));
+        other.add(Leaf::Account(&a, &state(5, 0)));
         assert_eq!(one, other, "the sum does not depend on the order accounts were added in");
-        one.remove(&b, &state(u64::MAX >> 20, 3));
-        one.add(&b, &state(7, 4));
+        one.remove(Leaf::Account(&b, &state(u64::MAX >> 20, 3)));
+        one.add(Leaf::Account(&b, &state(7, 4)));
         assert_ne!(one, other);
-        one.remove(&b, &state(7, 4));
-        one.remove(&a, &state(5, 0));
+        one.remove(Leaf::Account(&b, &state(7, 4)));
+        one.remove(Leaf::Account(&a, &state(5, 0)));
         assert_eq!(one, StateSum::default(), "removing every leaf gives back zero, carries included");
     }
 }

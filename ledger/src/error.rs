@@ -123,6 +123,29 @@ pub enum LedgerError {
         /// What is wrong.
         reason: String,
     },
+    /// A hidden order whose fields do not fit its kind, or whose commitments are not
+    /// points of the group.
+    #[error("invalid confidential order: {reason}")]
+    InvalidConfidential {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A hidden order's range proof does not verify for it: a value out of range, a
+    /// proof lifted from another order, or altered bytes.
+    #[error("the range proof does not verify for this order")]
+    InvalidRangeProof,
+    /// The spendable commitment a hidden order states is not the sender's commitment
+    /// after it (the one before, plus what it folds in, minus what it moves): it spends
+    /// what the sender does not hold, or was made against another state.
+    #[error("the order's spendable commitment does not follow from the sender's hidden balance")]
+    HiddenMismatch,
+    /// A hidden order folds in an incoming credit this elder does not hold: not applied
+    /// here yet, or already folded in.
+    #[error("incoming credit {certificate} is not held here")]
+    UnknownIncoming {
+        /// The certificate that made the credit.
+        certificate: Digest,
+    },
     /// The durable store failed; nothing was acknowledged.
     #[error("storage failed: {message}")]
     Storage {
@@ -155,6 +178,10 @@ impl LedgerError {
             LedgerError::EpochConflict { .. } => "epoch_conflict",
             LedgerError::EpochUnbalanced { .. } => "epoch_unbalanced",
             LedgerError::InvalidGenesis { .. } => "invalid_genesis",
+            LedgerError::InvalidConfidential { .. } => "invalid_confidential",
+            LedgerError::InvalidRangeProof => "invalid_range_proof",
+            LedgerError::HiddenMismatch => "hidden_mismatch",
+            LedgerError::UnknownIncoming { .. } => "unknown_incoming",
             LedgerError::Storage { .. } => "storage",
         }
     }
@@ -169,8 +196,19 @@ impl LedgerError {
             LedgerError::InsufficientBalance { .. }
             | LedgerError::MissingPredecessor { .. }
             | LedgerError::CreditsNotYetApplied
+            | LedgerError::UnknownIncoming { .. }
             | LedgerError::Storage { .. } => true,
             _ => false,
+        }
+    }
+}
+
+impl From<crate::confidential::ConfidentialError> for LedgerError {
+    fn from(error: crate::confidential::ConfidentialError) -> Self {
+        use crate::confidential::ConfidentialError;
+        match error {
+            ConfidentialError::InvalidRangeProof => LedgerError::InvalidRangeProof,
+            other => LedgerError::InvalidConfidential { reason: other.to_string() },
         }
     }
 }

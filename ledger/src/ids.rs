@@ -120,6 +120,8 @@ hex_text!(Digest, 32);
 hex_text!(SignatureBytes, 64);
 hex_text!(AppId, 32);
 
+pub(crate) use {fixed_bytes, hex_text};
+
 /// Parses a value from its text form, for human-readable formats.
 pub(crate) fn deserialize_text<'de, D: Deserializer<'de>, T>(deserializer: D) -> Result<T, D::Error>
 where
@@ -130,7 +132,9 @@ where
     text.parse().map_err(de::Error::custom)
 }
 
-fn deserialize_array<'de, D: Deserializer<'de>, const N: usize>(deserializer: D) -> Result<[u8; N], D::Error> {
+pub(crate) fn deserialize_array<'de, D: Deserializer<'de>, const N: usize>(
+    deserializer: D,
+) -> Result<[u8; N], D::Error> {
     struct ArrayVisitor<const N: usize>;
     impl<'de, const N: usize> de::Visitor<'de> for ArrayVisitor<N> {
         type Value = [u8; N];

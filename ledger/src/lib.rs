@@ -30,7 +30,7 @@
 //!
 //! let order = TransferOrder {
 //!     from: AccountId::of(&alice), to: bob, amount: "12.5".parse()?,
-//!     sequence: 0, app: None, memo: String::new(),
+//!     sequence: 0, app: None, memo: String::new(), hidden: None,
 //! }
 //! .sign(&alice);
 //! let mut builder = CertificateBuilder::new(committee.clone(), order.order.clone());
@@ -49,6 +49,7 @@
 mod amount;
 pub mod apps;
 mod certificate;
+pub mod confidential;
 mod durable;
 pub mod economics;
 mod elder;

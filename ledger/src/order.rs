@@ -3,6 +3,7 @@
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
+use crate::confidential::HiddenMove;
 use crate::{AccountId, Amount, AppId, Digest, LedgerError, SignatureBytes};
 
 /// Longest memo the ledger stores, in bytes.
@@ -10,6 +11,8 @@ pub const MAX_MEMO_BYTES: usize = 256;
 
 /// Hash context of order digests; a certificate's id is its order's digest.
 const ORDER_CONTEXT: &str = "acre 2026 transfer order v1";
+/// Hash context of a hidden order's statement: what its range proof is bound to.
+const STATEMENT_CONTEXT: &str = "acre 2026 confidential statement v1";
 
 /// A payment as its owner means it: `amount` from `from` to `to`, at `from`'s next
 /// `sequence`, optionally on behalf of an app.
@@ -28,6 +31,11 @@ pub struct TransferOrder {
     pub app: Option<AppId>,
     /// Free text for the parties, at most [`MAX_MEMO_BYTES`].
     pub memo: String,
+    /// For a shield, an unshield or a confidential transfer: the commitments, sealed
+    /// openings and range proof (see [`crate::confidential`]). Absent for a public payment.
+    /// Boxed: most orders are public, and an order travels inside many messages.
+    #[serde(default)]
+    pub hidden: Option<Box<HiddenMove>>,
 }
 
 impl TransferOrder {
@@ -35,39 +43,78 @@ impl TransferOrder {
     ///
     /// Hashes a fixed field layout rather than a serializer's output, so the signed bytes
     /// cannot change with a codec's version.
+    ///
+    /// A public order's digest covers its public fields only, as it always has; a hidden
+    /// order's adds its statement and its proof.
     pub fn digest(&self) -> Digest {
+        let public = self.public_fields();
+        let mut parts: Vec<&[u8]> = public.iter().map(Vec::as_slice).collect();
+        let statement;
+        let proof_len;
+        if let Some(hidden) = &self.hidden {
+            statement = self.statement();
+            let proof = hidden.proof.as_ref().map_or(&[][..], |proof| proof.0.as_slice());
+            proof_len = (proof.len() as u64).to_le_bytes();
+            parts.extend([&b"hidden"[..], statement.as_bytes(), &proof_len, proof]);
+        }
+        Digest::derive(ORDER_CONTEXT, &parts)
+    }
+
+    fn public_fields(&self) -> [Vec<u8>; 8] {
         let (app_flag, app) = match &self.app {
-            Some(app) => ([1u8], app.0),
-            None => ([0u8], [0u8; 32]),
+            Some(app) => (1u8, app.0),
+            None => (0u8, [0u8; 32]),
         };
-        Digest::derive(
-            ORDER_CONTEXT,
-            &[
-                &self.from.0,
-                &self.to.0,
-                &self.amount.nanos().to_le_bytes(),
-                &self.sequence.to_le_bytes(),
-                &app_flag,
-                &app,
-                &(self.memo.len() as u64).to_le_bytes(),
-                self.memo.as_bytes(),
-            ],
-        )
+        [
+            self.from.0.to_vec(),
+            self.to.0.to_vec(),
+            self.amount.nanos().to_le_bytes().to_vec(),
+            self.sequence.to_le_bytes().to_vec(),
+            vec![app_flag],
+            app.to_vec(),
+            (self.memo.len() as u64).to_le_bytes().to_vec(),
+            self.memo.as_bytes().to_vec(),
+        ]
+    }
+
+    /// What a hidden order's range proof is bound to: every field of the order but the
+    /// proof itself. Another sender, recipient, amount, sequence, app, memo, commitment
+    /// or sealed opening is another statement, under which the proof fails.
+    pub fn statement(&self) -> Digest {
+        let public = self.public_fields();
+        let hidden = self.hidden.as_ref().map(|hidden| hidden.statement_bytes()).unwrap_or_default();
+        let mut parts: Vec<&[u8]> = public.iter().map(Vec::as_slice).collect();
+        parts.push(&hidden);
+        Digest::derive(STATEMENT_CONTEXT, &parts)
     }
 
     /// Checks what needs no state: a positive amount, two different valid accounts, a
-    /// memo within bounds.
+    /// memo within bounds; for a hidden order, the fields its kind requires.
     pub fn check_well_formed(&self) -> Result<(), LedgerError> {
+        if self.memo.len() > MAX_MEMO_BYTES {
+            return Err(LedgerError::MemoTooLong { len: self.memo.len(), max: MAX_MEMO_BYTES });
+        }
+        if self.hidden.is_some() {
+            // The kind decides which amounts and recipients are allowed
+            // (`HiddenMove::check`).
+            return Ok(());
+        }
         if self.amount.is_zero() {
             return Err(LedgerError::ZeroAmount);
         }
         if self.from == self.to {
             return Err(LedgerError::SelfTransfer);
         }
-        if self.memo.len() > MAX_MEMO_BYTES {
-            return Err(LedgerError::MemoTooLong { len: self.memo.len(), max: MAX_MEMO_BYTES });
-        }
         Ok(())
+    }
+
+    /// The stateless checks of a hidden order, range proof included, for the section
+    /// whose identity is `network` ([`crate::Committee::id`]). A public order passes.
+    pub fn check_hidden(&self, network: &Digest) -> Result<(), LedgerError> {
+        match &self.hidden {
+            Some(hidden) => Ok(hidden.check(network, &self.statement(), self.amount, &self.from, &self.to)?),
+            None => Ok(()),
+        }
     }
 
     /// Signs the order with the sender's key.
@@ -96,10 +143,13 @@ impl SignedOrder {
             .map_err(|_| LedgerError::InvalidSignature)
     }
 
-    /// Checks the owner's signature once, so an elder can take the order without checking
-    /// it again ([`crate::DurableElder::handle_verified_orders`]).
-    pub fn into_verified(self) -> Result<VerifiedOrder, LedgerError> {
+    /// Checks the owner's signature, and a hidden order's range proof for the section
+    /// `network`, once, so an elder can take the order without checking them again
+    /// ([`crate::DurableElder::handle_verified_orders`]).
+    pub fn into_verified(self, network: &Digest) -> Result<VerifiedOrder, LedgerError> {
+        self.order.check_well_formed()?;
         self.verify()?;
+        self.order.check_hidden(network)?;
         Ok(VerifiedOrder(self))
     }
 
@@ -110,8 +160,8 @@ impl SignedOrder {
     }
 }
 
-/// A signed order whose owner signature has been checked ([`SignedOrder::into_verified`]).
-/// The check is the costly part of voting; a node runs it on other threads than the one
+/// A signed order whose owner signature (and range proof, if hidden) has been checked
+/// ([`SignedOrder::into_verified`]). The check is the costly part of voting; a node runs it on other threads than the one
 /// that holds the ledger. Only `into_verified` makes one, so none skips the check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedOrder(SignedOrder);

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::confidential::{HiddenAccount, IncomingCredit};
 use crate::epoch::EpochRecord;
 
 use crate::{AccountId, Amount, Certificate, Digest, SignedOrder, Vote};
@@ -71,6 +72,33 @@ pub enum Change {
         /// The app.
         app: crate::AppId,
     },
+    /// Public credits moved into the account's own hidden balance (the amount is public).
+    Shielded {
+        /// The account's sequence it used.
+        sequence: u64,
+    },
+    /// Hidden credits moved out to a public balance (the amount is public); when `to` is
+    /// the account itself, its public balance rose by the amount.
+    Unshielded {
+        /// The account credited publicly.
+        to: AccountId,
+        /// The sender's sequence it used.
+        sequence: u64,
+    },
+    /// A confidential payment out; the entry's amount is zero, the real one hidden.
+    SentHidden {
+        /// The recipient.
+        to: AccountId,
+        /// The sender's sequence it used.
+        sequence: u64,
+    },
+    /// A confidential payment in, waiting as an incoming credit; the amount is hidden.
+    ReceivedHidden {
+        /// The sender.
+        from: AccountId,
+        /// The sender's sequence it used.
+        sequence: u64,
+    },
 }
 
 /// One line of an account's history.
@@ -135,6 +163,12 @@ pub enum Write {
     Genesis(GenesisRecord),
     /// An applied epoch record.
     Epoch(EpochRecord),
+    /// An account's new spendable commitment.
+    Hidden(AccountId, HiddenAccount),
+    /// A hidden amount sent to an account, until folded in.
+    Incoming(AccountId, IncomingCredit),
+    /// An incoming credit folded into the account's spendable commitment: removed.
+    Absorbed(AccountId, Digest),
 }
 
 /// The writes one handled message makes: stored atomically, and durable before the

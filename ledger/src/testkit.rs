@@ -26,6 +26,7 @@ pub fn order_from(from: &SigningKey, to: &SigningKey, nanos: u64, sequence: u64)
         sequence,
         app: None,
         memo: String::new(),
+        hidden: None,
     }
     .sign(from)
 }

@@ -18,7 +18,10 @@ use serde::Deserialize;
 use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 
-use acre_api::ledger::{AccountView, ElderView, Health, HistoryPage, SectionView, SupplyView, TransferView};
+use acre_api::ledger::{
+    AccountView, BalanceLine, CommitmentLine, ElderView, Health, HiddenView, HistoryPage, SectionView, SupplyAuditView,
+    SupplyView, TransferView,
+};
 use acre_api::{routes, Problem, ProblemCode, PROBLEM};
 
 use crate::ledger_task::LedgerStopped;
@@ -42,11 +45,13 @@ pub type Shared = Arc<Section>;
         health,
         account,
         history,
+        hidden,
         section,
         submit_order,
         submit_certificate,
         transfer,
         supply,
+        supply_audit,
         crate::storage_api::quote,
         crate::storage_api::put_chunk,
         crate::storage_api::get_chunk,
@@ -88,11 +93,13 @@ pub fn router(storage: Arc<Storage>, limits: Limits, metrics: PrometheusHandle) 
         .route(routes::HEALTH, get(health))
         .route(routes::ACCOUNT, get(account))
         .route(routes::HISTORY, get(history))
+        .route(routes::HIDDEN, get(hidden))
         .route(routes::SECTION, get(section))
         .route(routes::ORDERS, post(submit_order))
         .route(routes::CERTIFICATES, post(submit_certificate))
         .route(routes::TRANSFER, get(transfer))
         .route(routes::SUPPLY, get(supply))
+        .route(routes::SUPPLY_AUDIT, get(supply_audit))
         .with_state(shared);
     ledger
         .merge(crate::farming_api::routes(Arc::clone(&storage)))
@@ -155,8 +162,10 @@ async fn health(State(section): State<Shared>) -> Result<Json<Health>, Problem> 
     Ok(Json(Health { status: "ok".into(), node, accounts, state_hash, peers: peers.unwrap_or(0) }))
 }
 
-/// The supply, with the invariant `sum of balances = genesis + minted` checked now: a
-/// node whose ledger breaks it answers 500 and logs it, rather than report a wrong figure.
+/// The supply, with the invariant checked now: the public balances and the hidden value
+/// add up to genesis plus minted, and the commitments sum to a commitment to that hidden
+/// value with no blinding. A node whose ledger breaks it answers 500 and logs it, rather
+/// than report a wrong figure.
 #[utoipa::path(get, path = "/v1/supply", tag = "ledger",
     responses((status = 200, description = "Supply figures that satisfy the invariant", body = SupplyView),
         (status = 500, description = "The ledger breaks the supply invariant", body = Problem, content_type = PROBLEM)))]
@@ -165,12 +174,85 @@ async fn supply(State(section): State<Shared>) -> Result<Json<SupplyView>, Probl
         let state = elder.state();
         let genesis = state.genesis_record().map_or(Amount::ZERO, |record| record.total);
         let minted = state.minted();
-        let circulating = state.circulating().ok_or_else(|| Problem::internal("balances overflow the cap"))?;
-        if genesis.checked_add(minted) != Some(circulating) {
-            tracing::error!(%genesis, %minted, %circulating, "the supply invariant is broken");
-            return Err(Problem::internal("the ledger's balances do not add up to genesis plus minted"));
-        }
-        Ok(Json(SupplyView { genesis, minted, cap: Amount::MAX, circulating, epochs: state.epochs().len() }))
+        let audit = checked_audit(state)?;
+        Ok(Json(SupplyView {
+            genesis,
+            minted,
+            cap: Amount::MAX,
+            circulating: audit.public,
+            hidden: audit.hidden,
+            commitment_sum: audit.commitment_sum,
+            epochs: state.epochs().len(),
+        }))
+    })
+    .await
+}
+
+/// The supply audit over this node's ledger, or a 500 (logged) if it fails.
+fn checked_audit(state: &acre_ledger::ElderState) -> Result<acre_ledger::confidential::SupplyAudit, Problem> {
+    let audit = state.audit().map_err(|error| Problem::internal(format!("the supply audit cannot run: {error}")))?;
+    if !audit.holds {
+        tracing::error!(?audit, "the supply invariant is broken");
+        return Err(Problem::internal("the ledger's balances and commitments do not add up to genesis plus minted"));
+    }
+    Ok(audit)
+}
+
+/// Every public balance and commitment, with the node's own run of the audit: the data
+/// `acre supply` checks the invariant from, without trusting this node's verdict.
+#[utoipa::path(get, path = "/v1/supply/audit", tag = "ledger",
+    responses((status = 200, description = "The audit's inputs and this node's result", body = SupplyAuditView)))]
+async fn supply_audit(State(section): State<Shared>) -> Result<Json<SupplyAuditView>, Problem> {
+    read(&section, |elder| {
+        let state = elder.state();
+        let audit = state.audit()?;
+        let balances = state.balances().map(|(account, balance)| BalanceLine { account: *account, balance }).collect();
+        let commitments = state
+            .commitments()
+            .map(|(account, commitment)| CommitmentLine { account: *account, commitment: *commitment })
+            .collect();
+        Ok(Json(SupplyAuditView {
+            genesis: state.genesis_record().map_or(Amount::ZERO, |record| record.total),
+            minted: state.minted(),
+            balances,
+            commitments,
+            audit,
+        }))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/accounts/{address}/hidden", tag = "ledger",
+    params(("address" = AccountId, Path, description = "The account's address")),
+    responses((status = 200, description = "The account's commitments and sealed openings", body = HiddenView),
+        (status = 400, description = "Not an address", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "The account has never held credits", body = Problem, content_type = PROBLEM)))]
+async fn hidden(
+    State(section): State<Shared>,
+    address: Result<Path<String>, PathRejection>,
+) -> Result<Json<HiddenView>, Problem> {
+    read_account(&section, address, |state, address, account| HiddenView {
+        address,
+        network: state.committee().id(),
+        next_sequence: account.next_sequence,
+        spendable: state.hidden(&address),
+        incoming: state.incoming(&address),
+    })
+    .await
+}
+
+/// Runs `view` over the account in the path, or answers why there is none (not an
+/// address: 400; never held credits: 404).
+async fn read_account<T: Send + 'static>(
+    section: &Section,
+    address: Result<Path<String>, PathRejection>,
+    view: impl FnOnce(&acre_ledger::ElderState, AccountId, acre_ledger::AccountState) -> T + Send + 'static,
+) -> Result<Json<T>, Problem> {
+    let address = parse_address(address)?;
+    read(section, move |elder| {
+        let state = elder.state();
+        let account = state.account(&address).ok_or(LedgerError::UnknownAccount { account: address })?;
+        Ok(Json(view(state, address, account)))
     })
     .await
 }
@@ -184,16 +266,11 @@ async fn account(
     State(section): State<Shared>,
     address: Result<Path<String>, PathRejection>,
 ) -> Result<Json<AccountView>, Problem> {
-    let address = parse_address(address)?;
-    read(&section, move |elder| {
-        let state = elder.state();
-        let account = state.account(&address).ok_or(LedgerError::UnknownAccount { account: address })?;
-        Ok(Json(AccountView {
-            address,
-            balance: account.balance,
-            next_sequence: account.next_sequence,
-            pending_order: state.pending(&address).map(|lock| lock.order.clone()),
-        }))
+    read_account(&section, address, |state, address, account| AccountView {
+        address,
+        balance: account.balance,
+        next_sequence: account.next_sequence,
+        pending_order: state.pending(&address).map(|lock| lock.order.clone()),
     })
     .await
 }

@@ -58,6 +58,8 @@ impl From<LedgerStopped> for LedgerError {
 pub struct LedgerHandle {
     jobs: mpsc::Sender<Job>,
     committee: Committee,
+    /// The committee's identity, which hidden orders' range proofs are bound to.
+    network: Digest,
 }
 
 impl std::fmt::Debug for LedgerHandle {
@@ -73,12 +75,15 @@ impl LedgerHandle {
         let committee = elder.state().committee().clone();
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new().name("ledger".into()).spawn(move || serve(elder, queue))?;
-        Ok((LedgerHandle { jobs, committee }, thread))
+        let network = committee.id();
+        Ok((LedgerHandle { jobs, committee, network }, thread))
     }
 
     /// Votes on orders (see [`DurableElder::handle_orders`]).
     pub async fn orders(&self, orders: Vec<SignedOrder>) -> Result<Vec<Result<Vote, LedgerError>>, LedgerStopped> {
-        let checked = off_thread(move || orders.into_iter().map(SignedOrder::into_verified).collect()).await?;
+        let network = self.network;
+        let checked =
+            off_thread(move || orders.into_iter().map(|order| order.into_verified(&network)).collect()).await?;
         let (reply, answer) = oneshot::channel();
         self.jobs.send(Job::Orders(checked, reply)).await.map_err(|_| LedgerStopped)?;
         answer.await.map_err(|_| LedgerStopped)

@@ -254,7 +254,9 @@ impl Section {
         let mut behind = false;
         for error in results.iter().filter_map(|result| result.as_ref().err()) {
             match error {
-                LedgerError::MissingPredecessor { .. } | LedgerError::CreditsNotYetApplied => behind = true,
+                LedgerError::MissingPredecessor { .. }
+                | LedgerError::CreditsNotYetApplied
+                | LedgerError::UnknownIncoming { .. } => behind = true,
                 LedgerError::ConflictingOrder { .. } => {
                     tracing::error!(%error, "a certificate conflicts with one applied here: the committee is unsafe")
                 }

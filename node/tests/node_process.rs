@@ -40,7 +40,8 @@ async fn post(api: &str, path: &str, body: reqwest::Body) -> (u16, Value) {
 
 fn order(from: &SigningKey, to: AccountId, amount: &str, sequence: u64) -> SignedOrder {
     let amount: Amount = amount.parse().expect("amount");
-    TransferOrder { from: AccountId::of(from), to, amount, sequence, app: None, memo: "rent".into() }.sign(from)
+    TransferOrder { from: AccountId::of(from), to, amount, sequence, app: None, memo: "rent".into(), hidden: None }
+        .sign(from)
 }
 
 fn json_of(order: &SignedOrder) -> reqwest::Body {

@@ -217,6 +217,7 @@ impl Payer {
             sequence: self.sequence,
             app: None,
             memo: store_memo(&named),
+            hidden: None,
         }
         .sign(&self.key);
         self.sequence += 1;

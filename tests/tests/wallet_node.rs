@@ -131,6 +131,7 @@ fn a_send_cut_short_is_finished_by_repeating_it_and_never_paid_twice() {
         sequence: 0,
         app: None,
         memo: String::new(),
+        hidden: None,
     }
     .sign(&alice_key);
     let journal = dir.path().join("keys").join("pending").join(format!("{alice}.json"));

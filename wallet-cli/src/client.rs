@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use acre_api::apps::{AppView, PayoutsPage, Submitted};
 use acre_api::farming::{MembersView, Statement};
-use acre_api::ledger::{AccountView, HistoryPage, SectionView, SupplyView, TransferView};
+use acre_api::ledger::{AccountView, HiddenView, HistoryPage, SectionView, SupplyAuditView, SupplyView, TransferView};
 use acre_api::storage::{FarmerView, HoldersView, Placed, PutChunk, Quote};
 use acre_api::{routes, Problem, ProblemCode};
 use acre_ledger::{AccountId, Digest, SignedOrder};
@@ -93,6 +93,19 @@ impl NodeClient {
     /// The ledger's supply figures.
     pub fn supply(&self) -> Result<SupplyView, ClientError> {
         self.get(routes::SUPPLY)
+    }
+
+    /// Every public balance and commitment, to run the supply audit here.
+    pub fn supply_audit(&self) -> Result<SupplyAuditView, ClientError> {
+        self.get(routes::SUPPLY_AUDIT)
+    }
+
+    /// The account's commitments and sealed openings, or `None` if it never held credits.
+    pub fn hidden(&self, account: &AccountId) -> Result<Option<HiddenView>, ClientError> {
+        match self.get(&routes::hidden(account)) {
+            Err(ClientError::Refused(problem)) if problem.code == ProblemCode::UnknownAccount => Ok(None),
+            other => other.map(Some),
+        }
     }
 
     /// The section's price for storing `bytes`.

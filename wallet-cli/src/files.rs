@@ -265,6 +265,7 @@ fn pay(
         sequence: payer.next_sequence,
         app: request.app,
         memo: store_memo_with_app_fee(&named, app_fee),
+        hidden: None,
     }
     .sign(&key);
     let journal = UploadJournal { chunks: unpaid, order, certificate: None };

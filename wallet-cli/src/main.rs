@@ -4,6 +4,7 @@
 
 mod apps;
 mod files;
+mod hidden;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -48,7 +49,8 @@ enum Command {
     /// Create, list, show, import and export keys.
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Show an account's balance and next sequence.
+    /// Show an account's balance and next sequence, and for a key of this keystore its
+    /// hidden balance, opened here with the key (the password is asked for then).
     Balance {
         /// An address or a key name [default: the keystore's only key].
         account: Option<String>,
@@ -76,6 +78,38 @@ enum Command {
         /// A note for the recipient.
         #[arg(long, default_value = "")]
         memo: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Allow a recipient that has never held credits (a typo there loses the credits).
+        #[arg(long)]
+        allow_new_recipient: bool,
+        /// Send from the hidden balance: the amount is hidden in a commitment that only
+        /// the recipient opens, with a range proof in place of a visible balance check.
+        #[arg(long)]
+        confidential: bool,
+    },
+    /// Move public credits into this key's hidden balance (the amount is public here).
+    Shield {
+        /// Credits to shield, e.g. 12.5.
+        amount: String,
+        /// The key [default: the keystore's only key].
+        #[arg(long)]
+        from: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Move hidden credits out to a public balance (the amount is public there).
+    Unshield {
+        /// Credits to unshield, e.g. 12.5.
+        amount: String,
+        /// The account credited publicly: an address or a key name [default: the key's own].
+        #[arg(long)]
+        to: Option<String>,
+        /// The key [default: the keystore's only key].
+        #[arg(long)]
+        from: Option<String>,
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
@@ -134,7 +168,8 @@ enum Command {
     /// Farmers: what the section's audits say of a node.
     #[command(subcommand)]
     Farmer(FarmerCommand),
-    /// The credits in existence: genesis, minted, the cap, and the balances' sum.
+    /// The credits in existence, public and hidden, with the supply audit run here from
+    /// every balance and commitment: public plus hidden must equal genesis plus minted.
     Supply,
     /// Devnet only: credits from the running devnet's faucet.
     Faucet {
@@ -305,10 +340,26 @@ fn run(cli: Cli) -> Result<()> {
             let client = node_client(&cli)?;
             let address = resolve_account(&keystore, account.as_deref())?;
             let view = client.account(&address)?.with_context(|| format!("{address} has never held credits"))?;
+            let hidden = hidden_balance(&cli, &keystore, &client, &address)?;
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
-            } else {
-                println!("{}  {} credits  (next sequence {})", view.address, view.balance, view.next_sequence);
+                let mut json = serde_json::to_value(&view)?;
+                json["hidden"] = serde_json::to_value(&hidden)?;
+                println!("{}", serde_json::to_string_pretty(&json)?);
+                return Ok(());
+            }
+            println!("{}  {} credits  (next sequence {})", view.address, view.balance, view.next_sequence);
+            match hidden {
+                HiddenShown::None => {}
+                HiddenShown::NotYours => println!("hidden: commitments only its key opens"),
+                HiddenShown::Opened(balance) => {
+                    println!("hidden: {} credits ({} of them incoming)", balance.total, balance.incoming);
+                    if balance.unopenable > 0 {
+                        println!(
+                            "  {} incoming credits do not open (their sender sealed a wrong opening); they are left aside",
+                            balance.unopenable
+                        );
+                    }
+                }
             }
             Ok(())
         }
@@ -334,7 +385,25 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Send { to, amount, from, memo, yes, allow_new_recipient } => {
+        Command::Send { to, amount, from, memo, yes, allow_new_recipient, confidential: true } => {
+            let sender = key_or_only(&keystore, from.as_deref())?;
+            let to = resolve_account(&keystore, Some(to))?;
+            let action = acre_ledger::confidential::HiddenAction::Transfer { to, amount: amount.parse()? };
+            hidden::run(&cli, hidden_request(&keystore, sender, action, memo, *yes, *allow_new_recipient))
+        }
+        Command::Shield { amount, from, yes } => {
+            let sender = key_or_only(&keystore, from.as_deref())?;
+            let action = acre_ledger::confidential::HiddenAction::Shield { amount: amount.parse()? };
+            hidden::run(&cli, hidden_request(&keystore, sender, action, "", *yes, false))
+        }
+        Command::Unshield { amount, to, from, yes, allow_new_recipient } => {
+            let sender = key_or_only(&keystore, from.as_deref())?;
+            let to = to.as_deref().map(|to| resolve_account(&keystore, Some(to))).transpose()?;
+            let to = hidden::own_or(to, &sender);
+            let action = acre_ledger::confidential::HiddenAction::Unshield { to, amount: amount.parse()? };
+            hidden::run(&cli, hidden_request(&keystore, sender, action, "", *yes, *allow_new_recipient))
+        }
+        Command::Send { to, amount, from, memo, yes, allow_new_recipient, confidential: false } => {
             let request = SendRequest {
                 to: resolve_account(&keystore, Some(to))?,
                 amount: amount.parse()?,
@@ -355,14 +424,31 @@ fn run(cli: Cli) -> Result<()> {
             files::quote(&cli, file, *public, app.as_ref())
         }
         Command::Supply => {
-            let supply = node_client(&cli)?.supply()?;
+            let client = node_client(&cli)?;
+            let supply = client.supply()?;
+            let check = hidden::audit_supply(&client)?;
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&supply)?);
+                let json = serde_json::json!({ "supply": supply, "audit": check });
+                println!("{}", serde_json::to_string_pretty(&json)?);
             } else {
                 println!(
-                    "genesis {}  minted {}  circulating {}  cap {}  ({} epochs)",
-                    supply.genesis, supply.minted, supply.circulating, supply.cap, supply.epochs
+                    "genesis {}  minted {}  public {}  hidden {}  cap {}  ({} epochs)",
+                    supply.genesis, supply.minted, supply.circulating, supply.hidden, supply.cap, supply.epochs
                 );
+                let audit = &check.audit;
+                println!(
+                    "audit over {} balances and {} commitments: public {} + hidden {} = issued {}; the commitments sum to {}",
+                    check.balances, check.commitments, audit.public, audit.hidden, audit.issued, audit.commitment_sum
+                );
+            }
+            if !check.audit.holds {
+                bail!(
+                    "the supply audit fails: the commitments do not sum to a commitment to {} hidden credits",
+                    check.audit.hidden
+                );
+            }
+            if !cli.json {
+                println!("the audit holds: no credit was created or lost behind the commitments");
             }
             Ok(())
         }
@@ -490,6 +576,49 @@ fn read_secret(path: &Path) -> Result<SigningKey> {
     Ok(SigningKey::from_bytes(&secret))
 }
 
+/// What `acre balance` shows of a hidden balance.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum HiddenShown {
+    /// Nothing hidden.
+    None,
+    /// Hidden amounts the keystore holds no key for.
+    NotYours,
+    /// Opened with the key.
+    Opened(hidden::HiddenBalance),
+}
+
+/// Opens the hidden balance of `address` when the keystore holds its key.
+fn hidden_balance(cli: &Cli, keystore: &Keystore, client: &NodeClient, address: &AccountId) -> Result<HiddenShown> {
+    let Some(view) = client.hidden(address)?.filter(hidden::holds_anything) else {
+        return Ok(HiddenShown::None);
+    };
+    let Some(file) = keystore.list()?.into_iter().find(|file| file.address == *address) else {
+        return Ok(HiddenShown::NotYours);
+    };
+    let key =
+        file.unlock(&password(cli, &format!("Password for key {} (to open its hidden balance): ", file.name), false)?)?;
+    Ok(HiddenShown::Opened(hidden::open(&view, &key)?))
+}
+
+fn hidden_request(
+    keystore: &Keystore,
+    sender: acre_wallet::keystore::KeyFile,
+    action: acre_ledger::confidential::HiddenAction,
+    memo: &str,
+    yes: bool,
+    allow_new_recipient: bool,
+) -> hidden::HiddenRequest {
+    hidden::HiddenRequest {
+        sender,
+        action,
+        journal_dir: keystore.dir().join("pending"),
+        memo: memo.to_owned(),
+        yes,
+        allow_new_recipient,
+    }
+}
+
 /// The arguments of `acre send` (and of the faucet's send).
 struct SendRequest<'a> {
     to: AccountId,
@@ -543,6 +672,7 @@ fn send(cli: &Cli, request: &SendRequest<'_>) -> Result<()> {
         sequence: sender.next_sequence,
         app: None,
         memo: request.memo.to_owned(),
+        hidden: None,
     };
     if let Some(pending) = &sender.pending_order {
         if pending.order != order {
@@ -627,9 +757,18 @@ fn report(
     }
     if cli.json {
         println!("{}", serde_json::to_string_pretty(transfer)?);
-    } else {
-        println!("{verb} {} to {}: certificate {}", signed.order.amount, signed.order.to, transfer.id);
+        return Ok(());
     }
+    let order = &signed.order;
+    let what = match order.hidden.as_ref().map(|hidden| &hidden.kind) {
+        None => format!("{verb} {} to {}", order.amount, order.to),
+        Some(acre_ledger::confidential::HiddenKind::Shield) => format!("shielded {}", order.amount),
+        Some(acre_ledger::confidential::HiddenKind::Unshield) => format!("unshielded {} to {}", order.amount, order.to),
+        Some(acre_ledger::confidential::HiddenKind::Transfer { .. }) => {
+            format!("{verb} a hidden amount to {}", order.to)
+        }
+    };
+    println!("{what}: certificate {}", transfer.id);
     Ok(())
 }
 
@@ -699,6 +838,10 @@ fn describe(change: &acre_ledger::Change) -> String {
         acre_ledger::Change::Reward { epoch } => format!("farming reward, epoch {epoch}"),
         acre_ledger::Change::PoolPayout { epoch } => format!("pool paid out, epoch {epoch}"),
         acre_ledger::Change::AppPayout { epoch, app } => format!("app {app} earnings, epoch {epoch}"),
+        acre_ledger::Change::Shielded { sequence } => format!("shielded into the hidden balance (#{sequence})"),
+        acre_ledger::Change::Unshielded { to, sequence } => format!("unshielded to {to} (#{sequence})"),
+        acre_ledger::Change::SentHidden { to, sequence } => format!("hidden amount sent to {to} (#{sequence})"),
+        acre_ledger::Change::ReceivedHidden { from, sequence } => format!("hidden amount from {from} (#{sequence})"),
     }
 }
 

@@ -205,6 +205,7 @@ fn node_ingest_rate() -> Result<f64> {
         sequence: 0,
         app: None,
         memo: store_memo(&named),
+        hidden: None,
     }
     .sign(&payer);
     let payment = StorePayment { certificate: client.submit_order(&order)?.certificate, chunks: listed };

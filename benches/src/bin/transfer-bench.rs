@@ -141,6 +141,7 @@ fn drive(clients: &[NodeClient], wallets: &[SigningKey], sequences: &mut [u64], 
                             sequence: *sequence,
                             app: None,
                             memo: String::new(),
+                            hidden: None,
                         }
                         .sign(wallet);
                         let sent = Instant::now();
@@ -178,6 +179,7 @@ fn fund(manifest: &Manifest, client: &NodeClient, wallets: &[SigningKey]) -> Res
             sequence,
             app: None,
             memo: "transfer-bench".to_owned(),
+            hidden: None,
         }
         .sign(&faucet);
         client.submit_order(&order)?;

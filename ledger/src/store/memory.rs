@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{AppliedPage, Durability, Store, StoreError};
+use crate::confidential::{HiddenAccount, IncomingCredit};
 use crate::epoch::EpochRecord;
 use crate::{AccountId, AccountState, Certificate, Digest, GenesisRecord, HistoryEntry, Lock, Write, WriteBatch};
 
@@ -17,6 +18,8 @@ pub struct MemoryStore {
     genesis: Option<GenesisRecord>,
     epochs: BTreeMap<u64, EpochRecord>,
     applied: Vec<Digest>,
+    hidden: BTreeMap<AccountId, HiddenAccount>,
+    incoming: BTreeMap<(AccountId, Digest), IncomingCredit>,
 }
 
 impl MemoryStore {
@@ -49,6 +52,15 @@ impl Store for MemoryStore {
                 Write::Genesis(record) => self.genesis = Some(record.clone()),
                 Write::Epoch(record) => {
                     self.epochs.insert(record.epoch, record.clone());
+                }
+                Write::Hidden(id, hidden) => {
+                    self.hidden.insert(*id, *hidden);
+                }
+                Write::Incoming(id, credit) => {
+                    self.incoming.insert((*id, credit.certificate), *credit);
+                }
+                Write::Absorbed(id, certificate) => {
+                    self.incoming.remove(&(*id, *certificate));
                 }
             }
         }
@@ -89,6 +101,14 @@ impl Store for MemoryStore {
 
     fn epochs(&self) -> Result<Vec<EpochRecord>, StoreError> {
         Ok(self.epochs.values().cloned().collect())
+    }
+
+    fn hidden_accounts(&self) -> Result<Vec<(AccountId, HiddenAccount)>, StoreError> {
+        Ok(self.hidden.iter().map(|(id, hidden)| (*id, *hidden)).collect())
+    }
+
+    fn incoming_credits(&self) -> Result<Vec<(AccountId, IncomingCredit)>, StoreError> {
+        Ok(self.incoming.iter().map(|((id, _), credit)| (*id, *credit)).collect())
     }
 
     fn applied_since(&self, position: u64, limit: usize) -> Result<AppliedPage, StoreError> {

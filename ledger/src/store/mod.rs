@@ -10,6 +10,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "rocksdb")]
 pub use rocks::RocksStore;
 
+use crate::confidential::{HiddenAccount, IncomingCredit};
 use crate::epoch::EpochRecord;
 use crate::{AccountId, AccountState, Certificate, Digest, GenesisRecord, HistoryEntry, Lock, WriteBatch};
 
@@ -85,6 +86,12 @@ pub trait Store {
 
     /// Every applied epoch record, by epoch.
     fn epochs(&self) -> Result<Vec<EpochRecord>, StoreError>;
+
+    /// Every spendable commitment, for recovery.
+    fn hidden_accounts(&self) -> Result<Vec<(AccountId, HiddenAccount)>, StoreError>;
+
+    /// Every incoming credit not yet folded in, for recovery.
+    fn incoming_credits(&self) -> Result<Vec<(AccountId, IncomingCredit)>, StoreError>;
 
     /// Up to `limit` certificates in the order this store applied them, from `position`
     /// on. Every prefix of that order is a valid order to apply them in, which is what a
@@ -163,5 +170,34 @@ pub(crate) mod contract {
         assert_eq!(store.applied_since(1, 10).expect("read"), AppliedPage { certificates: vec![later], next: 2 });
         assert_eq!(store.applied_since(1, 0).expect("read").next, 1);
         assert_eq!(store.applied_since(7, 10).expect("read"), AppliedPage { certificates: vec![], next: 7 });
+
+        let hidden = crate::confidential::HiddenAccount {
+            spendable: crate::confidential::Commitment::to_public(5),
+            note: crate::confidential::SealedOpening([7; 88]),
+            sequence: 3,
+        };
+        let credit = |certificate| crate::confidential::IncomingCredit {
+            certificate,
+            from: AccountId::of(&bob),
+            sequence: 1,
+            amount: crate::confidential::Commitment::to_public(2),
+            opening: crate::confidential::SealedOpening([9; 88]),
+        };
+        let (first, second) = (Digest([1; 32]), Digest([2; 32]));
+        let writes = vec![
+            Write::Hidden(alice_id, hidden),
+            Write::Incoming(alice_id, credit(first)),
+            Write::Incoming(alice_id, credit(second)),
+        ];
+        store.commit(&WriteBatch { writes }, Durability::Synced).expect("commit");
+        store
+            .commit(&WriteBatch { writes: vec![Write::Absorbed(alice_id, first)] }, Durability::Synced)
+            .expect("commit");
+        assert_eq!(store.hidden_accounts().expect("read"), vec![(alice_id, hidden)]);
+        assert_eq!(
+            store.incoming_credits().expect("read"),
+            vec![(alice_id, credit(second))],
+            "an absorbed credit is gone"
+        );
     }
 }

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{account_key, AppliedPage, Durability, Store, StoreError};
+use crate::confidential::{HiddenAccount, IncomingCredit};
 use crate::epoch::EpochRecord;
 use crate::{AccountId, AccountState, Certificate, Digest, GenesisRecord, HistoryEntry, Lock, Write, WriteBatch};
 
@@ -18,7 +19,11 @@ const HISTORY: &str = "history";
 const META: &str = "meta";
 /// Certificate ids by the position (big-endian u64) at which this store applied them.
 const APPLIED: &str = "applied";
-const COLUMNS: [&str; 7] = [ACCOUNTS, LOCKS, CERTIFICATES, CERTIFICATE_INDEX, HISTORY, META, APPLIED];
+/// Spendable commitments by account.
+const HIDDEN: &str = "hidden";
+/// Incoming credits by account, then certificate id.
+const INCOMING: &str = "incoming";
+const COLUMNS: [&str; 9] = [ACCOUNTS, LOCKS, CERTIFICATES, CERTIFICATE_INDEX, HISTORY, META, APPLIED, HIDDEN, INCOMING];
 const GENESIS_KEY: &[u8] = b"genesis";
 /// Epoch records sit in `meta` under this prefix and the big-endian epoch.
 const EPOCH_PREFIX: &[u8] = b"epoch:";
@@ -74,6 +79,25 @@ impl RocksStore {
         }
     }
 
+    /// Every value of a column whose keys are `key_len` bytes starting with an account.
+    fn by_account<T: DeserializeOwned>(
+        &self,
+        column: &'static str,
+        key_len: usize,
+    ) -> Result<Vec<(AccountId, T)>, StoreError> {
+        self.db
+            .iterator_cf(self.column(column)?, IteratorMode::Start)
+            .map(|item| {
+                let (key, value) = item.map_err(database)?;
+                let id: Option<[u8; 32]> = key.get(..32).and_then(|id| id.try_into().ok());
+                match id {
+                    Some(id) if key.len() == key_len => Ok((AccountId(id), decode(column, &value)?)),
+                    _ => Err(StoreError::Corrupt { column, reason: format!("key of {} bytes", key.len()) }),
+                }
+            })
+            .collect()
+    }
+
     fn column(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, StoreError> {
         self.db.cf_handle(name).ok_or_else(|| StoreError::Database(format!("column family {name} is missing")))
     }
@@ -103,6 +127,14 @@ impl RocksStore {
                 Write::Epoch(record) => {
                     let key = [EPOCH_PREFIX, &record.epoch.to_be_bytes()].concat();
                     rocks.put_cf(self.column(META)?, key, encode(record)?);
+                }
+                Write::Hidden(id, hidden) => rocks.put_cf(self.column(HIDDEN)?, id.0, encode(hidden)?),
+                Write::Incoming(id, credit) => {
+                    let key = [id.0, credit.certificate.0].concat();
+                    rocks.put_cf(self.column(INCOMING)?, key, encode(credit)?);
+                }
+                Write::Absorbed(id, certificate) => {
+                    rocks.delete_cf(self.column(INCOMING)?, [id.0, certificate.0].concat());
                 }
             }
         }
@@ -148,17 +180,15 @@ impl Store for RocksStore {
     }
 
     fn accounts(&self) -> Result<Vec<(AccountId, AccountState)>, StoreError> {
-        self.db
-            .iterator_cf(self.column(ACCOUNTS)?, IteratorMode::Start)
-            .map(|item| {
-                let (key, value) = item.map_err(database)?;
-                let id: [u8; 32] = key.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                    column: ACCOUNTS,
-                    reason: format!("key of {} bytes", key.len()),
-                })?;
-                Ok((AccountId(id), decode(ACCOUNTS, &value)?))
-            })
-            .collect()
+        self.by_account(ACCOUNTS, 32)
+    }
+
+    fn hidden_accounts(&self) -> Result<Vec<(AccountId, HiddenAccount)>, StoreError> {
+        self.by_account(HIDDEN, 32)
+    }
+
+    fn incoming_credits(&self) -> Result<Vec<(AccountId, IncomingCredit)>, StoreError> {
+        self.by_account(INCOMING, 64)
     }
 
     fn account(&self, id: &AccountId) -> Result<Option<AccountState>, StoreError> {

@@ -60,6 +60,11 @@ pub enum ProblemCode {
     EpochUnbalanced,
     InvalidGenesis,
     UnknownTransfer,
+    // Confidential orders.
+    InvalidConfidential,
+    InvalidRangeProof,
+    HiddenMismatch,
+    UnknownIncoming,
     // Storage.
     InvalidChunk,
     PaymentRequired,
@@ -122,6 +127,10 @@ impl From<&LedgerError> for ProblemCode {
             LedgerError::EpochConflict { .. } => ProblemCode::EpochConflict,
             LedgerError::EpochUnbalanced { .. } => ProblemCode::EpochUnbalanced,
             LedgerError::InvalidGenesis { .. } => ProblemCode::InvalidGenesis,
+            LedgerError::InvalidConfidential { .. } => ProblemCode::InvalidConfidential,
+            LedgerError::InvalidRangeProof => ProblemCode::InvalidRangeProof,
+            LedgerError::HiddenMismatch => ProblemCode::HiddenMismatch,
+            LedgerError::UnknownIncoming { .. } => ProblemCode::UnknownIncoming,
             LedgerError::Storage { .. } => ProblemCode::Storage,
         }
     }

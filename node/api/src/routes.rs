@@ -15,6 +15,8 @@ pub const HEALTH: &str = "/v1/health";
 pub const ACCOUNT: &str = "/v1/accounts/{address}";
 /// An account's history, by cursor.
 pub const HISTORY: &str = "/v1/accounts/{address}/history";
+/// An account's hidden balance: its commitments and sealed openings.
+pub const HIDDEN: &str = "/v1/accounts/{address}/hidden";
 /// The elders whose votes certify transfers.
 pub const SECTION: &str = "/v1/section";
 /// The section's members by the agreed log.
@@ -27,6 +29,8 @@ pub const CERTIFICATES: &str = "/v1/certificates";
 pub const TRANSFER: &str = "/v1/transfers/{id}";
 /// Supply figures with the invariant checked.
 pub const SUPPLY: &str = "/v1/supply";
+/// Every balance and commitment, to run the supply audit.
+pub const SUPPLY_AUDIT: &str = "/v1/supply/audit";
 /// The store price.
 pub const QUOTE: &str = "/v1/quote";
 /// Chunk uploads.
@@ -62,6 +66,11 @@ pub fn account(address: impl Display) -> String {
 /// [`HISTORY`] of `address`.
 pub fn history(address: impl Display) -> String {
     fill(HISTORY, address)
+}
+
+/// [`HIDDEN`] of `address`.
+pub fn hidden(address: impl Display) -> String {
+    fill(HIDDEN, address)
 }
 
 /// [`TRANSFER`] of `id`.

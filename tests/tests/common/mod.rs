@@ -167,7 +167,8 @@ pub(crate) fn getrandom(bytes: &mut [u8]) {
 
 pub(crate) fn order(from: &SigningKey, to: AccountId, amount: &str, sequence: u64) -> SignedOrder {
     let amount: Amount = amount.parse().expect("amount");
-    TransferOrder { from: AccountId::of(from), to, amount, sequence, app: None, memo: String::new() }.sign(from)
+    TransferOrder { from: AccountId::of(from), to, amount, sequence, app: None, memo: String::new(), hidden: None }
+        .sign(from)
 }
 
 pub(crate) fn certificate_of(answer: &Value) -> Certificate {
