@@ -562,6 +562,17 @@ impl ElderState {
         self.accounts.values().try_fold(Amount::ZERO, |sum, account| sum.checked_add(account.state.balance))
     }
 
+    /// The refusal an order from `from` at `sequence` gets before any costly check: an
+    /// unknown sender, or a sequence ahead of its next. A node runs it before verifying a
+    /// hidden order's range proof, so junk from keys that hold nothing costs no proof.
+    pub fn precheck_sender(&self, from: &AccountId, sequence: u64) -> Result<(), LedgerError> {
+        let account = self.accounts.get(from).ok_or(LedgerError::UnknownAccount { account: *from })?;
+        if sequence > account.state.next_sequence {
+            return Err(LedgerError::UnexpectedSequence { expected: account.state.next_sequence, got: sequence });
+        }
+        Ok(())
+    }
+
     /// An account's spendable commitment, if it has one.
     pub fn hidden(&self, id: &AccountId) -> Option<HiddenAccount> {
         self.accounts.get(id).and_then(|account| account.hidden)

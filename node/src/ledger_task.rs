@@ -81,9 +81,31 @@ impl LedgerHandle {
 
     /// Votes on orders (see [`DurableElder::handle_orders`]).
     pub async fn orders(&self, orders: Vec<SignedOrder>) -> Result<Vec<Result<Vote, LedgerError>>, LedgerStopped> {
+        // A range proof costs a millisecond; the ledger refuses a hidden order from an
+        // unknown sender, or ahead of its sequence, before anyone verifies one.
+        let senders: Vec<Option<(AccountId, u64)>> =
+            orders.iter().map(|o| o.order.hidden.as_ref().map(|_| (o.order.from, o.order.sequence))).collect();
+        let prechecked: Vec<Result<(), LedgerError>> = if senders.iter().any(Option::is_some) {
+            self.read(move |elder| {
+                let state = elder.state();
+                senders
+                    .iter()
+                    .map(|sender| sender.map_or(Ok(()), |(from, seq)| state.precheck_sender(&from, seq)))
+                    .collect()
+            })
+            .await?
+        } else {
+            vec![Ok(()); senders.len()]
+        };
         let network = self.network;
-        let checked =
-            off_thread(move || orders.into_iter().map(|order| order.into_verified(&network)).collect()).await?;
+        let checked = off_thread(move || {
+            orders
+                .into_iter()
+                .zip(prechecked)
+                .map(|(order, pre)| pre.and_then(|()| order.into_verified(&network)))
+                .collect()
+        })
+        .await?;
         let (reply, answer) = oneshot::channel();
         self.jobs.send(Job::Orders(checked, reply)).await.map_err(|_| LedgerStopped)?;
         answer.await.map_err(|_| LedgerStopped)

@@ -54,6 +54,16 @@ pub enum PeerRequest {
         /// Most certificates wanted.
         limit: u32,
     },
+    /// Send the certificates you applied for `account` at sequences `from` on (up to
+    /// `limit`, stopping at the first you lack): what a node behind on one sender needs.
+    CertificatesOf {
+        /// The sender.
+        account: AccountId,
+        /// The first sequence wanted.
+        from: u64,
+        /// Most certificates wanted.
+        limit: u32,
+    },
     /// Keep this chunk: you are one of its holders (from a section member only).
     StoreChunk(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Send this chunk's bytes, if you hold it.

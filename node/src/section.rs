@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use acre_ledger::store::Store;
 use acre_ledger::{
     AccountId, Certificate, Committee, Confirmation, ElderAnswer, GatherError, Gathering, LedgerError, SignedOrder,
 };
@@ -23,6 +24,10 @@ use crate::network::{peer_id_of, to_wire, InboundHandler, NetworkHandle, PeerReq
 
 /// Certificates per catch-up page.
 const CATCH_UP_PAGE: u32 = 512;
+/// Most certificate deliveries in flight in the background; past it a new certificate is
+/// left to catch-up (and to the next vote on its sender), so a slow peer cannot make the
+/// node pile up tasks.
+const MAX_DELIVERIES: usize = 4096;
 
 impl From<LedgerStopped> for GatherError {
     fn from(stopped: LedgerStopped) -> Self {
@@ -42,6 +47,8 @@ pub struct Section {
     timeout: Duration,
     /// Woken when a certificate could not be applied for want of earlier ones.
     behind: Notify,
+    /// Permits for background certificate deliveries ([`MAX_DELIVERIES`]).
+    deliveries: Arc<tokio::sync::Semaphore>,
     /// The section's members as its agreed log last said, and which of them are its
     /// elders (who audit and order the log); the committee above certifies transfers.
     membership: std::sync::RwLock<Membership>,
@@ -76,6 +83,7 @@ impl Section {
             elders,
             timeout,
             behind: Notify::new(),
+            deliveries: Arc::new(tokio::sync::Semaphore::new(MAX_DELIVERIES)),
             membership: std::sync::RwLock::new(membership),
         }
     }
@@ -132,48 +140,30 @@ impl Section {
         &self.elders
     }
 
-    /// Gathers a quorum of votes on `order`, applies the certificate here, hands it to
-    /// the other elders, and returns it. Safe to retry: elders answer a repeated order
-    /// with the vote they stored for it, so a retry rebuilds the same certificate, and
-    /// applying it again changes nothing.
+    /// Gathers a quorum of votes on `order`, applies the certificate here (durably) and
+    /// returns it; handing it to the other elders goes on in the background. Safe to
+    /// retry: elders answer a repeated order with the vote they stored for it, so a retry
+    /// rebuilds the same certificate, and applying it again changes nothing.
     ///
-    /// Every node asks the elders in the same order for a given sender — by XOR distance
-    /// from the sender — and asks the first that answers alone, before the rest at once.
-    /// Two conflicting orders sent to different nodes therefore meet at that elder, which
-    /// votes for one; the other is refused there and its gatherer stops, leaving the
-    /// remaining elders to the first. Only a sender who signs two orders for one sequence
-    /// risks its account's liveness, never another's.
+    /// Every elder is asked at once: one round of votes. Two conflicting orders for one
+    /// sequence (their owner signed both) may split the elders so that neither reaches a
+    /// quorum; each elder's lock still votes once per (account, sequence), so at most one
+    /// certificate can ever form, and only that owner's account loses its liveness.
     pub async fn certify(&self, order: SignedOrder) -> Result<Certificate, GatherError> {
-        // Elders known to be down are left to the second round, so a dead first elder
-        // costs no timeout.
-        let connected = self.connected().await;
-        let (first_round, second_round): (Vec<_>, Vec<_>) = self
-            .elders_for(&order.order.from)
-            .into_iter()
-            .partition(|(elder, peer)| *elder == self.me || connected.contains(peer));
-        let asked = first_round.len() + second_round.len();
-        let mut gathering = Gathering::new(self.committee.clone(), order.order.clone(), asked);
-        let mut first_round = first_round.into_iter();
-        for elder in first_round.by_ref() {
-            gathering.record(self.ask(elder, &order).await);
-            if let Some(conflict) = gathering.conflict() {
-                return Err(conflict.clone().into());
-            }
-            if gathering.has_vote() {
-                break;
-            }
-        }
-        let mut asks: FuturesUnordered<_> =
-            first_round.chain(second_round).map(|elder| self.ask(elder, &order)).collect();
+        let elders = self.elders_for(&order.order.from);
+        let mut gathering = Gathering::new(self.committee.clone(), order.order.clone(), elders.len());
+        let mut asks: FuturesUnordered<_> = elders.into_iter().map(|elder| self.ask(elder, &order)).collect();
         while !gathering.is_settled() {
             match asks.next().await {
                 Some(answer) => gathering.record(answer),
                 None => break,
             }
         }
+        // The elders not heard from yet still vote; their answers are no longer needed.
+        drop(asks);
         let certificate = gathering.finish()?;
         self.accept(vec![certificate.clone()]).await?;
-        self.hand_to_elders(&certificate).await;
+        self.hand_to_elders(&certificate);
         Ok(certificate)
     }
 
@@ -190,12 +180,37 @@ impl Section {
         elders
     }
 
-    /// One elder's vote on `order`. An elder that is behind on the sender's account is
-    /// sent the certificates it lacks (this node has them) and asked once more.
+    /// One elder's vote on `order`. An elder that is behind on the sender's account, or
+    /// lacks incoming credits the order folds in, is sent the certificates it lacks (this
+    /// node has them) and asked once more.
     async fn ask(&self, (elder, peer): (AccountId, PeerId), order: &SignedOrder) -> ElderAnswer {
         match self.ask_once(elder, peer, order).await {
-            ElderAnswer::Refused(refusal @ LedgerError::UnexpectedSequence { .. }) if elder == self.me => {
-                // This node is the one behind: catch up now; the other elders may vote.
+            ElderAnswer::Refused(LedgerError::UnknownIncoming { .. }) if elder != self.me => {
+                let absorbed: Vec<_> = order.order.hidden.iter().flat_map(|hidden| hidden.absorb.clone()).collect();
+                let held = self
+                    .ledger
+                    .read(move |ledger| {
+                        absorbed
+                            .iter()
+                            .filter_map(|id| ledger.store().certificate(id).ok().flatten())
+                            .collect::<Vec<_>>()
+                    })
+                    .await
+                    .unwrap_or_default();
+                if !held.is_empty() {
+                    let _ = self.request(peer, PeerRequest::Certificates(held)).await;
+                }
+                self.ask_once(elder, peer, order).await
+            }
+            ElderAnswer::Refused(refusal @ LedgerError::UnexpectedSequence { expected, got }) if elder == self.me => {
+                // This node is the one behind: the certificates it lacks were certified a
+                // moment ago elsewhere, and are on their way; fetch them now.
+                if expected < got
+                    && got - expected <= u64::from(CATCH_UP_PAGE)
+                    && self.fetch_certificates_of(order.order.from, expected, got).await
+                {
+                    return self.ask_once(elder, peer, order).await;
+                }
                 self.behind.notify_one();
                 ElderAnswer::Refused(refusal)
             }
@@ -220,6 +235,31 @@ impl Section {
             }
             asked => asked,
         }
+    }
+
+    /// Asks the other elders at once for `account`'s certificates at sequences
+    /// `from..to`, and applies the first complete answer here. Whether they now are.
+    async fn fetch_certificates_of(&self, account: AccountId, from: u64, to: u64) -> bool {
+        let limit = u32::try_from(to - from).unwrap_or(CATCH_UP_PAGE);
+        let mut asks: FuturesUnordered<_> = self
+            .elders
+            .iter()
+            .filter(|(elder, _)| *elder != self.me)
+            .map(|&(_, peer)| self.request(peer, PeerRequest::CertificatesOf { account, from, limit }))
+            .collect();
+        while let Some(answer) = asks.next().await {
+            let Some(PeerResponse::Applied(page)) = answer else { continue };
+            // Only a complete run of the sender's certificates, in order, is worth applying;
+            // each is checked against the committee when applied.
+            let complete = page.certificates.len() as u64 == to - from
+                && page.certificates.iter().zip(from..).all(|(c, s)| c.order.from == account && c.order.sequence == s);
+            if complete {
+                if let Ok(results) = self.accept(page.certificates).await {
+                    return results.iter().all(Result::is_ok);
+                }
+            }
+        }
+        false
     }
 
     async fn ask_once(&self, elder: AccountId, peer: PeerId, order: &SignedOrder) -> ElderAnswer {
@@ -269,35 +309,24 @@ impl Section {
         Ok(results)
     }
 
-    /// Sends a new certificate to every other connected elder at once and waits until a
-    /// quorum of elders holds it (this one included), so the sender's next order finds
-    /// enough elders ready to vote on it. The other deliveries go on in the background; an
-    /// elder that misses it catches up from its peers. A hung elder thus delays no answer.
-    async fn hand_to_elders(&self, certificate: &Certificate) {
-        let connected = self.connected().await;
-        let reachable = self.elders.iter().filter(|(elder, peer)| *elder != self.me && connected.contains(peer));
-        let mut deliveries: FuturesUnordered<_> = reachable
-            .map(|&(elder, peer)| {
-                let (network, timeout) = (self.network.clone(), self.timeout);
-                let request = PeerRequest::Certificates(vec![certificate.clone()]);
-                tokio::spawn(async move {
-                    let answer = request_within(&network, peer, request, timeout).await;
-                    let applied =
-                        matches!(answer, Some(PeerResponse::Confirmations(ref c)) if c.iter().all(Result::is_ok));
-                    if !applied {
-                        tracing::debug!(%elder, "certificate not applied there yet; the elder will catch up");
-                    }
-                    applied
-                })
-            })
-            .collect();
-        let mut holding = usize::from(self.votes_on_transfers());
-        while holding < self.committee.quorum() {
-            match deliveries.next().await {
-                Some(Ok(true)) => holding += 1,
-                Some(_) => {}
-                None => break,
-            }
+    /// Sends a new certificate to every other elder, in the background: nobody's answer
+    /// waits on it. An elder that misses it is handed it when next asked to vote on the
+    /// sender's account ([`Section::ask`]), or catches up from its peers.
+    fn hand_to_elders(&self, certificate: &Certificate) {
+        for &(elder, peer) in self.elders.iter().filter(|(elder, _)| *elder != self.me) {
+            let Ok(permit) = Arc::clone(&self.deliveries).try_acquire_owned() else {
+                tracing::debug!(%elder, "too many deliveries in flight; the elder will catch up");
+                continue;
+            };
+            let (network, timeout) = (self.network.clone(), self.timeout);
+            let request = PeerRequest::Certificates(vec![certificate.clone()]);
+            tokio::spawn(async move {
+                let _permit = permit;
+                let answer = request_within(&network, peer, request, timeout).await;
+                if !matches!(answer, Some(PeerResponse::Confirmations(ref c)) if c.iter().all(Result::is_ok)) {
+                    tracing::debug!(%elder, "certificate not applied there yet; the elder will catch up");
+                }
+            });
         }
     }
 
@@ -378,6 +407,17 @@ impl InboundHandler for Arc<Section> {
                     Ok(Err(error)) => PeerResponse::Refused(error.to_string()),
                     Err(stopped) => PeerResponse::Refused(stopped.to_string()),
                 }
+            }
+            PeerRequest::CertificatesOf { account, from, limit } => {
+                let limit = u64::from(limit.min(CATCH_UP_PAGE));
+                let read = self.ledger.read(move |elder| {
+                    let sequences = from..from.saturating_add(limit);
+                    let certificates: Vec<Certificate> =
+                        sequences.map_while(|s| elder.certificate_at(&account, s).ok().flatten()).collect();
+                    let next = from + certificates.len() as u64;
+                    acre_ledger::store::AppliedPage { certificates, next }
+                });
+                read.await.map_or_else(|stopped| PeerResponse::Refused(stopped.to_string()), PeerResponse::Applied)
             }
             _ => PeerResponse::Refused("not a ledger request; the storage service answers those".into()),
         }

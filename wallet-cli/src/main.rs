@@ -351,6 +351,7 @@ fn run(cli: Cli) -> Result<()> {
             match hidden {
                 HiddenShown::None => {}
                 HiddenShown::NotYours => println!("hidden: commitments only its key opens"),
+                HiddenShown::Locked => println!("hidden: locked (give the key's password to open it)"),
                 HiddenShown::Opened(balance) => {
                     println!("hidden: {} credits ({} of them incoming)", balance.total, balance.incoming);
                     if balance.unopenable > 0 {
@@ -428,7 +429,8 @@ fn run(cli: Cli) -> Result<()> {
             let supply = client.supply()?;
             let check = hidden::audit_supply(&client)?;
             if cli.json {
-                let json = serde_json::json!({ "supply": supply, "audit": check });
+                let mut json = serde_json::to_value(&supply)?;
+                json["audit"] = serde_json::to_value(&check)?;
                 println!("{}", serde_json::to_string_pretty(&json)?);
             } else {
                 println!(
@@ -584,6 +586,8 @@ enum HiddenShown {
     None,
     /// Hidden amounts the keystore holds no key for.
     NotYours,
+    /// The keystore's key, with no password given to open it.
+    Locked,
     /// Opened with the key.
     Opened(hidden::HiddenBalance),
 }
@@ -596,9 +600,12 @@ fn hidden_balance(cli: &Cli, keystore: &Keystore, client: &NodeClient, address: 
     let Some(file) = keystore.list()?.into_iter().find(|file| file.address == *address) else {
         return Ok(HiddenShown::NotYours);
     };
-    let key =
-        file.unlock(&password(cli, &format!("Password for key {} (to open its hidden balance): ", file.name), false)?)?;
-    Ok(HiddenShown::Opened(hidden::open(&view, &key)?))
+    // Without a password to give (a script, no ACRE_PASSWORD) the public balance still shows.
+    let prompt = format!("Password for key {} (to open its hidden balance): ", file.name);
+    let Ok(password) = password(cli, &prompt, false) else {
+        return Ok(HiddenShown::Locked);
+    };
+    Ok(HiddenShown::Opened(hidden::open(&view, &file.unlock(&password)?)?))
 }
 
 fn hidden_request(
