@@ -27,3 +27,4 @@ pub mod section_log;
 pub mod storage;
 pub mod storage_api;
 pub mod supervisor;
+mod vote_queue;

@@ -13,7 +13,6 @@ use acre_ledger::store::Store;
 use acre_ledger::{
     AccountId, Certificate, Committee, Confirmation, ElderAnswer, GatherError, Gathering, LedgerError, SignedOrder,
 };
-use acre_proofs::placement::distance;
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::PeerId;
 use tokio::sync::Notify;
@@ -21,6 +20,7 @@ use tokio::sync::Notify;
 use crate::config::write_atomically;
 use crate::ledger_task::{LedgerHandle, LedgerStopped};
 use crate::network::{peer_id_of, to_wire, InboundHandler, NetworkHandle, PeerRequest, PeerResponse, MAX_BATCH};
+use crate::vote_queue::{VoteQueue, Voter};
 
 /// Certificates per catch-up page.
 const CATCH_UP_PAGE: u32 = 512;
@@ -49,6 +49,8 @@ pub struct Section {
     behind: Notify,
     /// Permits for background certificate deliveries ([`MAX_DELIVERIES`]).
     deliveries: Arc<tokio::sync::Semaphore>,
+    /// Orders on their way to each elder, batched ([`VoteQueue`]).
+    vote_queues: BTreeMap<AccountId, VoteQueue>,
     /// The section's members as its agreed log last said, and which of them are its
     /// elders (who audit and order the log); the committee above certifies transfers.
     membership: std::sync::RwLock<Membership>,
@@ -75,7 +77,19 @@ impl Section {
         let elders: Vec<(AccountId, PeerId)> =
             committee.members().filter_map(|id| Some((*id, peer_id_of(id)?))).collect();
         let membership = Membership { members: elders.clone(), elders: committee.members().copied().collect() };
+        let vote_queues = elders
+            .iter()
+            .map(|&(elder, peer)| {
+                let voter = if elder == me {
+                    Voter::Local(ledger.clone())
+                } else {
+                    Voter::Remote { network: network.clone(), peer, timeout }
+                };
+                (elder, VoteQueue::spawn(voter))
+            })
+            .collect();
         Section {
+            vote_queues,
             ledger,
             network,
             committee,
@@ -150,7 +164,7 @@ impl Section {
     /// quorum; each elder's lock still votes once per (account, sequence), so at most one
     /// certificate can ever form, and only that owner's account loses its liveness.
     pub async fn certify(&self, order: SignedOrder) -> Result<Certificate, GatherError> {
-        let elders = self.elders_for(&order.order.from);
+        let elders = self.elders.clone();
         let mut gathering = Gathering::new(self.committee.clone(), order.order.clone(), elders.len());
         let mut asks: FuturesUnordered<_> = elders.into_iter().map(|elder| self.ask(elder, &order)).collect();
         while !gathering.is_settled() {
@@ -173,18 +187,11 @@ impl Section {
         peers.into_iter().filter(|peer| peer.connected).map(|peer| peer.peer).collect()
     }
 
-    /// The elders in the order every node asks them for `sender`'s orders.
-    fn elders_for(&self, sender: &AccountId) -> Vec<(AccountId, PeerId)> {
-        let mut elders = self.elders.clone();
-        elders.sort_by_key(|(id, _)| distance(id.as_bytes(), sender.as_bytes()));
-        elders
-    }
-
     /// One elder's vote on `order`. An elder that is behind on the sender's account, or
     /// lacks incoming credits the order folds in, is sent the certificates it lacks (this
     /// node has them) and asked once more.
     async fn ask(&self, (elder, peer): (AccountId, PeerId), order: &SignedOrder) -> ElderAnswer {
-        match self.ask_once(elder, peer, order).await {
+        match self.ask_once(elder, order).await {
             ElderAnswer::Refused(LedgerError::UnknownIncoming { .. }) if elder != self.me => {
                 let absorbed: Vec<_> = order.order.hidden.iter().flat_map(|hidden| hidden.absorb.clone()).collect();
                 let held = self
@@ -200,7 +207,7 @@ impl Section {
                 if !held.is_empty() {
                     let _ = self.request(peer, PeerRequest::Certificates(held)).await;
                 }
-                self.ask_once(elder, peer, order).await
+                self.ask_once(elder, order).await
             }
             ElderAnswer::Refused(refusal @ LedgerError::UnexpectedSequence { expected, got }) if elder == self.me => {
                 // This node is the one behind: the certificates it lacks were certified a
@@ -209,7 +216,7 @@ impl Section {
                     && got - expected <= u64::from(CATCH_UP_PAGE)
                     && self.fetch_certificates_of(order.order.from, expected, got).await
                 {
-                    return self.ask_once(elder, peer, order).await;
+                    return self.ask_once(elder, order).await;
                 }
                 self.behind.notify_one();
                 ElderAnswer::Refused(refusal)
@@ -231,7 +238,7 @@ impl Section {
                 if missing.len() as u64 == got - expected {
                     let _ = self.request(peer, PeerRequest::Certificates(missing)).await;
                 }
-                self.ask_once(elder, peer, order).await
+                self.ask_once(elder, order).await
             }
             asked => asked,
         }
@@ -262,20 +269,9 @@ impl Section {
         false
     }
 
-    async fn ask_once(&self, elder: AccountId, peer: PeerId, order: &SignedOrder) -> ElderAnswer {
-        let answers = if elder == self.me {
-            self.ledger.orders(vec![order.clone()]).await.ok()
-        } else {
-            match self.request(peer, PeerRequest::Orders(vec![order.clone()])).await {
-                Some(PeerResponse::Votes(votes)) => {
-                    Some(votes.into_iter().map(|vote| vote.map_err(|refusal| refusal.0)).collect())
-                }
-                _ => None,
-            }
-        };
-        match answers.and_then(|answers| answers.into_iter().next()) {
-            Some(Ok(vote)) => ElderAnswer::Voted(vote),
-            Some(Err(refusal)) => ElderAnswer::Refused(refusal),
+    async fn ask_once(&self, elder: AccountId, order: &SignedOrder) -> ElderAnswer {
+        match self.vote_queues.get(&elder) {
+            Some(queue) => queue.ask(order.clone()).await,
             None => ElderAnswer::Silent,
         }
     }

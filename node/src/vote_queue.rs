@@ -1,0 +1,104 @@
+//! Orders on their way to one elder, batched. While a request to the elder is in flight,
+//! the orders that arrive meanwhile wait and go together in the next one: one request per
+//! elder and one group commit there however many orders a node gathers at once, and a lone
+//! order still goes at once.
+
+use std::time::Duration;
+
+use acre_ledger::{ElderAnswer, SignedOrder};
+use libp2p::PeerId;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ledger_task::LedgerHandle;
+use crate::network::{NetworkHandle, PeerRequest, PeerResponse, MAX_BATCH};
+use crate::section::request_within;
+
+/// An order and where its answer goes.
+type Job = (SignedOrder, oneshot::Sender<ElderAnswer>);
+
+/// Where a queue's orders are voted on.
+#[derive(Debug, Clone)]
+pub(crate) enum Voter {
+    /// This node's own ledger.
+    Local(LedgerHandle),
+    /// Another elder, over the network.
+    Remote {
+        /// The network task.
+        network: NetworkHandle,
+        /// The elder's peer.
+        peer: PeerId,
+        /// How long it may take to answer.
+        timeout: Duration,
+    },
+}
+
+impl Voter {
+    /// The elder's answer to each order, in order; silence for all if it gave none.
+    async fn votes(&self, orders: Vec<SignedOrder>) -> Vec<ElderAnswer> {
+        let count = orders.len();
+        let answers = match self {
+            Voter::Local(ledger) => ledger.orders(orders).await.ok(),
+            Voter::Remote { network, peer, timeout } => {
+                match request_within(network, *peer, PeerRequest::Orders(orders), *timeout).await {
+                    Some(PeerResponse::Votes(votes)) => {
+                        Some(votes.into_iter().map(|vote| vote.map_err(|refusal| refusal.0)).collect())
+                    }
+                    _ => None,
+                }
+            }
+        };
+        match answers {
+            Some(answers) if answers.len() == count => answers
+                .into_iter()
+                .map(|answer| match answer {
+                    Ok(vote) => ElderAnswer::Voted(vote),
+                    Err(refusal) => ElderAnswer::Refused(refusal),
+                })
+                .collect(),
+            _ => vec![ElderAnswer::Silent; count],
+        }
+    }
+}
+
+/// The queue of orders for one elder, served by its own task until the queue is dropped.
+#[derive(Debug)]
+pub(crate) struct VoteQueue {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl VoteQueue {
+    /// Starts the task that sends this queue's orders to `voter`.
+    pub(crate) fn spawn(voter: Voter) -> Self {
+        let (jobs, queue) = mpsc::channel(MAX_BATCH);
+        tokio::spawn(serve(voter, queue));
+        VoteQueue { jobs }
+    }
+
+    /// The elder's answer to `order`. A full queue (the elder is not keeping up) is
+    /// silence at once rather than a wait: the other elders make the quorum.
+    pub(crate) async fn ask(&self, order: SignedOrder) -> ElderAnswer {
+        let (reply, answer) = oneshot::channel();
+        if self.jobs.try_send((order, reply)).is_err() {
+            return ElderAnswer::Silent;
+        }
+        answer.await.unwrap_or(ElderAnswer::Silent)
+    }
+}
+
+/// Sends whatever is queued as one request, waits for its answer, and repeats.
+async fn serve(voter: Voter, mut queue: mpsc::Receiver<Job>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (orders, replies): (Vec<SignedOrder>, Vec<_>) = batch.into_iter().unzip();
+        for (reply, answer) in replies.into_iter().zip(voter.votes(orders).await) {
+            // The asker may have its quorum already and be gone.
+            let _ = reply.send(answer);
+        }
+    }
+}
