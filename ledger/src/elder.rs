@@ -84,6 +84,23 @@ impl StateSum {
     }
 }
 
+/// Whether an order's range proof must still be verified before an elder decides on it
+/// ([`ElderState::precheck`]). Only the precheck can say it need not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProofDuty {
+    needed: bool,
+}
+
+impl ProofDuty {
+    /// Verify it: always safe.
+    pub const ALWAYS: ProofDuty = ProofDuty { needed: true };
+
+    /// Whether the proof must be verified.
+    pub fn needed(self) -> bool {
+        self.needed
+    }
+}
+
 /// An account as the elder holds it in memory.
 #[derive(Debug, Clone)]
 struct Account {
@@ -562,15 +579,30 @@ impl ElderState {
         self.accounts.values().try_fold(Amount::ZERO, |sum, account| sum.checked_add(account.state.balance))
     }
 
-    /// The refusal an order from `from` at `sequence` gets before any costly check: an
-    /// unknown sender, or a sequence ahead of its next. A node runs it before verifying a
-    /// hidden order's range proof, so junk from keys that hold nothing costs no proof.
-    pub fn precheck_sender(&self, from: &AccountId, sequence: u64) -> Result<(), LedgerError> {
-        let account = self.accounts.get(from).ok_or(LedgerError::UnknownAccount { account: *from })?;
-        if sequence > account.state.next_sequence {
-            return Err(LedgerError::UnexpectedSequence { expected: account.state.next_sequence, got: sequence });
+    /// Every check of a hidden order that needs this elder's state and no cryptography,
+    /// made before its range proof is verified: a node runs it first, so an order this
+    /// elder would refuse anyway (unknown sender, wrong sequence, credits not held, a
+    /// spendable commitment that does not follow, a shield the balance does not cover)
+    /// costs no proof. An order at a sequence this elder already voted on or passed needs
+    /// no proof either: the vote stored for its digest, or the conflict, answers it.
+    pub fn precheck(&self, order: &crate::TransferOrder) -> Result<ProofDuty, LedgerError> {
+        let Some(hidden) = &order.hidden else { return Ok(ProofDuty::ALWAYS) };
+        let account = self.accounts.get(&order.from).ok_or(LedgerError::UnknownAccount { account: order.from })?;
+        let next = account.state.next_sequence;
+        if order.sequence > next {
+            return Err(LedgerError::UnexpectedSequence { expected: next, got: order.sequence });
         }
-        Ok(())
+        if order.sequence < next || account.pending.is_some() {
+            return Ok(ProofDuty { needed: false });
+        }
+        self.check_recipient(&order.to)?;
+        if account.spendable_after(order, hidden)? != hidden.spendable {
+            return Err(LedgerError::HiddenMismatch);
+        }
+        if matches!(hidden.kind, HiddenKind::Shield) && account.state.balance < order.amount {
+            return Err(LedgerError::InsufficientBalance { balance: account.state.balance, amount: order.amount });
+        }
+        Ok(ProofDuty::ALWAYS)
     }
 
     /// An account's spendable commitment, if it has one.

@@ -73,7 +73,7 @@ pub use certificate::{
     VerifiedCertificate, Vote,
 };
 pub use durable::DurableElder;
-pub use elder::ElderState;
+pub use elder::{ElderState, ProofDuty};
 pub use epoch::{EpochRecord, EpochReport, MintItem, ProvenChunk};
 pub use error::LedgerError;
 pub use gathering::{ElderAnswer, GatherError, Gathering};

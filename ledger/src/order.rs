@@ -53,9 +53,13 @@ impl TransferOrder {
         let proof_len;
         if let Some(hidden) = &self.hidden {
             statement = self.statement();
-            let proof = hidden.proof.as_ref().map_or(&[][..], |proof| proof.0.as_slice());
+            // A presence flag, so "no proof" and "an empty proof" are different orders.
+            let (flag, proof): (&[u8], &[u8]) = match &hidden.proof {
+                Some(proof) => (&[1], &proof.0),
+                None => (&[0], &[]),
+            };
             proof_len = (proof.len() as u64).to_le_bytes();
-            parts.extend([&b"hidden"[..], statement.as_bytes(), &proof_len, proof]);
+            parts.extend([&b"hidden"[..], statement.as_bytes(), flag, &proof_len, proof]);
         }
         Digest::derive(ORDER_CONTEXT, &parts)
     }
@@ -147,9 +151,17 @@ impl SignedOrder {
     /// `network`, once, so an elder can take the order without checking them again
     /// ([`crate::DurableElder::handle_verified_orders`]).
     pub fn into_verified(self, network: &Digest) -> Result<VerifiedOrder, LedgerError> {
+        self.into_verified_given(network, crate::ProofDuty::ALWAYS)
+    }
+
+    /// [`SignedOrder::into_verified`], verifying the range proof only if `duty` (from
+    /// [`crate::ElderState::precheck`]) says the elder's decision depends on it.
+    pub fn into_verified_given(self, network: &Digest, duty: crate::ProofDuty) -> Result<VerifiedOrder, LedgerError> {
         self.order.check_well_formed()?;
         self.verify()?;
-        self.order.check_hidden(network)?;
+        if duty.needed() {
+            self.order.check_hidden(network)?;
+        }
         Ok(VerifiedOrder(self))
     }
 

@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use acre_ledger::store::RocksStore;
 use acre_ledger::{
-    AccountId, Certificate, Committee, Confirmation, Digest, DurableElder, EpochRecord, LedgerError, SignedOrder,
-    VerifiedCertificate, VerifiedOrder, Vote,
+    AccountId, Certificate, Committee, Confirmation, Digest, DurableElder, EpochRecord, LedgerError, ProofDuty,
+    SignedOrder, TransferOrder, VerifiedCertificate, VerifiedOrder, Vote,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -81,29 +81,18 @@ impl LedgerHandle {
 
     /// Votes on orders (see [`DurableElder::handle_orders`]).
     pub async fn orders(&self, orders: Vec<SignedOrder>) -> Result<Vec<Result<Vote, LedgerError>>, LedgerStopped> {
-        // A range proof costs a millisecond; the ledger refuses a hidden order from an
-        // unknown sender, or ahead of its sequence, before anyone verifies one.
-        let senders: Vec<Option<(AccountId, u64)>> =
-            orders.iter().map(|o| o.order.hidden.as_ref().map(|_| (o.order.from, o.order.sequence))).collect();
-        let prechecked: Vec<Result<(), LedgerError>> = if senders.iter().any(Option::is_some) {
-            self.read(move |elder| {
-                let state = elder.state();
-                senders
-                    .iter()
-                    .map(|sender| sender.map_or(Ok(()), |(from, seq)| state.precheck_sender(&from, seq)))
-                    .collect()
-            })
-            .await?
+        // A range proof costs a millisecond: the ledger first refuses what it would refuse
+        // anyway, and says which proofs its decision does not depend on.
+        let duties: Vec<Result<ProofDuty, LedgerError>> = if orders.iter().any(|o| o.order.hidden.is_some()) {
+            let heads: Vec<TransferOrder> = orders.iter().map(|o| o.order.clone()).collect();
+            self.read(move |elder| heads.iter().map(|order| elder.state().precheck(order)).collect()).await?
         } else {
-            vec![Ok(()); senders.len()]
+            vec![Ok(ProofDuty::ALWAYS); orders.len()]
         };
         let network = self.network;
         let checked = off_thread(move || {
-            orders
-                .into_iter()
-                .zip(prechecked)
-                .map(|(order, pre)| pre.and_then(|()| order.into_verified(&network)))
-                .collect()
+            let checks = orders.into_iter().zip(duties);
+            checks.map(|(order, duty)| duty.and_then(|duty| order.into_verified_given(&network, duty))).collect()
         })
         .await?;
         let (reply, answer) = oneshot::channel();

@@ -192,7 +192,7 @@ impl Section {
     /// node has them) and asked once more.
     async fn ask(&self, (elder, peer): (AccountId, PeerId), order: &SignedOrder) -> ElderAnswer {
         match self.ask_once(elder, order).await {
-            ElderAnswer::Refused(LedgerError::UnknownIncoming { .. }) if elder != self.me => {
+            ElderAnswer::Refused(refusal @ LedgerError::UnknownIncoming { .. }) if elder != self.me => {
                 let absorbed: Vec<_> = order.order.hidden.iter().flat_map(|hidden| hidden.absorb.clone()).collect();
                 let held = self
                     .ledger
@@ -204,9 +204,10 @@ impl Section {
                     })
                     .await
                     .unwrap_or_default();
-                if !held.is_empty() {
-                    let _ = self.request(peer, PeerRequest::Certificates(held)).await;
+                if held.is_empty() {
+                    return ElderAnswer::Refused(refusal);
                 }
+                let _ = self.request(peer, PeerRequest::Certificates(held)).await;
                 self.ask_once(elder, order).await
             }
             ElderAnswer::Refused(refusal @ LedgerError::UnexpectedSequence { expected, got }) if elder == self.me => {

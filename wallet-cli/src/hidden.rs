@@ -7,57 +7,115 @@
 use std::path::PathBuf;
 
 use acre_api::ledger::HiddenView;
-use acre_ledger::confidential::{self, HiddenAction, HiddenSpend, Opening, MAX_ABSORB};
-use acre_ledger::{AccountId, Amount, Digest};
+use acre_ledger::confidential::{self, HiddenAction, HiddenKind, HiddenSpend, IncomingCredit, Opening, MAX_ABSORB};
+use acre_ledger::{AccountId, Amount, Committee, Digest};
 use acre_wallet::client::NodeClient;
 use acre_wallet::keystore::KeyFile;
 use anyhow::{bail, Context, Result};
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
-use crate::{confirm, node_client, password, read_journal, submit, Cli};
+use crate::{committee_of, confirm, node_client, password, read_journal, submit, Cli};
+
+/// Incoming credits whose certificates the wallet checks, largest first: enough to fold
+/// in and show, while a flood of tiny credits costs the wallet a bounded number of requests.
+const CHECKED_CREDITS: usize = 4 * MAX_ABSORB;
 
 /// An account's hidden balance as its key opens it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub(crate) struct HiddenBalance {
-    /// Spendable and incoming together: what the owner can move.
+    /// Spendable and checked incoming credits together.
     pub(crate) total: Amount,
-    /// Of which sent to the account and folded in by its next hidden order.
+    /// Of which sent to the account and not folded in yet.
     pub(crate) incoming: Amount,
-    /// Incoming credits whose sealed opening does not match their commitment: a sender
-    /// sealed a wrong one. They are never folded in.
+    /// Incoming credits left aside: a sealed opening that does not match its commitment
+    /// (the sender sealed a wrong one), or no certificate from the section for it.
     pub(crate) unopenable: usize,
+    /// Incoming credits beyond the largest ones checked, not counted in `total`.
+    pub(crate) unchecked: usize,
     #[serde(skip)]
     spendable: Opening,
     #[serde(skip)]
     absorb: Vec<(Digest, Opening)>,
 }
 
-/// Opens `view` with `key`: the spendable commitment, and every incoming credit that
-/// opens to its commitment (at most [`MAX_ABSORB`] are folded in per order).
-pub(crate) fn open(view: &HiddenView, key: &SigningKey) -> Result<HiddenBalance> {
+impl std::fmt::Debug for HiddenBalance {
+    /// Shows no amount: a debug print must not undo what the commitments hide.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HiddenBalance(…)")
+    }
+}
+
+/// Opens `view` with `key`. Each incoming credit must open to its commitment and be what a
+/// certificate of `committee` says was sent to this account (a node could otherwise show
+/// credits anyone can seal); the largest [`MAX_ABSORB`] are folded in by the next order.
+pub(crate) fn open(
+    client: &NodeClient,
+    committee: &Committee,
+    view: &HiddenView,
+    key: &SigningKey,
+) -> Result<HiddenBalance> {
+    if view.network != committee.id() {
+        bail!("the node names another section than the elders it reports; its hidden orders would be refused");
+    }
     let spendable = match &view.spendable {
         Some(hidden) => hidden.open(key).context("the hidden balance's opening does not open with this key")?,
         None => Opening::ZERO,
     };
-    let mut absorb = Vec::new();
+    let mut opened: Vec<(&IncomingCredit, Opening)> = Vec::new();
     let mut unopenable = 0;
     for credit in &view.incoming {
         match credit.open(key) {
-            Ok(opening) if absorb.len() < MAX_ABSORB => absorb.push((credit.certificate, opening)),
-            Ok(_) => {}
+            Ok(opening) => opened.push((credit, opening)),
             Err(_) => unopenable += 1,
         }
     }
-    let incoming = absorb.iter().try_fold(Opening::ZERO, |sum, (_, o)| sum.checked_add(*o));
-    let total = incoming.and_then(|incoming| incoming.checked_add(spendable)).context("hidden amounts overflow")?;
+    opened.sort_by_key(|(_, opening)| std::cmp::Reverse(opening.value));
+    let unchecked = opened.len().saturating_sub(CHECKED_CREDITS);
+    opened.truncate(CHECKED_CREDITS);
+    let mut certified = Vec::with_capacity(opened.len());
+    for (credit, opening) in opened {
+        if is_certified(client, committee, &view.address, credit)? {
+            certified.push((credit.certificate, opening));
+        } else {
+            unopenable += 1;
+        }
+    }
+    let sum = |credits: &[(Digest, Opening)]| credits.iter().try_fold(Opening::ZERO, |sum, (_, o)| sum.checked_add(*o));
+    let incoming = sum(&certified).context("hidden amounts overflow")?;
+    let total = incoming.checked_add(spendable).context("hidden amounts overflow")?;
+    certified.truncate(MAX_ABSORB);
     Ok(HiddenBalance {
         total: total.amount()?,
-        incoming: incoming.context("hidden amounts overflow")?.amount()?,
+        incoming: incoming.amount()?,
         unopenable,
+        unchecked,
         spendable,
-        absorb,
+        absorb: certified,
     })
+}
+
+/// Whether the section certified `credit`: a certificate of `committee` for a hidden
+/// transfer to `owner` with exactly this commitment and sealed opening.
+fn is_certified(
+    client: &NodeClient,
+    committee: &Committee,
+    owner: &AccountId,
+    credit: &IncomingCredit,
+) -> Result<bool> {
+    let Some(transfer) = client.transfer(&credit.certificate)? else { return Ok(false) };
+    let certificate = &transfer.certificate;
+    let order = &certificate.order;
+    let matches = match order.hidden.as_ref().map(|hidden| &hidden.kind) {
+        Some(HiddenKind::Transfer { amount, opening }) => *amount == credit.amount && *opening == credit.opening,
+        _ => false,
+    };
+    Ok(matches
+        && certificate.id() == credit.certificate
+        && order.to == *owner
+        && order.from == credit.from
+        && order.sequence == credit.sequence
+        && committee.verify_certificate(certificate).is_ok())
 }
 
 /// Whether the node shows anything hidden for the account.
@@ -91,8 +149,15 @@ pub(crate) fn run(cli: &Cli, request: HiddenRequest) -> Result<()> {
         std::fs::remove_file(&journal)?;
     }
     let account = client.account(&file.address)?.with_context(|| format!("{} has never held credits", file.address))?;
-    if let Some(pending) = &account.pending_order {
-        bail!("an earlier order is pending at sequence {}; repeat that send to finish it", pending.order.sequence);
+    if let Some(pending) = account.pending_order {
+        // Elders voted for it and locked the sequence: only that very order can pass there.
+        eprintln!("finishing the order pending at sequence {} first", pending.order.sequence);
+        if let Some(dir) = journal.parent() {
+            acre_wallet::keystore::create_private_dir(dir)?;
+        }
+        std::fs::write(&journal, serde_json::to_vec(&pending)?)?;
+        submit(cli, &client, &journal, &pending)?;
+        bail!("the pending order is settled; repeat this one");
     }
     match request.action {
         HiddenAction::Shield { amount } if account.balance < amount => {
@@ -110,13 +175,17 @@ pub(crate) fn run(cli: &Cli, request: HiddenRequest) -> Result<()> {
     }
     let key = file.unlock(&password(cli, &format!("Password for key {}: ", file.name), false)?)?;
     let view = client.hidden(&file.address)?.with_context(|| format!("{} has never held credits", file.address))?;
-    let balance = open(&view, &key)?;
+    let balance = open(&client, &committee_of(&client)?, &view, &key)?;
     let moved = match request.action {
         HiddenAction::Shield { .. } => Amount::ZERO,
         HiddenAction::Unshield { amount, .. } | HiddenAction::Transfer { amount, .. } => amount,
     };
     if balance.total < moved {
         bail!("{} holds {} hidden credits, less than the {moved} to move", file.name, balance.total);
+    }
+    let foldable = balance.absorb.iter().try_fold(balance.spendable, |sum, (_, o)| sum.checked_add(*o));
+    if foldable.is_none_or(|available| available.value < moved.nanos()) {
+        bail!("one order folds in {MAX_ABSORB} incoming credits; shield a little first to fold in more, then repeat");
     }
     let spend = HiddenSpend {
         key: &key,

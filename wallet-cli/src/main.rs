@@ -356,8 +356,14 @@ fn run(cli: Cli) -> Result<()> {
                     println!("hidden: {} credits ({} of them incoming)", balance.total, balance.incoming);
                     if balance.unopenable > 0 {
                         println!(
-                            "  {} incoming credits do not open (their sender sealed a wrong opening); they are left aside",
+                            "  {} incoming credits are left aside: their opening does not match (a wrong seal) or no certificate of the section sent them",
                             balance.unopenable
+                        );
+                    }
+                    if balance.unchecked > 0 {
+                        println!(
+                            "  {} more incoming credits, smaller than these, are not counted yet",
+                            balance.unchecked
                         );
                     }
                 }
@@ -605,7 +611,8 @@ fn hidden_balance(cli: &Cli, keystore: &Keystore, client: &NodeClient, address: 
     let Ok(password) = password(cli, &prompt, false) else {
         return Ok(HiddenShown::Locked);
     };
-    Ok(HiddenShown::Opened(hidden::open(&view, &file.unlock(&password)?)?))
+    let committee = committee_of(client)?;
+    Ok(HiddenShown::Opened(hidden::open(client, &committee, &view, &file.unlock(&password)?)?))
 }
 
 fn hidden_request(
@@ -717,22 +724,28 @@ fn send(cli: &Cli, request: &SendRequest<'_>) -> Result<()> {
     submit(cli, &client, &journal, &signed)
 }
 
-/// Sends a journaled order. A final refusal means no elder voted for it, so the journal is
-/// cleared; an answer that may hide a vote (no quorum yet, a failing disk) keeps it.
+/// Sends a journaled order. A final refusal clears the journal; an answer that may hide
+/// votes keeps it, so repeating the command sends the very same order: no quorum yet, a
+/// failing disk, or a refusal that may pass later (409 other than a conflict: some elders
+/// voted while others lacked credits or certificates still on their way).
 fn submit(cli: &Cli, client: &NodeClient, journal: &Path, signed: &acre_ledger::SignedOrder) -> Result<()> {
     match client.submit_order(signed) {
         Ok(transfer) => {
             std::fs::remove_file(journal)?;
             report(cli, client, signed, &transfer, "sent")
         }
-        Err(ClientError::Refused(problem))
-            if !matches!(problem.code, ProblemCode::NoQuorum | ProblemCode::Storage | ProblemCode::Other) =>
-        {
+        Err(ClientError::Refused(problem)) if !may_hide_votes(&problem) => {
             std::fs::remove_file(journal)?;
             Err(ClientError::Refused(problem).into())
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// Whether a refusal may leave some elders' votes (and locks) behind it.
+fn may_hide_votes(problem: &Problem) -> bool {
+    let retryable_conflict = problem.status == 409 && problem.code != ProblemCode::ConflictingOrder;
+    retryable_conflict || matches!(problem.code, ProblemCode::NoQuorum | ProblemCode::Storage | ProblemCode::Other)
 }
 
 fn read_journal(path: &Path) -> Result<Option<acre_ledger::SignedOrder>> {
@@ -753,11 +766,7 @@ fn report(
     transfer: &acre_api::ledger::TransferView,
     verb: &str,
 ) -> Result<()> {
-    let elders = match devnet_manifest() {
-        Ok(manifest) if manifest.nodes.iter().any(|node| node.api == client.base()) => manifest.elders(),
-        _ => client.section()?.elders.into_iter().map(|elder| elder.id).collect(),
-    };
-    let committee = Committee::new(elders)?;
+    let committee = committee_of(client)?;
     committee.verify_certificate(&transfer.certificate)?;
     if transfer.certificate.order != signed.order || transfer.id != transfer.certificate.id() {
         bail!("the node returned a certificate for another order");
@@ -777,6 +786,16 @@ fn report(
     };
     println!("{what}: certificate {}", transfer.id);
     Ok(())
+}
+
+/// The elders certificates are checked against: pinned from the devnet's manifest for a
+/// devnet node, otherwise the section's as the node reports them.
+pub(crate) fn committee_of(client: &NodeClient) -> Result<Committee> {
+    let elders = match devnet_manifest() {
+        Ok(manifest) if manifest.nodes.iter().any(|node| node.api == client.base()) => manifest.elders(),
+        _ => client.section()?.elders.into_iter().map(|elder| elder.id).collect(),
+    };
+    Ok(Committee::new(elders)?)
 }
 
 /// The node from `--node`, else `ACRE_NODE`, else the running devnet's first node. With

@@ -1,6 +1,7 @@
 //! Making hidden orders, as a wallet does: from the openings the owner holds to a
 //! complete order whose proof the elders will accept.
 
+use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::SigningKey;
 
 use super::{
@@ -10,7 +11,7 @@ use super::{
 use crate::{AccountId, Amount, Digest, TransferOrder};
 
 /// What a hidden order moves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum HiddenAction {
     /// Public credits into the owner's hidden balance.
     Shield {
@@ -33,8 +34,19 @@ pub enum HiddenAction {
     },
 }
 
+impl std::fmt::Debug for HiddenAction {
+    /// Names the move, never its amount: a debug print must not undo what it hides.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HiddenAction::Shield { .. } => f.write_str("Shield"),
+            HiddenAction::Unshield { to, .. } => write!(f, "Unshield(to {to})"),
+            HiddenAction::Transfer { to, .. } => write!(f, "Transfer(to {to})"),
+        }
+    }
+}
+
 /// Everything the owner needs to make a hidden order.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HiddenSpend<'a> {
     /// The owner's key, which signs and to which its note is sealed.
     pub key: &'a SigningKey,
@@ -51,6 +63,12 @@ pub struct HiddenSpend<'a> {
     pub action: HiddenAction,
     /// Free text for the parties.
     pub memo: String,
+}
+
+impl std::fmt::Debug for HiddenSpend<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HiddenSpend").field("sequence", &self.sequence).field("action", &self.action).finish()
+    }
 }
 
 impl HiddenSpend<'_> {
@@ -78,11 +96,14 @@ impl HiddenSpend<'_> {
             }
             HiddenAction::Transfer { to, amount } => {
                 let moved = Opening::random(amount.nanos(), rng);
+                let less_one = moved
+                    .checked_sub(Opening { value: 1, blinding: Scalar::ZERO })
+                    .ok_or(ConfidentialError::Malformed("a confidential transfer moves at least one nano"))?;
                 let after = available.checked_sub(moved).ok_or_else(|| short(amount))?;
                 let committed = Commitment::of(&moved);
                 let context = opening_context(&from, &to, self.sequence, &committed);
                 let opening = SealedOpening::seal(&moved, &to, &context, rng)?;
-                (to, Amount::ZERO, HiddenKind::Transfer { amount: committed, opening }, after, vec![moved, after])
+                (to, Amount::ZERO, HiddenKind::Transfer { amount: committed, opening }, after, vec![less_one, after])
             }
         };
         let spendable = Commitment::of(&after);

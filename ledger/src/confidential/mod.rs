@@ -118,13 +118,18 @@ pub struct HiddenMove {
 }
 
 impl HiddenMove {
-    /// The commitments the range proof covers, in the order it covers them.
-    pub fn proven_commitments(&self) -> Vec<Commitment> {
-        match &self.kind {
+    /// The commitments the range proof covers, in the order it covers them. A transfer's
+    /// amount is proven less one nano (`C − 1·B` in `[0, 2^64)`), so it moves at least one
+    /// nano: a hidden transfer of nothing would create accounts and credits for free.
+    pub fn proven_commitments(&self) -> Result<Vec<Commitment>, ConfidentialError> {
+        Ok(match &self.kind {
             HiddenKind::Shield => vec![],
             HiddenKind::Unshield => vec![self.spendable],
-            HiddenKind::Transfer { amount, .. } => vec![*amount, self.spendable],
-        }
+            HiddenKind::Transfer { amount, .. } => {
+                let less_one = amount.point()? - Commitment::to_public(1).point()?;
+                vec![Commitment::from_point(less_one), self.spendable]
+            }
+        })
     }
 
     /// The bytes the statement digest covers: everything but the proof.
@@ -182,10 +187,7 @@ impl HiddenMove {
             _ => {}
         }
         self.spendable.point()?;
-        let proven = self.proven_commitments();
-        for commitment in &proven {
-            commitment.point()?;
-        }
+        let proven = self.proven_commitments()?;
         match (&self.proof, proven.is_empty()) {
             (None, true) => Ok(()),
             (Some(proof), false) => proof.verify(network, statement, &proven),

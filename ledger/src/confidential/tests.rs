@@ -229,7 +229,8 @@ fn transfer_by_hand(
         memo: String::new(),
         hidden: Some(Box::new(hidden)),
     };
-    let proof = RangeProofBytes::prove(&section.network, &order.statement(), &[moved, after]).expect("prove");
+    let less_one = moved.checked_sub(Opening { value: 1, blinding: Scalar::ZERO }).expect("at least a nano");
+    let proof = RangeProofBytes::prove(&section.network, &order.statement(), &[less_one, after]).expect("prove");
     order.hidden.as_mut().expect("hidden").proof = Some(proof);
     order
 }
@@ -313,6 +314,73 @@ fn the_audit_fails_when_a_commitment_is_tampered_with() {
     let mut garbage = original;
     garbage[0] = Commitment([0xff; 32]);
     assert_eq!(audit(issued, [], &garbage), Err(ConfidentialError::InvalidCommitment));
+}
+
+#[test]
+fn a_hidden_transfer_of_nothing_is_refused() {
+    let [alice, bob] = keys::<2>(380);
+    let mut section = Section::new(381, &[&alice]);
+    section.run(&alice, HiddenAction::Shield { amount: credits(10) });
+    let built = section.order(&alice, HiddenAction::Transfer { to: AccountId::of(&bob), amount: Amount::ZERO });
+    assert!(matches!(built, Err(ConfidentialError::Malformed(_))), "{built:?}");
+    // By hand, with a proof that the amount (0) is in range: the elders check it less one nano.
+    let (from, to) = (AccountId::of(&alice), AccountId::of(&bob));
+    let sequence = section.sequence(&alice);
+    let spendable = section.elder().hidden(&from).expect("shielded").open(&alice).expect("opens");
+    let nothing = Opening::random(0, &mut OsRng);
+    let after = spendable.checked_sub(nothing).expect("covered");
+    let amount = Commitment::of(&nothing);
+    let opening = SealedOpening::seal(&nothing, &to, &opening_context(&from, &to, sequence, &amount), &mut OsRng);
+    let note = SealedOpening::seal(&after, &from, &note_context(&from, sequence), &mut OsRng).expect("seal");
+    let kind = HiddenKind::Transfer { amount, opening: opening.expect("seal") };
+    let hidden = HiddenMove { kind, absorb: vec![], spendable: Commitment::of(&after), note, proof: None };
+    let mut order = TransferOrder {
+        from,
+        to,
+        amount: Amount::ZERO,
+        sequence,
+        app: None,
+        memo: String::new(),
+        hidden: Some(Box::new(hidden)),
+    };
+    let proof = RangeProofBytes::prove(&section.network, &order.statement(), &[nothing, after]).expect("prove");
+    order.hidden.as_mut().expect("hidden").proof = Some(proof);
+    assert_eq!(section.refusals(&alice, order), vec![LedgerError::InvalidRangeProof; 4]);
+    assert!(section.elder().account(&to).is_none(), "no account was made for bob");
+}
+
+#[test]
+fn the_precheck_refuses_before_any_proof_and_spares_the_proofs_a_decision_does_not_need() {
+    let [alice, bob, stranger] = keys::<3>(390);
+    let mut section = Section::new(391, &[&alice]);
+    section.run(&alice, HiddenAction::Shield { amount: credits(10) });
+    let order = section.order(&alice, HiddenAction::Transfer { to: AccountId::of(&bob), amount: credits(1) });
+    let order = order.expect("order");
+    let junk = |mut order: TransferOrder| {
+        order.hidden.as_mut().expect("hidden").proof = Some(RangeProofBytes(vec![7; 64]));
+        order
+    };
+    let elder = section.elder();
+    let mut from_stranger = junk(order.clone());
+    from_stranger.from = AccountId::of(&stranger);
+    assert!(matches!(elder.precheck(&from_stranger), Err(LedgerError::UnknownAccount { .. })));
+    let mut ahead = junk(order.clone());
+    ahead.sequence += 3;
+    assert!(matches!(elder.precheck(&ahead), Err(LedgerError::UnexpectedSequence { .. })));
+    let mut not_following = junk(order.clone());
+    not_following.hidden.as_mut().expect("hidden").spendable = Commitment::to_public(3);
+    assert_eq!(elder.precheck(&not_following), Err(LedgerError::HiddenMismatch));
+    assert_eq!(elder.precheck(&order), Ok(crate::ProofDuty::ALWAYS), "a live order's proof is verified");
+
+    section.certify(&alice, order.clone()).expect("certified");
+    // A rival for the spent sequence, with a proof that would not verify: the stored
+    // decision answers it, and no proof is needed for that.
+    let rival = junk(order).sign(&alice);
+    let duty = section.elder().precheck(&rival.order).expect("precheck");
+    assert!(!duty.needed());
+    let checked = rival.into_verified_given(&section.network, duty);
+    let answers = section.committee.members[0].elder.handle_verified_orders(vec![checked]);
+    assert!(matches!(answers[0], Err(LedgerError::ConflictingOrder { .. })), "{answers:?}");
 }
 
 #[test]
