@@ -203,12 +203,25 @@ fn forged_transfer(section: &Section, key: &SigningKey, to: &SigningKey, amount:
 
 /// A transfer made without the wallet's checks: `moved` to `to`, `after` stated as the
 /// remainder, `sealed` as the opening sealed to the recipient, with a valid proof for
-/// `moved` and `after`.
+/// `moved` less one nano and `after`.
 fn transfer_by_hand(
     section: &Section,
     key: &SigningKey,
     to: &SigningKey,
     moved: Opening,
+    after: Opening,
+    sealed: Opening,
+) -> TransferOrder {
+    let less_one = moved.checked_sub(Opening { value: 1, blinding: Scalar::ZERO }).expect("at least a nano");
+    transfer_proving(section, key, to, (moved, less_one), after, sealed)
+}
+
+/// [`transfer_by_hand`] with the proof made for `proven` in place of the amount less one.
+fn transfer_proving(
+    section: &Section,
+    key: &SigningKey,
+    to: &SigningKey,
+    (moved, proven): (Opening, Opening),
     after: Opening,
     sealed: Opening,
 ) -> TransferOrder {
@@ -229,8 +242,7 @@ fn transfer_by_hand(
         memo: String::new(),
         hidden: Some(Box::new(hidden)),
     };
-    let less_one = moved.checked_sub(Opening { value: 1, blinding: Scalar::ZERO }).expect("at least a nano");
-    let proof = RangeProofBytes::prove(&section.network, &order.statement(), &[less_one, after]).expect("prove");
+    let proof = RangeProofBytes::prove(&section.network, &order.statement(), &[proven, after]).expect("prove");
     order.hidden.as_mut().expect("hidden").proof = Some(proof);
     order
 }
@@ -324,27 +336,11 @@ fn a_hidden_transfer_of_nothing_is_refused() {
     let built = section.order(&alice, HiddenAction::Transfer { to: AccountId::of(&bob), amount: Amount::ZERO });
     assert!(matches!(built, Err(ConfidentialError::Malformed(_))), "{built:?}");
     // By hand, with a proof that the amount (0) is in range: the elders check it less one nano.
-    let (from, to) = (AccountId::of(&alice), AccountId::of(&bob));
-    let sequence = section.sequence(&alice);
-    let spendable = section.elder().hidden(&from).expect("shielded").open(&alice).expect("opens");
+    let to = AccountId::of(&bob);
+    let spendable = section.elder().hidden(&AccountId::of(&alice)).expect("shielded").open(&alice).expect("opens");
     let nothing = Opening::random(0, &mut OsRng);
     let after = spendable.checked_sub(nothing).expect("covered");
-    let amount = Commitment::of(&nothing);
-    let opening = SealedOpening::seal(&nothing, &to, &opening_context(&from, &to, sequence, &amount), &mut OsRng);
-    let note = SealedOpening::seal(&after, &from, &note_context(&from, sequence), &mut OsRng).expect("seal");
-    let kind = HiddenKind::Transfer { amount, opening: opening.expect("seal") };
-    let hidden = HiddenMove { kind, absorb: vec![], spendable: Commitment::of(&after), note, proof: None };
-    let mut order = TransferOrder {
-        from,
-        to,
-        amount: Amount::ZERO,
-        sequence,
-        app: None,
-        memo: String::new(),
-        hidden: Some(Box::new(hidden)),
-    };
-    let proof = RangeProofBytes::prove(&section.network, &order.statement(), &[nothing, after]).expect("prove");
-    order.hidden.as_mut().expect("hidden").proof = Some(proof);
+    let order = transfer_proving(&section, &alice, &bob, (nothing, nothing), after, nothing);
     assert_eq!(section.refusals(&alice, order), vec![LedgerError::InvalidRangeProof; 4]);
     assert!(section.elder().account(&to).is_none(), "no account was made for bob");
 }

@@ -110,6 +110,7 @@ pub struct AppliedPage {
 
 /// Key of per-account sequenced records: the account then the big-endian number, so a
 /// prefix scan walks one account in order.
+#[cfg_attr(not(feature = "rocksdb"), allow(dead_code))]
 pub(crate) fn account_key(account: &AccountId, number: u64) -> [u8; 40] {
     let mut key = [0u8; 40];
     key[..32].copy_from_slice(&account.0);
