@@ -192,7 +192,12 @@ impl Section {
     /// node has them) and asked once more.
     async fn ask(&self, (elder, peer): (AccountId, PeerId), order: &SignedOrder) -> ElderAnswer {
         match self.ask_once(elder, order).await {
-            ElderAnswer::Refused(refusal @ LedgerError::UnknownIncoming { .. }) if elder != self.me => {
+            ElderAnswer::Refused(refusal @ LedgerError::UnknownIncoming { .. }) if elder == self.me => {
+                // This node lacks credits the order folds in: catch-up brings them.
+                self.behind.notify_one();
+                ElderAnswer::Refused(refusal)
+            }
+            ElderAnswer::Refused(refusal @ LedgerError::UnknownIncoming { .. }) => {
                 let absorbed: Vec<_> = order.order.hidden.iter().flat_map(|hidden| hidden.absorb.clone()).collect();
                 let held = self
                     .ledger
