@@ -126,6 +126,24 @@ impl Account {
         }
     }
 
+    /// Refuses an order this account cannot fund: a hidden order whose stated spendable
+    /// commitment does not follow from this one, or a payment or shield its public
+    /// balance does not cover.
+    fn check_funds(&self, order: &crate::TransferOrder) -> Result<(), LedgerError> {
+        if let Some(hidden) = &order.hidden {
+            if self.spendable_after(order, hidden)? != hidden.spendable {
+                return Err(LedgerError::HiddenMismatch);
+            }
+        }
+        // Only a public payment or a shield spends the public balance.
+        let public_debit =
+            !matches!(order.hidden.as_ref().map(|h| &h.kind), Some(HiddenKind::Unshield | HiddenKind::Transfer { .. }));
+        if public_debit && self.state.balance < order.amount {
+            return Err(LedgerError::InsufficientBalance { balance: self.state.balance, amount: order.amount });
+        }
+        Ok(())
+    }
+
     /// The spendable commitment a hidden order must state: the one held now, plus the
     /// credits it folds in, plus or minus what it moves. Shield and unshield amounts are
     /// public and unblinded on this side.
@@ -292,17 +310,7 @@ impl ElderState {
             }
             return Err(LedgerError::ConflictingOrder { voted: lock.vote.order });
         }
-        if let Some(hidden) = &order.hidden {
-            if sender.spendable_after(order, hidden)? != hidden.spendable {
-                return Err(LedgerError::HiddenMismatch);
-            }
-        }
-        // Only a public payment or a shield spends the public balance.
-        let public_debit =
-            !matches!(order.hidden.as_ref().map(|h| &h.kind), Some(HiddenKind::Unshield | HiddenKind::Transfer { .. }));
-        if public_debit && sender.state.balance < order.amount {
-            return Err(LedgerError::InsufficientBalance { balance: sender.state.balance, amount: order.amount });
-        }
+        sender.check_funds(order)?;
         let vote = Vote::sign(&self.signer, digest);
         let lock = Lock { order: signed.clone(), vote };
         Ok(Effects { answer: vote, writes: WriteBatch { writes: vec![Write::Lock(lock)] } })
@@ -586,7 +594,9 @@ impl ElderState {
     /// costs no proof. An order at a sequence this elder already voted on or passed needs
     /// no proof either: the vote stored for its digest, or the conflict, answers it.
     pub fn precheck(&self, order: &crate::TransferOrder) -> Result<ProofDuty, LedgerError> {
-        let Some(hidden) = &order.hidden else { return Ok(ProofDuty::ALWAYS) };
+        if order.hidden.is_none() {
+            return Ok(ProofDuty::ALWAYS);
+        }
         let account = self.accounts.get(&order.from).ok_or(LedgerError::UnknownAccount { account: order.from })?;
         let next = account.state.next_sequence;
         if order.sequence > next {
@@ -596,12 +606,7 @@ impl ElderState {
             return Ok(ProofDuty { needed: false });
         }
         self.check_recipient(&order.to)?;
-        if account.spendable_after(order, hidden)? != hidden.spendable {
-            return Err(LedgerError::HiddenMismatch);
-        }
-        if matches!(hidden.kind, HiddenKind::Shield) && account.state.balance < order.amount {
-            return Err(LedgerError::InsufficientBalance { balance: account.state.balance, amount: order.amount });
-        }
+        account.check_funds(order)?;
         Ok(ProofDuty::ALWAYS)
     }
 

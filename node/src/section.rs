@@ -199,21 +199,11 @@ impl Section {
             }
             ElderAnswer::Refused(refusal @ LedgerError::UnknownIncoming { .. }) => {
                 let absorbed: Vec<_> = order.order.hidden.iter().flat_map(|hidden| hidden.absorb.clone()).collect();
-                let held = self
-                    .ledger
-                    .read(move |ledger| {
-                        absorbed
-                            .iter()
-                            .filter_map(|id| ledger.store().certificate(id).ok().flatten())
-                            .collect::<Vec<_>>()
-                    })
-                    .await
-                    .unwrap_or_default();
-                if held.is_empty() {
-                    return ElderAnswer::Refused(refusal);
-                }
-                let _ = self.request(peer, PeerRequest::Certificates(held)).await;
-                self.ask_once(elder, order).await
+                let held = self.ledger.read(move |ledger| {
+                    let read = absorbed.iter().map(|id| ledger.store().certificate(id).map_err(LedgerError::from));
+                    read.filter_map(Result::transpose).collect::<Result<Vec<_>, _>>()
+                });
+                self.hand_over((elder, peer), order, refusal, held.await).await
             }
             ElderAnswer::Refused(refusal @ LedgerError::UnexpectedSequence { expected, got }) if elder == self.me => {
                 // This node is the one behind: the certificates it lacks were certified a
@@ -228,25 +218,41 @@ impl Section {
                 ElderAnswer::Refused(refusal)
             }
             // Far behind is catch-up's work; a few missing certificates are sent here.
-            ElderAnswer::Refused(LedgerError::UnexpectedSequence { expected, got })
+            ElderAnswer::Refused(refusal @ LedgerError::UnexpectedSequence { expected, got })
                 if expected < got && got - expected <= u64::from(CATCH_UP_PAGE) =>
             {
                 let from = order.order.from;
-                let missing = self
-                    .ledger
-                    .read(move |ledger| {
-                        (expected..got)
-                            .map_while(|s| ledger.certificate_at(&from, s).ok().flatten())
-                            .collect::<Vec<_>>()
-                    })
-                    .await
-                    .unwrap_or_default();
-                if missing.len() as u64 == got - expected {
-                    let _ = self.request(peer, PeerRequest::Certificates(missing)).await;
-                }
-                self.ask_once(elder, order).await
+                let missing = self.ledger.read(move |ledger| {
+                    let read: Result<Vec<_>, _> = (expected..got).map(|s| ledger.certificate_at(&from, s)).collect();
+                    // Only the whole run is worth sending: the elder applies it in order.
+                    read.map(|found| found.into_iter().collect::<Option<Vec<_>>>().unwrap_or_default())
+                });
+                self.hand_over((elder, peer), order, refusal, missing.await).await
             }
             asked => asked,
+        }
+    }
+
+    /// Sends `elder` the certificates read for it from this node's ledger and asks it
+    /// again; when this node holds none of them (or cannot read them), `refusal` stands.
+    async fn hand_over(
+        &self,
+        (elder, peer): (AccountId, PeerId),
+        order: &SignedOrder,
+        refusal: LedgerError,
+        held: Result<Result<Vec<Certificate>, LedgerError>, LedgerStopped>,
+    ) -> ElderAnswer {
+        match held {
+            Ok(Ok(certificates)) if !certificates.is_empty() => {
+                // The elder's next answer says whether they were applied.
+                let _ = self.request(peer, PeerRequest::Certificates(certificates)).await;
+                self.ask_once(elder, order).await
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "the certificates an elder lacks could not be read here");
+                ElderAnswer::Refused(refusal)
+            }
+            _ => ElderAnswer::Refused(refusal),
         }
     }
 

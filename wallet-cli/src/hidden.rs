@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
-use crate::{committee_of, confirm, node_client, password, read_journal, submit, Cli};
+use crate::{committee_of, confirm, node_client, password, read_journal, submit, write_journal, Cli};
 
 /// Incoming credits whose certificates the wallet checks, largest first: enough to fold
 /// in and show, while a flood of tiny credits costs the wallet a bounded number of requests.
@@ -152,10 +152,7 @@ pub(crate) fn run(cli: &Cli, request: HiddenRequest) -> Result<()> {
     if let Some(pending) = account.pending_order {
         // Elders voted for it and locked the sequence: only that very order can pass there.
         eprintln!("finishing the order pending at sequence {} first", pending.order.sequence);
-        if let Some(dir) = journal.parent() {
-            acre_wallet::keystore::create_private_dir(dir)?;
-        }
-        std::fs::write(&journal, serde_json::to_vec(&pending)?)?;
+        write_journal(&journal, &pending)?;
         submit(cli, &client, &journal, &pending)?;
         bail!("the pending order is settled; repeat this one");
     }
@@ -198,10 +195,7 @@ pub(crate) fn run(cli: &Cli, request: HiddenRequest) -> Result<()> {
     };
     let (order, _) = spend.build(&mut rand::rngs::OsRng)?;
     let signed = order.sign(&key);
-    if let Some(dir) = journal.parent() {
-        acre_wallet::keystore::create_private_dir(dir)?;
-    }
-    std::fs::write(&journal, serde_json::to_vec(&signed)?).with_context(|| format!("writing {}", journal.display()))?;
+    write_journal(&journal, &signed)?;
     submit(cli, &client, &journal, &signed)
 }
 

@@ -717,10 +717,7 @@ fn send(cli: &Cli, request: &SendRequest<'_>) -> Result<()> {
     };
     let key = file.unlock(&password)?;
     let signed = order.sign(&key);
-    if let Some(dir) = journal.parent() {
-        acre_wallet::keystore::create_private_dir(dir)?;
-    }
-    std::fs::write(&journal, serde_json::to_vec(&signed)?).with_context(|| format!("writing {}", journal.display()))?;
+    write_journal(&journal, &signed)?;
     submit(cli, &client, &journal, &signed)
 }
 
@@ -746,6 +743,15 @@ fn submit(cli: &Cli, client: &NodeClient, journal: &Path, signed: &acre_ledger::
 fn may_hide_votes(problem: &Problem) -> bool {
     let retryable_conflict = problem.status == 409 && problem.code != ProblemCode::ConflictingOrder;
     retryable_conflict || matches!(problem.code, ProblemCode::NoQuorum | ProblemCode::Storage | ProblemCode::Other)
+}
+
+/// Writes a signed order to its journal, in the keystore's private directory, before it
+/// is sent: whatever happens next, repeating the command finds it.
+pub(crate) fn write_journal(journal: &Path, signed: &acre_ledger::SignedOrder) -> Result<()> {
+    if let Some(dir) = journal.parent() {
+        acre_wallet::keystore::create_private_dir(dir)?;
+    }
+    std::fs::write(journal, serde_json::to_vec(signed)?).with_context(|| format!("writing {}", journal.display()))
 }
 
 fn read_journal(path: &Path) -> Result<Option<acre_ledger::SignedOrder>> {

@@ -117,15 +117,7 @@ impl Bench {
         let allocations = clients.iter().map(|k| Allocation { account: AccountId::of(k), amount }).collect();
         let (mut shields, mut hidden, mut public) = (Vec::new(), Vec::new(), Vec::new());
         for client in &clients {
-            let spend = |sequence, spendable, action| HiddenSpend {
-                key: client,
-                network,
-                sequence,
-                spendable,
-                absorb: vec![],
-                action,
-                memo: String::new(),
-            };
+            let spend = |sequence, spendable, action| HiddenSpend::new(client, network, sequence, spendable, action);
             let shield = HiddenAction::Shield { amount: Amount::from_credits(50)? };
             let (shield, held) = spend(0, Opening::ZERO, shield).build(&mut OsRng)?;
             shields.push(shield.sign(client));

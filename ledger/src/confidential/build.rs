@@ -71,7 +71,12 @@ impl std::fmt::Debug for HiddenSpend<'_> {
     }
 }
 
-impl HiddenSpend<'_> {
+impl<'a> HiddenSpend<'a> {
+    /// A spend that folds in no incoming credits and carries no memo.
+    pub fn new(key: &'a SigningKey, network: Digest, sequence: u64, spendable: Opening, action: HiddenAction) -> Self {
+        HiddenSpend { key, network, sequence, spendable, absorb: vec![], action, memo: String::new() }
+    }
+
     /// The order, unsigned, and the opening of the owner's spendable commitment after it.
     pub fn build(
         self,
