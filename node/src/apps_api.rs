@@ -16,8 +16,8 @@ use acre_api::apps::{AppView, PayoutLine, PayoutsPage, Submitted};
 use acre_api::{routes, Problem, ProblemCode, PROBLEM};
 
 use crate::api::{json_body, segment};
-use crate::farming::LogItem;
 use crate::storage::Storage;
+use acre_core::LogItem;
 
 /// Payout lines per page.
 const PAYOUTS_PAGE: usize = 100;

@@ -36,6 +36,25 @@ pub fn write_atomically(path: &Path, contents: impl AsRef<[u8]>) -> std::io::Res
     sync_parent(path)
 }
 
+/// A JSON file the node keeps for itself (cursors, meter totals), or the empty value if
+/// it was never written. A file that cannot be read or decoded is reported and then
+/// treated as never written: each such file only saves work or under-counts this node's
+/// own view, so starting from empty is safe, but it is not silent.
+pub fn read_json_or_empty<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return T::default(),
+        Err(error) => {
+            tracing::warn!(%error, path = %path.display(), "cannot read a saved file; starting from empty");
+            return T::default();
+        }
+    };
+    serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+        tracing::warn!(%error, path = %path.display(), "a saved file does not decode; starting from empty");
+        T::default()
+    })
+}
+
 /// Syncs the directory holding `path`, so a file created or renamed there stays.
 pub fn sync_parent(path: &Path) -> std::io::Result<()> {
     match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {

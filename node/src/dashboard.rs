@@ -19,8 +19,8 @@ use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
 
-use crate::farming::statement;
 use crate::storage::{Storage, StorageError};
+use acre_core::log::statement;
 
 /// Epochs the reward plot and table cover.
 const SHOWN_EPOCHS: u64 = 30;

@@ -15,9 +15,10 @@ use acre_api::farming::{MemberView, MembersView, Statement};
 use acre_api::{routes, Problem, ProblemCode, PROBLEM};
 
 use crate::api::segment;
-use crate::farming::{statement, EpochOutcome};
 use crate::storage::Storage;
 use acre_api::farming::{ElderSignatureView, EpochView};
+use acre_core::log::statement;
+use acre_core::EpochOutcome;
 
 /// Most epochs one statement covers.
 const STATEMENT_EPOCHS: u64 = 1000;

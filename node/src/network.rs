@@ -24,7 +24,7 @@ use libp2p::{identify, identity, noise, tcp, yamux, Multiaddr, PeerId, StreamPro
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::farming::{EpochOutcome, LogItem};
+use acre_core::{EpochOutcome, LogItem};
 
 /// The ledger protocol's name and version.
 const LEDGER_PROTOCOL: &str = "/acre/ledger/1";

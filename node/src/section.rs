@@ -453,8 +453,10 @@ fn too_many(count: usize) -> PeerResponse {
     PeerResponse::Refused(format!("{count} messages in one request; at most {MAX_BATCH}"))
 }
 
+/// Where catch-up left off with each elder; from the start if unknown (which only
+/// repeats work).
 fn read_cursors(path: &std::path::Path) -> BTreeMap<AccountId, u64> {
-    std::fs::read(path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default()
+    crate::config::read_json_or_empty(path)
 }
 
 fn write_cursors(path: &std::path::Path, positions: &BTreeMap<AccountId, u64>) -> std::io::Result<()> {

@@ -2,40 +2,41 @@
 //! chunk on its 4 holders, serving chunks, holding its own share, and — as an elder —
 //! auditing every holder each challenge round.
 //!
-//! The rules are pure functions elsewhere (placement and audits in `acre-proofs`, prices
-//! and payment checks in `acre_ledger::economics`); this module moves bytes between the
-//! API, the disk and the network, and keeps the tallies.
+//! Every decision is the [`StorageBook`]'s (in `acre-core`): holders and duties, audit and
+//! repair plans, what a payment must pay, the price window, the tallies and the excuse
+//! rule. This module moves bytes between the API, the disk and the network, and changes
+//! the book only after the disk holds what the book would then claim.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use acre_ledger::economics::{
-    app_fee_of, billable_bytes, check_store_payment, pool_account, store_cost, StorePaymentError,
+use acre_core::storage::{
+    check_entries, AuditReply, BookError, BookSettings, EpochAudits, PaymentDue, StorageBook, MAX_CHALLENGE_ITEMS,
+    MAX_ENTRIES,
 };
-use acre_ledger::{AccountId, Amount, AppId, Certificate, Digest, LedgerError, ProvenChunk};
-use acre_proofs::audit::{assigned, judge, plan, Audit, Outcome};
+use acre_ledger::economics::{pool_account, store_cost, StorePaymentError};
+use acre_ledger::{AccountId, Amount, AppId, Certificate, Digest, LedgerError};
+use acre_proofs::audit::{judge, Audit};
 use acre_proofs::challenge::{Answer, Challenge};
-use acre_proofs::placement::{closest, node_name, Repair, COPIES};
-use acre_proofs::{Chunk, ChunkAddress, MAX_CHUNK_BYTES};
+use acre_proofs::placement::Repair;
+use acre_proofs::{Chunk, ChunkAddress};
 use futures::future::join_all;
 use libp2p::PeerId;
 
-use acre_api::storage::{AuditRecord, ChallengeTally, FarmerView, Placed, Quote};
+use acre_api::storage::{AuditRecord, FarmerView, Placed, Quote};
 
 use crate::blocking::blocking;
 use crate::chunk_store::{ChunkStore, ChunkStoreError, Stored};
 use crate::config::{CHUNKS_DIR, PAYMENTS_FILE, REGISTRY_FILE};
-use crate::farming::{Farming, Inbound, LogItem};
+use crate::farming::{Farming, Inbound};
 use crate::network::{InboundHandler, PeerRequest, PeerResponse};
 use crate::records::RecordFile;
 use crate::section::Section;
+use acre_core::LogItem;
 
-/// How long a quote is honoured: a payment is checked against the lowest price the
-/// section quoted in this window, so fullness rising during an upload does not turn a
-/// payment made on a fresh quote into too small a one.
-pub const QUOTE_VALIDITY: Duration = Duration::from_secs(600);
+pub use acre_core::storage::QUOTE_VALIDITY;
 /// Registry record: address and size (little-endian).
 const REGISTRY_RECORD: usize = 40;
 
@@ -99,140 +100,36 @@ pub enum StorageError {
     Disk(String),
 }
 
-/// What this elder's audits showed since it last reported on an epoch.
-#[derive(Debug, Clone, Default)]
-pub struct EpochAudits {
-    /// Per holder and chunk: the chunk's size and whether its latest audit passed.
-    pub latest: BTreeMap<(AccountId, ChunkAddress), (u64, bool)>,
-    /// Audits per holder, by outcome.
-    pub tallies: BTreeMap<AccountId, ChallengeTally>,
-}
-
-impl EpochAudits {
-    /// The chunks whose latest audit passed: what this elder reports as proven. A chunk
-    /// that failed after passing is not proven, so deleting chunks stops their rewards
-    /// from the next report on.
-    pub fn proven(&self) -> Vec<ProvenChunk> {
-        self.latest
-            .iter()
-            .filter(|(_, (_, passed))| *passed)
-            .map(|((holder, chunk), (bytes, _))| ProvenChunk { holder: *holder, chunk: chunk.0, bytes: *bytes })
-            .collect()
-    }
-
-    fn record(&mut self, holder: AccountId, audit: &Audit, outcome: Outcome) {
-        self.tallies.entry(holder).or_default().add(outcome);
-        if outcome == Outcome::Excused {
-            return;
-        }
-        for (item, size) in audit.challenge.items.iter().zip(&audit.sizes) {
-            self.latest.insert((holder, item.address), (*size, outcome == Outcome::Passed));
+impl From<BookError> for StorageError {
+    fn from(error: BookError) -> Self {
+        match error {
+            BookError::InvalidChunk(reason) => StorageError::InvalidChunk(reason),
+            BookError::SectionFull => StorageError::SectionFull,
+            BookError::UnknownApp(app) => StorageError::UnknownApp(app),
+            BookError::Payment(error) => StorageError::Payment(error),
         }
     }
 }
 
-/// The chunks stored in the section, with their sizes, kept on disk.
-#[derive(Debug)]
-struct Registry {
-    chunks: BTreeMap<ChunkAddress, u64>,
-    file: RecordFile<REGISTRY_RECORD>,
+/// Reads the registry file: every chunk registered here, with its size.
+fn open_registry(path: &Path) -> std::io::Result<(RecordFile<REGISTRY_RECORD>, BTreeMap<ChunkAddress, u64>)> {
+    let (file, records) = RecordFile::<REGISTRY_RECORD>::open(path)?;
+    let mut chunks = BTreeMap::new();
+    for record in &records {
+        let (Ok(address), Ok(size)) = (<[u8; 32]>::try_from(&record[..32]), <[u8; 8]>::try_from(&record[32..])) else {
+            continue;
+        };
+        // The first size written for a chunk is its size.
+        chunks.entry(ChunkAddress(address)).or_insert(u64::from_le_bytes(size));
+    }
+    Ok((file, chunks))
 }
 
-impl Registry {
-    fn open(path: &Path) -> std::io::Result<Self> {
-        let (file, records) = RecordFile::<REGISTRY_RECORD>::open(path)?;
-        let chunks = records
-            .iter()
-            .filter_map(|record| {
-                let address: [u8; 32] = record[..32].try_into().ok()?;
-                let size: [u8; 8] = record[32..].try_into().ok()?;
-                Some((ChunkAddress(address), u64::from_le_bytes(size)))
-            })
-            .collect();
-        Ok(Registry { chunks, file })
-    }
-
-    /// Records the chunks not yet known.
-    fn add(&mut self, entries: &[(ChunkAddress, u64)]) -> std::io::Result<()> {
-        let new: Vec<(ChunkAddress, u64)> =
-            entries.iter().filter(|(address, _)| !self.chunks.contains_key(address)).copied().collect();
-        let records: Vec<[u8; REGISTRY_RECORD]> = new
-            .iter()
-            .map(|(address, size)| {
-                let mut record = [0u8; REGISTRY_RECORD];
-                record[..32].copy_from_slice(&address.0);
-                record[32..].copy_from_slice(&size.to_le_bytes());
-                record
-            })
-            .collect();
-        self.file.append(&records)?;
-        self.chunks.extend(new);
-        Ok(())
-    }
-}
-
-/// Store payments this node has accepted: checked once against the price, then good for
-/// every chunk they list, across retries and restarts.
-#[derive(Debug)]
-struct AcceptedPayments {
-    ids: HashSet<Digest>,
-    file: RecordFile<32>,
-}
-
-/// Prices quoted lately, so a payment is held to the lowest of them.
-#[derive(Debug, Default)]
-struct PriceHistory {
-    samples: VecDeque<(Instant, u64, u64)>,
-}
-
-impl PriceHistory {
-    fn record(&mut self, used: u64, capacity: u64) {
-        let now = Instant::now();
-        while self.samples.front().is_some_and(|(at, _, _)| now.duration_since(*at) > QUOTE_VALIDITY) {
-            self.samples.pop_front();
-        }
-        // At most one sample a second (the cheapest), so quoting in a loop costs no memory.
-        if let Some(last) =
-            self.samples.back_mut().filter(|(at, _, _)| now.duration_since(*at) < Duration::from_secs(1))
-        {
-            if store_cost(1, used, capacity) < store_cost(1, last.1, last.2) || store_cost(1, last.1, last.2).is_none()
-            {
-                *last = (last.0, used, capacity);
-            }
-            return;
-        }
-        self.samples.push_back((now, used, capacity));
-    }
-
-    /// The lowest price for `bytes` quoted within the validity window.
-    fn honoured(&self, bytes: u64) -> Option<Amount> {
-        self.samples.iter().filter_map(|(_, used, capacity)| store_cost(bytes, *used, *capacity)).min()
-    }
-}
-
-/// When each member's connection last came or went, as this node saw it.
-#[derive(Debug, Default)]
-struct ConnectionWatch {
-    seen: HashMap<PeerId, (bool, Instant)>,
-}
-
-impl ConnectionWatch {
-    fn observe(&mut self, connected: &HashSet<PeerId>, members: impl Iterator<Item = PeerId>, started: Instant) {
-        let now = Instant::now();
-        for peer in members {
-            let up = connected.contains(&peer);
-            let entry = self.seen.entry(peer).or_insert((up, started));
-            if entry.0 != up {
-                *entry = (up, now);
-            }
-        }
-    }
-
-    /// Whether the peer's connection changed within `grace` (or has not been seen since
-    /// this node started `grace` ago).
-    fn settling(&self, peer: &PeerId, grace: Duration) -> bool {
-        self.seen.get(peer).is_none_or(|(_, since)| since.elapsed() < grace)
-    }
+fn registry_record((address, size): &(ChunkAddress, u64)) -> [u8; REGISTRY_RECORD] {
+    let mut record = [0u8; REGISTRY_RECORD];
+    record[..32].copy_from_slice(&address.0);
+    record[32..].copy_from_slice(&size.to_le_bytes());
+    record
 }
 
 /// The storage service of one node.
@@ -240,14 +137,11 @@ impl ConnectionWatch {
 pub struct Storage {
     section: Arc<Section>,
     chunks: Arc<ChunkStore>,
-    registry: Mutex<Registry>,
-    payments: Mutex<AcceptedPayments>,
-    farmers: Mutex<BTreeMap<AccountId, (ChallengeTally, Option<AuditRecord>)>>,
-    epoch_audits: Mutex<EpochAudits>,
-    app_prices: Mutex<HashMap<AppId, VecDeque<(Instant, Amount)>>>,
-    statuses: Mutex<HashMap<AccountId, (u64, u64)>>,
-    prices: Mutex<PriceHistory>,
-    connections: Mutex<ConnectionWatch>,
+    /// Held only for the book's quick decisions, never across a disk or network wait.
+    book: Mutex<StorageBook>,
+    /// Locked only on blocking threads, around an append and its sync.
+    registry_file: Arc<Mutex<RecordFile<REGISTRY_RECORD>>>,
+    payments_file: Arc<Mutex<RecordFile<32>>>,
     settings: StorageSettings,
     pool: AccountId,
     started: Instant,
@@ -272,26 +166,27 @@ impl Storage {
         farming: Farming,
     ) -> Result<Self, StorageError> {
         let chunks = ChunkStore::open(data_dir.join(CHUNKS_DIR), settings.capacity).map_err(disk)?;
-        let registry = Registry::open(&data_dir.join(REGISTRY_FILE)).map_err(disk)?;
-        let (file, ids) = RecordFile::<32>::open(&data_dir.join(PAYMENTS_FILE)).map_err(disk)?;
-        let payments = AcceptedPayments { ids: ids.into_iter().map(Digest).collect(), file };
+        let (registry_file, registry) = open_registry(&data_dir.join(REGISTRY_FILE)).map_err(disk)?;
+        let (payments_file, ids) = RecordFile::<32>::open(&data_dir.join(PAYMENTS_FILE)).map_err(disk)?;
+        let book_settings = BookSettings {
+            grace: settings.grace,
+            audit_chunks: settings.audit_chunks,
+            audit_blocks: settings.audit_blocks,
+        };
+        let book =
+            StorageBook::new(section.me(), pool_account(""), book_settings, registry, ids.into_iter().map(Digest));
         let storage = Storage {
             chunks: Arc::new(chunks),
-            registry: Mutex::new(registry),
-            payments: Mutex::new(payments),
-            farmers: Mutex::default(),
-            epoch_audits: Mutex::default(),
-            app_prices: Mutex::default(),
-            statuses: Mutex::default(),
-            prices: Mutex::default(),
-            connections: Mutex::default(),
+            book: Mutex::new(book),
+            registry_file: Arc::new(Mutex::new(registry_file)),
+            payments_file: Arc::new(Mutex::new(payments_file)),
             settings,
             pool: pool_account(""),
             started: Instant::now(),
             section,
             farming,
         };
-        storage.record_status(storage.section.me(), storage.chunks.used(), storage.chunks.capacity());
+        storage.refresh_own_status();
         Ok(storage)
     }
 
@@ -305,9 +200,14 @@ impl Storage {
         &self.farming
     }
 
-    /// Every chunk registered here, with its size.
-    pub fn chunk_registry(&self) -> BTreeMap<ChunkAddress, u64> {
-        lock(&self.registry).chunks.clone()
+    /// The copies this node makes after membership went from `before` to `after`.
+    pub fn repair_plan(&self, before: &[[u8; 32]], after: &[[u8; 32]], elders: &[[u8; 32]]) -> Vec<Repair> {
+        lock(&self.book).repair_plan(before, after, elders)
+    }
+
+    /// Time on the service's clock, for the book.
+    fn now(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// Makes the copies: fetches each chunk (from here or from a holder that still has it,
@@ -365,8 +265,8 @@ impl Storage {
 
     /// The section's price for `bytes` now.
     pub fn quote(&self, bytes: u64, app: Option<AppId>) -> Result<Quote, StorageError> {
-        let (used, capacity) = self.section_fullness();
-        lock(&self.prices).record(used, capacity);
+        self.refresh_own_status();
+        let (used, capacity) = lock(&self.book).quote(self.now());
         let app_price = app.map(|app| self.app_price(&app)).transpose()?;
         Ok(Quote {
             bytes,
@@ -380,27 +280,14 @@ impl Storage {
         })
     }
 
-    /// The app's price per upload as the section log last said; the lowest price it had
-    /// in the last [`QUOTE_VALIDITY`] is honoured, so a raise never catches a payment
-    /// already made on the old quote.
+    /// The app's current price by the section log, as the book honours it.
     fn app_price(&self, app: &AppId) -> Result<Amount, StorageError> {
-        let current = self
-            .farming
-            .view()
-            .state
-            .and_then(|state| state.apps().get(app).map(|app| app.price_per_put))
-            .ok_or(StorageError::UnknownApp(*app))?;
-        let mut seen = lock(&self.app_prices);
-        let now = Instant::now();
-        let history = seen.entry(*app).or_default();
-        history.retain(|(at, _)| now.duration_since(*at) < QUOTE_VALIDITY);
-        if history.back().is_none_or(|(_, price)| *price != current) {
-            history.push_back((now, current));
-        }
-        while history.len() > 64 {
-            history.pop_front();
-        }
-        Ok(history.iter().map(|(_, price)| *price).min().unwrap_or(current))
+        let current = self.current_app_price(app);
+        Ok(lock(&self.book).app_price(app, current, self.now())?)
+    }
+
+    fn current_app_price(&self, app: &AppId) -> Option<Amount> {
+        self.farming.view().state.and_then(|state| state.apps().get(app).map(|app| app.price_per_put))
     }
 
     /// A chunk read through `app`: fetched from another holder, which attests the read to
@@ -448,7 +335,7 @@ impl Storage {
         let chunk = Chunk::new(content).map_err(|error| StorageError::InvalidChunk(error.to_string()))?;
         let (address, size) = (chunk.address(), chunk.size());
         let holders = self.holders_of(&address);
-        if lock(&self.registry).chunks.contains_key(&address) {
+        if lock(&self.book).size_of(&address).is_some() {
             return Ok(Placed { address, size, holders, already_stored: true });
         }
         let (certificate, list) = payment.ok_or(StorageError::PaymentRequired(address))?;
@@ -497,7 +384,7 @@ impl Storage {
 
     /// The chunk's holders, and whether each says it holds it (`None`: no answer).
     pub async fn holders(&self, address: ChunkAddress) -> (Option<u64>, Vec<(AccountId, Option<bool>)>) {
-        let size = lock(&self.registry).chunks.get(&address).copied();
+        let size = lock(&self.book).size_of(&address);
         let asks = self.holders_of(&address).into_iter().map(|holder| async move {
             if holder == self.section.me() {
                 return (holder, Some(self.chunks.contains(&address)));
@@ -513,17 +400,14 @@ impl Storage {
 
     /// What this elder's audits say of a member.
     pub fn farmer(&self, node: AccountId) -> Result<FarmerView, StorageError> {
-        if !self.section.membership().members.iter().any(|(member, _)| *member == node) {
+        let members = self.members();
+        if !members.contains(&node) {
             return Err(StorageError::UnknownFarmer(node));
         }
-        let members = self.member_names();
-        let (chunks, bytes) = {
-            let registry = lock(&self.registry);
-            assigned(&registry.chunks, &members, &node_name(&node.0))
-                .fold((0u64, 0u64), |(n, b), (_, size)| (n + 1, b.saturating_add(size)))
-        };
-        let status = lock(&self.statuses).get(&node).copied();
-        let (challenges, last) = lock(&self.farmers).get(&node).cloned().unwrap_or_default();
+        let book = lock(&self.book);
+        let (chunks, bytes) = book.duty_of(&node, &members);
+        let status = book.status_of(&node);
+        let (challenges, last) = book.audits_of(&node);
         Ok(FarmerView {
             node,
             chunks,
@@ -552,28 +436,25 @@ impl Storage {
     }
 
     async fn audit_round(&self, round: u64) {
-        let connected = self.section.connected().await;
-        let peers: Vec<PeerId> = self.section.membership().members.iter().map(|(_, peer)| *peer).collect();
-        lock(&self.connections).observe(&connected, peers.into_iter(), self.started);
+        self.observe_connections().await;
         let randomness: [u8; 32] = rand::random();
-        let audits = {
-            let registry = lock(&self.registry);
-            plan(
-                &registry.chunks,
-                &self.member_names(),
-                &node_name(&self.section.me().0),
-                &randomness,
-                round,
-                self.settings.audit_chunks,
-                self.settings.audit_blocks,
-            )
-        };
-        join_all(audits.into_iter().map(|audit| self.audit(audit, round))).await;
+        let audits = lock(&self.book).audit_plan(&self.members(), &randomness, round);
+        join_all(audits.into_iter().map(|(holder, audit)| self.audit(holder, audit, round))).await;
+    }
+
+    /// Tells the book which members are connected now.
+    async fn observe_connections(&self) {
+        let connected = self.section.connected().await;
+        let membership = self.section.membership();
+        let up: BTreeSet<AccountId> =
+            membership.members.iter().filter(|(_, peer)| connected.contains(peer)).map(|(id, _)| *id).collect();
+        let members: Vec<AccountId> = membership.members.iter().map(|(id, _)| *id).collect();
+        let started = Duration::ZERO;
+        lock(&self.book).observe_connections(&up, &members, self.now(), started);
     }
 
     /// Sends one audit and records what it showed.
-    async fn audit(&self, audit: Audit, round: u64) {
-        let Some(holder) = self.member_named(&audit.holder) else { return };
+    async fn audit(&self, holder: AccountId, audit: Audit, round: u64) {
         let Some(peer) = self.peer_of(&holder) else { return };
         let chunks = audit.challenge.items.len();
         let sent = Instant::now();
@@ -586,68 +467,52 @@ impl Storage {
         )
         .await;
         let latency = sent.elapsed();
-        let outcome = match response {
-            Some(PeerResponse::Answer(answer)) => judge(&audit, &answer),
-            Some(PeerResponse::Missing(_)) => Outcome::Missing,
-            // Anything else (a refusal because its copy is damaged, say) proves nothing.
-            Some(_) => Outcome::WrongBytes,
+        let reply = match response {
+            Some(PeerResponse::Answer(answer)) => AuditReply::Judged(judge(&audit, &answer)),
+            Some(PeerResponse::Missing(_)) => AuditReply::Missing,
+            Some(_) => AuditReply::Other,
             None => {
                 // Look again: a holder that went down during this round has only just
                 // changed, and is excused for the grace period like one starting up.
-                let connected = self.section.connected().await;
-                let mut watch = lock(&self.connections);
-                watch.observe(&connected, std::iter::once(peer), self.started);
-                if watch.settling(&peer, self.settings.grace) {
-                    Outcome::Excused
-                } else {
-                    Outcome::Timeout
-                }
+                self.observe_connections().await;
+                AuditReply::Silent
             }
         };
+        let mut book = lock(&self.book);
+        let outcome = book.outcome_of(&holder, reply, self.now());
         if outcome.is_failure() {
             tracing::info!(%holder, ?outcome, round, "a holder failed its audit");
         }
         metrics::counter!("acre_audits_total", "outcome" => format!("{outcome:?}")).increment(1);
         let record =
             AuditRecord { round, outcome, latency_ms: latency.as_millis() as u64, at_unix_ms: unix_millis(), chunks };
-        lock(&self.epoch_audits).record(holder, &audit, outcome);
-        let mut farmers = lock(&self.farmers);
-        let entry = farmers.entry(holder).or_default();
-        entry.0.add(outcome);
-        entry.1 = Some(record);
+        book.record_audit(holder, &audit, outcome, record);
     }
 
     /// Hands over what the audits showed since the last call, and starts afresh.
     pub fn take_epoch_audits(&self) -> EpochAudits {
-        std::mem::take(&mut *lock(&self.epoch_audits))
+        lock(&self.book).take_epoch_audits()
     }
 
     async fn refresh_statuses(&self) {
-        self.record_status(self.section.me(), self.chunks.used(), self.chunks.capacity());
+        self.refresh_own_status();
         let members = self.section.membership().members;
         let asks = members
             .iter()
             .filter(|(id, _)| *id != self.section.me())
             .map(|(id, peer)| async move { (*id, self.section.request(*peer, PeerRequest::Status).await) });
-        for (id, response) in join_all(asks).await {
+        let answers = join_all(asks).await;
+        let mut book = lock(&self.book);
+        for (id, response) in answers {
             if let Some(PeerResponse::Status { used, capacity }) = response {
-                self.record_status(id, used, capacity);
+                book.record_status(id, used, capacity);
             }
         }
-        let (used, capacity) = self.section_fullness();
-        lock(&self.prices).record(used, capacity);
+        book.quote(self.now());
     }
 
-    fn record_status(&self, node: AccountId, used: u64, capacity: u64) {
-        lock(&self.statuses).insert(node, (used, capacity));
-    }
-
-    /// Bytes held and offered across the members last heard from (this one always).
-    fn section_fullness(&self) -> (u64, u64) {
-        self.record_status(self.section.me(), self.chunks.used(), self.chunks.capacity());
-        lock(&self.statuses)
-            .values()
-            .fold((0u64, 0u64), |(used, capacity), (u, c)| (used.saturating_add(*u), capacity.saturating_add(*c)))
+    fn refresh_own_status(&self) {
+        lock(&self.book).record_status(self.section.me(), self.chunks.used(), self.chunks.capacity());
     }
 
     /// Checks a payment once (certificate, pool, memo, price), applies its certificate
@@ -659,26 +524,10 @@ impl Storage {
         chunk: (ChunkAddress, u64),
     ) -> Result<(), StorageError> {
         let id = certificate.id();
-        let named: Vec<([u8; 32], u64)> = list.iter().map(|(address, size)| (address.0, *size)).collect();
-        let known = lock(&self.payments).ids.contains(&id);
-        let required = if known {
-            Amount::ZERO
-        } else {
-            check_entries(list)?;
-            let bytes = billable_bytes(list.iter().map(|(_, size)| *size))
-                .ok_or_else(|| StorageError::InvalidChunk("the listed sizes overflow".into()))?;
-            let (used, capacity) = self.section_fullness();
-            let store = {
-                let mut prices = lock(&self.prices);
-                prices.record(used, capacity);
-                prices.honoured(bytes).ok_or(StorageError::SectionFull)?
-            };
-            store
-                .checked_add(self.check_app_fee(&certificate.order)?)
-                .ok_or(StorageError::InvalidChunk("the price overflows".into()))?
-        };
-        check_store_payment(&certificate.order, &self.pool, &named, &(chunk.0 .0, chunk.1), required)?;
-        if known {
+        self.refresh_own_status();
+        let app_price = certificate.order.app.and_then(|app| self.current_app_price(&app));
+        let due = lock(&self.book).check_payment(&id, &certificate.order, list, chunk, app_price, self.now())?;
+        if due == PaymentDue::AlreadyAccepted {
             return Ok(());
         }
         let verified = self.section.committee().verify_all(vec![certificate.clone()]);
@@ -695,24 +544,11 @@ impl Storage {
             }
             Err(stopped) => return Err(disk(stopped)),
         }
-        {
-            let mut payments = lock(&self.payments);
-            blocking(|| payments.file.append(&[id.0])).map_err(disk)?;
-            payments.ids.insert(id);
-        }
+        let file = Arc::clone(&self.payments_file);
+        on_disk(move || lock(&file).append(&[id.0])).await?;
+        lock(&self.book).payment_accepted(id);
         self.propose_payment(certificate).await;
         Ok(())
-    }
-
-    /// The app fee a payment through an app carries, checked against the app's price.
-    fn check_app_fee(&self, order: &acre_ledger::TransferOrder) -> Result<Amount, StorageError> {
-        let Some(app) = order.app else { return Ok(Amount::ZERO) };
-        let price = self.app_price(&app)?;
-        let fee = app_fee_of(order).map_or(Amount::ZERO, |(_, fee)| fee);
-        if fee < price {
-            return Err(StorageError::Payment(StorePaymentError::TooSmall { paid: fee, required: price }));
-        }
-        Ok(fee)
     }
 
     /// Has `holder` store the chunk durably.
@@ -740,7 +576,7 @@ impl Storage {
     /// Records the chunks here and on every other member, so whichever members are elders
     /// later audit them. A member unreachable now does not learn them.
     async fn register_everywhere(&self, entries: Vec<(ChunkAddress, u64)>) -> Result<(), StorageError> {
-        self.register(&entries)?;
+        self.register(&entries).await?;
         let me = self.section.me();
         let members = self.section.membership().members;
         let sends = members
@@ -751,10 +587,18 @@ impl Storage {
         Ok(())
     }
 
-    /// Records chunks in the registry; its append is synced, so it runs where blocking
-    /// is allowed.
-    fn register(&self, entries: &[(ChunkAddress, u64)]) -> Result<(), StorageError> {
-        blocking(|| lock(&self.registry).add(entries).map_err(disk))
+    /// Records chunks in the registry: appended and synced on a blocking thread, then
+    /// told to the book.
+    async fn register(&self, entries: &[(ChunkAddress, u64)]) -> Result<(), StorageError> {
+        let new = lock(&self.book).unregistered(entries);
+        if new.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<[u8; REGISTRY_RECORD]> = new.iter().map(registry_record).collect();
+        let file = Arc::clone(&self.registry_file);
+        on_disk(move || lock(&file).append(&records)).await?;
+        lock(&self.book).registered(&new);
+        Ok(())
     }
 
     /// Runs a chunk-store call on a blocking thread.
@@ -770,16 +614,16 @@ impl Storage {
 
     /// The members that hold the chunk, closest first.
     fn holders_of(&self, address: &ChunkAddress) -> Vec<AccountId> {
-        closest(address, &self.member_names(), COPIES).iter().filter_map(|name| self.member_named(name)).collect()
+        lock(&self.book).holders(address, &self.members())
     }
 
-    /// The members' XOR names.
-    fn member_names(&self) -> Vec<[u8; 32]> {
-        self.section.membership().members.iter().map(|(id, _)| node_name(&id.0)).collect()
+    /// The members by the agreed log.
+    fn members(&self) -> Vec<AccountId> {
+        self.section.membership().members.iter().map(|(id, _)| *id).collect()
     }
 
     fn member_named(&self, name: &[u8; 32]) -> Option<AccountId> {
-        self.section.membership().members.iter().map(|(id, _)| *id).find(|id| node_name(&id.0) == *name)
+        self.members().into_iter().find(|id| acre_proofs::placement::node_name(&id.0) == *name)
     }
 
     fn peer_of(&self, node: &AccountId) -> Option<PeerId> {
@@ -817,19 +661,11 @@ impl Storage {
     }
 }
 
-/// Most chunks one store payment, registration or holdings question may name.
-const MAX_ENTRIES: usize = 1 << 16;
-/// Most chunks one challenge may name.
-const MAX_CHALLENGE_ITEMS: usize = 256;
-
-/// Every listed chunk has a size a chunk can have, and the list is not absurdly long.
-fn check_entries(entries: &[(ChunkAddress, u64)]) -> Result<(), StorageError> {
-    if entries.len() > MAX_ENTRIES {
-        return Err(StorageError::InvalidChunk(format!("{} chunks in one list; at most {MAX_ENTRIES}", entries.len())));
-    }
-    match entries.iter().find(|(_, size)| *size == 0 || *size > MAX_CHUNK_BYTES as u64) {
-        Some((address, size)) => Err(StorageError::InvalidChunk(format!("chunk {address} cannot be {size} bytes"))),
-        None => Ok(()),
+/// Runs a file append and its sync on a blocking thread.
+async fn on_disk(work: impl FnOnce() -> std::io::Result<()> + Send + 'static) -> Result<(), StorageError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(disk),
+        Err(join) => Err(disk(join)),
     }
 }
 
@@ -862,7 +698,7 @@ impl InboundHandler for Arc<Storage> {
                     Err(error) => PeerResponse::Refused(error.to_string()),
                 }
             }
-            PeerRequest::Register(entries) => match self.register(&entries) {
+            PeerRequest::Register(entries) => match self.register(&entries).await {
                 Ok(()) => PeerResponse::Done,
                 Err(error) => PeerResponse::Refused(error.to_string()),
             },

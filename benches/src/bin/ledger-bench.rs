@@ -54,7 +54,7 @@ fn main() -> Result<()> {
     println!("\nin-process committees on RocksDB, whole transfers, all elders on one core");
     for size in [4, 7] {
         let transfers = committee_transfers(size, accounts.min(5_000), group)?;
-        let bound = limits.transfer_bound(size, 2 * size / 3 + 1);
+        let bound = limits.transfer_bound(size, acre_ledger::quorum(size));
         report(&format!("  {size} elders, durable"), transfers, bound, None);
     }
     Ok(())

@@ -1,0 +1,26 @@
+//! Acre's section protocol as pure state machines.
+//!
+//! Everything a node decides about its section lives here, as synchronous handlers that
+//! take an input — a message, a tick carrying the time, the result of an effect the node
+//! ran — and return [`section::Effect`]s for the shell to run: start a session of the
+//! atomic broadcast, propose an item to it, write an outcome durably, apply a record to
+//! the ledger, send a signature, fetch a closed epoch. No clock, socket, file or task
+//! lives in this crate, so the node (`acre-node`, on aleph-bft, libp2p and disks) and the
+//! deterministic simulator (`acre-sim`) run the same decisions.
+//!
+//! - [`log`]: the log's items, their admission, epoch outcomes and their verification;
+//! - [`section`]: the section driver's machine — sessions, the cut, signatures, catch-up,
+//!   liveness, enrolment, records applied to the ledger;
+//! - [`storage`]: the storage book — the registry, holders and duties, audit and repair
+//!   plans, required payments, the price window, audit tallies and the excuse rule;
+//! - [`meter`]: reads through apps, counted once two members attest them.
+
+pub mod log;
+pub mod meter;
+pub mod section;
+pub mod storage;
+
+pub use log::{admit, session_elders, verify_outcome, Enrolment, EpochOutcome, LogItem, OutcomeError};
+pub use meter::UseMeter;
+pub use section::{AuditSummary, Effect, Input, RecordsApplied, SectionMachine, SectionSettings};
+pub use storage::{BookError, StorageBook};

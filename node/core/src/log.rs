@@ -1,0 +1,393 @@
+//! The section log's language: what elders put into it ([`LogItem`]), which ordered items
+//! count and as what ([`admit`]), and what an epoch closes with ([`EpochOutcome`]) — the
+//! record, the state hash and the items that give both, signed by the session's elders so
+//! a node that was not there can check it by replaying ([`verify_outcome`]).
+
+use std::collections::BTreeMap;
+
+use acre_api::farming::StatementLine;
+use acre_api::storage::ChallengeTally;
+use acre_ledger::economics::app_fee_of;
+use acre_ledger::section_state::{SectionChange, SectionEvent, SectionState};
+use acre_ledger::{
+    AccountId, Amount, Certificate, Committee, Digest, EpochRecord, EpochReport, SignatureBytes, SignedAppCommand,
+};
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+
+/// Hash context of what elders sign when an epoch closes.
+const OUTCOME_CONTEXT: &str = "acre 2026 epoch outcome v1";
+/// Hash context of a node's request to join or to move its rewards.
+const ENROLMENT_CONTEXT: &str = "acre 2026 enrolment v1";
+
+/// A node's signed request to join the section, or as a member to move its rewards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolment {
+    /// The node.
+    pub node: AccountId,
+    /// Its reward address.
+    pub reward: AccountId,
+    /// The node's signature over both.
+    pub signature: SignatureBytes,
+}
+
+impl Enrolment {
+    /// The request of the node whose key is `key`.
+    pub fn new(key: &SigningKey, reward: AccountId) -> Self {
+        let node = AccountId::of(key);
+        Enrolment { node, reward, signature: SignatureBytes::sign(key, &Self::digest(&node, &reward)) }
+    }
+
+    fn digest(node: &AccountId, reward: &AccountId) -> Digest {
+        Digest::derive(ENROLMENT_CONTEXT, &[node.as_bytes(), reward.as_bytes()])
+    }
+
+    /// Whether the node itself signed it.
+    pub fn is_valid(&self) -> bool {
+        self.node.verifying_key().is_some_and(|key| {
+            key.verify_strict(Self::digest(&self.node, &self.reward).as_bytes(), &self.signature.to_dalek()).is_ok()
+        })
+    }
+}
+
+/// What elders put into the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogItem {
+    /// A node asks to join (or to move its rewards), signed by it.
+    Enrol(Enrolment),
+    /// A store payment into the section's pool; its certificate proves it.
+    Payment(Certificate),
+    /// The proposing elder's audit report.
+    Report(EpochReport),
+    /// The proposing elder cannot reach this member.
+    Unresponsive(AccountId),
+    /// An app owner's signed command.
+    App(SignedAppCommand),
+}
+
+/// The event an ordered item stands for, or `None` if it proves nothing. Deterministic,
+/// so every elder admits the same events: a report or a liveness complaint counts only
+/// from the elder whose signed unit carried it, a payment only with a valid certificate
+/// paying the pool, an enrolment only with the node's signature.
+pub fn admit(item: &LogItem, creator: &AccountId, committee: &Committee, pool: &AccountId) -> Option<SectionEvent> {
+    match item {
+        LogItem::Enrol(enrolment) => {
+            enrolment.is_valid().then_some(SectionEvent::Join { node: enrolment.node, reward: enrolment.reward })
+        }
+        LogItem::Payment(certificate) => {
+            let verified = committee.verify_all(vec![certificate.clone()]).into_iter().next()?.ok()?;
+            let order = &verified.certificate().order;
+            (order.to == *pool).then(|| SectionEvent::PoolPayment {
+                id: certificate.id(),
+                amount: order.amount,
+                app_fee: app_fee_of(order),
+            })
+        }
+        LogItem::Report(report) => (report.elder == *creator).then(|| SectionEvent::Report(report.clone())),
+        LogItem::Unresponsive(node) => Some(SectionEvent::Unresponsive { elder: *creator, node: *node }),
+        LogItem::App(command) => command.is_valid().then(|| SectionEvent::App(command.clone())),
+    }
+}
+
+/// The elders of the session that orders `state`'s open epoch, in the engine's order.
+pub fn session_elders(state: &SectionState) -> Vec<AccountId> {
+    let mut elders: Vec<AccountId> = state.elders().into_iter().collect();
+    elders.sort();
+    elders
+}
+
+/// What an epoch closed with: the record, the state hash after it, the session's ordered
+/// items up to the close, and the elders' signatures over the three.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochOutcome {
+    /// The record the ledger applies.
+    pub record: EpochRecord,
+    /// The section state's hash after the close.
+    pub state_hash: Digest,
+    /// The session's items in the agreed order, with the index of the elder that proposed
+    /// each, up to the one that closed the epoch.
+    pub log: Vec<(usize, LogItem)>,
+    /// Elders' signatures over [`EpochOutcome::digest`].
+    pub signatures: BTreeMap<AccountId, SignatureBytes>,
+    /// This node's own audits of each farmer in the epoch (not agreed; for statements).
+    #[serde(default)]
+    pub observed: BTreeMap<AccountId, ChallengeTally>,
+}
+
+impl EpochOutcome {
+    /// What elders sign: the epoch, the record's id and the state hash.
+    pub fn digest(&self) -> Digest {
+        Digest::derive(
+            OUTCOME_CONTEXT,
+            &[&self.record.epoch.to_le_bytes(), self.record.id().as_bytes(), self.state_hash.as_bytes()],
+        )
+    }
+
+    /// Whether `signer` signed this outcome with `signature`.
+    pub fn signed_by(&self, signer: &AccountId, signature: &SignatureBytes) -> bool {
+        signer
+            .verifying_key()
+            .is_some_and(|key| key.verify_strict(self.digest().as_bytes(), &signature.to_dalek()).is_ok())
+    }
+}
+
+/// Why a fetched outcome was not adopted.
+#[derive(Debug, thiserror::Error)]
+pub enum OutcomeError {
+    /// It is not for the epoch this node has open.
+    #[error("the outcome is for epoch {got}, not {open}")]
+    WrongEpoch {
+        /// The epoch open here.
+        open: u64,
+        /// The outcome's.
+        got: u64,
+    },
+    /// Fewer than a quorum of the session's elders signed it.
+    #[error("{signed} of the session's elders signed it; a quorum is {quorum}")]
+    TooFewSignatures {
+        /// Valid signatures from the session's elders.
+        signed: usize,
+        /// The quorum.
+        quorum: usize,
+    },
+    /// Replaying its items does not give the record and state it claims.
+    #[error("replaying the outcome's items does not give its record and state hash")]
+    Replay,
+}
+
+/// Checks an outcome fetched from a peer against `state` (the epoch open here) and
+/// returns the state after it: a quorum of the session's elders signed it, and replaying
+/// its items closes the epoch with exactly its record and state hash.
+pub fn verify_outcome(
+    state: &SectionState,
+    outcome: &EpochOutcome,
+    committee: &Committee,
+    pool: &AccountId,
+) -> Result<SectionState, OutcomeError> {
+    if outcome.record.epoch != state.epoch() {
+        return Err(OutcomeError::WrongEpoch { open: state.epoch(), got: outcome.record.epoch });
+    }
+    let elders = session_elders(state);
+    let quorum = acre_ledger::quorum(elders.len());
+    let signed = outcome
+        .signatures
+        .iter()
+        .filter(|(signer, signature)| elders.contains(signer) && outcome.signed_by(signer, signature))
+        .count();
+    if signed < quorum {
+        return Err(OutcomeError::TooFewSignatures { signed, quorum });
+    }
+    let mut replayed = state.clone();
+    let mut closed = None;
+    for (creator, item) in &outcome.log {
+        if closed.is_some() {
+            return Err(OutcomeError::Replay);
+        }
+        let Some(creator) = elders.get(*creator) else { continue };
+        if let Some(event) = admit(item, creator, committee, pool) {
+            closed = closed_record(replayed.apply(&event));
+        }
+    }
+    match closed {
+        Some(record) if record == outcome.record && replayed.state_hash().ok() == Some(outcome.state_hash) => {
+            Ok(replayed)
+        }
+        _ => Err(OutcomeError::Replay),
+    }
+}
+
+pub(crate) fn closed_record(change: SectionChange) -> Option<EpochRecord> {
+    match change {
+        SectionChange::Closed(record) | SectionChange::RemovedAndClosed(_, record) => Some(record),
+        _ => None,
+    }
+}
+
+/// A farmer's lines for the closed epochs in `from..=to`.
+pub fn statement(epochs: &[EpochOutcome], farmer: &AccountId, from: u64, to: u64) -> Vec<StatementLine> {
+    // Oldest first and in order: the range is found by search, not by a scan.
+    let first = epochs.partition_point(|outcome| outcome.record.epoch < from);
+    epochs[first..]
+        .iter()
+        .take_while(|outcome| outcome.record.epoch <= to)
+        .map(|outcome| {
+            let item = outcome.record.items.iter().find(|item| item.farmer == *farmer);
+            StatementLine {
+                epoch: outcome.record.epoch,
+                proven_bytes: item.map_or(0, |i| i.proven_bytes),
+                proven_chunks: item.map_or(0, |i| i.proven_chunks),
+                challenges: outcome.observed.get(farmer).copied().unwrap_or_default(),
+                reward: item.map_or(Amount::ZERO, |i| i.amount),
+                reward_address: item.map(|i| i.reward_address),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acre_ledger::economics::pool_account;
+    use acre_ledger::ProvenChunk;
+
+    fn keys(count: u8) -> Vec<SigningKey> {
+        (1..=count).map(|n| SigningKey::from_bytes(&[n; 32])).collect()
+    }
+
+    fn founding(keys: &[SigningKey]) -> (SectionState, Committee) {
+        let ids: Vec<AccountId> = keys.iter().map(AccountId::of).collect();
+        let founders: Vec<(AccountId, AccountId)> = ids.iter().map(|id| (*id, *id)).collect();
+        let state = SectionState::new(&founders, Amount::from_credits(1_000).expect("amount"));
+        (state, Committee::new(ids).expect("committee"))
+    }
+
+    fn report(elder: &SigningKey, holders: &[AccountId]) -> LogItem {
+        let passed =
+            holders.iter().map(|holder| ProvenChunk { holder: *holder, chunk: [7; 32], bytes: 1 << 20 }).collect();
+        LogItem::Report(EpochReport { elder: AccountId::of(elder), epoch: 1, passed, usage: BTreeMap::new() })
+    }
+
+    /// Applies ordered items as a live elder does, up to the item that closes the epoch;
+    /// returns the outcome (signed by `signers`) and the state after it.
+    fn live(
+        state: &SectionState,
+        committee: &Committee,
+        items: &[(usize, LogItem)],
+        signers: &[SigningKey],
+    ) -> Option<(EpochOutcome, SectionState)> {
+        let elders = session_elders(state);
+        let mut working = state.clone();
+        let mut log = Vec::new();
+        for (creator, item) in items {
+            log.push((*creator, item.clone()));
+            let Some(event) = admit(item, &elders[*creator], committee, &pool_account("")) else { continue };
+            if let Some(record) = closed_record(working.apply(&event)) {
+                let mut outcome = EpochOutcome {
+                    record,
+                    state_hash: working.state_hash().ok()?,
+                    log,
+                    signatures: BTreeMap::new(),
+                    observed: BTreeMap::new(),
+                };
+                for signer in signers {
+                    outcome.signatures.insert(AccountId::of(signer), SignatureBytes::sign(signer, &outcome.digest()));
+                }
+                return Some((outcome, working));
+            }
+        }
+        None
+    }
+
+    fn index_of(state: &SectionState, key: &SigningKey) -> usize {
+        session_elders(state).iter().position(|id| *id == AccountId::of(key)).expect("an elder")
+    }
+
+    #[test]
+    fn reports_and_complaints_count_only_from_the_elder_whose_unit_carried_them() {
+        let keys = keys(4);
+        let (_, committee) = founding(&keys);
+        let pool = pool_account("");
+        let forged = report(&keys[0], &[AccountId::of(&keys[1])]);
+        assert!(admit(&forged, &AccountId::of(&keys[2]), &committee, &pool).is_none(), "in another elder's name");
+        assert!(admit(&forged, &AccountId::of(&keys[0]), &committee, &pool).is_some());
+        let joiner = SigningKey::from_bytes(&[50; 32]);
+        let mut enrolment = Enrolment::new(&joiner, AccountId::of(&keys[0]));
+        assert!(admit(&LogItem::Enrol(enrolment.clone()), &AccountId::of(&keys[2]), &committee, &pool).is_some());
+        enrolment.reward = AccountId::of(&keys[1]);
+        assert!(
+            admit(&LogItem::Enrol(enrolment), &AccountId::of(&keys[2]), &committee, &pool).is_none(),
+            "an enrolment changed by whoever carried it"
+        );
+    }
+
+    /// Model check of the log-to-state step and the handover to the next session, exhaustive
+    /// over every order of a small session: four reports (one from a Byzantine elder
+    /// claiming passes for a node that stores nothing), an enrolment, a complaint. For each
+    /// order, an elder applying it live and a follower adopting the signed outcome reach
+    /// the same record and state; a quorum-signed outcome with any other record, or one
+    /// signed by too few, is refused; and the Byzantine elder mints nothing on its own.
+    #[test]
+    fn every_order_of_a_session_gives_one_record_that_followers_adopt() {
+        let keys = keys(4);
+        let (state, committee) = founding(&keys);
+        let pool = pool_account("");
+        let ids: Vec<AccountId> = keys.iter().map(AccountId::of).collect();
+        let idle = SigningKey::from_bytes(&[60; 32]);
+        let joiner = SigningKey::from_bytes(&[61; 32]);
+        let byzantine = &keys[3];
+        let items = [
+            (index_of(&state, &keys[0]), report(&keys[0], &[ids[1], ids[2]])),
+            (index_of(&state, &keys[1]), report(&keys[1], &[ids[2], ids[0]])),
+            (index_of(&state, &keys[2]), report(&keys[2], &[ids[1], ids[0]])),
+            (index_of(&state, byzantine), report(byzantine, &[AccountId::of(&idle), ids[1]])),
+            (index_of(&state, &keys[0]), LogItem::Enrol(Enrolment::new(&joiner, AccountId::of(&joiner)))),
+            (index_of(&state, &keys[1]), LogItem::Unresponsive(ids[3])),
+        ];
+        let mut closes = 0;
+        for order in acre_ledger::testkit::permutations(&(0..items.len()).collect::<Vec<_>>()) {
+            let ordered: Vec<(usize, LogItem)> = order.iter().map(|&i| items[i].clone()).collect();
+            let Some((outcome, after)) = live(&state, &committee, &ordered, &keys[..3]) else { continue };
+            closes += 1;
+            let adopted = verify_outcome(&state, &outcome, &committee, &pool).expect("a follower adopts it");
+            assert_eq!(adopted.state_hash().ok(), after.state_hash().ok(), "follower and elder agree");
+            assert!(adopted.records().eq(after.records()));
+            assert!(
+                outcome.record.items.iter().all(|item| item.farmer != AccountId::of(&idle)),
+                "one Byzantine elder's passes mint nothing"
+            );
+            let sum: u64 = outcome.record.items.iter().map(|item| item.amount.nanos()).sum();
+            assert_eq!(sum, outcome.record.total.nanos());
+
+            let mut forged = outcome.clone();
+            forged.record.minted = Amount::from_nanos(forged.record.minted.nanos() + 1).expect("amount");
+            forged.signatures.clear();
+            for signer in &keys[..3] {
+                forged.signatures.insert(AccountId::of(signer), SignatureBytes::sign(signer, &forged.digest()));
+            }
+            assert!(
+                matches!(verify_outcome(&state, &forged, &committee, &pool), Err(OutcomeError::Replay)),
+                "a record the log does not give is refused, however many signed it"
+            );
+            let mut thin = outcome.clone();
+            thin.signatures.retain(|signer, _| *signer == ids[0]);
+            thin.signatures.insert(AccountId::of(&idle), SignatureBytes::sign(&idle, &thin.digest()));
+            assert!(matches!(
+                verify_outcome(&state, &thin, &committee, &pool),
+                Err(OutcomeError::TooFewSignatures { signed: 1, quorum: 3 })
+            ));
+        }
+        assert!(closes > 0, "some orders close the epoch");
+    }
+
+    #[test]
+    fn a_statement_covers_exactly_the_closed_epochs_in_its_range() {
+        let farmer = AccountId::of(&SigningKey::from_bytes(&[9; 32]));
+        let closed = |epoch: u64| {
+            let amount = Amount::from_nanos(epoch).expect("amount");
+            let item =
+                acre_ledger::MintItem { farmer, reward_address: farmer, proven_bytes: epoch, proven_chunks: 1, amount };
+            EpochOutcome {
+                record: EpochRecord {
+                    epoch,
+                    minted: amount,
+                    from_pool: Amount::ZERO,
+                    total: amount,
+                    items: vec![item],
+                    apps: Vec::new(),
+                },
+                state_hash: Digest([0; 32]),
+                log: Vec::new(),
+                signatures: BTreeMap::new(),
+                observed: BTreeMap::new(),
+            }
+        };
+        // Epoch 3's outcome is missing, as it is on a node that was down for it.
+        let epochs: Vec<EpochOutcome> = [1, 2, 4, 5].into_iter().map(closed).collect();
+        let lines = statement(&epochs, &farmer, 2, 4);
+        assert_eq!(lines.iter().map(|line| line.epoch).collect::<Vec<_>>(), vec![2, 4]);
+        assert_eq!(lines.iter().map(|line| line.proven_bytes).sum::<u64>(), 6);
+        assert!(statement(&epochs, &farmer, 6, 9).is_empty());
+        let stranger = AccountId::of(&SigningKey::from_bytes(&[8; 32]));
+        assert!(statement(&epochs, &stranger, 1, 5).iter().all(|line| line.reward == Amount::ZERO));
+    }
+}

@@ -1,0 +1,1055 @@
+//! The section driver's decisions, as one machine.
+//!
+//! A [`SectionMachine`] holds the section state as of the last closed epoch and, while
+//! this node is one of the open epoch's elders, the session that orders its items. It
+//! takes [`Input`]s and returns [`Effect`]s; the shell runs the effects and feeds their
+//! results back as inputs. What it decides:
+//!
+//! - **sessions**: one per epoch, with the elders of the state that opens it; a node that
+//!   is not one of them follows instead;
+//! - **the cut**: ordered items are admitted ([`admit`]) and applied in order; the item
+//!   that closes the epoch ends the session, and the record, state hash and items up to it
+//!   become the [`EpochOutcome`] this elder signs;
+//! - **signatures**: its own, sent to every member; others', kept when valid, early ones
+//!   (for an epoch this node has not closed yet) held until it does;
+//! - **catch-up**: a node outside the session, or one that saw a peer ahead, asks the
+//!   session's elders for the open epoch's outcome one at a time and adopts the first a
+//!   quorum signed and whose items replay to it, then asks for the next;
+//! - **records**: every closed record is applied to the ledger, again and again until
+//!   the ledger takes it (it may lack a pool payment it has yet to catch up on);
+//! - **reports, liveness and enrolment**: an elder reports its audits once the epoch has
+//!   run its length, complains once per epoch about a member unreachable for too long,
+//!   and a node that is not a member (or whose reward address changed) asks to enrol.
+//!
+//! Contract with the shell: [`Effect::TakeAudits`] is answered by [`Input::Audits`]
+//! before any other input, and effects run in the order given.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use acre_api::storage::ChallengeTally;
+use acre_ledger::section_state::{SectionChange, SectionState};
+use acre_ledger::{AccountId, AppId, Committee, Digest, EpochRecord, EpochReport, ProvenChunk, SignatureBytes};
+use acre_proofs::placement::node_name;
+use ed25519_dalek::SigningKey;
+
+use crate::log::{admit, closed_record, session_elders, verify_outcome, Enrolment, EpochOutcome, LogItem};
+use crate::meter::UseMeter;
+
+/// Items an elder keeps proposing at most; beyond, new ones are refused until some are
+/// ordered (a flood of enrolments cannot grow it without bound).
+pub const MAX_PROPOSED: usize = 10_000;
+/// Signatures kept per epoch this node has not closed yet: enough for any elder set, and
+/// a flood of them from one member cannot grow it.
+const EARLY_SIGNATURES: usize = 64;
+/// Closed epochs whose digests are kept to check late signatures against.
+const RECENT_EPOCHS: usize = 16;
+
+/// The timings and identity a machine runs with.
+#[derive(Debug, Clone)]
+pub struct SectionSettings {
+    /// How long an epoch runs before the elders report on it.
+    pub epoch: Duration,
+    /// How long a member may stay unreachable before an elder complains.
+    pub unresponsive_after: Duration,
+    /// Where this farmer's rewards go.
+    pub reward_address: AccountId,
+    /// How often a node outside the session asks for closed epochs.
+    pub follow_interval: Duration,
+}
+
+/// What this node's audits of the epoch showed, as the storage service hands it over.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditSummary {
+    /// The chunks whose latest audit passed: what an elder reports as proven.
+    pub proven: Vec<ProvenChunk>,
+    /// Audits per holder, by outcome (kept in the outcome file, for statements).
+    pub tallies: BTreeMap<AccountId, ChallengeTally>,
+}
+
+/// What the shell tells the machine.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// Time passed. `connected` are the members this node can reach now.
+    Tick {
+        /// The shell's clock: time since an origin of its choosing, never going back.
+        now: Duration,
+        /// Members with a live connection.
+        connected: BTreeSet<AccountId>,
+    },
+    /// The atomic broadcast of session `session` ordered `item`, proposed by the elder at
+    /// index `creator` of the session's elders.
+    Ordered {
+        /// The session (the epoch it orders).
+        session: u64,
+        /// The proposing elder's index.
+        creator: usize,
+        /// The item.
+        item: LogItem,
+    },
+    /// A peer's frame named a session later than the epoch open here: this node is behind.
+    PeerAhead {
+        /// The peer's session.
+        session: u64,
+    },
+    /// A member's signature on a closed epoch's outcome.
+    Signature {
+        /// The member, as the shell authenticated the connection.
+        signer: AccountId,
+        /// The epoch.
+        epoch: u64,
+        /// The signature.
+        signature: SignatureBytes,
+    },
+    /// Something a peer or the storage service asks this elder to propose.
+    Propose(LogItem),
+    /// A member attests one read through an app.
+    Metered {
+        /// The attesting member.
+        from: AccountId,
+        /// The app.
+        app: AppId,
+        /// The read's id.
+        use_id: Digest,
+    },
+    /// The answer to [`Effect::TakeAudits`].
+    Audits(AuditSummary),
+    /// The answer to [`Effect::Fetch`]: what `from` said it closed the epoch with, or
+    /// `None` if it did not answer or has not closed it.
+    Fetched {
+        /// The peer asked.
+        from: AccountId,
+        /// Its outcome.
+        outcome: Option<Box<EpochOutcome>>,
+    },
+    /// The answer to [`Effect::ApplyRecords`].
+    RecordsApplied(RecordsApplied),
+    /// The session's engine stopped on its own (its backup could not be written); the
+    /// shell starts it again from the backup when told to.
+    SessionStopped {
+        /// The session that stopped.
+        session: u64,
+    },
+}
+
+/// What became of records handed to the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordsApplied {
+    /// Epochs the ledger now holds (applied now or before, or, for a conflict the ledger
+    /// reported, never to be applied here).
+    pub done: Vec<u64>,
+}
+
+/// What the machine asks the shell to do.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Start the atomic broadcast for `epoch` among `elders` (in the engine's order),
+    /// from its backup if there is one, with `proposals` in its first units. Replaces any
+    /// session running.
+    StartSession {
+        /// The session.
+        epoch: u64,
+        /// Its elders.
+        elders: Vec<AccountId>,
+        /// What to propose at once.
+        proposals: Vec<LogItem>,
+    },
+    /// Stop the session running, if any: this node is not an elder of the open epoch.
+    EndSession,
+    /// Session backups of epochs before this one are no longer needed.
+    RemoveBackups {
+        /// The open epoch.
+        before: u64,
+    },
+    /// Propose an item to the running session.
+    ToSession(LogItem),
+    /// Ask these elders to propose an item (this node runs no session).
+    SendProposal {
+        /// The elders.
+        to: Vec<AccountId>,
+        /// The item.
+        item: LogItem,
+    },
+    /// Hand over the audits since the last call ([`Input::Audits`]).
+    TakeAudits,
+    /// Write durably, before anything after it: the outcome, the state after it, and the
+    /// meter's totals (so a restart resumes them).
+    Persist {
+        /// The closed epoch's outcome.
+        outcome: Box<EpochOutcome>,
+        /// The state that opens the next epoch.
+        state: Box<SectionState>,
+        /// The meter's running totals.
+        usage: BTreeMap<AppId, u64>,
+    },
+    /// Show readers this state and, when an epoch closed, its outcome.
+    Publish {
+        /// The state as far as this node has applied the log.
+        state: Box<SectionState>,
+        /// The epoch just closed.
+        closed: Option<Box<EpochOutcome>>,
+    },
+    /// The members and elders are now these.
+    Membership {
+        /// Every member.
+        members: Vec<AccountId>,
+        /// The elders.
+        elders: BTreeSet<AccountId>,
+    },
+    /// Members changed: make the copies that put every chunk on its closest members again
+    /// (this node copies the chunks it is the closest elder to).
+    Repair {
+        /// Members' placement names before.
+        before: Vec<[u8; 32]>,
+        /// And after.
+        after: Vec<[u8; 32]>,
+        /// The elders' placement names.
+        elders: Vec<[u8; 32]>,
+    },
+    /// Send this node's signature on a closed epoch to these members.
+    BroadcastSignature {
+        /// The members.
+        to: Vec<AccountId>,
+        /// The epoch.
+        epoch: u64,
+        /// The signature.
+        signature: SignatureBytes,
+    },
+    /// Add a checked signature to the kept outcome of a closed epoch.
+    AddSignature {
+        /// The epoch.
+        epoch: u64,
+        /// The signer.
+        signer: AccountId,
+        /// The signature.
+        signature: SignatureBytes,
+    },
+    /// Apply these records to the ledger, in order ([`Input::RecordsApplied`]).
+    ApplyRecords(Vec<EpochRecord>),
+    /// Ask `from` for its outcome of `epoch` ([`Input::Fetched`]).
+    Fetch {
+        /// The epoch.
+        epoch: u64,
+        /// The peer.
+        from: AccountId,
+    },
+}
+
+/// The session running here.
+#[derive(Debug, Clone)]
+struct Session {
+    epoch: u64,
+    elders: Vec<AccountId>,
+    /// The state as the session's items so far leave it.
+    working: SectionState,
+    log: Vec<(usize, LogItem)>,
+}
+
+/// Why the machine asked for the audits.
+#[derive(Debug, Clone)]
+enum AuditsFor {
+    Report,
+    /// The epoch closed before this elder reported: the audits only annotate the outcome.
+    Close(Box<EpochOutcome>, Box<SectionState>),
+}
+
+/// A closed epoch, for checking late signatures.
+#[derive(Debug, Clone)]
+struct Closed {
+    digest: Digest,
+    signers: BTreeSet<AccountId>,
+}
+
+/// The section driver's decisions; see the module documentation.
+#[derive(Debug)]
+pub struct SectionMachine {
+    signer: SigningKey,
+    me: AccountId,
+    /// The committee whose certificates prove pool payments.
+    committee: Committee,
+    pool: AccountId,
+    settings: SectionSettings,
+    /// The state as of the last closed epoch.
+    state: SectionState,
+    session: Option<Session>,
+    /// This elder's proposals not yet seen in the agreed order.
+    proposed: Vec<LogItem>,
+    now: Duration,
+    epoch_started: Duration,
+    reported: bool,
+    awaiting_audits: Option<AuditsFor>,
+    /// Audits taken for the report, kept for the epoch's outcome.
+    observed: BTreeMap<AccountId, ChallengeTally>,
+    last_seen: BTreeMap<AccountId, Duration>,
+    complained: BTreeSet<AccountId>,
+    last_follow: Option<Duration>,
+    behind: bool,
+    /// Peers still to ask in this round of catching up; `Some` while a fetch is out.
+    fetching: Option<Vec<AccountId>>,
+    /// An outcome was just adopted: once its close is done, ask for the next.
+    catching_up: bool,
+    /// Records not yet applied to the ledger.
+    unapplied: Vec<EpochRecord>,
+    applying: bool,
+    early_signatures: BTreeMap<u64, Vec<(AccountId, SignatureBytes)>>,
+    recent: BTreeMap<u64, Closed>,
+    last_enrolment: Option<Duration>,
+    meter: UseMeter,
+}
+
+impl SectionMachine {
+    /// A machine resuming from `state` (as its last close saved it) with the meter totals
+    /// saved with it; `recent` are the outcomes of the last closed epochs, for late
+    /// signatures. Records the state holds are applied to the ledger again (the ledger
+    /// takes each once).
+    pub fn new(
+        signer: SigningKey,
+        committee: Committee,
+        pool: AccountId,
+        settings: SectionSettings,
+        state: SectionState,
+        usage: BTreeMap<AppId, u64>,
+        recent: &[EpochOutcome],
+    ) -> Self {
+        let unapplied = state.records().cloned().collect();
+        let mut machine = SectionMachine {
+            me: AccountId::of(&signer),
+            signer,
+            committee,
+            pool,
+            settings,
+            state,
+            session: None,
+            proposed: Vec::new(),
+            now: Duration::ZERO,
+            epoch_started: Duration::ZERO,
+            reported: false,
+            awaiting_audits: None,
+            observed: BTreeMap::new(),
+            last_seen: BTreeMap::new(),
+            complained: BTreeSet::new(),
+            last_follow: None,
+            behind: true,
+            fetching: None,
+            catching_up: false,
+            unapplied,
+            applying: false,
+            early_signatures: BTreeMap::new(),
+            recent: BTreeMap::new(),
+            last_enrolment: None,
+            meter: UseMeter::resuming(usage),
+        };
+        for outcome in recent {
+            machine.remember(outcome);
+        }
+        machine
+    }
+
+    /// The first effects, at time `now`: show the state, name the members, start the
+    /// open epoch's session if this node is one of its elders.
+    pub fn start(&mut self, now: Duration) -> Vec<Effect> {
+        self.now = now;
+        let mut effects = vec![self.publish(None), self.membership()];
+        self.start_session(&mut effects);
+        effects
+    }
+
+    /// This node's id.
+    pub fn me(&self) -> AccountId {
+        self.me
+    }
+
+    /// The state as of the last closed epoch.
+    pub fn state(&self) -> &SectionState {
+        &self.state
+    }
+
+    /// The state as far as this node has applied the log: the running session's, or the
+    /// last closed epoch's.
+    pub fn current(&self) -> &SectionState {
+        self.session.as_ref().map_or(&self.state, |session| &session.working)
+    }
+
+    /// The epoch of the session running here, if any.
+    pub fn session(&self) -> Option<u64> {
+        self.session.as_ref().map(|session| session.epoch)
+    }
+
+    /// Records closed but not yet taken by the ledger.
+    pub fn unapplied(&self) -> &[EpochRecord] {
+        &self.unapplied
+    }
+
+    /// Proposals waiting to be ordered.
+    pub fn proposed(&self) -> &[LogItem] {
+        &self.proposed
+    }
+
+    /// The meter's running totals.
+    pub fn usage(&self) -> &BTreeMap<AppId, u64> {
+        self.meter.totals()
+    }
+
+    /// Takes one input; returns what the shell must do, in order.
+    pub fn handle(&mut self, input: Input) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        match input {
+            Input::Tick { now, connected } => self.tick(now, &connected, &mut effects),
+            Input::Ordered { session, creator, item } => self.ordered(session, creator, item, &mut effects),
+            Input::PeerAhead { session } => {
+                if session > self.state.epoch() {
+                    self.behind = true;
+                }
+            }
+            Input::Signature { signer, epoch, signature } => self.signature(signer, epoch, signature, &mut effects),
+            Input::Propose(item) => {
+                // Kept even between sessions: the next one carries it.
+                if session_elders(&self.state).contains(&self.me) {
+                    self.propose(item, &mut effects);
+                }
+            }
+            Input::Metered { from, app, use_id } => self.meter.attest(from, app, use_id),
+            Input::Audits(audits) => self.audits(audits, &mut effects),
+            Input::Fetched { from, outcome } => self.fetched(from, outcome, &mut effects),
+            Input::RecordsApplied(applied) => {
+                self.applying = false;
+                self.unapplied.retain(|record| !applied.done.contains(&record.epoch));
+            }
+            Input::SessionStopped { session } => {
+                if self.session() == Some(session) {
+                    tracing::error!(session, "the section log engine stopped; restarting the session");
+                    self.start_session(&mut effects);
+                }
+            }
+        }
+        effects
+    }
+
+    fn tick(&mut self, now: Duration, connected: &BTreeSet<AccountId>, effects: &mut Vec<Effect>) {
+        self.now = self.now.max(now);
+        self.watch_liveness(connected, effects);
+        if self.session.is_some() && !self.reported && self.elapsed(self.epoch_started) >= self.settings.epoch {
+            self.reported = true;
+            self.take_audits(AuditsFor::Report, effects);
+        }
+        let following = self.session.is_none() || self.behind;
+        let due = self.last_follow.is_none_or(|at| self.elapsed(at) >= self.settings.follow_interval);
+        if following && due && self.fetching.is_none() {
+            self.last_follow = Some(self.now);
+            self.behind = false;
+            self.follow(effects);
+        }
+        self.apply_records(effects);
+        self.enrol(effects);
+    }
+
+    fn elapsed(&self, since: Duration) -> Duration {
+        self.now.saturating_sub(since)
+    }
+
+    fn take_audits(&mut self, purpose: AuditsFor, effects: &mut Vec<Effect>) {
+        self.awaiting_audits = Some(purpose);
+        effects.push(Effect::TakeAudits);
+    }
+
+    fn audits(&mut self, audits: AuditSummary, effects: &mut Vec<Effect>) {
+        match self.awaiting_audits.take() {
+            Some(AuditsFor::Report) => {
+                self.observed = audits.tallies;
+                let report = EpochReport {
+                    elder: self.me,
+                    epoch: self.state.epoch(),
+                    passed: audits.proven,
+                    usage: self.meter.totals().clone(),
+                };
+                tracing::debug!(epoch = report.epoch, proven = report.passed.len(), "reporting on the epoch");
+                self.propose(LogItem::Report(report), effects);
+            }
+            Some(AuditsFor::Close(outcome, next)) => {
+                self.observed = audits.tallies;
+                self.finish_close(*outcome, *next, effects);
+            }
+            None => {}
+        }
+    }
+
+    /// Starts the session of the open epoch if this node is one of its elders.
+    fn start_session(&mut self, effects: &mut Vec<Effect>) {
+        let epoch = self.state.epoch();
+        self.session = None;
+        self.epoch_started = self.now;
+        self.reported = false;
+        self.complained.clear();
+        effects.push(Effect::RemoveBackups { before: epoch });
+        let elders = session_elders(&self.state);
+        if !elders.contains(&self.me) {
+            effects.push(Effect::EndSession);
+            return;
+        }
+        tracing::info!(epoch, elders = elders.len(), "section log session started");
+        effects.push(Effect::StartSession { epoch, elders: elders.clone(), proposals: self.proposed.clone() });
+        self.session = Some(Session { epoch, elders, working: self.state.clone(), log: Vec::new() });
+    }
+
+    /// Puts an item into this elder's next units, and remembers it so a session that ends
+    /// before ordering it does not lose it.
+    fn propose(&mut self, item: LogItem, effects: &mut Vec<Effect>) {
+        if self.proposed.contains(&item) || self.proposed.len() >= MAX_PROPOSED {
+            return;
+        }
+        if self.session.is_some() {
+            effects.push(Effect::ToSession(item.clone()));
+        }
+        self.proposed.push(item);
+    }
+
+    fn ordered(&mut self, epoch: u64, creator: usize, item: LogItem, effects: &mut Vec<Effect>) {
+        let Some(session) = self.session.as_mut().filter(|session| session.epoch == epoch) else { return };
+        let Some(proposer) = session.elders.get(creator).copied() else { return };
+        if proposer == self.me {
+            self.proposed.retain(|proposed| *proposed != item);
+        }
+        session.log.push((creator, item.clone()));
+        let Some(event) = admit(&item, &proposer, &self.committee, &self.pool) else { return };
+        let before = placement_names(&session.working);
+        let change = session.working.apply(&event);
+        match change {
+            SectionChange::Admitted(_) | SectionChange::Removed(_) | SectionChange::RemovedAndClosed(..) => {
+                let working = session.working.clone();
+                self.membership_changed(before, &working, effects);
+            }
+            // Owners see their app's registration and price as soon as they are ordered.
+            SectionChange::AppChanged(_) => {
+                effects.push(Effect::Publish { state: Box::new(session.working.clone()), closed: None })
+            }
+            _ => {}
+        }
+        let Some(record) = closed_record(change) else { return };
+        let Some(session) = self.session.take() else { return };
+        let state_hash = match session.working.state_hash() {
+            Ok(hash) => hash,
+            Err(error) => {
+                tracing::error!(%error, "cannot hash the section state; the epoch stays open");
+                self.session = Some(session);
+                return;
+            }
+        };
+        let outcome = EpochOutcome {
+            record,
+            state_hash,
+            log: session.log,
+            signatures: BTreeMap::new(),
+            observed: BTreeMap::new(),
+        };
+        self.close(outcome, session.working, effects);
+    }
+
+    fn membership_changed(&self, before: Vec<[u8; 32]>, state: &SectionState, effects: &mut Vec<Effect>) {
+        effects.push(Effect::Membership { members: state.members().keys().copied().collect(), elders: state.elders() });
+        effects.push(Effect::Publish { state: Box::new(state.clone()), closed: None });
+        effects.push(Effect::Repair {
+            before,
+            after: placement_names(state),
+            elders: state.elders().iter().map(|id| node_name(&id.0)).collect(),
+        });
+    }
+
+    /// The epoch closed (here, or at a quorum of elders whose outcome this node fetched).
+    fn close(&mut self, outcome: EpochOutcome, next: SectionState, effects: &mut Vec<Effect>) {
+        if self.reported {
+            self.finish_close(outcome, next, effects);
+        } else {
+            self.take_audits(AuditsFor::Close(Box::new(outcome), Box::new(next)), effects);
+        }
+    }
+
+    /// Keeps the outcome and the new state, signs the outcome as one of its elders, hands
+    /// the record to the ledger and starts the next session.
+    fn finish_close(&mut self, mut outcome: EpochOutcome, next: SectionState, effects: &mut Vec<Effect>) {
+        let epoch = outcome.record.epoch;
+        outcome.observed = std::mem::take(&mut self.observed);
+        if session_elders(&self.state).contains(&self.me) {
+            let signature = SignatureBytes::sign(&self.signer, &outcome.digest());
+            outcome.signatures.insert(self.me, signature);
+            let to = next.members().keys().copied().filter(|member| *member != self.me).collect();
+            effects.push(Effect::BroadcastSignature { to, epoch, signature });
+        }
+        for (signer, signature) in self.early_signatures.remove(&epoch).into_iter().flatten() {
+            if outcome.signed_by(&signer, &signature) {
+                outcome.signatures.insert(signer, signature);
+            }
+        }
+        self.early_signatures.retain(|early, _| *early > epoch);
+        tracing::info!(
+            epoch,
+            minted = %outcome.record.minted,
+            items = outcome.record.items.len(),
+            state = %outcome.state_hash,
+            "epoch closed"
+        );
+        effects.push(Effect::Persist {
+            outcome: Box::new(outcome.clone()),
+            state: Box::new(next.clone()),
+            usage: self.meter.totals().clone(),
+        });
+        self.remember(&outcome);
+        self.unapplied.push(outcome.record.clone());
+        self.state = next;
+        effects.push(self.publish(Some(outcome)));
+        effects.push(self.membership());
+        // Reports for the closed epoch are moot; everything else is proposed again.
+        self.proposed.retain(|item| !matches!(item, LogItem::Report(_)));
+        self.apply_records(effects);
+        self.start_session(effects);
+        if std::mem::take(&mut self.catching_up) {
+            self.follow(effects);
+        }
+    }
+
+    fn remember(&mut self, outcome: &EpochOutcome) {
+        let signers = outcome.signatures.keys().copied().collect();
+        self.recent.insert(outcome.record.epoch, Closed { digest: outcome.digest(), signers });
+        while self.recent.len() > RECENT_EPOCHS {
+            self.recent.pop_first();
+        }
+    }
+
+    fn publish(&self, closed: Option<EpochOutcome>) -> Effect {
+        Effect::Publish { state: Box::new(self.current().clone()), closed: closed.map(Box::new) }
+    }
+
+    fn membership(&self) -> Effect {
+        let state = self.current();
+        Effect::Membership { members: state.members().keys().copied().collect(), elders: state.elders() }
+    }
+
+    fn apply_records(&mut self, effects: &mut Vec<Effect>) {
+        if !self.unapplied.is_empty() && !self.applying {
+            self.applying = true;
+            effects.push(Effect::ApplyRecords(self.unapplied.clone()));
+        }
+    }
+
+    fn signature(&mut self, signer: AccountId, epoch: u64, signature: SignatureBytes, effects: &mut Vec<Effect>) {
+        if !self.current().members().contains_key(&signer) && !self.state.members().contains_key(&signer) {
+            return;
+        }
+        if epoch > self.state.epoch() {
+            return;
+        }
+        if epoch == self.state.epoch() {
+            // This node has not closed it yet; kept for when it does.
+            let early = self.early_signatures.entry(epoch).or_default();
+            if early.len() < EARLY_SIGNATURES && !early.iter().any(|(known, _)| *known == signer) {
+                early.push((signer, signature));
+            }
+            return;
+        }
+        let Some(closed) = self.recent.get_mut(&epoch) else { return };
+        if closed.signers.contains(&signer) || !verify_signature(&closed.digest, &signer, &signature) {
+            return;
+        }
+        closed.signers.insert(signer);
+        effects.push(Effect::AddSignature { epoch, signer, signature });
+    }
+
+    /// As an elder, complains once per epoch about each member unreachable for longer
+    /// than the setting; a quorum of complaints removes it.
+    fn watch_liveness(&mut self, connected: &BTreeSet<AccountId>, effects: &mut Vec<Effect>) {
+        if self.session.is_none() {
+            return;
+        }
+        let now = self.now;
+        let members: Vec<AccountId> = self.state.members().keys().copied().filter(|id| *id != self.me).collect();
+        let mut silent = Vec::new();
+        for member in members {
+            let seen = self.last_seen.entry(member).or_insert(now);
+            if connected.contains(&member) {
+                *seen = now;
+            } else if now.saturating_sub(*seen) >= self.settings.unresponsive_after
+                && !self.complained.contains(&member)
+            {
+                silent.push(member);
+            }
+        }
+        for member in silent {
+            tracing::info!(%member, "a member has been unreachable too long; reporting it");
+            self.complained.insert(member);
+            self.propose(LogItem::Unresponsive(member), effects);
+        }
+    }
+
+    /// Starts a round of catching up: the session's elders are asked one at a time.
+    fn follow(&mut self, effects: &mut Vec<Effect>) {
+        let mut peers: Vec<AccountId> = session_elders(&self.state).into_iter().filter(|id| *id != self.me).collect();
+        peers.reverse();
+        self.fetching = Some(peers);
+        self.fetch_next(effects);
+    }
+
+    fn fetch_next(&mut self, effects: &mut Vec<Effect>) {
+        let Some(peers) = self.fetching.as_mut() else { return };
+        match peers.pop() {
+            Some(from) => effects.push(Effect::Fetch { epoch: self.state.epoch(), from }),
+            None => self.fetching = None,
+        }
+    }
+
+    fn fetched(&mut self, from: AccountId, outcome: Option<Box<EpochOutcome>>, effects: &mut Vec<Effect>) {
+        if self.fetching.is_none() {
+            return;
+        }
+        let epoch = self.state.epoch();
+        let Some(outcome) = outcome else { return self.fetch_next(effects) };
+        match verify_outcome(&self.state, &outcome, &self.committee, &self.pool) {
+            Ok(next) => {
+                tracing::info!(epoch, %from, "caught up on a closed epoch");
+                self.session = None;
+                let before = placement_names(&self.state);
+                if before.len() != next.members().len() {
+                    self.membership_changed(before, &next, effects);
+                }
+                // The same peers may have closed the next epoch too: asked once this
+                // close is done (it may wait for the audits).
+                self.fetching = None;
+                self.catching_up = true;
+                self.close(*outcome, next, effects);
+            }
+            Err(error) => {
+                tracing::debug!(%error, epoch, %from, "a peer's epoch outcome was not adopted");
+                self.fetch_next(effects);
+            }
+        }
+    }
+
+    /// A node that is not a member, or whose reward address is not the one configured,
+    /// asks the elders to enrol it; an elder proposes its own enrolment directly.
+    fn enrol(&mut self, effects: &mut Vec<Effect>) {
+        let wanted = self.settings.reward_address;
+        if self.current().members().get(&self.me).is_some_and(|member| member.reward == wanted) {
+            return;
+        }
+        if self.last_enrolment.is_some_and(|at| self.elapsed(at) < self.settings.epoch / 2) {
+            return;
+        }
+        self.last_enrolment = Some(self.now);
+        let item = LogItem::Enrol(Enrolment::new(&self.signer, wanted));
+        if self.session.is_some() {
+            self.propose(item, effects);
+        } else {
+            effects.push(Effect::SendProposal { to: session_elders(&self.state), item });
+        }
+    }
+}
+
+fn placement_names(state: &SectionState) -> Vec<[u8; 32]> {
+    state.members().keys().map(|id| node_name(&id.0)).collect()
+}
+
+fn verify_signature(digest: &Digest, signer: &AccountId, signature: &SignatureBytes) -> bool {
+    signer.verifying_key().is_some_and(|key| key.verify_strict(digest.as_bytes(), &signature.to_dalek()).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acre_ledger::economics::pool_account;
+    use acre_ledger::Amount;
+
+    const EPOCH: Duration = Duration::from_secs(10);
+
+    fn keys(count: u8) -> Vec<SigningKey> {
+        (1..=count).map(|n| SigningKey::from_bytes(&[n; 32])).collect()
+    }
+
+    fn settings(key: &SigningKey) -> SectionSettings {
+        SectionSettings {
+            epoch: EPOCH,
+            unresponsive_after: Duration::from_secs(30),
+            reward_address: AccountId::of(key),
+            follow_interval: Duration::from_secs(2),
+        }
+    }
+
+    /// Machines of a founding section of `founders`, plus `joiners` who are not members.
+    fn section(founders: &[SigningKey], joiners: &[SigningKey]) -> Vec<SectionMachine> {
+        let ids: Vec<(AccountId, AccountId)> = founders.iter().map(|k| (AccountId::of(k), AccountId::of(k))).collect();
+        let committee = Committee::new(ids.iter().map(|(id, _)| *id)).expect("committee");
+        let state = SectionState::new(&ids, Amount::from_credits(1_000).expect("amount"));
+        founders
+            .iter()
+            .chain(joiners)
+            .map(|key| {
+                let settings = settings(key);
+                let mut machine = SectionMachine::new(
+                    key.clone(),
+                    committee.clone(),
+                    pool_account(""),
+                    settings,
+                    state.clone(),
+                    BTreeMap::new(),
+                    &[],
+                );
+                machine.start(Duration::ZERO);
+                machine
+            })
+            .collect()
+    }
+
+    fn all_connected(machines: &[SectionMachine]) -> BTreeSet<AccountId> {
+        machines.iter().map(SectionMachine::me).collect()
+    }
+
+    /// Every holder proved one chunk to the auditing elder.
+    fn audits(machines: &[SectionMachine], auditor: AccountId) -> AuditSummary {
+        let proven = machines
+            .iter()
+            .map(SectionMachine::me)
+            .filter(|holder| *holder != auditor)
+            .map(|holder| ProvenChunk { holder, chunk: [1; 32], bytes: 1 << 20 })
+            .collect();
+        AuditSummary { proven, tallies: BTreeMap::new() }
+    }
+
+    /// Runs a tick at `now` on machine `index`, answering the audits it takes; returns
+    /// the other effects.
+    fn tick(machines: &mut [SectionMachine], index: usize, now: Duration) -> Vec<Effect> {
+        let connected = all_connected(machines);
+        let effects = machines[index].handle(Input::Tick { now, connected });
+        answer_audits(machines, index, effects)
+    }
+
+    fn answer_audits(machines: &mut [SectionMachine], index: usize, effects: Vec<Effect>) -> Vec<Effect> {
+        let mut out = Vec::new();
+        for effect in effects {
+            if matches!(effect, Effect::TakeAudits) {
+                let summary = audits(machines, machines[index].me());
+                let answer = machines[index].handle(Input::Audits(summary));
+                out.extend(answer_audits(machines, index, answer));
+            } else {
+                out.push(effect);
+            }
+        }
+        out
+    }
+
+    fn proposals(effects: &[Effect]) -> Vec<LogItem> {
+        effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::ToSession(item) => Some(item.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Delivers `items` (creator index, item) to every machine running `session`, in one
+    /// order, as the atomic broadcast does; returns each machine's effects.
+    fn order(machines: &mut [SectionMachine], session: u64, items: &[(usize, LogItem)]) -> Vec<Vec<Effect>> {
+        (0..machines.len())
+            .map(|index| {
+                let mut effects = Vec::new();
+                for (creator, item) in items {
+                    let input = Input::Ordered { session, creator: *creator, item: item.clone() };
+                    let answer = machines[index].handle(input);
+                    effects.extend(answer_audits(machines, index, answer));
+                }
+                effects
+            })
+            .collect()
+    }
+
+    /// Each elder's report for the open epoch, with its index in the session.
+    fn reports(machines: &mut [SectionMachine]) -> Vec<(usize, LogItem)> {
+        let mut items = Vec::new();
+        for index in 0..machines.len() {
+            let Some(position) =
+                session_elders(machines[index].state()).iter().position(|e| *e == machines[index].me())
+            else {
+                continue;
+            };
+            let effects = tick(machines, index, EPOCH);
+            items.extend(
+                proposals(&effects).into_iter().filter(|i| matches!(i, LogItem::Report(_))).map(|i| (position, i)),
+            );
+        }
+        items
+    }
+
+    fn persisted(effects: &[Effect]) -> Option<EpochOutcome> {
+        effects.iter().find_map(|effect| match effect {
+            Effect::Persist { outcome, .. } => Some((**outcome).clone()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn an_elder_reports_once_the_epoch_has_run_and_not_before() {
+        let mut machines = section(&keys(4), &[]);
+        assert!(proposals(&tick(&mut machines, 0, EPOCH / 2)).is_empty(), "too early");
+        let effects = tick(&mut machines, 0, EPOCH);
+        let items = proposals(&effects);
+        assert!(matches!(items.as_slice(), [LogItem::Report(report)] if report.epoch == 1 && report.passed.len() == 3));
+        assert!(proposals(&tick(&mut machines, 0, EPOCH * 2)).is_empty(), "one report per epoch");
+        assert_eq!(machines[0].proposed().len(), 1, "kept until it is ordered");
+    }
+
+    /// The close, as every elder runs it: the outcome is written before its record reaches
+    /// the ledger, the elder signs it and sends the signature, and the next session starts.
+    #[test]
+    fn a_quorum_of_reports_closes_the_epoch_and_each_elder_persists_signs_and_moves_on() {
+        let mut machines = section(&keys(4), &[]);
+        let items = reports(&mut machines);
+        assert_eq!(items.len(), 4);
+        let per_machine = order(&mut machines, 1, &items);
+        let mut hashes = BTreeSet::new();
+        for (machine, effects) in machines.iter().zip(&per_machine) {
+            let outcome = persisted(effects).expect("closed");
+            hashes.insert(outcome.state_hash);
+            assert_eq!(outcome.log.len(), 3, "the cut is at the quorum's report: {:?}", outcome.log.len());
+            assert!(outcome.signatures.contains_key(&machine.me()));
+            let position = |wanted: fn(&Effect) -> bool| effects.iter().position(wanted).expect("effect");
+            assert!(
+                position(|e| matches!(e, Effect::Persist { .. })) < position(|e| matches!(e, Effect::ApplyRecords(_)))
+            );
+            assert!(effects
+                .iter()
+                .any(|e| matches!(e, Effect::BroadcastSignature { to, epoch: 1, .. } if to.len() == 3)));
+            assert!(effects.iter().any(|e| matches!(e, Effect::StartSession { epoch: 2, .. })));
+            assert_eq!(machine.state().epoch(), 2);
+            assert!(machine.proposed().is_empty(), "its report was ordered, or is moot now");
+        }
+        assert_eq!(hashes.len(), 1, "one state at every elder");
+        let late = order(&mut machines, 1, &items[3..]);
+        assert!(late.iter().all(Vec::is_empty), "items of a closed session change nothing");
+    }
+
+    #[test]
+    fn records_go_to_the_ledger_until_it_takes_them_one_batch_at_a_time() {
+        let mut machines = section(&keys(4), &[]);
+        let items = reports(&mut machines);
+        order(&mut machines, 1, &items);
+        assert_eq!(machines[0].unapplied().len(), 1);
+        let again = tick(&mut machines, 0, EPOCH + Duration::from_secs(1));
+        assert!(!again.iter().any(|e| matches!(e, Effect::ApplyRecords(_))), "one batch in flight at a time");
+        machines[0].handle(Input::RecordsApplied(RecordsApplied { done: Vec::new() }));
+        let retry = tick(&mut machines, 0, EPOCH + Duration::from_secs(2));
+        assert!(retry.iter().any(|e| matches!(e, Effect::ApplyRecords(records) if records.len() == 1)));
+        machines[0].handle(Input::RecordsApplied(RecordsApplied { done: vec![1] }));
+        assert!(machines[0].unapplied().is_empty());
+    }
+
+    /// A node outside the session asks the elders in turn: an outcome a quorum did not
+    /// sign, or whose items do not give its record, is passed over and the next elder
+    /// asked; a good one is adopted, and the next epoch asked for at once.
+    #[test]
+    fn a_follower_passes_over_a_lying_elder_and_adopts_the_quorum_signed_outcome() {
+        let founders = keys(4);
+        let mut machines = section(&founders, &[]);
+        let items = reports(&mut machines);
+        let closed = order(&mut machines, 1, &items);
+        let mut outcome = persisted(&closed[0]).expect("closed");
+        for (index, effects) in closed.iter().enumerate().skip(1) {
+            let signer = machines[index].me();
+            outcome.signatures.insert(signer, persisted(effects).expect("closed").signatures[&signer]);
+        }
+
+        let mut follower = section(&founders, &[]).remove(3);
+        let now = Duration::from_secs(1);
+        // A follower is any node without the session; this one lost it.
+        follower.session = None;
+        let effects = follower.handle(Input::Tick { now, connected: BTreeSet::new() });
+        let Some(Effect::Fetch { epoch: 1, from: first }) =
+            effects.iter().find(|e| matches!(e, Effect::Fetch { .. })).cloned()
+        else {
+            panic!("no fetch in {effects:?}")
+        };
+        let mut forged = outcome.clone();
+        forged.record.minted = Amount::from_nanos(forged.record.minted.nanos() + 1).expect("amount");
+        let next = follower.handle(Input::Fetched { from: first, outcome: Some(Box::new(forged)) });
+        let Some(Effect::Fetch { epoch: 1, from: second }) = next.first().cloned() else { panic!("{next:?}") };
+        assert_ne!(first, second, "the next elder is asked");
+        let adopted = follower.handle(Input::Fetched { from: second, outcome: Some(Box::new(outcome.clone())) });
+        let adopted = answer_audits(std::slice::from_mut(&mut follower), 0, adopted);
+        assert_eq!(follower.state().epoch(), 2);
+        assert_eq!(persisted(&adopted).map(|o| o.state_hash), Some(outcome.state_hash));
+        assert!(adopted.iter().any(|e| matches!(e, Effect::Fetch { epoch: 2, .. })), "asks for the next epoch");
+    }
+
+    #[test]
+    fn signatures_are_checked_kept_once_and_early_ones_wait_for_the_close() {
+        let mut machines = section(&keys(4), &[]);
+        let items = reports(&mut machines);
+        let early = {
+            let mut probe = section(&keys(4), &[]);
+            let items = reports(&mut probe);
+            let closed = order(&mut probe, 1, &items);
+            persisted(&closed[1]).expect("closed")
+        };
+        let signer = machines[1].me();
+        let signature = early.signatures[&signer];
+        // Before machine 0 closes epoch 1, machine 1's signature arrives: kept for later.
+        assert!(machines[0].handle(Input::Signature { signer, epoch: 1, signature }).is_empty());
+        let closed = order(&mut machines[..1], 1, &items);
+        let outcome = persisted(&closed[0]).expect("closed");
+        assert!(outcome.signatures.contains_key(&signer), "the early signature joined the outcome");
+
+        let third = machines[2].me();
+        let theirs = persisted(&order(&mut machines[2..3], 1, &items)[0]).expect("closed").signatures[&third];
+        let kept = machines[0].handle(Input::Signature { signer: third, epoch: 1, signature: theirs });
+        assert!(matches!(kept.as_slice(), [Effect::AddSignature { epoch: 1, .. }]));
+        assert!(machines[0].handle(Input::Signature { signer: third, epoch: 1, signature: theirs }).is_empty(), "once");
+        let stranger = AccountId::of(&SigningKey::from_bytes(&[99; 32]));
+        assert!(machines[0].handle(Input::Signature { signer: stranger, epoch: 1, signature: theirs }).is_empty());
+        let fourth = machines[3].me();
+        assert!(
+            machines[0].handle(Input::Signature { signer: fourth, epoch: 1, signature: theirs }).is_empty(),
+            "a signature by someone else is not the member's"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_member_is_complained_about_once_per_epoch() {
+        let mut machines = section(&keys(4), &[]);
+        let silent = machines[3].me();
+        let connected: BTreeSet<AccountId> = all_connected(&machines).into_iter().filter(|id| *id != silent).collect();
+        let complaints = |effects: &[Effect]| {
+            proposals(effects)
+                .into_iter()
+                .filter(|i| matches!(i, LogItem::Unresponsive(node) if *node == silent))
+                .count()
+        };
+        let mut count = 0;
+        for second in 0..40 {
+            let now = Duration::from_secs(second) / 4;
+            count += complaints(&machines[0].handle(Input::Tick { now, connected: connected.clone() }));
+        }
+        assert_eq!(count, 0, "not before the setting's time");
+        for second in 30..60 {
+            let now = Duration::from_secs(second);
+            let effects = machines[0].handle(Input::Tick { now, connected: connected.clone() });
+            let effects = answer_audits(&mut machines, 0, effects);
+            count += complaints(&effects);
+        }
+        assert_eq!(count, 1, "once while the epoch is open");
+    }
+
+    #[test]
+    fn a_node_outside_the_section_asks_the_elders_to_enrol_it_and_not_too_often() {
+        let founders = keys(4);
+        let joiner = SigningKey::from_bytes(&[50; 32]);
+        let mut machines = section(&founders, &[joiner]);
+        let asked = |effects: &[Effect]| {
+            effects.iter().any(
+                |e| matches!(e, Effect::SendProposal { to, item: LogItem::Enrol(enrolment) } if to.len() == 4 && enrolment.is_valid()),
+            )
+        };
+        let effects = machines[4].handle(Input::Tick { now: Duration::from_secs(1), connected: BTreeSet::new() });
+        assert!(asked(&effects));
+        let soon = machines[4].handle(Input::Tick { now: Duration::from_secs(2), connected: BTreeSet::new() });
+        assert!(!asked(&soon), "at most once per half epoch");
+        let later = machines[4].handle(Input::Tick { now: Duration::from_secs(7), connected: BTreeSet::new() });
+        assert!(asked(&later));
+        assert!(machines[4].session().is_none(), "a non-member runs no session");
+    }
+}

@@ -1,0 +1,605 @@
+//! The storage book: what a node decides about the section's chunks, without touching
+//! them.
+//!
+//! It keeps the registry (every chunk the section stores, with its size), the store
+//! payments this node accepted, the prices it quoted lately, what members said of their
+//! fullness, when their connections came and went, and what its audits showed. From
+//! these it answers: who holds a chunk, what a member must hold, which audits to send
+//! this round, which repairs this node makes, what a payment must pay, and what an audit
+//! that got no answer counts as. The storage service around it moves the bytes, writes
+//! the files and asks the peers; it changes the book only after the disk has what the
+//! book would then claim (a registry entry, an accepted payment).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use acre_api::storage::{AuditRecord, ChallengeTally};
+use acre_ledger::economics::{app_fee_of, billable_bytes, check_store_payment, store_cost, StorePaymentError};
+use acre_ledger::{AccountId, Amount, AppId, Digest, ProvenChunk, TransferOrder};
+use acre_proofs::audit::{assigned, plan, Audit, Outcome};
+use acre_proofs::placement::{closest, node_name, Repair, COPIES};
+use acre_proofs::{ChunkAddress, MAX_CHUNK_BYTES};
+
+use crate::section::AuditSummary;
+
+/// How long a quote is honoured: a payment is checked against the lowest price the
+/// section quoted in this window, so fullness rising during an upload does not turn a
+/// payment made on a fresh quote into too small a one.
+pub const QUOTE_VALIDITY: Duration = Duration::from_secs(600);
+/// Most chunks one store payment, registration or holdings question may name.
+pub const MAX_ENTRIES: usize = 1 << 16;
+/// Most chunks one challenge may name.
+pub const MAX_CHALLENGE_ITEMS: usize = 256;
+/// Prices kept per app: a price changed in a loop cannot grow the history.
+const APP_PRICES: usize = 64;
+/// One price sample per this long at most (the cheapest), so quoting in a loop costs no
+/// memory.
+const SAMPLE_SPACING: Duration = Duration::from_secs(1);
+
+/// Why the book refuses a chunk or a payment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BookError {
+    /// A listed chunk has a size no chunk can have, or the list is too long.
+    #[error("{0}")]
+    InvalidChunk(String),
+    /// The section quotes nothing: it is full.
+    #[error("the section is full and takes no new chunks")]
+    SectionFull,
+    /// No app of that id is registered.
+    #[error("no app {0} is registered in this section")]
+    UnknownApp(AppId),
+    /// The payment does not pay for this chunk.
+    #[error(transparent)]
+    Payment(#[from] StorePaymentError),
+}
+
+/// How the audit sent to a holder was answered, as the storage service saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditReply {
+    /// An answer, already judged against the challenge.
+    Judged(Outcome),
+    /// The holder said it lacks a chunk.
+    Missing,
+    /// Any other reply (a refusal, say): it proves nothing.
+    Other,
+    /// No reply before the deadline.
+    Silent,
+}
+
+/// What this elder's audits showed since it last reported on an epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EpochAudits {
+    /// Per holder and chunk: the chunk's size and whether its latest audit passed.
+    pub latest: BTreeMap<(AccountId, ChunkAddress), (u64, bool)>,
+    /// Audits per holder, by outcome.
+    pub tallies: BTreeMap<AccountId, ChallengeTally>,
+}
+
+impl EpochAudits {
+    /// The chunks whose latest audit passed: what this elder reports as proven. A chunk
+    /// that failed after passing is not proven, so deleting chunks stops their rewards
+    /// from the next report on.
+    pub fn proven(&self) -> Vec<ProvenChunk> {
+        self.latest
+            .iter()
+            .filter(|(_, (_, passed))| *passed)
+            .map(|((holder, chunk), (bytes, _))| ProvenChunk { holder: *holder, chunk: chunk.0, bytes: *bytes })
+            .collect()
+    }
+
+    /// What the section machine takes for its report.
+    pub fn summary(self) -> AuditSummary {
+        AuditSummary { proven: self.proven(), tallies: self.tallies }
+    }
+
+    fn record(&mut self, holder: AccountId, audit: &Audit, outcome: Outcome) {
+        self.tallies.entry(holder).or_default().add(outcome);
+        if outcome == Outcome::Excused {
+            return;
+        }
+        for (item, size) in audit.challenge.items.iter().zip(&audit.sizes) {
+            self.latest.insert((holder, item.address), (*size, outcome == Outcome::Passed));
+        }
+    }
+}
+
+/// What a payment must still pay before its chunk is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentDue {
+    /// This node accepted the payment before: listing the chunk is enough.
+    AlreadyAccepted,
+    /// A payment seen for the first time, which paid enough for everything it lists;
+    /// its certificate must still be verified and kept before the book accepts it.
+    New,
+}
+
+/// The settings the book decides with.
+#[derive(Debug, Clone, Copy)]
+pub struct BookSettings {
+    /// How long after a holder's connection came or went its silence is excused.
+    pub grace: Duration,
+    /// Chunks challenged per holder per round.
+    pub audit_chunks: usize,
+    /// Blocks challenged per chunk.
+    pub audit_blocks: usize,
+}
+
+/// The storage book of one node; see the module documentation.
+#[derive(Debug)]
+pub struct StorageBook {
+    me: AccountId,
+    /// The section's pool, which store payments pay.
+    pool: AccountId,
+    settings: BookSettings,
+    registry: BTreeMap<ChunkAddress, u64>,
+    payments: BTreeSet<Digest>,
+    /// Quoted fullness, oldest first: (when, used, capacity).
+    prices: VecDeque<(Duration, u64, u64)>,
+    app_prices: BTreeMap<AppId, VecDeque<(Duration, Amount)>>,
+    statuses: BTreeMap<AccountId, (u64, u64)>,
+    /// Per member: whether its connection is up, and since when.
+    connections: BTreeMap<AccountId, (bool, Duration)>,
+    farmers: BTreeMap<AccountId, (ChallengeTally, Option<AuditRecord>)>,
+    epoch_audits: EpochAudits,
+}
+
+impl StorageBook {
+    /// A book for node `me` of the section whose pool is `pool`, from the registry and
+    /// accepted payments its files hold.
+    pub fn new(
+        me: AccountId,
+        pool: AccountId,
+        settings: BookSettings,
+        registry: BTreeMap<ChunkAddress, u64>,
+        payments: impl IntoIterator<Item = Digest>,
+    ) -> Self {
+        StorageBook {
+            me,
+            pool,
+            settings,
+            registry,
+            payments: payments.into_iter().collect(),
+            prices: VecDeque::new(),
+            app_prices: BTreeMap::new(),
+            statuses: BTreeMap::new(),
+            connections: BTreeMap::new(),
+            farmers: BTreeMap::new(),
+            epoch_audits: EpochAudits::default(),
+        }
+    }
+
+    /// Every chunk registered, with its size.
+    pub fn registry(&self) -> &BTreeMap<ChunkAddress, u64> {
+        &self.registry
+    }
+
+    /// The registered size of a chunk.
+    pub fn size_of(&self, address: &ChunkAddress) -> Option<u64> {
+        self.registry.get(address).copied()
+    }
+
+    /// Of `entries`, those the registry lacks: what must be written before
+    /// [`StorageBook::registered`] is told of them. Repeats within `entries` count once.
+    pub fn unregistered(&self, entries: &[(ChunkAddress, u64)]) -> Vec<(ChunkAddress, u64)> {
+        let mut seen = BTreeSet::new();
+        entries
+            .iter()
+            .filter(|(address, _)| !self.registry.contains_key(address) && seen.insert(*address))
+            .copied()
+            .collect()
+    }
+
+    /// The entries are on disk now; the first size written for a chunk is its size.
+    pub fn registered(&mut self, entries: &[(ChunkAddress, u64)]) {
+        for (address, size) in entries {
+            self.registry.entry(*address).or_insert(*size);
+        }
+    }
+
+    /// The members that hold the chunk, closest first.
+    pub fn holders(&self, address: &ChunkAddress, members: &[AccountId]) -> Vec<AccountId> {
+        let names = names(members);
+        closest(address, &names, COPIES).iter().filter_map(|name| member_named(members, name)).collect()
+    }
+
+    /// How many chunks, and bytes, `node` must hold among `members`.
+    pub fn duty_of(&self, node: &AccountId, members: &[AccountId]) -> (u64, u64) {
+        let names = names(members);
+        assigned(&self.registry, &names, &node_name(&node.0))
+            .fold((0, 0), |(count, bytes), (_, size)| (count + 1, bytes.saturating_add(size)))
+    }
+
+    /// This round's audits of every other holder, chosen by `randomness`.
+    pub fn audit_plan(&self, members: &[AccountId], randomness: &[u8; 32], round: u64) -> Vec<(AccountId, Audit)> {
+        let names = names(members);
+        plan(
+            &self.registry,
+            &names,
+            &node_name(&self.me.0),
+            randomness,
+            round,
+            self.settings.audit_chunks,
+            self.settings.audit_blocks,
+        )
+        .into_iter()
+        .filter_map(|audit| Some((member_named(members, &audit.holder)?, audit)))
+        .collect()
+    }
+
+    /// The copies this node makes after membership went from `before` to `after`: those
+    /// of chunks it is the closest elder to, so each chunk has one copier.
+    pub fn repair_plan(&self, before: &[[u8; 32]], after: &[[u8; 32]], elders: &[[u8; 32]]) -> Vec<Repair> {
+        let me = node_name(&self.me.0);
+        acre_proofs::placement::repairs(&self.registry, before, after)
+            .into_iter()
+            .filter(|repair| closest(&repair.chunk, elders, 1).first() == Some(&me))
+            .collect()
+    }
+
+    /// What a member said of its bytes held and offered.
+    pub fn record_status(&mut self, node: AccountId, used: u64, capacity: u64) {
+        self.statuses.insert(node, (used, capacity));
+    }
+
+    /// What a member last said of its bytes held and offered.
+    pub fn status_of(&self, node: &AccountId) -> Option<(u64, u64)> {
+        self.statuses.get(node).copied()
+    }
+
+    /// Bytes held and offered across the members last heard from.
+    pub fn fullness(&self) -> (u64, u64) {
+        self.statuses
+            .values()
+            .fold((0u64, 0u64), |(used, capacity), (u, c)| (used.saturating_add(*u), capacity.saturating_add(*c)))
+    }
+
+    /// The section's fullness now, remembered as a quoted price: returns (used, capacity).
+    pub fn quote(&mut self, now: Duration) -> (u64, u64) {
+        let (used, capacity) = self.fullness();
+        while self.prices.front().is_some_and(|(at, _, _)| now.saturating_sub(*at) > QUOTE_VALIDITY) {
+            self.prices.pop_front();
+        }
+        if let Some(last) = self.prices.back_mut().filter(|(at, _, _)| now.saturating_sub(*at) < SAMPLE_SPACING) {
+            let cheaper = match (store_cost(1, used, capacity), store_cost(1, last.1, last.2)) {
+                (Some(new), Some(old)) => new < old,
+                (_, None) => true,
+                (None, Some(_)) => false,
+            };
+            if cheaper {
+                *last = (last.0, used, capacity);
+            }
+        } else {
+            self.prices.push_back((now, used, capacity));
+        }
+        (used, capacity)
+    }
+
+    /// The lowest price for `bytes` quoted within the validity window.
+    pub fn honoured_price(&self, bytes: u64) -> Option<Amount> {
+        self.prices.iter().filter_map(|(_, used, capacity)| store_cost(bytes, *used, *capacity)).min()
+    }
+
+    /// The app's price per upload: `current` is what the section log says now; the lowest
+    /// price it had in the last [`QUOTE_VALIDITY`] is honoured, so a raise never catches
+    /// a payment already made on the old quote.
+    pub fn app_price(&mut self, app: &AppId, current: Option<Amount>, now: Duration) -> Result<Amount, BookError> {
+        let current = current.ok_or(BookError::UnknownApp(*app))?;
+        let history = self.app_prices.entry(*app).or_default();
+        history.retain(|(at, _)| now.saturating_sub(*at) < QUOTE_VALIDITY);
+        if history.back().is_none_or(|(_, price)| *price != current) {
+            history.push_back((now, current));
+        }
+        while history.len() > APP_PRICES {
+            history.pop_front();
+        }
+        Ok(history.iter().map(|(_, price)| *price).min().unwrap_or(current))
+    }
+
+    /// Checks a store payment for `chunk`, listed in `list`: one accepted before only has
+    /// to list it; a new one must pay the honoured price for everything it lists plus the
+    /// app's fee. `app_price` is the app's current price by the section log, if the
+    /// payment names an app.
+    pub fn check_payment(
+        &mut self,
+        id: &Digest,
+        order: &TransferOrder,
+        list: &[(ChunkAddress, u64)],
+        chunk: (ChunkAddress, u64),
+        app_price: Option<Amount>,
+        now: Duration,
+    ) -> Result<PaymentDue, BookError> {
+        let named: Vec<([u8; 32], u64)> = list.iter().map(|(address, size)| (address.0, *size)).collect();
+        let known = self.payments.contains(id);
+        let required = if known {
+            Amount::ZERO
+        } else {
+            check_entries(list)?;
+            let bytes = billable_bytes(list.iter().map(|(_, size)| *size))
+                .ok_or_else(|| BookError::InvalidChunk("the listed sizes overflow".into()))?;
+            self.quote(now);
+            let store = self.honoured_price(bytes).ok_or(BookError::SectionFull)?;
+            let fee = self.app_fee(order, app_price, now)?;
+            store.checked_add(fee).ok_or_else(|| BookError::InvalidChunk("the price overflows".into()))?
+        };
+        check_store_payment(order, &self.pool, &named, &(chunk.0 .0, chunk.1), required)?;
+        Ok(if known { PaymentDue::AlreadyAccepted } else { PaymentDue::New })
+    }
+
+    /// The app fee a payment through an app carries, checked against the app's price.
+    fn app_fee(&mut self, order: &TransferOrder, current: Option<Amount>, now: Duration) -> Result<Amount, BookError> {
+        let Some(app) = order.app else { return Ok(Amount::ZERO) };
+        let price = self.app_price(&app, current, now)?;
+        let fee = app_fee_of(order).map_or(Amount::ZERO, |(_, fee)| fee);
+        if fee < price {
+            return Err(BookError::Payment(StorePaymentError::TooSmall { paid: fee, required: price }));
+        }
+        Ok(fee)
+    }
+
+    /// The payment is verified and on disk: later chunks it lists need no new check.
+    pub fn payment_accepted(&mut self, id: Digest) {
+        self.payments.insert(id);
+    }
+
+    /// Notes which members are connected at `now`. A member first seen counts as
+    /// having changed when this node started (`started`).
+    pub fn observe_connections(
+        &mut self,
+        connected: &BTreeSet<AccountId>,
+        members: &[AccountId],
+        now: Duration,
+        started: Duration,
+    ) {
+        for member in members {
+            let up = connected.contains(member);
+            let entry = self.connections.entry(*member).or_insert((up, started));
+            if entry.0 != up {
+                *entry = (up, now);
+            }
+        }
+    }
+
+    /// The excuse rule: a holder whose connection came or went within the grace period
+    /// (or that this node has not watched that long) is not held to its silence.
+    pub fn settling(&self, node: &AccountId, now: Duration) -> bool {
+        self.connections.get(node).is_none_or(|(_, since)| now.saturating_sub(*since) < self.settings.grace)
+    }
+
+    /// What an audit's reply counts as; a silent holder is excused while settling.
+    pub fn outcome_of(&self, holder: &AccountId, reply: AuditReply, now: Duration) -> Outcome {
+        match reply {
+            AuditReply::Judged(outcome) => outcome,
+            AuditReply::Missing => Outcome::Missing,
+            AuditReply::Other => Outcome::WrongBytes,
+            AuditReply::Silent if self.settling(holder, now) => Outcome::Excused,
+            AuditReply::Silent => Outcome::Timeout,
+        }
+    }
+
+    /// Keeps what an audit showed, for the epoch's report and the farmer's view.
+    pub fn record_audit(&mut self, holder: AccountId, audit: &Audit, outcome: Outcome, record: AuditRecord) {
+        self.epoch_audits.record(holder, audit, outcome);
+        let entry = self.farmers.entry(holder).or_default();
+        entry.0.add(outcome);
+        entry.1 = Some(record);
+    }
+
+    /// Hands over what the audits showed since the last call, and starts afresh.
+    pub fn take_epoch_audits(&mut self) -> EpochAudits {
+        std::mem::take(&mut self.epoch_audits)
+    }
+
+    /// Every audit of `node` since this node started, and the latest.
+    pub fn audits_of(&self, node: &AccountId) -> (ChallengeTally, Option<AuditRecord>) {
+        self.farmers.get(node).cloned().unwrap_or((ChallengeTally::default(), None))
+    }
+}
+
+/// Every listed chunk has a size a chunk can have, and the list is not absurdly long.
+pub fn check_entries(entries: &[(ChunkAddress, u64)]) -> Result<(), BookError> {
+    if entries.len() > MAX_ENTRIES {
+        return Err(BookError::InvalidChunk(format!("{} chunks in one list; at most {MAX_ENTRIES}", entries.len())));
+    }
+    match entries.iter().find(|(_, size)| *size == 0 || *size > MAX_CHUNK_BYTES as u64) {
+        Some((address, size)) => Err(BookError::InvalidChunk(format!("chunk {address} cannot be {size} bytes"))),
+        None => Ok(()),
+    }
+}
+
+fn names(members: &[AccountId]) -> Vec<[u8; 32]> {
+    members.iter().map(|id| node_name(&id.0)).collect()
+}
+
+fn member_named(members: &[AccountId], name: &[u8; 32]) -> Option<AccountId> {
+    members.iter().copied().find(|id| node_name(&id.0) == *name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acre_ledger::economics::pool_account;
+    use acre_proofs::challenge::Challenge;
+    use ed25519_dalek::SigningKey;
+
+    const MIB: u64 = 1 << 20;
+
+    fn members(count: u8) -> Vec<AccountId> {
+        (1..=count).map(|n| AccountId::of(&SigningKey::from_bytes(&[n; 32]))).collect()
+    }
+
+    fn book(me: AccountId) -> StorageBook {
+        let settings = BookSettings { grace: Duration::from_secs(20), audit_chunks: 16, audit_blocks: 4 };
+        StorageBook::new(me, pool_account(""), settings, BTreeMap::new(), [])
+    }
+
+    fn chunk(n: u8) -> ChunkAddress {
+        ChunkAddress([n; 32])
+    }
+
+    fn payment(to: AccountId, amount: Amount, chunks: &[(ChunkAddress, u64)]) -> TransferOrder {
+        let memo = acre_ledger::economics::store_memo(&chunks.iter().map(|(a, s)| (a.0, *s)).collect::<Vec<_>>());
+        TransferOrder { from: members(9)[8], to, amount, sequence: 0, app: None, memo, hidden: None }
+    }
+
+    #[test]
+    fn a_registry_entry_counts_once_written_and_keeps_its_first_size() {
+        let mut book = book(members(1)[0]);
+        let entries = [(chunk(1), MIB), (chunk(1), 2 * MIB), (chunk(2), MIB)];
+        let new = book.unregistered(&entries);
+        assert_eq!(new, vec![(chunk(1), MIB), (chunk(2), MIB)]);
+        assert!(book.size_of(&chunk(1)).is_none(), "nothing counts before the disk has it");
+        book.registered(&new);
+        book.registered(&[(chunk(1), 3 * MIB)]);
+        assert_eq!(book.size_of(&chunk(1)), Some(MIB));
+        assert!(book.unregistered(&entries).is_empty());
+    }
+
+    #[test]
+    fn every_chunk_has_four_holders_and_their_duties_add_up() {
+        let members = members(7);
+        let mut book = book(members[0]);
+        let entries: Vec<(ChunkAddress, u64)> = (1..=20).map(|n| (chunk(n), u64::from(n) * MIB)).collect();
+        book.registered(&entries);
+        for (address, _) in &entries {
+            let holders = book.holders(address, &members);
+            assert_eq!(holders.len(), COPIES);
+            assert_eq!(holders.iter().collect::<BTreeSet<_>>().len(), COPIES, "distinct");
+        }
+        let total: u64 = members.iter().map(|m| book.duty_of(m, &members).1).sum();
+        let stored: u64 = entries.iter().map(|(_, size)| size).sum();
+        assert_eq!(total, stored * COPIES as u64);
+        let plan = book.audit_plan(&members, &[7; 32], 1);
+        assert!(plan.iter().all(|(holder, _)| *holder != members[0]), "no elder audits itself");
+        assert!(plan.iter().all(|(_, audit)| audit.challenge.items.len() <= 16));
+    }
+
+    #[test]
+    fn after_a_member_leaves_each_lost_copy_is_made_by_exactly_one_elder() {
+        let members = members(7);
+        let names = names(&members);
+        let after: Vec<[u8; 32]> = names[..6].to_vec();
+        let elders = after.clone();
+        let entries: Vec<(ChunkAddress, u64)> = (1..=40).map(|n| (chunk(n), MIB)).collect();
+        let mut copies = Vec::new();
+        for me in &members[..6] {
+            let mut book = book(*me);
+            book.registered(&entries);
+            copies.extend(book.repair_plan(&names, &after, &elders));
+        }
+        let mut all = book(members[0]);
+        all.registered(&entries);
+        let needed = acre_proofs::placement::repairs(all.registry(), &names, &after);
+        assert_eq!(copies.len(), needed.len(), "every copy made, none twice");
+        assert!(!needed.is_empty());
+    }
+
+    #[test]
+    fn a_payment_is_held_to_the_lowest_price_quoted_within_the_window_and_checked_once() {
+        let members = members(4);
+        let mut book = book(members[0]);
+        let pool = pool_account("");
+        book.record_status(members[0], 0, 100 * MIB);
+        let start = Duration::from_secs(1_000);
+        book.quote(start);
+        let cheap = book.honoured_price(MIB).expect("a price");
+        // The section fills up: the quote rises, but the old one is honoured for a while.
+        book.record_status(members[0], 90 * MIB, 100 * MIB);
+        book.quote(start + Duration::from_secs(5));
+        assert_eq!(book.honoured_price(MIB), Some(cheap));
+        let list = [(chunk(1), MIB)];
+        let paid = payment(pool, cheap, &list);
+        let id = Digest([1; 32]);
+        let due = book.check_payment(&id, &paid, &list, list[0], None, start + Duration::from_secs(6));
+        assert_eq!(due, Ok(PaymentDue::New));
+        let later = start + QUOTE_VALIDITY + Duration::from_secs(10);
+        let too_late = book.check_payment(&id, &paid, &list, list[0], None, later);
+        assert!(matches!(too_late, Err(BookError::Payment(StorePaymentError::TooSmall { .. }))), "{too_late:?}");
+        book.payment_accepted(id);
+        assert_eq!(
+            book.check_payment(&id, &paid, &list, list[0], None, later),
+            Ok(PaymentDue::AlreadyAccepted),
+            "accepted once, good for what it lists"
+        );
+        let unlisted = book.check_payment(&id, &paid, &list, (chunk(2), MIB), None, later);
+        assert!(matches!(unlisted, Err(BookError::Payment(_))), "but only for what it lists");
+    }
+
+    #[test]
+    fn quoting_in_a_loop_keeps_one_sample_a_second_and_a_full_section_quotes_nothing() {
+        let members = members(1);
+        let mut book = book(members[0]);
+        book.record_status(members[0], 10, 10);
+        for n in 0..10_000u64 {
+            book.quote(Duration::from_millis(n / 10));
+        }
+        assert_eq!(book.prices.len(), 1);
+        assert_eq!(book.honoured_price(MIB), None, "full");
+    }
+
+    #[test]
+    fn an_app_price_raise_does_not_catch_a_payment_made_before_it() {
+        let mut book = book(members(1)[0]);
+        let app = AppId([3; 32]);
+        let now = Duration::from_secs(100);
+        let low = Amount::from_nanos(10).expect("amount");
+        let high = Amount::from_nanos(50).expect("amount");
+        assert_eq!(book.app_price(&app, Some(low), now), Ok(low));
+        assert_eq!(book.app_price(&app, Some(high), now + Duration::from_secs(1)), Ok(low));
+        assert_eq!(book.app_price(&app, Some(high), now + QUOTE_VALIDITY + Duration::from_secs(2)), Ok(high));
+        assert_eq!(book.app_price(&app, None, now), Err(BookError::UnknownApp(app)));
+    }
+
+    #[test]
+    fn a_silent_holder_is_excused_only_while_its_connection_settles() {
+        let members = members(2);
+        let mut book = book(members[0]);
+        let holder = members[1];
+        let started = Duration::ZERO;
+        let up: BTreeSet<AccountId> = members.iter().copied().collect();
+        book.observe_connections(&up, &members, Duration::from_secs(1), started);
+        assert_eq!(book.outcome_of(&holder, AuditReply::Silent, Duration::from_secs(5)), Outcome::Excused);
+        assert_eq!(book.outcome_of(&holder, AuditReply::Silent, Duration::from_secs(30)), Outcome::Timeout);
+        // It goes down: excused again for the grace period, then not.
+        book.observe_connections(&BTreeSet::new(), &members, Duration::from_secs(40), started);
+        assert_eq!(book.outcome_of(&holder, AuditReply::Silent, Duration::from_secs(50)), Outcome::Excused);
+        assert_eq!(book.outcome_of(&holder, AuditReply::Silent, Duration::from_secs(61)), Outcome::Timeout);
+        assert_eq!(book.outcome_of(&holder, AuditReply::Other, Duration::from_secs(50)), Outcome::WrongBytes);
+        assert_eq!(book.outcome_of(&holder, AuditReply::Missing, Duration::from_secs(50)), Outcome::Missing);
+    }
+
+    #[test]
+    fn a_chunk_that_fails_after_passing_is_no_longer_proven() {
+        let members = members(2);
+        let mut book = book(members[0]);
+        let holder = members[1];
+        let audit = Audit {
+            holder: node_name(&holder.0),
+            challenge: Challenge {
+                nonce: 1,
+                items: vec![acre_proofs::challenge::ChallengeItem::draw(&[1; 32], 1, chunk(1), MIB, 2)],
+            },
+            sizes: vec![MIB],
+        };
+        let record = |outcome| AuditRecord { round: 1, outcome, latency_ms: 1, at_unix_ms: 0, chunks: 1 };
+        book.record_audit(holder, &audit, Outcome::Passed, record(Outcome::Passed));
+        assert_eq!(book.take_epoch_audits().proven().len(), 1);
+        book.record_audit(holder, &audit, Outcome::Passed, record(Outcome::Passed));
+        book.record_audit(holder, &audit, Outcome::Excused, record(Outcome::Excused));
+        book.record_audit(holder, &audit, Outcome::Missing, record(Outcome::Missing));
+        let audits = book.take_epoch_audits();
+        assert!(audits.proven().is_empty());
+        assert_eq!(audits.tallies[&holder].excused, 1);
+        let (tally, last) = book.audits_of(&holder);
+        assert_eq!((tally.passed, tally.missing, tally.excused), (2, 1, 1));
+        assert_eq!(last.map(|r| r.outcome), Some(Outcome::Missing));
+        assert!(book.take_epoch_audits().tallies.is_empty(), "taken afresh");
+    }
+
+    #[test]
+    fn lists_of_impossible_chunks_are_refused() {
+        assert!(check_entries(&[(chunk(1), 0)]).is_err());
+        assert!(check_entries(&[(chunk(1), MAX_CHUNK_BYTES as u64 + 1)]).is_err());
+        assert!(check_entries(&vec![(chunk(1), 1); MAX_ENTRIES + 1]).is_err());
+        assert!(check_entries(&[(chunk(1), MAX_CHUNK_BYTES as u64)]).is_ok());
+    }
+}
