@@ -1,5 +1,7 @@
-//! The one error type every ledger handler returns. It serializes with a stable `code`
-//! so a refusal can cross the wire and be shown to a user unchanged.
+//! The one error type every ledger handler returns. Each variant has a stable `code`
+//! ([`LedgerError::code`]) that the API shows, and the whole value crosses the wire
+//! between nodes unchanged, in any serde format (it is externally tagged, so binary
+//! encodings carry it as well as JSON).
 
 use serde::{Deserialize, Serialize};
 
@@ -7,7 +9,7 @@ use crate::{AccountId, Amount, Digest};
 
 /// Why the ledger refused a message. Each variant's `code` is part of the protocol.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "code", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum LedgerError {
     /// The order moves nothing.
     #[error("the amount must be above zero")]
@@ -218,7 +220,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn serialized_code_matches_code_method() {
+    fn refusals_round_trip_through_json_and_postcard() {
         let errors = [
             LedgerError::ZeroAmount,
             LedgerError::UnexpectedSequence { expected: 2, got: 5 },
@@ -227,9 +229,9 @@ mod tests {
         ];
         for error in errors {
             let json = serde_json::to_value(&error).expect("json");
-            assert_eq!(json["code"], error.code());
-            let back: LedgerError = serde_json::from_value(json).expect("parse");
-            assert_eq!(back, error);
+            assert_eq!(serde_json::from_value::<LedgerError>(json).expect("parse"), error);
+            let bytes = postcard::to_stdvec(&error).expect("postcard");
+            assert_eq!(postcard::from_bytes::<LedgerError>(&bytes).expect("decode"), error);
         }
     }
 }

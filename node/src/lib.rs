@@ -1,30 +1,28 @@
-//! The Acre node: the I/O shell around `acre-ledger`.
+//! The Acre node: the I/O shell around `acre-core`'s machines and `acre-ledger`.
 //!
-//! A node keeps its ledger in RocksDB under its data directory, owned by one thread
-//! ([`ledger_task`]) that group-commits whatever is queued. It talks to the other nodes
-//! over libp2p ([`network`]), gathers votes into certificates and catches up on ones it
-//! missed ([`section`]), stores and audits chunks ([`storage`], on files kept by
-//! [`chunk_store`]), orders the section's log and closes its epochs ([`farming`] on
-//! [`section_log`]), and serves the JSON API ([`api`], [`storage_api`]). `acre-node init` writes a
-//! data directory, `acre-node run` serves it, `acre-node devnet` runs a local network.
-//! Protocol decisions stay in the ledger's state machines.
+//! Components, each in its folder, and what they may import (`specs/architecture.md`):
+//!
+//! - [`config`]: the command line's settings, keys, genesis, the data directory;
+//! - [`transport`]: libp2p — connections, and one framed request/reply stream per
+//!   protocol (the messages themselves are `acre_core::wire`'s);
+//! - [`ledger`]: the one thread that owns RocksDB and group-commits;
+//! - [`section`]: gathering votes into certificates, catching up on missed ones, the
+//!   membership the agreed log says;
+//! - [`driver`]: the section machine's shell — aleph-bft sessions, outcome files, records
+//!   handed to the ledger;
+//! - [`storage`]: chunks on disk, uploads placed on their holders, audits, under the
+//!   storage book's decisions;
+//! - [`api`]: the JSON API and the farmer's dashboard, speaking `acre-api`;
+//! - [`router`]: inbound requests, by protocol, to the component that owns each;
+//! - [`supervisor`]: the node's lifelong tasks, watched.
 
 pub mod api;
-pub mod apps_api;
 mod blocking;
-pub mod chunk_store;
 pub mod config;
-pub mod dashboard;
-pub mod farming;
-pub mod farming_api;
-pub mod genesis;
-pub mod key;
-pub mod ledger_task;
-pub mod network;
-pub mod records;
+pub mod driver;
+pub mod ledger;
+pub mod router;
 pub mod section;
-pub mod section_log;
 pub mod storage;
-pub mod storage_api;
 pub mod supervisor;
-mod vote_queue;
+pub mod transport;

@@ -9,25 +9,26 @@ use std::time::Duration;
 use acre_ledger::store::RocksStore;
 use acre_ledger::{AccountId, Amount, DurableElder};
 use acre_node::api::{router, ApiDoc, Limits};
+use acre_node::config::genesis::Genesis;
+use acre_node::config::key;
 use acre_node::config::{
     write_atomically, LogFormat, NodeConfig, Overrides, API_ADDRESS_FILE, CONFIG_FILE, CURSORS_FILE, GENESIS_FILE,
     KEY_FILE, LEDGER_DIR,
 };
-use acre_node::farming::{Driver, Farming, FarmingSettings};
-use acre_node::genesis::Genesis;
-use acre_node::key;
-use acre_node::ledger_task::LedgerHandle;
-use acre_node::network::{identity_of, peer_id_of, Network, NetworkConfig};
+use acre_node::driver::{Driver, Farming, FarmingSettings};
+use acre_node::ledger::LedgerHandle;
+use acre_node::router::Router;
 use acre_node::section::Section;
 use acre_node::storage::{Storage, StorageSettings};
 use acre_node::supervisor::Tasks;
+use acre_node::transport::{identity_of, peer_id_of, Network, NetworkConfig};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use libp2p::Multiaddr;
 use tracing::info;
 use utoipa::OpenApi;
 
-mod devnet_cmd;
+mod devnet;
 
 /// Acre storage node.
 #[derive(Debug, Parser)]
@@ -99,7 +100,7 @@ async fn main() -> Result<()> {
         Command::Init { data_dir, genesis } => init(&data_dir, genesis.as_deref()),
         Command::Devnet { nodes, dir, no_seed } => {
             let dir = dir.or_else(acre_api::devnet::default_dir).context("no --dir given and no home directory")?;
-            devnet_cmd::devnet(&dir, nodes, !no_seed).await
+            devnet::devnet(&dir, nodes, !no_seed).await
         }
         Command::Openapi => {
             println!("{}", ApiDoc::openapi().to_pretty_json()?);
@@ -182,6 +183,7 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
     };
     let (farming, farming_inbox) = Farming::new(data_dir);
     let storage = Arc::new(Storage::open(Arc::clone(&section), data_dir, settings, farming.clone())?);
+    let inbound = Router::new(Arc::clone(&section), Arc::clone(&storage), farming.clone());
     let farming_settings = FarmingSettings {
         epoch: Duration::from_millis(config.epoch_ms),
         unresponsive_after: Duration::from_millis(config.unresponsive_after_ms),
@@ -198,7 +200,7 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
         genesis_total.context("genesis allocations overflow the cap")?,
     )?;
     let mut tasks = Tasks::default();
-    tasks.spawn("network", network.run(Arc::clone(&storage)));
+    tasks.spawn("network", network.run(inbound));
     tasks.spawn("section driver", driver.run());
     tasks.spawn("audits", Arc::clone(&storage).audit_rounds());
     tasks.spawn(

@@ -10,11 +10,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use acre_benches::{sibling_binary, CryptoLimits};
+use acre_core::wire::{Ledger, LedgerReply, LedgerRequest};
 use acre_ledger::testkit::{key, order_from};
 use acre_ledger::{AccountId, Allocation, Amount, Certificate, CertificateBuilder, Committee, SignedOrder, Vote};
+use acre_node::config::genesis::Genesis;
 use acre_node::config::{NodeConfig, API_ADDRESS_FILE, CONFIG_FILE, GENESIS_FILE, KEY_FILE};
-use acre_node::genesis::Genesis;
-use acre_node::network::{peer_id_of, Network, NetworkConfig, NetworkHandle, PeerRequest, PeerResponse, RefuseAll};
+use acre_node::transport::{peer_id_of, Network, NetworkConfig, NetworkHandle, RefuseAll};
 use anyhow::{bail, ensure, Context, Result};
 use ed25519_dalek::SigningKey;
 use futures::stream::{self, StreamExt};
@@ -81,10 +82,11 @@ async fn main() -> Result<()> {
 
     let started = Instant::now();
     let votes =
-        send_all(&handle, elder_peer, orders.chunks(batch).map(|c| PeerRequest::Orders(c.to_vec())), in_flight).await?;
+        send_all(&handle, elder_peer, orders.chunks(batch).map(|c| LedgerRequest::Orders(c.to_vec())), in_flight)
+            .await?;
     let order_time = started.elapsed();
     let started = Instant::now();
-    let requests = certificates.chunks(batch).map(|c| PeerRequest::Certificates(c.to_vec()));
+    let requests = certificates.chunks(batch).map(|c| LedgerRequest::Certificates(c.to_vec()));
     let confirmations = send_all(&handle, elder_peer, requests, in_flight).await?;
     let certificate_time = started.elapsed();
     let _ = Command::new("kill").args(["-TERM", &node.id().to_string()]).status();
@@ -113,7 +115,7 @@ async fn main() -> Result<()> {
 
 /// Lays out and starts the elder under test, listening at `address`.
 fn start_elder(dir: &Path, elder: &SigningKey, genesis: &Genesis, address: &Multiaddr) -> Result<Child> {
-    acre_node::key::write(&dir.join(KEY_FILE), elder)?;
+    acre_node::config::key::write(&dir.join(KEY_FILE), elder)?;
     std::fs::write(dir.join(GENESIS_FILE), serde_json::to_vec(genesis)?)?;
     let config = NodeConfig {
         api: ([127, 0, 0, 1], 0).into(),
@@ -158,16 +160,19 @@ async fn wait_connected(handle: &NetworkHandle, elder: PeerId, node: &mut Child,
 async fn send_all(
     handle: &NetworkHandle,
     peer: PeerId,
-    requests: impl Iterator<Item = PeerRequest>,
+    requests: impl Iterator<Item = LedgerRequest>,
     in_flight: usize,
 ) -> Result<usize> {
-    let answers: Vec<Result<PeerResponse, _>> =
-        stream::iter(requests).map(|request| handle.request(peer, request)).buffered(in_flight).collect().await;
+    let answers: Vec<Result<LedgerReply, _>> = stream::iter(requests)
+        .map(|request| async move { handle.request::<Ledger>(peer, &request).await })
+        .buffered(in_flight)
+        .collect()
+        .await;
     let mut succeeded = 0;
     for answer in answers {
         match answer? {
-            PeerResponse::Votes(votes) => succeeded += votes.iter().filter(|v| v.is_ok()).count(),
-            PeerResponse::Confirmations(done) => succeeded += done.iter().filter(|c| c.is_ok()).count(),
+            LedgerReply::Votes(votes) => succeeded += votes.iter().filter(|v| v.is_ok()).count(),
+            LedgerReply::Confirmations(done) => succeeded += done.iter().filter(|c| c.is_ok()).count(),
             other => bail!("unexpected answer {other:?}"),
         }
     }

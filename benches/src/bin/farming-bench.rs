@@ -19,7 +19,7 @@ use acre_api::devnet::Manifest;
 use acre_benches::{devnet_wallet, sibling_binary};
 use acre_ledger::section_state::{SectionChange, SectionEvent, SectionState};
 use acre_ledger::{AccountId, Amount, Digest, EpochReport, ProvenChunk};
-use acre_node::section_log::{in_memory_networks, run, LogSession, Ordered};
+use acre_node::driver::engine::{in_memory_networks, run, LogSession, Ordered};
 use acre_tests::DevnetProcess;
 use acre_wallet::client::NodeClient;
 use anyhow::{ensure, Context, Result};

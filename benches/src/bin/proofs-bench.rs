@@ -23,7 +23,7 @@ use acre_api::storage::{ChunkEntry, PutChunk, StorePayment};
 use acre_benches::{devnet_wallet, rate, sibling_binary};
 use acre_ledger::economics::store_memo;
 use acre_ledger::{AccountId, TransferOrder};
-use acre_node::chunk_store::ChunkStore;
+use acre_node::storage::chunk_store::ChunkStore;
 use acre_proofs::challenge::{answer, verify, ChallengeItem, Outboard};
 use acre_proofs::{Chunk, MAX_CHUNK_BYTES};
 use acre_tests::{DevnetProcess, NodeProcess};

@@ -13,12 +13,14 @@
 //!   liveness, enrolment, records applied to the ledger;
 //! - [`storage`]: the storage book — the registry, holders and duties, audit and repair
 //!   plans, required payments, the price window, audit tallies and the excuse rule;
-//! - [`meter`]: reads through apps, counted once two members attest them.
+//! - [`meter`]: reads through apps, counted once two members attest them;
+//! - [`wire`]: what nodes say to each other, one request and reply type per protocol.
 
 pub mod log;
 pub mod meter;
 pub mod section;
 pub mod storage;
+pub mod wire;
 
 pub use log::{admit, session_elders, verify_outcome, Enrolment, EpochOutcome, LogItem, OutcomeError};
 pub use meter::UseMeter;

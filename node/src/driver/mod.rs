@@ -6,30 +6,42 @@
 //! files on disk, the ledger thread, requests to peers, the storage service's audits and
 //! repairs. The deterministic simulator (`acre-sim`) runs the same machine in its place.
 
+pub mod engine;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use acre_core::section::{Effect, Input, RecordsApplied, SectionMachine, SectionSettings};
-use acre_core::EpochOutcome;
+use acre_core::{EpochOutcome, LogItem};
 use acre_ledger::economics::pool_account;
 use acre_ledger::section_state::SectionState;
-use acre_ledger::{AccountId, Amount, AppId, Digest, EpochRecord, LedgerError, SignatureBytes};
+use acre_ledger::{AccountId, Amount, AppId, Committee, Digest, EpochRecord, LedgerError, SignatureBytes};
 use aleph_bft::Recipient;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use futures::channel::oneshot;
 use libp2p::PeerId;
 use tokio::sync::mpsc;
 
-pub use acre_core::{Enrolment, LogItem};
-
 use crate::blocking::blocking;
 use crate::config::{read_json_or_empty, write_atomically};
-use crate::network::{peer_id_of, PeerRequest, PeerResponse};
 use crate::section::Section;
-use crate::section_log::{self, FrameNetwork, LogSession, Ordered, OUTBOUND_FRAMES};
-use crate::storage::Storage;
+use crate::transport::peer_id_of;
+use acre_core::section::AuditSummary;
+use acre_core::wire::{Log, LogReply, LogRequest};
+use engine::{FrameNetwork, LogSession, Ordered, OUTBOUND_FRAMES};
+
+/// What the driver needs of the storage service, which depends on the driver (to propose
+/// and to meter) and so is reached through this rather than by name.
+pub trait StorageDuties: Send + Sync + 'static {
+    /// What the audits showed since the last call.
+    fn take_epoch_audits(&self) -> AuditSummary;
+
+    /// Makes, in the background, the copies this node owes after membership went from
+    /// `before` to `after` (placement names), given the elders' names.
+    fn repair_after(&self, before: Vec<[u8; 32]>, after: Vec<[u8; 32]>, elders: Vec<[u8; 32]>);
+}
 
 /// Messages from the network and the storage service waiting for the driver.
 const INBOX_DEPTH: usize = 8192;
@@ -136,6 +148,37 @@ impl Farming {
         read_outcome(&self.dir, epoch)
     }
 
+    /// The answer to a peer's section-log request. Only items that prove themselves are
+    /// taken for proposing — an enrolment its node signed, an app command its owner signed,
+    /// a payment to the pool that `committee` certified — so a peer cannot have this elder
+    /// put its words in the log; whether the machine proposes them is its own decision.
+    pub async fn answer(&self, peer: PeerId, request: LogRequest, committee: &Committee, pool: &AccountId) -> LogReply {
+        match request {
+            LogRequest::Frame { session, frame } => self.deliver(Inbound::Frame { peer, session, frame }),
+            LogRequest::Signature { epoch, signature } => self.deliver(Inbound::Signature { peer, epoch, signature }),
+            LogRequest::Outcome(epoch) => {
+                let farming = self.clone();
+                return LogReply::Outcome(blocking(move || farming.outcome(epoch)).map(Box::new));
+            }
+            LogRequest::Propose(item) => {
+                let proves_itself = match &*item {
+                    LogItem::Enrol(enrolment) => enrolment.is_valid(),
+                    LogItem::App(command) => command.is_valid(),
+                    LogItem::Payment(certificate) => {
+                        certificate.order.to == *pool
+                            && matches!(committee.verify_all(vec![certificate.clone()]).first(), Some(Ok(_)))
+                    }
+                    LogItem::Report(_) | LogItem::Unresponsive(_) => false,
+                };
+                if !proves_itself {
+                    return LogReply::Refused("only items that prove themselves are proposed for a peer".into());
+                }
+                self.deliver(Inbound::Propose(*item));
+            }
+        }
+        LogReply::Done
+    }
+
     fn publish(&self, state: &SectionState, closed: Option<EpochOutcome>) {
         let mut view = self.view.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         view.state = Some(Arc::new(state.clone()));
@@ -195,7 +238,7 @@ pub struct Driver {
     farming: Farming,
     inbox: mpsc::Receiver<Inbound>,
     section: Arc<Section>,
-    storage: Arc<Storage>,
+    storage: Box<dyn StorageDuties>,
     key: SigningKey,
     round_delay: Duration,
     machine: SectionMachine,
@@ -221,7 +264,7 @@ impl Driver {
     pub fn open(
         (farming, FarmingInbox(inbox)): (Farming, FarmingInbox),
         section: Arc<Section>,
-        storage: Arc<Storage>,
+        storage: impl StorageDuties,
         key: SigningKey,
         settings: FarmingSettings,
         genesis: Amount,
@@ -269,7 +312,7 @@ impl Driver {
             farming,
             inbox,
             section,
-            storage,
+            storage: Box::new(storage),
             key,
             round_delay: settings.round_delay,
             machine,
@@ -358,7 +401,7 @@ impl Driver {
         while let Some(effect) = queue.pop_front() {
             let follow_up = match effect {
                 Effect::TakeAudits => {
-                    let summary = self.storage.take_epoch_audits().summary();
+                    let summary = self.storage.take_epoch_audits();
                     // Answered before anything else, as the machine expects.
                     let mut answer: VecDeque<Effect> = self.machine.handle(Input::Audits(summary)).into();
                     answer.extend(queue.drain(..));
@@ -396,8 +439,8 @@ impl Driver {
             Effect::SendProposal { to, item } => {
                 for peer in to.iter().filter_map(peer_id_of) {
                     let section = Arc::clone(&self.section);
-                    let request = PeerRequest::Propose(Box::new(item.clone()));
-                    tokio::spawn(async move { section.request(peer, request).await });
+                    let request = LogRequest::Propose(Box::new(item.clone()));
+                    tokio::spawn(async move { section.request::<Log>(peer, request).await });
                 }
             }
             Effect::Persist { outcome, state, usage } => {
@@ -409,12 +452,12 @@ impl Driver {
             }
             Effect::Publish { state, closed } => self.farming.publish(&state, closed.map(|outcome| *outcome)),
             Effect::Membership { members, elders } => self.section.set_membership(members, elders),
-            Effect::Repair { before, after, elders } => self.repair(before, after, elders),
+            Effect::Repair { before, after, elders } => self.storage.repair_after(before, after, elders),
             Effect::BroadcastSignature { to, epoch, signature } => {
                 for peer in to.iter().filter_map(peer_id_of) {
                     let section = Arc::clone(&self.section);
                     tokio::spawn(async move {
-                        section.request(peer, PeerRequest::EpochSignature { epoch, signature }).await;
+                        section.request::<Log>(peer, LogRequest::Signature { epoch, signature }).await;
                     });
                 }
             }
@@ -445,7 +488,7 @@ impl Driver {
         };
         let engine = tokio::spawn(async move {
             if let Err(error) =
-                section_log::run(session, FrameNetwork::new(outbound, inbound), pending_out, finalized_in, stop).await
+                engine::run(session, FrameNetwork::new(outbound, inbound), pending_out, finalized_in, stop).await
             {
                 tracing::error!(%error, epoch, "the section log session stopped");
             }
@@ -472,19 +515,6 @@ impl Driver {
         });
     }
 
-    /// Has the copies made that put every chunk on its closest members again (those the
-    /// storage book says are this node's to make).
-    fn repair(&self, before: Vec<[u8; 32]>, after: Vec<[u8; 32]>, elders: Vec<[u8; 32]>) {
-        let storage = Arc::clone(&self.storage);
-        tokio::spawn(async move {
-            let copies = storage.repair_plan(&before, &after, &elders);
-            if !copies.is_empty() {
-                tracing::info!(copies = copies.len(), "repairing chunks after a membership change");
-                storage.repair(copies).await;
-            }
-        });
-    }
-
     /// Applies closed records to the ledger, in order; one refused for want of a payment
     /// it has not applied yet stays for the machine to hand over again.
     async fn apply_records(&self, records: Vec<EpochRecord>) -> RecordsApplied {
@@ -506,8 +536,8 @@ impl Driver {
     /// Asks `from` for its outcome of `epoch`.
     async fn fetch(&self, epoch: u64, from: &AccountId) -> Option<Box<EpochOutcome>> {
         let peer = peer_id_of(from)?;
-        match self.section.request(peer, PeerRequest::Outcome(epoch)).await {
-            Some(PeerResponse::Outcome(outcome)) => outcome,
+        match self.section.request::<Log>(peer, LogRequest::Outcome(epoch)).await {
+            Some(LogReply::Outcome(outcome)) => outcome,
             _ => None,
         }
     }
@@ -563,7 +593,7 @@ async fn send_frames(
         let section = Arc::clone(&section);
         senders.push(tokio::spawn(async move {
             while let Some(frame) = outgoing.recv().await {
-                section.request(peer, PeerRequest::LogFrame { session, frame }).await;
+                section.request::<Log>(peer, LogRequest::Frame { session, frame }).await;
             }
         }));
         queues.push(Some(queue));

@@ -1,6 +1,9 @@
 //! Node configuration, layered: defaults < `config.toml` in the data directory < `ACRE_*`
 //! environment variables < command-line flags.
 
+pub mod genesis;
+pub mod key;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 

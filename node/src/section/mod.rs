@@ -4,6 +4,8 @@
 //! The rules live in `acre-ledger`; this module only moves messages between the ledger
 //! thread and the network, and decides whom to ask and in what order.
 
+mod vote_queue;
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,9 +20,10 @@ use libp2p::PeerId;
 use tokio::sync::Notify;
 
 use crate::config::write_atomically;
-use crate::ledger_task::{LedgerHandle, LedgerStopped};
-use crate::network::{peer_id_of, to_wire, InboundHandler, NetworkHandle, PeerRequest, PeerResponse, MAX_BATCH};
-use crate::vote_queue::{VoteQueue, Voter};
+use crate::ledger::{LedgerHandle, LedgerStopped};
+use crate::section::vote_queue::{VoteQueue, Voter};
+use crate::transport::{peer_id_of, NetworkHandle, Routed, MAX_BATCH};
+use acre_core::wire::{Ledger, LedgerReply, LedgerRequest};
 
 /// Certificates per catch-up page.
 const CATCH_UP_PAGE: u32 = 512;
@@ -245,7 +248,7 @@ impl Section {
         match held {
             Ok(Ok(certificates)) if !certificates.is_empty() => {
                 // The elder's next answer says whether they were applied.
-                let _ = self.request(peer, PeerRequest::Certificates(certificates)).await;
+                let _ = self.request::<Ledger>(peer, LedgerRequest::Certificates(certificates)).await;
                 self.ask_once(elder, order).await
             }
             Ok(Err(error)) => {
@@ -264,10 +267,10 @@ impl Section {
             .elders
             .iter()
             .filter(|(elder, _)| *elder != self.me)
-            .map(|&(_, peer)| self.request(peer, PeerRequest::CertificatesOf { account, from, limit }))
+            .map(|&(_, peer)| self.request::<Ledger>(peer, LedgerRequest::CertificatesOf { account, from, limit }))
             .collect();
         while let Some(answer) = asks.next().await {
-            let Some(PeerResponse::Applied(page)) = answer else { continue };
+            let Some(LedgerReply::Applied(page)) = answer else { continue };
             // Only a complete run of the sender's certificates, in order, is worth applying;
             // each is checked against the committee when applied.
             let complete = page.certificates.len() as u64 == to - from
@@ -288,9 +291,9 @@ impl Section {
         }
     }
 
-    /// A request to a peer, given up after this section's timeout.
-    pub async fn request(&self, peer: PeerId, request: PeerRequest) -> Option<PeerResponse> {
-        request_within(&self.network, peer, request, self.timeout).await
+    /// A request to a peer on protocol `P`, given up after this section's timeout.
+    pub async fn request<P: Routed>(&self, peer: PeerId, request: P::Request) -> Option<P::Reply> {
+        request_within::<P>(&self.network, peer, request, self.timeout).await
     }
 
     /// Applies certificates here; a gap wakes the catch-up task.
@@ -327,11 +330,11 @@ impl Section {
                 continue;
             };
             let (network, timeout) = (self.network.clone(), self.timeout);
-            let request = PeerRequest::Certificates(vec![certificate.clone()]);
+            let request = LedgerRequest::Certificates(vec![certificate.clone()]);
             tokio::spawn(async move {
                 let _permit = permit;
-                let answer = request_within(&network, peer, request, timeout).await;
-                if !matches!(answer, Some(PeerResponse::Confirmations(ref c)) if c.iter().all(Result::is_ok)) {
+                let answer = request_within::<Ledger>(&network, peer, request, timeout).await;
+                if !matches!(answer, Some(LedgerReply::Confirmations(ref c)) if c.iter().all(Result::is_ok)) {
                     tracing::debug!(%elder, "certificate not applied there yet; the elder will catch up");
                 }
             });
@@ -372,8 +375,8 @@ impl Section {
     /// not apply; returns the position reached.
     async fn catch_up_from(&self, peer: PeerId, mut position: u64) -> Result<u64, LedgerStopped> {
         loop {
-            let request = PeerRequest::AppliedSince { position, limit: CATCH_UP_PAGE };
-            let Some(PeerResponse::Applied(page)) = self.request(peer, request).await else {
+            let request = LedgerRequest::AppliedSince { position, limit: CATCH_UP_PAGE };
+            let Some(LedgerReply::Applied(page)) = self.request::<Ledger>(peer, request).await else {
                 return Ok(position);
             };
             let count = page.certificates.len();
@@ -394,29 +397,28 @@ impl Section {
     }
 }
 
-impl InboundHandler for Arc<Section> {
-    async fn answer(&self, _peer: PeerId, request: PeerRequest) -> PeerResponse {
-        let stopped = |_| PeerResponse::Refused("the ledger has stopped".into());
+impl Section {
+    /// The answer to a peer's ledger request: votes only as an elder of the committee,
+    /// batches no larger than [`MAX_BATCH`], catch-up pages no longer than a page.
+    pub async fn answer(&self, request: LedgerRequest) -> LedgerReply {
+        let stopped = |_| LedgerReply::Refused("the ledger has stopped".into());
         match request {
-            PeerRequest::Orders(orders) if orders.len() > MAX_BATCH => too_many(orders.len()),
-            PeerRequest::Orders(_) if !self.votes_on_transfers() => PeerResponse::Refused("not an elder".into()),
-            PeerRequest::Orders(orders) => {
-                self.ledger.orders(orders).await.map_or_else(stopped, |votes| PeerResponse::Votes(to_wire(votes)))
+            LedgerRequest::Orders(orders) if orders.len() > MAX_BATCH => too_many(orders.len()),
+            LedgerRequest::Orders(_) if !self.votes_on_transfers() => LedgerReply::Refused("not an elder".into()),
+            LedgerRequest::Orders(orders) => self.ledger.orders(orders).await.map_or_else(stopped, LedgerReply::Votes),
+            LedgerRequest::Certificates(certificates) if certificates.len() > MAX_BATCH => too_many(certificates.len()),
+            LedgerRequest::Certificates(certificates) => {
+                self.accept(certificates).await.map_or_else(stopped, LedgerReply::Confirmations)
             }
-            PeerRequest::Certificates(certificates) if certificates.len() > MAX_BATCH => too_many(certificates.len()),
-            PeerRequest::Certificates(certificates) => {
-                let confirmations = self.accept(certificates).await;
-                confirmations.map_or_else(stopped, |confirmations| PeerResponse::Confirmations(to_wire(confirmations)))
-            }
-            PeerRequest::AppliedSince { position, limit } => {
+            LedgerRequest::AppliedSince { position, limit } => {
                 let limit = limit.min(CATCH_UP_PAGE) as usize;
                 match self.ledger.read(move |elder| elder.applied_since(position, limit)).await {
-                    Ok(Ok(page)) => PeerResponse::Applied(page),
-                    Ok(Err(error)) => PeerResponse::Refused(error.to_string()),
-                    Err(stopped) => PeerResponse::Refused(stopped.to_string()),
+                    Ok(Ok(page)) => LedgerReply::Applied(page),
+                    Ok(Err(error)) => LedgerReply::Refused(error.to_string()),
+                    Err(stopped) => LedgerReply::Refused(stopped.to_string()),
                 }
             }
-            PeerRequest::CertificatesOf { account, from, limit } => {
+            LedgerRequest::CertificatesOf { account, from, limit } => {
                 let limit = u64::from(limit.min(CATCH_UP_PAGE));
                 let read = self.ledger.read(move |elder| {
                     let sequences = from..from.saturating_add(limit);
@@ -425,21 +427,20 @@ impl InboundHandler for Arc<Section> {
                     let next = from + certificates.len() as u64;
                     acre_ledger::store::AppliedPage { certificates, next }
                 });
-                read.await.map_or_else(|stopped| PeerResponse::Refused(stopped.to_string()), PeerResponse::Applied)
+                read.await.map_or_else(|stopped| LedgerReply::Refused(stopped.to_string()), LedgerReply::Applied)
             }
-            _ => PeerResponse::Refused("not a ledger request; the storage service answers those".into()),
         }
     }
 }
 
 /// A request to a peer, given up after `timeout`.
-pub async fn request_within(
+pub async fn request_within<P: Routed>(
     network: &NetworkHandle,
     peer: PeerId,
-    request: PeerRequest,
+    request: P::Request,
     timeout: Duration,
-) -> Option<PeerResponse> {
-    match tokio::time::timeout(timeout, network.request(peer, request)).await {
+) -> Option<P::Reply> {
+    match tokio::time::timeout(timeout, network.request::<P>(peer, &request)).await {
         Ok(Ok(response)) => Some(response),
         Ok(Err(error)) => {
             tracing::debug!(%error, "request failed");
@@ -449,8 +450,8 @@ pub async fn request_within(
     }
 }
 
-fn too_many(count: usize) -> PeerResponse {
-    PeerResponse::Refused(format!("{count} messages in one request; at most {MAX_BATCH}"))
+fn too_many(count: usize) -> LedgerReply {
+    LedgerReply::Refused(format!("{count} messages in one request; at most {MAX_BATCH}"))
 }
 
 /// Where catch-up left off with each elder; from the start if unknown (which only

@@ -1,6 +1,11 @@
 //! The JSON API under `/v1`. Every refusal is `application/problem+json` with a stable
 //! `code`; user errors are 4xx, never a panic or a 500.
 
+pub mod apps;
+pub mod dashboard;
+pub mod farming;
+pub mod storage;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +29,7 @@ use acre_api::ledger::{
 };
 use acre_api::{routes, Problem, ProblemCode, PROBLEM};
 
-use crate::ledger_task::LedgerStopped;
+use crate::ledger::LedgerStopped;
 use crate::section::Section;
 use crate::storage::Storage;
 
@@ -52,17 +57,17 @@ pub type Shared = Arc<Section>;
         transfer,
         supply,
         supply_audit,
-        crate::storage_api::quote,
-        crate::storage_api::put_chunk,
-        crate::storage_api::get_chunk,
-        crate::storage_api::holders,
-        crate::storage_api::farmer,
-        crate::farming_api::epoch,
-        crate::farming_api::farmer_statement,
-        crate::farming_api::members,
-        crate::apps_api::submit,
-        crate::apps_api::show,
-        crate::apps_api::payouts
+        crate::api::storage::quote,
+        crate::api::storage::put_chunk,
+        crate::api::storage::get_chunk,
+        crate::api::storage::holders,
+        crate::api::storage::farmer,
+        crate::api::farming::epoch,
+        crate::api::farming::farmer_statement,
+        crate::api::farming::members,
+        crate::api::apps::submit,
+        crate::api::apps::show,
+        crate::api::apps::payouts
     )
 )]
 pub struct ApiDoc;
@@ -102,10 +107,10 @@ pub fn router(storage: Arc<Storage>, limits: Limits, metrics: PrometheusHandle) 
         .route(routes::SUPPLY_AUDIT, get(supply_audit))
         .with_state(shared);
     ledger
-        .merge(crate::farming_api::routes(Arc::clone(&storage)))
-        .merge(crate::apps_api::routes(Arc::clone(&storage)))
-        .merge(crate::dashboard::routes(Arc::clone(&storage)))
-        .merge(crate::storage_api::routes(storage))
+        .merge(crate::api::farming::routes(Arc::clone(&storage)))
+        .merge(crate::api::apps::routes(Arc::clone(&storage)))
+        .merge(crate::api::dashboard::routes(Arc::clone(&storage)))
+        .merge(crate::api::storage::routes(storage))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, ProblemCode::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

@@ -7,6 +7,9 @@
 //! rule. This module moves bytes between the API, the disk and the network, and changes
 //! the book only after the disk holds what the book would then claim.
 
+pub mod chunk_store;
+pub mod records;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -28,12 +31,16 @@ use libp2p::PeerId;
 use acre_api::storage::{AuditRecord, FarmerView, Placed, Quote};
 
 use crate::blocking::blocking;
-use crate::chunk_store::{ChunkStore, ChunkStoreError, Stored};
 use crate::config::{CHUNKS_DIR, PAYMENTS_FILE, REGISTRY_FILE};
-use crate::farming::{Farming, Inbound};
-use crate::network::{InboundHandler, PeerRequest, PeerResponse};
-use crate::records::RecordFile;
+use crate::driver::{Farming, Inbound, StorageDuties};
 use crate::section::Section;
+use crate::storage::chunk_store::{ChunkStore, ChunkStoreError, Stored};
+use crate::storage::records::RecordFile;
+use acre_core::section::AuditSummary;
+use acre_core::wire::{
+    AuditReply as WireAuditReply, Audits, ChunkReply, ChunkRequest, Chunks, Log, LogRequest, Meter, MeterReply,
+    MeterRequest,
+};
 use acre_core::LogItem;
 
 pub use acre_core::storage::QUOTE_VALIDITY;
@@ -200,11 +207,6 @@ impl Storage {
         &self.farming
     }
 
-    /// The copies this node makes after membership went from `before` to `after`.
-    pub fn repair_plan(&self, before: &[[u8; 32]], after: &[[u8; 32]], elders: &[[u8; 32]]) -> Vec<Repair> {
-        lock(&self.book).repair_plan(before, after, elders)
-    }
-
     /// Time on the service's clock, for the book.
     fn now(&self) -> Duration {
         self.started.elapsed()
@@ -222,8 +224,8 @@ impl Storage {
                     break;
                 }
                 let Some(peer) = self.peer_of(&from) else { continue };
-                if let Some(PeerResponse::Chunk(Some(fetched))) =
-                    self.section.request(peer, PeerRequest::FetchChunk(repair.chunk)).await
+                if let Some(ChunkReply::Chunk(Some(fetched))) =
+                    self.section.request::<Chunks>(peer, ChunkRequest::Fetch(repair.chunk)).await
                 {
                     bytes = Some(fetched.into_vec());
                 }
@@ -259,7 +261,7 @@ impl Storage {
             .members
             .iter()
             .filter(|(id, _)| membership.elders.contains(id))
-            .map(|(_, peer)| self.section.request(*peer, PeerRequest::Propose(Box::new(item.clone()))));
+            .map(|(_, peer)| self.section.request::<Log>(*peer, LogRequest::Propose(Box::new(item.clone()))));
         join_all(sends).await;
     }
 
@@ -299,8 +301,8 @@ impl Storage {
         let me = self.section.me();
         for holder in self.holders_of(&address).into_iter().filter(|holder| *holder != me) {
             let Some(peer) = self.peer_of(&holder) else { continue };
-            let request = PeerRequest::FetchForApp { address, app, use_id };
-            if let Some(PeerResponse::Chunk(Some(bytes))) = self.section.request(peer, request).await {
+            let request = MeterRequest::FetchForApp { address, app, use_id };
+            if let Some(MeterReply::Chunk(Some(bytes))) = self.section.request::<Meter>(peer, request).await {
                 if ChunkAddress::of(&bytes) == address {
                     self.attest(app, use_id).await;
                     return Ok(bytes.into_vec());
@@ -321,7 +323,7 @@ impl Storage {
             .members
             .iter()
             .filter(|(id, _)| *id != me && membership.elders.contains(id))
-            .map(|(_, peer)| self.section.request(*peer, PeerRequest::Metered { app, use_id }));
+            .map(|(_, peer)| self.section.request::<Meter>(*peer, MeterRequest::Attest { app, use_id }));
         join_all(sends).await;
     }
 
@@ -370,8 +372,8 @@ impl Storage {
             if holder == self.section.me() {
                 continue;
             }
-            if let Some(PeerResponse::Chunk(Some(bytes))) =
-                self.section.request(peer, PeerRequest::FetchChunk(address)).await
+            if let Some(ChunkReply::Chunk(Some(bytes))) =
+                self.section.request::<Chunks>(peer, ChunkRequest::Fetch(address)).await
             {
                 if ChunkAddress::of(&bytes) == address {
                     return Ok(bytes.into_vec());
@@ -390,8 +392,8 @@ impl Storage {
                 return (holder, Some(self.chunks.contains(&address)));
             }
             let Some(peer) = self.peer_of(&holder) else { return (holder, None) };
-            match self.section.request(peer, PeerRequest::Holds(vec![address])).await {
-                Some(PeerResponse::Held(held)) => (holder, held.first().copied()),
+            match self.section.request::<Chunks>(peer, ChunkRequest::Holds(vec![address])).await {
+                Some(ChunkReply::Held(held)) => (holder, held.first().copied()),
                 _ => (holder, None),
             }
         });
@@ -459,17 +461,13 @@ impl Storage {
         let chunks = audit.challenge.items.len();
         let sent = Instant::now();
         let deadline = self.settings.challenge_interval;
-        let response = crate::section::request_within(
-            self.section.network(),
-            peer,
-            PeerRequest::Challenge(audit.challenge.clone()),
-            deadline,
-        )
-        .await;
+        let response =
+            crate::section::request_within::<Audits>(self.section.network(), peer, audit.challenge.clone(), deadline)
+                .await;
         let latency = sent.elapsed();
         let reply = match response {
-            Some(PeerResponse::Answer(answer)) => AuditReply::Judged(judge(&audit, &answer)),
-            Some(PeerResponse::Missing(_)) => AuditReply::Missing,
+            Some(WireAuditReply::Answer(answer)) => AuditReply::Judged(judge(&audit, &answer)),
+            Some(WireAuditReply::Missing(_)) => AuditReply::Missing,
             Some(_) => AuditReply::Other,
             None => {
                 // Look again: a holder that went down during this round has only just
@@ -500,11 +498,11 @@ impl Storage {
         let asks = members
             .iter()
             .filter(|(id, _)| *id != self.section.me())
-            .map(|(id, peer)| async move { (*id, self.section.request(*peer, PeerRequest::Status).await) });
+            .map(|(id, peer)| async move { (*id, self.section.request::<Chunks>(*peer, ChunkRequest::Status).await) });
         let answers = join_all(asks).await;
         let mut book = lock(&self.book);
         for (id, response) in answers {
-            if let Some(PeerResponse::Status { used, capacity }) = response {
+            if let Some(ChunkReply::Status { used, capacity }) = response {
                 book.record_status(id, used, capacity);
             }
         }
@@ -565,10 +563,10 @@ impl Storage {
         let peer = self
             .peer_of(&holder)
             .ok_or_else(|| StorageError::HoldersUnavailable(format!("{holder} has no peer id")))?;
-        match self.section.request(peer, PeerRequest::StoreChunk(chunk.bytes().to_vec())).await {
-            Some(PeerResponse::Done) => Ok(()),
-            Some(PeerResponse::Full { used, capacity }) => Err(StorageError::HolderFull { holder, used, capacity }),
-            Some(PeerResponse::Refused(reason)) => Err(StorageError::HoldersUnavailable(format!("{holder}: {reason}"))),
+        match self.section.request::<Chunks>(peer, ChunkRequest::Store(chunk.bytes().to_vec())).await {
+            Some(ChunkReply::Done) => Ok(()),
+            Some(ChunkReply::Full { used, capacity }) => Err(StorageError::HolderFull { holder, used, capacity }),
+            Some(ChunkReply::Refused(reason)) => Err(StorageError::HoldersUnavailable(format!("{holder}: {reason}"))),
             _ => Err(StorageError::HoldersUnavailable(format!("{holder} did not answer"))),
         }
     }
@@ -582,7 +580,7 @@ impl Storage {
         let sends = members
             .iter()
             .filter(|(id, _)| *id != me)
-            .map(|(_, peer)| self.section.request(*peer, PeerRequest::Register(entries.clone())));
+            .map(|(_, peer)| self.section.request::<Chunks>(*peer, ChunkRequest::Register(entries.clone())));
         join_all(sends).await;
         Ok(())
     }
@@ -639,7 +637,7 @@ impl Storage {
     }
 
     /// Answers a challenge from the chunk files: a missing chunk is said at once.
-    async fn answer_challenge(&self, challenge: Challenge) -> PeerResponse {
+    async fn answer_challenge(&self, challenge: Challenge) -> WireAuditReply {
         let answered = self
             .local(move |chunks| {
                 let mut proofs = Vec::with_capacity(challenge.items.len());
@@ -654,9 +652,9 @@ impl Storage {
             })
             .await;
         match answered {
-            Ok(Ok(answer)) => PeerResponse::Answer(answer),
-            Ok(Err(address)) => PeerResponse::Missing(address),
-            Err(error) => PeerResponse::Refused(error.to_string()),
+            Ok(Ok(answer)) => WireAuditReply::Answer(answer),
+            Ok(Err(address)) => WireAuditReply::Missing(address),
+            Err(error) => WireAuditReply::Refused(error.to_string()),
         }
     }
 }
@@ -673,96 +671,94 @@ fn unix_millis() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-impl InboundHandler for Arc<Storage> {
-    async fn answer(&self, peer: PeerId, request: PeerRequest) -> PeerResponse {
+impl StorageDuties for Arc<Storage> {
+    fn take_epoch_audits(&self) -> AuditSummary {
+        Storage::take_epoch_audits(self).summary()
+    }
+
+    fn repair_after(&self, before: Vec<[u8; 32]>, after: Vec<[u8; 32]>, elders: Vec<[u8; 32]>) {
+        let copies = lock(&self.book).repair_plan(&before, &after, &elders);
+        if copies.is_empty() {
+            return;
+        }
+        let storage = Arc::clone(self);
+        tokio::spawn(async move {
+            tracing::info!(copies = copies.len(), "repairing chunks after a membership change");
+            storage.repair(copies).await;
+        });
+    }
+}
+
+impl Storage {
+    /// The answer to a member's chunk request. Placing and registering are members'
+    /// business only; questions are bounded.
+    pub async fn answer_chunks(&self, peer: PeerId, request: ChunkRequest) -> ChunkReply {
         match request {
-            PeerRequest::StoreChunk(_) | PeerRequest::Register(_) | PeerRequest::Challenge(_)
-                if !self.is_member(&peer) =>
-            {
-                PeerResponse::Refused("only members of this section place chunks and audit".into())
+            ChunkRequest::Store(_) | ChunkRequest::Register(_) if !self.is_member(&peer) => {
+                ChunkReply::Refused("only members of this section place chunks".into())
             }
-            PeerRequest::Challenge(challenge) if challenge.items.len() > MAX_CHALLENGE_ITEMS => {
-                PeerResponse::Refused(format!("at most {MAX_CHALLENGE_ITEMS} chunks per challenge"))
+            ChunkRequest::Holds(addresses) if addresses.len() > MAX_ENTRIES => {
+                ChunkReply::Refused(format!("at most {MAX_ENTRIES} chunks per question"))
             }
-            PeerRequest::Holds(addresses) if addresses.len() > MAX_ENTRIES => {
-                PeerResponse::Refused(format!("at most {MAX_ENTRIES} chunks per question"))
+            ChunkRequest::Register(entries) if check_entries(&entries).is_err() => {
+                ChunkReply::Refused("a registration lists impossible chunk sizes".into())
             }
-            PeerRequest::Register(entries) if check_entries(&entries).is_err() => {
-                PeerResponse::Refused("a registration lists impossible chunk sizes".into())
-            }
-            PeerRequest::StoreChunk(bytes) => {
-                let Ok(chunk) = Chunk::new(bytes) else { return PeerResponse::Refused("not a chunk".into()) };
+            ChunkRequest::Store(bytes) => {
+                let Ok(chunk) = Chunk::new(bytes) else { return ChunkReply::Refused("not a chunk".into()) };
                 match self.local(move |chunks| chunks.put(&chunk).map(|_: Stored| ())).await {
-                    Ok(()) => PeerResponse::Done,
-                    Err(ChunkStoreError::Full { used, capacity, .. }) => PeerResponse::Full { used, capacity },
-                    Err(error) => PeerResponse::Refused(error.to_string()),
+                    Ok(()) => ChunkReply::Done,
+                    Err(ChunkStoreError::Full { used, capacity, .. }) => ChunkReply::Full { used, capacity },
+                    Err(error) => ChunkReply::Refused(error.to_string()),
                 }
             }
-            PeerRequest::Register(entries) => match self.register(&entries).await {
-                Ok(()) => PeerResponse::Done,
-                Err(error) => PeerResponse::Refused(error.to_string()),
+            ChunkRequest::Register(entries) => match self.register(&entries).await {
+                Ok(()) => ChunkReply::Done,
+                Err(error) => ChunkReply::Refused(error.to_string()),
             },
-            PeerRequest::FetchChunk(address) => match self.local(move |chunks| chunks.get(&address)).await {
-                Ok(bytes) => PeerResponse::Chunk(bytes.map(serde_bytes::ByteBuf::from)),
-                Err(error) => PeerResponse::Refused(error.to_string()),
+            ChunkRequest::Fetch(address) => match self.local(move |chunks| chunks.get(&address)).await {
+                Ok(bytes) => ChunkReply::Chunk(bytes.map(serde_bytes::ByteBuf::from)),
+                Err(error) => ChunkReply::Refused(error.to_string()),
             },
-            PeerRequest::Holds(addresses) => {
-                PeerResponse::Held(blocking(|| addresses.iter().map(|address| self.chunks.contains(address)).collect()))
+            ChunkRequest::Holds(addresses) => {
+                ChunkReply::Held(blocking(|| addresses.iter().map(|address| self.chunks.contains(address)).collect()))
             }
-            PeerRequest::Challenge(challenge) => self.answer_challenge(challenge).await,
-            PeerRequest::Status => PeerResponse::Status { used: self.chunks.used(), capacity: self.chunks.capacity() },
-            PeerRequest::LogFrame { session, frame } => {
-                self.farming.deliver(Inbound::Frame { peer, session, frame });
-                PeerResponse::Done
-            }
-            PeerRequest::Metered { app, use_id } => {
+            ChunkRequest::Status => ChunkReply::Status { used: self.chunks.used(), capacity: self.chunks.capacity() },
+        }
+    }
+
+    /// The answer to an audit: only a member's, and of a bounded size.
+    pub async fn answer_audit(&self, peer: PeerId, challenge: Challenge) -> WireAuditReply {
+        if !self.is_member(&peer) {
+            return WireAuditReply::Refused("only members of this section audit".into());
+        }
+        if challenge.items.len() > MAX_CHALLENGE_ITEMS {
+            return WireAuditReply::Refused(format!("at most {MAX_CHALLENGE_ITEMS} chunks per challenge"));
+        }
+        self.answer_challenge(challenge).await
+    }
+
+    /// The answer to a metering request: a member's attestation goes to this elder's
+    /// meter; a read through an app is served and attested by this holder too.
+    pub async fn answer_meter(&self, peer: PeerId, request: MeterRequest) -> MeterReply {
+        match request {
+            MeterRequest::Attest { app, use_id } => {
                 if let Some(from) = self.member_of_peer(&peer) {
                     self.farming.deliver(Inbound::Metered { from, app, use_id });
                 }
-                PeerResponse::Done
+                MeterReply::Done
             }
-            PeerRequest::FetchForApp { address, app, use_id } => {
+            MeterRequest::FetchForApp { address, app, use_id } => {
                 match self.local(move |chunks| chunks.get(&address)).await {
                     Ok(Some(bytes)) => {
                         if self.is_member(&peer) {
                             self.attest(app, use_id).await;
                         }
-                        PeerResponse::Chunk(Some(serde_bytes::ByteBuf::from(bytes)))
+                        MeterReply::Chunk(Some(serde_bytes::ByteBuf::from(bytes)))
                     }
-                    Ok(None) => PeerResponse::Chunk(None),
-                    Err(error) => PeerResponse::Refused(error.to_string()),
+                    Ok(None) => MeterReply::Chunk(None),
+                    Err(error) => MeterReply::Refused(error.to_string()),
                 }
             }
-            PeerRequest::EpochSignature { epoch, signature } => {
-                self.farming.deliver(Inbound::Signature { peer, epoch, signature });
-                PeerResponse::Done
-            }
-            PeerRequest::Outcome(epoch) => {
-                let farming = self.farming.clone();
-                PeerResponse::Outcome(blocking(move || farming.outcome(epoch)).map(Box::new))
-            }
-            PeerRequest::Propose(item) => match *item {
-                LogItem::Enrol(enrolment) if enrolment.is_valid() => {
-                    self.farming.deliver(Inbound::Propose(LogItem::Enrol(enrolment)));
-                    PeerResponse::Done
-                }
-                LogItem::App(command) if command.is_valid() => {
-                    self.farming.deliver(Inbound::Propose(LogItem::App(command)));
-                    PeerResponse::Done
-                }
-                LogItem::Payment(certificate) => {
-                    let verified = self.section.committee().verify_all(vec![certificate.clone()]);
-                    let pays_pool = certificate.order.to == self.pool;
-                    if pays_pool && matches!(verified.first(), Some(Ok(_))) {
-                        self.farming.deliver(Inbound::Propose(LogItem::Payment(certificate)));
-                        PeerResponse::Done
-                    } else {
-                        PeerResponse::Refused("not a certified payment to the section's pool".into())
-                    }
-                }
-                _ => PeerResponse::Refused("only signed enrolments, app commands and store payments are taken".into()),
-            },
-            ledger => self.section.answer(peer, ledger).await,
         }
     }
 }

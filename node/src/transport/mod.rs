@@ -1,183 +1,73 @@
-//! The elder network over libp2p: TCP (noise, yamux) and QUIC, identify, and one
-//! request-response protocol carrying orders, votes, certificates, catch-up pages, chunks
-//! and storage challenges.
+//! The node's transport over libp2p: TCP (noise, yamux) and QUIC, identify, and one
+//! request/reply stream per protocol of [`acre_core::wire`] (ledger, chunks, audits, the
+//! section log, metering), each negotiated under its own name and capped at its own size.
+//! It frames bytes only: messages are encoded and decoded by the typed [`NetworkHandle::request`]
+//! on the way out and by the [`InboundHandler`] (the node's router) on the way in.
 //!
 //! One task owns the swarm ([`Network::run`]). Others reach it through a
 //! [`NetworkHandle`] over a bounded channel; every outbound request gets libp2p's request
-//! id and a timeout. Inbound requests are answered by an [`InboundHandler`] on tasks of
-//! their own, so a slow disk never stalls the swarm.
+//! id and a timeout. Inbound requests are answered on tasks of their own, so a slow disk
+//! never stalls the swarm.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use acre_ledger::store::AppliedPage;
-use acre_ledger::{
-    AccountId, AppId, Certificate, Confirmation, Digest, LedgerError, SignatureBytes, SignedOrder, Vote,
-};
-use acre_proofs::challenge::{Answer, Challenge};
-use acre_proofs::ChunkAddress;
+use acre_core::wire::{self, Audits, Chunks, Ledger, Log, Meter, Protocol};
+use acre_ledger::AccountId;
 use futures::StreamExt;
 use libp2p::request_response::{self, cbor, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, identity, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
-use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 
-use acre_core::{EpochOutcome, LogItem};
+pub use acre_core::wire::MAX_BATCH;
 
-/// The ledger protocol's name and version.
-const LEDGER_PROTOCOL: &str = "/acre/ledger/1";
 /// Sent in identify, so peers can tell an Acre node from anything else.
 const AGENT_PROTOCOL: &str = "/acre/1";
 /// Commands waiting for the swarm task.
 const COMMAND_DEPTH: usize = 1024;
-/// Most messages in one request; larger batches are refused unread.
-pub const MAX_BATCH: usize = 4096;
-/// Largest request and response on the wire.
-const MAX_REQUEST_BYTES: u64 = 4 << 20;
-const MAX_RESPONSE_BYTES: u64 = 16 << 20;
 /// How often unreachable bootstrap peers and elders are dialled again.
 const REDIAL_INTERVAL: Duration = Duration::from_secs(1);
+/// Most inbound streams open at once per connection and protocol.
+const CONCURRENT_STREAMS: usize = 256;
 
-/// A request from one node to another.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum PeerRequest {
-    /// Vote on these orders.
-    Orders(Vec<SignedOrder>),
-    /// Apply these certificates.
-    Certificates(Vec<Certificate>),
-    /// Send up to `limit` certificates in the order you applied them, from `position` on.
-    AppliedSince {
-        /// Where to start in the peer's own order.
-        position: u64,
-        /// Most certificates wanted.
-        limit: u32,
-    },
-    /// Send the certificates you applied for `account` at sequences `from` on (up to
-    /// `limit`, stopping at the first you lack): what a node behind on one sender needs.
-    CertificatesOf {
-        /// The sender.
-        account: AccountId,
-        /// The first sequence wanted.
-        from: u64,
-        /// Most certificates wanted.
-        limit: u32,
-    },
-    /// Keep this chunk: you are one of its holders (from a section member only).
-    StoreChunk(#[serde(with = "serde_bytes")] Vec<u8>),
-    /// Send this chunk's bytes, if you hold it.
-    FetchChunk(ChunkAddress),
-    /// Which of these chunks do you hold?
-    Holds(Vec<ChunkAddress>),
-    /// Prove you hold these blocks.
-    Challenge(Challenge),
-    /// How many bytes of chunks do you hold, of how many offered?
-    Status,
-    /// These chunks are stored in the section, with their sizes (from a member only).
-    Register(Vec<(ChunkAddress, u64)>),
-    /// A frame of the section log's engine (from an elder of that session only).
-    LogFrame {
-        /// The session (the epoch it orders).
-        session: u64,
-        /// The engine's frame.
-        #[serde(with = "serde_bytes")]
-        frame: Vec<u8>,
-    },
-    /// Put this into the section log: an enrolment or a store payment, each of which
-    /// proves itself.
-    Propose(Box<LogItem>),
-    /// Send the outcome of this closed epoch, if you have it.
-    Outcome(u64),
-    /// The sender took part in serving one read through this app (from a member only):
-    /// a read counts once two members attest the same `use_id`.
-    Metered {
-        /// The app.
-        app: AppId,
-        /// The read's id, the same from the node that took the request and the holder that
-        /// sent the bytes.
-        use_id: Digest,
-    },
-    /// Send this chunk's bytes for a read through `app`, and attest the read to the elders.
-    FetchForApp {
-        /// The chunk.
-        address: ChunkAddress,
-        /// The app.
-        app: AppId,
-        /// The read's id.
-        use_id: Digest,
-    },
-    /// The sender's signature on the outcome of a closed epoch.
-    EpochSignature {
-        /// The epoch.
-        epoch: u64,
-        /// The signature over the outcome's digest.
-        signature: SignatureBytes,
-    },
+/// Which protocol a frame travels on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProtocolId {
+    /// [`acre_core::wire::Ledger`].
+    Ledger,
+    /// [`acre_core::wire::Chunks`].
+    Chunks,
+    /// [`acre_core::wire::Audits`].
+    Audits,
+    /// [`acre_core::wire::Log`].
+    Log,
+    /// [`acre_core::wire::Meter`].
+    Meter,
 }
 
-/// The answer to a [`PeerRequest`], one result per message for batches.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum PeerResponse {
-    /// Votes or refusals, in the order of the orders.
-    Votes(Vec<Result<Vote, Refusal>>),
-    /// Confirmations or refusals, in the order of the certificates.
-    Confirmations(Vec<Result<Confirmation, Refusal>>),
-    /// A page of applied certificates.
-    Applied(AppliedPage),
-    /// The request as a whole was refused (too large, or this node does not serve it).
-    Refused(String),
-    /// The chunk is stored (now or before), or the registrations are recorded.
-    Done,
-    /// The chunk store is full.
-    Full {
-        /// Bytes held.
-        used: u64,
-        /// Bytes offered.
-        capacity: u64,
-    },
-    /// A chunk's bytes, or `None` if not held here.
-    Chunk(Option<serde_bytes::ByteBuf>),
-    /// Per chunk asked, whether it is held here.
-    Held(Vec<bool>),
-    /// The proofs a challenge asked for.
-    Answer(Answer),
-    /// A challenged chunk is not held here.
-    Missing(ChunkAddress),
-    /// A closed epoch's outcome, or `None` if it is not closed here.
-    Outcome(Option<Box<EpochOutcome>>),
-    /// This node's chunk store.
-    Status {
-        /// Bytes held.
-        used: u64,
-        /// Bytes offered.
-        capacity: u64,
-    },
+/// The [`ProtocolId`] of a typed protocol.
+pub trait Routed: Protocol {
+    /// Its id.
+    const ID: ProtocolId;
 }
 
-/// A ledger refusal on the wire. [`LedgerError`] is internally tagged (its JSON carries a
-/// `code` field), which serde can only read back from a self-describing text format; it
-/// travels as its JSON text inside the CBOR message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal(pub LedgerError);
-
-impl Serialize for Refusal {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let text = serde_json::to_string(&self.0).map_err(serde::ser::Error::custom)?;
-        serializer.serialize_str(&text)
-    }
+impl Routed for Ledger {
+    const ID: ProtocolId = ProtocolId::Ledger;
 }
-
-impl<'de> Deserialize<'de> for Refusal {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        serde_json::from_str(&text).map(Refusal).map_err(serde::de::Error::custom)
-    }
+impl Routed for Chunks {
+    const ID: ProtocolId = ProtocolId::Chunks;
 }
-
-/// Results with their refusals in wire form.
-pub fn to_wire<T>(results: Vec<Result<T, LedgerError>>) -> Vec<Result<T, Refusal>> {
-    results.into_iter().map(|result| result.map_err(Refusal)).collect()
+impl Routed for Audits {
+    const ID: ProtocolId = ProtocolId::Audits;
+}
+impl Routed for Log {
+    const ID: ProtocolId = ProtocolId::Log;
+}
+impl Routed for Meter {
+    const ID: ProtocolId = ProtocolId::Meter;
 }
 
 /// Why an outbound request got no answer.
@@ -194,6 +84,9 @@ pub enum NetworkError {
     /// The network task has stopped.
     #[error("the network has stopped")]
     Stopped,
+    /// The reply did not decode as the protocol's reply: as good as none.
+    #[error(transparent)]
+    Malformed(#[from] wire::WireError),
 }
 
 /// A node's view of another: its id and the addresses it is known by.
@@ -207,17 +100,30 @@ pub struct PeerInfo {
     pub connected: bool,
 }
 
+/// Where an outbound request's reply bytes (or its failure) go.
+type ReplySlot = oneshot::Sender<Result<Vec<u8>, NetworkError>>;
+
 /// What the swarm task is asked to do.
 enum Command {
-    Request { peer: PeerId, request: PeerRequest, reply: oneshot::Sender<Result<PeerResponse, NetworkError>> },
+    Request {
+        peer: PeerId,
+        protocol: ProtocolId,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, NetworkError>>,
+    },
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     ListenAddresses(oneshot::Sender<Vec<Multiaddr>>),
 }
 
-/// Answers peers' requests; a node with a ledger serves them, a load generator refuses.
+/// Answers peers' requests: the node's router, or a client that serves nothing.
 pub trait InboundHandler: Send + Sync + 'static {
-    /// The answer to `request` from `peer`.
-    fn answer(&self, peer: PeerId, request: PeerRequest) -> impl std::future::Future<Output = PeerResponse> + Send;
+    /// The reply's bytes to `request`'s, which came from `peer` on `protocol`.
+    fn answer(
+        &self,
+        peer: PeerId,
+        protocol: ProtocolId,
+        request: Vec<u8>,
+    ) -> impl std::future::Future<Output = Vec<u8>> + Send;
 }
 
 /// Refuses every request: for clients that only send.
@@ -225,15 +131,67 @@ pub trait InboundHandler: Send + Sync + 'static {
 pub struct RefuseAll;
 
 impl InboundHandler for RefuseAll {
-    async fn answer(&self, _peer: PeerId, _request: PeerRequest) -> PeerResponse {
-        PeerResponse::Refused("this peer serves no requests".into())
+    async fn answer(&self, _peer: PeerId, protocol: ProtocolId, _request: Vec<u8>) -> Vec<u8> {
+        refusal(protocol, "this peer serves no requests".into())
     }
 }
 
+/// The encoded refusal of a whole request on `protocol`.
+pub fn refusal(protocol: ProtocolId, reason: String) -> Vec<u8> {
+    fn refuse<P: Protocol>(reason: String) -> Vec<u8> {
+        // A refusal is a short string; if even it cannot be encoded, an empty reply
+        // fails to decode at the asker, which is what a refusal amounts to there.
+        wire::encode(P::NAME, &P::refused(reason)).unwrap_or_else(|error| {
+            tracing::error!(%error, "cannot encode a refusal");
+            Vec::new()
+        })
+    }
+    match protocol {
+        ProtocolId::Ledger => refuse::<Ledger>(reason),
+        ProtocolId::Chunks => refuse::<Chunks>(reason),
+        ProtocolId::Audits => refuse::<Audits>(reason),
+        ProtocolId::Log => refuse::<Log>(reason),
+        ProtocolId::Meter => refuse::<Meter>(reason),
+    }
+}
+
+/// One request/reply stream of frames.
+type Frames = cbor::Behaviour<ByteBuf, ByteBuf>;
+
 #[derive(NetworkBehaviour)]
 struct Behaviour {
-    ledger: cbor::Behaviour<PeerRequest, PeerResponse>,
+    ledger: Frames,
+    chunks: Frames,
+    audits: Frames,
+    log: Frames,
+    meter: Frames,
     identify: identify::Behaviour,
+}
+
+impl Behaviour {
+    fn frames(&mut self, protocol: ProtocolId) -> &mut Frames {
+        match protocol {
+            ProtocolId::Ledger => &mut self.ledger,
+            ProtocolId::Chunks => &mut self.chunks,
+            ProtocolId::Audits => &mut self.audits,
+            ProtocolId::Log => &mut self.log,
+            ProtocolId::Meter => &mut self.meter,
+        }
+    }
+}
+
+/// The frames behaviour of protocol `P`, capped at its sizes.
+fn frames<P: Protocol>(timeout: Duration) -> Frames {
+    // The CBOR of a byte string is its bytes behind a short header: the caps bound the
+    // message itself.
+    let header = 16;
+    let codec = cbor::codec::Codec::default()
+        .set_request_size_maximum(P::MAX_REQUEST_BYTES + header)
+        .set_response_size_maximum(P::MAX_REPLY_BYTES + header);
+    let settings = request_response::Config::default()
+        .with_request_timeout(timeout)
+        .with_max_concurrent_streams(CONCURRENT_STREAMS);
+    cbor::Behaviour::with_codec(codec, [(StreamProtocol::new(P::NAME), ProtocolSupport::Full)], settings)
 }
 
 /// Settings of the network.
@@ -254,8 +212,9 @@ pub struct Network {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
     config: NetworkConfig,
-    /// Outbound requests waiting for their answer.
-    pending: HashMap<OutboundRequestId, oneshot::Sender<Result<PeerResponse, NetworkError>>>,
+    /// Outbound requests waiting for their answer, by protocol and libp2p's id (ids are
+    /// counted per protocol's behaviour).
+    pending: HashMap<(ProtocolId, OutboundRequestId), ReplySlot>,
     book: AddressBook,
     /// Answers to inbound requests, made on other tasks, for the swarm to send.
     answers: mpsc::Sender<Answered>,
@@ -263,7 +222,7 @@ pub struct Network {
 }
 
 /// An inbound request's answer and the channel it goes back on.
-type Answered = (ResponseChannel<PeerResponse>, PeerResponse);
+type Answered = (ProtocolId, ResponseChannel<ByteBuf>, Vec<u8>);
 
 /// A cheap, cloneable way to reach the swarm task.
 #[derive(Debug, Clone)]
@@ -287,23 +246,18 @@ impl Network {
     /// Builds the swarm and starts listening.
     pub fn new(identity: identity::Keypair, config: NetworkConfig) -> anyhow::Result<(Network, NetworkHandle)> {
         let local = identity.public().to_peer_id();
-        let request_timeout = config.request_timeout;
+        let timeout = config.request_timeout;
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
             .with_tokio()
             .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)?
             .with_quic()
-            .with_behaviour(|key| {
-                let codec = cbor::codec::Codec::default()
-                    .set_request_size_maximum(MAX_REQUEST_BYTES)
-                    .set_response_size_maximum(MAX_RESPONSE_BYTES);
-                let protocols = [(StreamProtocol::new(LEDGER_PROTOCOL), ProtocolSupport::Full)];
-                let settings = request_response::Config::default()
-                    .with_request_timeout(request_timeout)
-                    .with_max_concurrent_streams(256);
-                Behaviour {
-                    ledger: cbor::Behaviour::with_codec(codec, protocols, settings),
-                    identify: identify::Behaviour::new(identify::Config::new(AGENT_PROTOCOL.into(), key.public())),
-                }
+            .with_behaviour(|key| Behaviour {
+                ledger: frames::<Ledger>(timeout),
+                chunks: frames::<Chunks>(timeout),
+                audits: frames::<Audits>(timeout),
+                log: frames::<Log>(timeout),
+                meter: frames::<Meter>(timeout),
+                identify: identify::Behaviour::new(identify::Config::new(AGENT_PROTOCOL.into(), key.public())),
             })?
             // Elders talk all the time; an idle connection is kept rather than redialled.
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
@@ -335,9 +289,9 @@ impl Network {
                     let Some(command) = command else { break };
                     self.command(command);
                 }
-                Some((channel, response)) = self.answered.recv() => {
+                Some((protocol, channel, reply)) = self.answered.recv() => {
                     // Fails only if the peer gave up waiting; nothing is owed then.
-                    let _ = self.swarm.behaviour_mut().ledger.send_response(channel, response);
+                    let _ = self.swarm.behaviour_mut().frames(protocol).send_response(channel, ByteBuf::from(reply));
                 }
                 _ = redial.tick() => self.redial(),
                 event = self.swarm.select_next_some() => self.event(event, &handler),
@@ -347,9 +301,9 @@ impl Network {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::Request { peer, request, reply } => {
-                let id = self.swarm.behaviour_mut().ledger.send_request(&peer, request);
-                self.pending.insert(id, reply);
+            Command::Request { peer, protocol, bytes, reply } => {
+                let id = self.swarm.behaviour_mut().frames(protocol).send_request(&peer, ByteBuf::from(bytes));
+                self.pending.insert((protocol, id), reply);
             }
             Command::Peers(reply) => {
                 let peers = self
@@ -414,14 +368,25 @@ impl Network {
                     self.book.learn(peer_id, address);
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Ledger(event)) => self.ledger_event(event, handler),
+            SwarmEvent::Behaviour(BehaviourEvent::Ledger(event)) => {
+                self.frames_event(ProtocolId::Ledger, event, handler)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Chunks(event)) => {
+                self.frames_event(ProtocolId::Chunks, event, handler)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Audits(event)) => {
+                self.frames_event(ProtocolId::Audits, event, handler)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Log(event)) => self.frames_event(ProtocolId::Log, event, handler),
+            SwarmEvent::Behaviour(BehaviourEvent::Meter(event)) => self.frames_event(ProtocolId::Meter, event, handler),
             _ => {}
         }
     }
 
-    fn ledger_event(
+    fn frames_event(
         &mut self,
-        event: request_response::Event<PeerRequest, PeerResponse>,
+        protocol: ProtocolId,
+        event: request_response::Event<ByteBuf, ByteBuf>,
         handler: &Arc<impl InboundHandler>,
     ) {
         match event {
@@ -430,23 +395,23 @@ impl Network {
                     let handler = Arc::clone(handler);
                     let answers = self.answers.clone();
                     tokio::spawn(async move {
-                        let response = handler.answer(peer, request).await;
-                        let _ = answers.send((channel, response)).await;
+                        let reply = handler.answer(peer, protocol, request.into_vec()).await;
+                        let _ = answers.send((protocol, channel, reply)).await;
                     });
                 }
                 request_response::Message::Response { request_id, response } => {
-                    if let Some(reply) = self.pending.remove(&request_id) {
-                        let _ = reply.send(Ok(response));
+                    if let Some(reply) = self.pending.remove(&(protocol, request_id)) {
+                        let _ = reply.send(Ok(response.into_vec()));
                     }
                 }
             },
             request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
-                if let Some(reply) = self.pending.remove(&request_id) {
+                if let Some(reply) = self.pending.remove(&(protocol, request_id)) {
                     let _ = reply.send(Err(NetworkError::Failed { peer, reason: error.to_string() }));
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "inbound request failed");
+                tracing::debug!(%peer, %error, ?protocol, "inbound request failed");
             }
             request_response::Event::ResponseSent { .. } => {}
         }
@@ -485,11 +450,15 @@ impl NetworkHandle {
         self.local
     }
 
-    /// Sends `request` to `peer` and waits for its answer (or the request timeout).
-    pub async fn request(&self, peer: PeerId, request: PeerRequest) -> Result<PeerResponse, NetworkError> {
+    /// Sends `request` to `peer` on protocol `P` and waits for its reply (or the request
+    /// timeout).
+    pub async fn request<P: Routed>(&self, peer: PeerId, request: &P::Request) -> Result<P::Reply, NetworkError> {
+        let bytes = wire::encode(P::NAME, request)?;
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Request { peer, request, reply }).await.map_err(|_| NetworkError::Stopped)?;
-        answer.await.map_err(|_| NetworkError::Stopped)?
+        let command = Command::Request { peer, protocol: P::ID, bytes, reply };
+        self.commands.send(command).await.map_err(|_| NetworkError::Stopped)?;
+        let bytes = answer.await.map_err(|_| NetworkError::Stopped)??;
+        Ok(wire::decode(P::NAME, &bytes)?)
     }
 
     /// Every peer known, with its addresses and whether it is connected.
@@ -504,40 +473,5 @@ impl NetworkHandle {
         let (reply, answer) = oneshot::channel();
         self.commands.send(Command::ListenAddresses(reply)).await.map_err(|_| NetworkError::Stopped)?;
         answer.await.map_err(|_| NetworkError::Stopped)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use acre_ledger::{AccountId, Digest};
-    use libp2p::request_response::Codec;
-
-    /// Every refusal (and the values inside it) comes back from the wire as it was sent:
-    /// the binary codec cannot carry the internally tagged error by itself.
-    #[tokio::test]
-    async fn responses_with_refusals_cross_the_wire_intact() {
-        let elder = AccountId([7; 32]);
-        let refusals = vec![
-            LedgerError::ConflictingOrder { voted: Digest([1; 32]) },
-            LedgerError::UnexpectedSequence { expected: 3, got: 5 },
-            LedgerError::UnknownAccount { account: elder },
-            LedgerError::InsufficientBalance {
-                balance: "1.5".parse().expect("amount"),
-                amount: "2".parse().expect("amount"),
-            },
-            LedgerError::InvalidSignature,
-        ];
-        let response = PeerResponse::Votes(refusals.iter().cloned().map(|r| Err(Refusal(r))).collect());
-        let mut codec = cbor::codec::Codec::<PeerRequest, PeerResponse>::default();
-        let protocol = StreamProtocol::new(LEDGER_PROTOCOL);
-        let mut wire = futures::io::Cursor::new(Vec::new());
-        codec.write_response(&protocol, &mut wire, response).await.expect("encode");
-        let mut wire = futures::io::Cursor::new(wire.into_inner());
-        let PeerResponse::Votes(back) = codec.read_response(&protocol, &mut wire).await.expect("decode") else {
-            panic!("not votes");
-        };
-        let back: Vec<LedgerError> = back.into_iter().filter_map(|r| r.err()).map(|r| r.0).collect();
-        assert_eq!(back, refusals);
     }
 }

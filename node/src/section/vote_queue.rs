@@ -9,9 +9,10 @@ use acre_ledger::{ElderAnswer, SignedOrder};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ledger_task::LedgerHandle;
-use crate::network::{NetworkHandle, PeerRequest, PeerResponse, MAX_BATCH};
+use crate::ledger::LedgerHandle;
 use crate::section::request_within;
+use crate::transport::{NetworkHandle, MAX_BATCH};
+use acre_core::wire::{Ledger, LedgerReply, LedgerRequest};
 
 /// An order and where its answer goes.
 type Job = (SignedOrder, oneshot::Sender<ElderAnswer>);
@@ -39,10 +40,8 @@ impl Voter {
         let answers = match self {
             Voter::Local(ledger) => ledger.orders(orders).await.ok(),
             Voter::Remote { network, peer, timeout } => {
-                match request_within(network, *peer, PeerRequest::Orders(orders), *timeout).await {
-                    Some(PeerResponse::Votes(votes)) => {
-                        Some(votes.into_iter().map(|vote| vote.map_err(|refusal| refusal.0)).collect())
-                    }
+                match request_within::<Ledger>(network, *peer, LedgerRequest::Orders(orders), *timeout).await {
+                    Some(LedgerReply::Votes(votes)) => Some(votes),
                     _ => None,
                 }
             }

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use acre_api::devnet::{Faucet, Manifest, ManifestNode, MANIFEST_FILE};
 use acre_ledger::{AccountId, Allocation, Amount};
+use acre_node::config::genesis::Genesis;
+use acre_node::config::key;
 use acre_node::config::{write_atomically, NodeConfig, API_ADDRESS_FILE, CONFIG_FILE, GENESIS_FILE, KEY_FILE};
-use acre_node::genesis::Genesis;
-use acre_node::key;
-use acre_node::network::peer_id_of;
+use acre_node::transport::peer_id_of;
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
