@@ -10,11 +10,10 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use acre_ledger::economics::store_memo;
-use acre_ledger::{AccountId, Amount, Certificate, TransferOrder};
+use acre_ledger::{AccountId, Amount, Certificate, Digest, TransferOrder};
 use acre_proofs::placement::{closest, node_name, COPIES};
 use acre_proofs::{encrypt_file, Chunk, ChunkAddress, Privacy};
 use acre_tests::{eventually, send_signal, workspace_binary, NodeProcess};
-use base64::Engine;
 use common::{certificate_of, rand_secret, Fixture};
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
@@ -227,20 +226,51 @@ impl Payer {
     }
 }
 
-/// POSTs a chunk with an optional payment naming `listed`; the status and the answer.
+/// Uploads a chunk as a wallet does: the payment (naming `listed`) to `POST /v1/payments`
+/// first, if there is one, then the raw bytes to `PUT /v1/chunks/{address}` naming it.
+/// The status, content type and answer of the payment if it was refused, else the upload's.
 fn put_chunk(
     http: &reqwest::blocking::Client,
     api: &str,
     content: &[u8],
     payment: Option<(&Certificate, &[&Chunk])>,
 ) -> (u16, String, Value) {
-    let payment = payment.map(|(certificate, listed)| {
-        let chunks: Vec<Value> =
-            listed.iter().map(|c| json!({ "address": c.address().to_string(), "size": c.size() })).collect();
-        json!({ "certificate": certificate, "chunks": chunks })
-    });
-    let body = json!({ "content": base64::engine::general_purpose::STANDARD.encode(content), "payment": payment });
-    let response = http.post(format!("{api}/v1/chunks")).json(&body).send().expect("POST");
+    let id = match payment {
+        Some((certificate, listed)) => {
+            let chunks: Vec<Value> =
+                listed.iter().map(|c| json!({ "address": c.address().to_string(), "size": c.size() })).collect();
+            let answer = answer_of(
+                http.post(format!("{api}/v1/payments"))
+                    .json(&json!({ "certificate": certificate, "chunks": chunks }))
+                    .send(),
+            );
+            if answer.0 != 200 {
+                return answer;
+            }
+            answer.2["id"].as_str().map(str::to_owned)
+        }
+        None => None,
+    };
+    put_raw(http, api, &ChunkAddress::of(content).to_string(), content, id.as_deref())
+}
+
+/// `PUT /v1/chunks/{address}` with these bytes, naming payment `id`.
+fn put_raw(
+    http: &reqwest::blocking::Client,
+    api: &str,
+    address: &str,
+    content: &[u8],
+    id: Option<&str>,
+) -> (u16, String, Value) {
+    let url = match id {
+        Some(id) => format!("{api}/v1/chunks/{address}?payment={id}"),
+        None => format!("{api}/v1/chunks/{address}"),
+    };
+    answer_of(http.put(url).header("content-type", "application/octet-stream").body(content.to_vec()).send())
+}
+
+fn answer_of(response: reqwest::Result<reqwest::blocking::Response>) -> (u16, String, Value) {
+    let response = response.expect("request");
     let status = response.status().as_u16();
     let kind = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     (status, kind, response.json().unwrap_or(Value::Null))
@@ -301,17 +331,19 @@ fn payments_that_are_absent_too_small_or_reused_are_refused() {
     // A list naming an impossible size (to wrap the price around) is refused outright.
     let huge = json!({ "address": other.address().to_string(), "size": u64::MAX });
     let listed = json!([{ "address": chunk.address().to_string(), "size": chunk.size() }, huge]);
-    let body = json!({
-        "content": base64::engine::general_purpose::STANDARD.encode(other.bytes()),
-        "payment": { "certificate": short, "chunks": listed },
-    });
-    let response = http.post(format!("{api}/v1/chunks")).json(&body).send().expect("POST");
-    assert_eq!(response.status().as_u16(), 422);
-    assert_eq!(response.json::<Value>().expect("problem")["code"], "invalid_chunk");
+    let response = http.post(format!("{api}/v1/payments")).json(&json!({ "certificate": short, "chunks": listed }));
+    let (status, _, answer) = answer_of(response.send());
+    assert_eq!((status, answer["code"].as_str()), (422, Some("invalid_chunk")), "{answer}");
 
-    // Bad input is a clear 4xx.
-    let garbage = http.post(format!("{api}/v1/chunks")).json(&json!({ "content": "***" })).send().expect("POST");
-    assert_eq!(garbage.status().as_u16(), 400);
+    // A payment this node never accepted, bytes under another chunk's address, a body
+    // larger than a chunk, and malformed JSON: each a clear 4xx that stores nothing.
+    let unknown = Digest([7; 32]).to_string();
+    refused(put_raw(http, api, &other.address().to_string(), other.bytes(), Some(&unknown)), 402, "unknown_payment");
+    refused(put_raw(http, api, &other.address().to_string(), chunk.bytes(), None), 422, "address_mismatch");
+    let (status, _, _) = put_raw(http, api, &other.address().to_string(), &vec![0; (1 << 20) + 1], None);
+    assert_eq!(status, 413);
+    let garbage = http.post(format!("{api}/v1/payments")).header("content-type", "application/json").body("{not json");
+    assert_eq!(garbage.send().expect("POST").status().as_u16(), 400);
     refused(put_chunk(http, api, &[], None), 422, "invalid_chunk");
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use acre_api::apps::{AppView, PayoutsPage, Submitted};
 use acre_api::farming::{MembersView, Statement};
 use acre_api::ledger::{AccountView, HiddenView, HistoryPage, SectionView, SupplyAuditView, SupplyView, TransferView};
-use acre_api::storage::{FarmerView, HoldersView, Placed, PutChunk, Quote};
+use acre_api::storage::{AcceptedPayment, FarmerView, HoldersView, Placed, Quote, StorePayment};
 use acre_api::{routes, Problem, ProblemCode};
 use acre_ledger::{AccountId, Digest, SignedOrder};
 use acre_ledger::{AppId, SignedAppCommand};
@@ -141,9 +141,30 @@ impl NodeClient {
     }
 
     /// Uploads a chunk (with its payment, unless the section holds it already).
-    pub fn put_chunk(&self, request: &PutChunk) -> Result<Placed, ClientError> {
-        let url = format!("{}{}", self.base, routes::CHUNKS);
-        let response = self.http.post(&url).json(request).send();
+    pub fn put_chunk(
+        &self,
+        address: &ChunkAddress,
+        bytes: &[u8],
+        payment: Option<&Digest>,
+    ) -> Result<Placed, ClientError> {
+        let url = match payment {
+            Some(payment) => format!("{}{}?payment={payment}", self.base, routes::chunk(address)),
+            None => format!("{}{}", self.base, routes::chunk(address)),
+        };
+        let response = self
+            .http
+            .put(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(bytes.to_vec())
+            .send();
+        self.decode(&url, response)
+    }
+
+    /// Has the node accept a store payment, so the chunks it lists can be uploaded naming
+    /// it (safe to repeat).
+    pub fn accept_payment(&self, payment: &StorePayment) -> Result<AcceptedPayment, ClientError> {
+        let url = format!("{}{}", self.base, routes::PAYMENTS);
+        let response = self.http.post(&url).json(payment).send();
         self.decode(&url, response)
     }
 

@@ -9,14 +9,13 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use acre_api::storage::{ChunkEntry, PutChunk, StorePayment};
+use acre_api::storage::{ChunkEntry, StorePayment};
 use acre_ledger::economics::{billable_bytes, store_memo_with_app_fee};
-use acre_ledger::{AccountId, Amount, AppId, Certificate, SignedOrder, TransferOrder};
+use acre_ledger::{AccountId, Amount, AppId, Certificate, Digest, SignedOrder, TransferOrder};
 use acre_proofs::{encrypt_file, split_file, Chunk, ChunkAddress, DataMap, FileKey, Privacy, SecretMap};
 use acre_wallet::client::{ClientError, NodeClient};
 use acre_wallet::keystore::{create_private_dir, KeyFile};
 use anyhow::{bail, Context, Result};
-use base64::Engine;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
@@ -154,18 +153,13 @@ pub(crate) fn put(cli: &Cli, request: &PutRequest<'_>) -> Result<()> {
     let payment = journal.as_ref().and_then(|journal| {
         Some(StorePayment { certificate: journal.certificate.clone()?, chunks: journal.chunks.clone() })
     });
+    // The node checks the payment once; every chunk it lists then goes up raw, naming it.
+    let accepted = match &payment {
+        Some(payment) => Some(client.accept_payment(payment).context("handing the payment to the node")?.id),
+        None => None,
+    };
     let progress = Progress::new(cli, split.chunks.iter().map(Chunk::size).sum(), "uploading");
-    let mut charged = 0usize;
-    for chunk in &split.chunks {
-        let paid_for = payment.as_ref().filter(|p| p.chunks.iter().any(|entry| entry.address == chunk.address()));
-        let body = PutChunk {
-            content: base64::engine::general_purpose::STANDARD.encode(chunk.bytes()),
-            payment: paid_for.cloned(),
-        };
-        let placed = client.put_chunk(&body).with_context(|| format!("storing chunk {}", chunk.address()))?;
-        charged += usize::from(!placed.already_stored);
-        progress.advance(chunk.size());
-    }
+    let charged = upload(&client, &split.chunks, accepted.as_ref(), &progress)?;
     progress.finish();
     if journal_path.exists() {
         std::fs::remove_file(&journal_path)?;
@@ -203,6 +197,44 @@ pub(crate) fn put(cli: &Cli, request: &PutRequest<'_>) -> Result<()> {
         println!("fetch it with: acre get {} -o FILE", split.locator);
     }
     Ok(())
+}
+
+/// Chunk uploads in flight at once: enough to keep the node's holders all writing while
+/// the next chunks travel, few enough that a slow node is not swamped.
+const UPLOADS_IN_FLIGHT: usize = 8;
+
+/// Uploads every chunk, up to [`UPLOADS_IN_FLIGHT`] at a time, naming the accepted
+/// payment; returns how many the section did not hold before. The first failure stops
+/// the rest (the journal keeps the payment, so running `acre put` again finishes).
+fn upload(client: &NodeClient, chunks: &[Chunk], payment: Option<&Digest>, progress: &Progress) -> Result<usize> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let workers = UPLOADS_IN_FLIGHT.min(chunks.len()).max(1);
+    let results: Vec<Result<usize>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> Result<usize> {
+                    let mut charged = 0;
+                    while !failed.load(std::sync::atomic::Ordering::Relaxed) {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(chunk) = chunks.get(index) else { break };
+                        let placed = client.put_chunk(&chunk.address(), chunk.bytes(), payment).map_err(|error| {
+                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            anyhow::Error::new(error).context(format!("storing chunk {}", chunk.address()))
+                        })?;
+                        charged += usize::from(!placed.already_stored);
+                        progress.advance(chunk.size());
+                    }
+                    Ok(charged)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap_or_else(|_| Err(anyhow::anyhow!("an upload thread panicked"))))
+            .collect()
+    });
+    results.into_iter().sum()
 }
 
 /// Signs and journals a payment for the chunks the section does not hold; `None` when it

@@ -19,7 +19,7 @@ use std::time::Duration;
 use std::io::Write;
 use std::time::Instant;
 
-use acre_api::storage::{ChunkEntry, PutChunk, StorePayment};
+use acre_api::storage::{ChunkEntry, StorePayment};
 use acre_benches::{devnet_wallet, rate, sibling_binary};
 use acre_ledger::economics::store_memo;
 use acre_ledger::{AccountId, TransferOrder};
@@ -29,7 +29,6 @@ use acre_proofs::{Chunk, MAX_CHUNK_BYTES};
 use acre_tests::{DevnetProcess, NodeProcess};
 use acre_wallet::client::NodeClient;
 use anyhow::{ensure, Context, Result};
-use base64::Engine;
 
 const MIN_TIME: Duration = Duration::from_millis(1500);
 /// Bytes an answer for one block makes the verifier hash: the block and ten hash pairs.
@@ -209,20 +208,18 @@ fn node_ingest_rate() -> Result<f64> {
     }
     .sign(&payer);
     let payment = StorePayment { certificate: client.submit_order(&order)?.certificate, chunks: listed };
-    let bodies: Vec<PutChunk> = chunks
-        .iter()
-        .map(|chunk| PutChunk {
-            content: base64::engine::general_purpose::STANDARD.encode(chunk.bytes()),
-            payment: Some(payment.clone()),
-        })
-        .collect();
+    let id = client.accept_payment(&payment)?.id;
     let started = Instant::now();
     std::thread::scope(|scope| -> Result<()> {
-        let workers: Vec<_> = bodies
-            .chunks(bodies.len().div_ceil(IN_FLIGHT))
+        let workers: Vec<_> = chunks
+            .chunks(chunks.len().div_ceil(IN_FLIGHT))
             .map(|share| {
                 let client = client.clone();
-                scope.spawn(move || share.iter().try_for_each(|body| client.put_chunk(body).map(|_| ())))
+                scope.spawn(move || {
+                    share
+                        .iter()
+                        .try_for_each(|chunk| client.put_chunk(&chunk.address(), chunk.bytes(), Some(&id)).map(|_| ()))
+                })
             })
             .collect();
         for worker in workers {

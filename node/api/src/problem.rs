@@ -67,7 +67,9 @@ pub enum ProblemCode {
     UnknownIncoming,
     // Storage.
     InvalidChunk,
+    AddressMismatch,
     PaymentRequired,
+    UnknownPayment,
     InvalidPaymentCertificate,
     PaymentWrongAccount,
     PaymentMemoMismatch,

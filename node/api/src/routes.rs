@@ -33,9 +33,9 @@ pub const SUPPLY: &str = "/v1/supply";
 pub const SUPPLY_AUDIT: &str = "/v1/supply/audit";
 /// The store price.
 pub const QUOTE: &str = "/v1/quote";
-/// Chunk uploads.
-pub const CHUNKS: &str = "/v1/chunks";
-/// One chunk's bytes.
+/// Store payments, accepted once for every chunk they list.
+pub const PAYMENTS: &str = "/v1/payments";
+/// One chunk's bytes: uploaded raw with `PUT`, read with `GET`.
 pub const CHUNK: &str = "/v1/chunks/{address}";
 /// Who holds a chunk.
 pub const HOLDERS: &str = "/v1/chunks/{address}/holders";

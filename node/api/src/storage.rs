@@ -1,7 +1,7 @@
 //! What the storage endpoints take and answer: quotes, chunk uploads with their payment,
 //! holders, and farmers as audits see them.
 
-use acre_ledger::{AccountId, Amount, AppId, Certificate};
+use acre_ledger::{AccountId, Amount, AppId, Certificate, Digest};
 use acre_proofs::audit::Outcome;
 use acre_proofs::ChunkAddress;
 use serde::{Deserialize, Serialize};
@@ -109,16 +109,18 @@ pub struct AuditRecord {
     pub chunks: usize,
 }
 
-/// `POST /v1/chunks`: a chunk and, unless the section holds it already, its payment.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct PutChunk {
-    /// The chunk's bytes, base64 (standard alphabet, padded).
-    pub content: String,
-    /// The certified transfer to the section's pool that pays for this chunk.
-    pub payment: Option<StorePayment>,
+/// A store payment the node accepted: each chunk it lists may now be uploaded raw with
+/// `PUT /v1/chunks/{address}?payment={id}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AcceptedPayment {
+    /// The payment's certificate id.
+    #[schema(value_type = String)]
+    pub id: Digest,
+    /// How many chunks it pays for.
+    pub chunks: usize,
 }
 
-/// A store payment: its certificate, and the chunks its memo names.
+/// `POST /v1/payments`: a store payment, its certificate and the chunks its memo names.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StorePayment {
     /// The certified transfer.

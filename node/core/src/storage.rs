@@ -103,13 +103,14 @@ impl EpochAudits {
     }
 }
 
-/// What a payment must still pay before its chunk is stored.
+/// What a store payment still needs before the chunks it lists may be stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PaymentDue {
-    /// This node accepted the payment before: listing the chunk is enough.
+    /// This node accepted the payment before; its list only has to be the one its memo
+    /// names (it was, or the check would have failed).
     AlreadyAccepted,
     /// A payment seen for the first time, which paid enough for everything it lists;
-    /// its certificate must still be verified and kept before the book accepts it.
+    /// its certificate must still be verified and its list kept before the book accepts it.
     New,
 }
 
@@ -132,7 +133,8 @@ pub struct StorageBook {
     pool: AccountId,
     settings: BookSettings,
     registry: BTreeMap<ChunkAddress, u64>,
-    payments: BTreeSet<Digest>,
+    /// Accepted store payments, by certificate id, with the chunks each pays for.
+    payments: BTreeMap<Digest, BTreeMap<ChunkAddress, u64>>,
     /// Quoted fullness, oldest first: (when, used, capacity).
     prices: VecDeque<(Duration, u64, u64)>,
     app_prices: BTreeMap<AppId, VecDeque<(Duration, Amount)>>,
@@ -145,20 +147,24 @@ pub struct StorageBook {
 
 impl StorageBook {
     /// A book for node `me` of the section whose pool is `pool`, from the registry and
-    /// accepted payments its files hold.
+    /// the accepted payments' lists (payment, chunk, size) its files hold.
     pub fn new(
         me: AccountId,
         pool: AccountId,
         settings: BookSettings,
         registry: BTreeMap<ChunkAddress, u64>,
-        payments: impl IntoIterator<Item = Digest>,
+        payments: impl IntoIterator<Item = (Digest, ChunkAddress, u64)>,
     ) -> Self {
+        let mut paid: BTreeMap<Digest, BTreeMap<ChunkAddress, u64>> = BTreeMap::new();
+        for (id, address, size) in payments {
+            paid.entry(id).or_default().insert(address, size);
+        }
         StorageBook {
             me,
             pool,
             settings,
             registry,
-            payments: payments.into_iter().collect(),
+            payments: paid,
             prices: VecDeque::new(),
             app_prices: BTreeMap::new(),
             statuses: BTreeMap::new(),
@@ -295,21 +301,23 @@ impl StorageBook {
         Ok(history.iter().map(|(_, price)| *price).min().unwrap_or(current))
     }
 
-    /// Checks a store payment for `chunk`, listed in `list`: one accepted before only has
-    /// to list it; a new one must pay the honoured price for everything it lists plus the
-    /// app's fee. `app_price` is the app's current price by the section log, if the
-    /// payment names an app.
+    /// Checks a store payment whose memo must name exactly `list`: one accepted before
+    /// needs nothing more; a new one must pay the honoured price for everything it lists
+    /// plus the app's fee. `app_price` is the app's current price by the section log, if
+    /// the payment names an app.
     pub fn check_payment(
         &mut self,
         id: &Digest,
         order: &TransferOrder,
         list: &[(ChunkAddress, u64)],
-        chunk: (ChunkAddress, u64),
         app_price: Option<Amount>,
         now: Duration,
     ) -> Result<PaymentDue, BookError> {
+        let Some(&chunk) = list.first() else {
+            return Err(BookError::InvalidChunk("a store payment lists at least one chunk".into()));
+        };
         let named: Vec<([u8; 32], u64)> = list.iter().map(|(address, size)| (address.0, *size)).collect();
-        let known = self.payments.contains(id);
+        let known = self.payments.contains_key(id);
         let required = if known {
             Amount::ZERO
         } else {
@@ -336,9 +344,30 @@ impl StorageBook {
         Ok(fee)
     }
 
-    /// The payment is verified and on disk: later chunks it lists need no new check.
-    pub fn payment_accepted(&mut self, id: Digest) {
-        self.payments.insert(id);
+    /// Of a checked payment's `list`, the entries not kept yet: what must be written
+    /// before [`StorageBook::payment_kept`] is told of them.
+    pub fn unkept(&self, id: &Digest, list: &[(ChunkAddress, u64)]) -> Vec<(ChunkAddress, u64)> {
+        let kept = self.payments.get(id);
+        let mut seen = BTreeSet::new();
+        list.iter()
+            .filter(|(address, _)| kept.is_none_or(|kept| !kept.contains_key(address)) && seen.insert(*address))
+            .copied()
+            .collect()
+    }
+
+    /// The payment is verified and these entries of its list are on disk.
+    pub fn payment_kept(&mut self, id: Digest, entries: &[(ChunkAddress, u64)]) {
+        self.payments.entry(id).or_default().extend(entries.iter().copied());
+    }
+
+    /// Whether `id` is a payment this node accepted.
+    pub fn is_accepted(&self, id: &Digest) -> bool {
+        self.payments.contains_key(id)
+    }
+
+    /// The size the accepted payment `id` paid for `address` at, if it lists it.
+    pub fn paid_size(&self, id: &Digest, address: &ChunkAddress) -> Option<u64> {
+        self.payments.get(id)?.get(address).copied()
     }
 
     /// Notes which members are connected at `now`. A member first seen counts as
@@ -509,19 +538,25 @@ mod tests {
         let list = [(chunk(1), MIB)];
         let paid = payment(pool, cheap, &list);
         let id = Digest([1; 32]);
-        let due = book.check_payment(&id, &paid, &list, list[0], None, start + Duration::from_secs(6));
+        let due = book.check_payment(&id, &paid, &list, None, start + Duration::from_secs(6));
         assert_eq!(due, Ok(PaymentDue::New));
         let later = start + QUOTE_VALIDITY + Duration::from_secs(10);
-        let too_late = book.check_payment(&id, &paid, &list, list[0], None, later);
+        let too_late = book.check_payment(&id, &paid, &list, None, later);
         assert!(matches!(too_late, Err(BookError::Payment(StorePaymentError::TooSmall { .. }))), "{too_late:?}");
-        book.payment_accepted(id);
+        assert_eq!(book.unkept(&id, &list), list.to_vec());
+        book.payment_kept(id, &list);
+        assert!(book.unkept(&id, &list).is_empty());
         assert_eq!(
-            book.check_payment(&id, &paid, &list, list[0], None, later),
+            book.check_payment(&id, &paid, &list, None, later),
             Ok(PaymentDue::AlreadyAccepted),
             "accepted once, good for what it lists"
         );
-        let unlisted = book.check_payment(&id, &paid, &list, (chunk(2), MIB), None, later);
-        assert!(matches!(unlisted, Err(BookError::Payment(_))), "but only for what it lists");
+        assert_eq!(book.paid_size(&id, &chunk(1)), Some(MIB));
+        assert_eq!(book.paid_size(&id, &chunk(2)), None, "but only for what it lists");
+        let other = [(chunk(2), MIB)];
+        let relisted = book.check_payment(&id, &paid, &other, None, later);
+        assert!(matches!(relisted, Err(BookError::Payment(StorePaymentError::MemoMismatch))), "{relisted:?}");
+        assert!(book.check_payment(&id, &paid, &[], None, later).is_err(), "an empty list pays for nothing");
     }
 
     #[test]

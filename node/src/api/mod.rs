@@ -58,6 +58,7 @@ pub type Shared = Arc<Section>;
         supply,
         supply_audit,
         crate::api::storage::quote,
+        crate::api::storage::post_payment,
         crate::api::storage::put_chunk,
         crate::api::storage::get_chunk,
         crate::api::storage::holders,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use acre_ledger::{AccountId, AppId};
+use acre_ledger::{AccountId, AppId, Digest};
 use acre_proofs::{ChunkAddress, MAX_CHUNK_BYTES};
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -12,24 +12,25 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine;
 use serde::Deserialize;
 
-use acre_api::storage::{FarmerView, HolderView, HoldersView, Placed, PutChunk, Quote};
+use acre_api::storage::{AcceptedPayment, FarmerView, HolderView, HoldersView, Placed, Quote, StorePayment};
 use acre_api::{routes, Problem, ProblemCode, PROBLEM};
 
 use crate::api::{json_body, segment};
 use crate::storage::{Storage, StorageError};
 
-/// Largest chunk upload: a 1 MiB chunk in base64, its payment and a long chunk list.
-const CHUNK_BODY_BYTES: usize = 4 << 20;
+/// Largest chunk upload: the raw bytes of one chunk.
+const CHUNK_BODY_BYTES: usize = MAX_CHUNK_BYTES;
+/// Largest store payment: a certificate and a list of up to 65,536 chunks in JSON.
+const PAYMENT_BODY_BYTES: usize = 16 << 20;
 
 /// The storage routes, over the node's storage service.
 pub fn routes(storage: Arc<Storage>) -> Router {
     Router::new()
         .route(routes::QUOTE, get(quote))
-        .route(routes::CHUNKS, post(put_chunk).layer(DefaultBodyLimit::max(CHUNK_BODY_BYTES)))
-        .route(routes::CHUNK, get(get_chunk))
+        .route(routes::PAYMENTS, post(post_payment).layer(DefaultBodyLimit::max(PAYMENT_BODY_BYTES)))
+        .route(routes::CHUNK, get(get_chunk).put(put_chunk).layer(DefaultBodyLimit::max(CHUNK_BODY_BYTES)))
         .route(routes::HOLDERS, get(holders))
         .route(routes::FARMER, get(farmer))
         .with_state(storage)
@@ -39,7 +40,9 @@ impl From<StorageError> for Problem {
     fn from(error: StorageError) -> Self {
         let (status, code) = match &error {
             StorageError::InvalidChunk(_) => (StatusCode::UNPROCESSABLE_ENTITY, ProblemCode::InvalidChunk),
+            StorageError::AddressMismatch { .. } => (StatusCode::UNPROCESSABLE_ENTITY, ProblemCode::AddressMismatch),
             StorageError::PaymentRequired(_) => (StatusCode::PAYMENT_REQUIRED, ProblemCode::PaymentRequired),
+            StorageError::UnknownPayment(_) => (StatusCode::PAYMENT_REQUIRED, ProblemCode::UnknownPayment),
             StorageError::InvalidCertificate(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, ProblemCode::InvalidPaymentCertificate)
             }
@@ -86,33 +89,59 @@ async fn quote(
     Ok(Json(storage.quote(query.bytes, query.app)?))
 }
 
-/// Stores a chunk on its 4 holders, each durably, before answering. Safe to retry; a
-/// chunk the section holds already is not charged again.
-#[utoipa::path(post, path = "/v1/chunks", tag = "storage", request_body = PutChunk,
+/// Accepts a store payment once: checks its certificate, that it pays the section's
+/// pool at least the honoured price for every chunk its memo lists, applies it here and
+/// keeps its list. Each listed chunk can then be uploaded raw, naming the payment. Safe to
+/// repeat.
+#[utoipa::path(post, path = "/v1/payments", tag = "storage", request_body = StorePayment,
+    responses((status = 200, description = "Accepted (now or before)", body = AcceptedPayment),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "The body is too large", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "The payment does not pay for its chunks", body = Problem, content_type = PROBLEM),
+        (status = 507, description = "The section is full", body = Problem, content_type = PROBLEM)))]
+async fn post_payment(
+    State(storage): State<Arc<Storage>>,
+    body: Result<Json<StorePayment>, JsonRejection>,
+) -> Result<Json<AcceptedPayment>, Problem> {
+    let payment = json_body(body)?;
+    let list: Vec<(ChunkAddress, u64)> = payment.chunks.iter().map(|entry| (entry.address, entry.size)).collect();
+    let id = storage.accept_payment(payment.certificate, &list).await?;
+    Ok(Json(AcceptedPayment { id, chunks: list.len() }))
+}
+
+/// `PUT /v1/chunks/{address}` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PutChunkQuery {
+    /// The accepted store payment that lists this chunk (hex certificate id); not needed
+    /// for a chunk the section holds already.
+    #[param(value_type = Option<String>)]
+    pub payment: Option<Digest>,
+}
+
+/// Stores a chunk, sent as its raw bytes, on its 4 holders (all at once), each durably,
+/// before answering. A new chunk names the accepted store payment that lists it. Safe to
+/// retry; a chunk the section holds already is not charged again.
+#[utoipa::path(put, path = "/v1/chunks/{address}", tag = "storage",
+    params(("address" = String, Path, description = "The chunk's address (hex): the BLAKE3 of its bytes"), PutChunkQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The chunk's bytes, at most 1 MiB"),
     responses((status = 201, description = "Stored on its holders", body = Placed),
         (status = 200, description = "The section held it already; nothing charged", body = Placed),
-        (status = 400, description = "Malformed JSON or base64", body = Problem, content_type = PROBLEM),
-        (status = 402, description = "A new chunk without a payment", body = Problem, content_type = PROBLEM),
+        (status = 400, description = "Not an address, or a malformed query", body = Problem, content_type = PROBLEM),
+        (status = 402, description = "A new chunk without a payment, or one this node has not accepted", body = Problem, content_type = PROBLEM),
         (status = 413, description = "The body is too large", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Not a chunk, or the payment does not pay for it", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Not a chunk, not the named address, or the payment does not list it", body = Problem, content_type = PROBLEM),
         (status = 503, description = "Holders unreachable; retry", body = Problem, content_type = PROBLEM),
         (status = 507, description = "A holder or the section is full", body = Problem, content_type = PROBLEM)))]
 async fn put_chunk(
     State(storage): State<Arc<Storage>>,
-    body: Result<Json<PutChunk>, JsonRejection>,
+    address: Result<Path<String>, PathRejection>,
+    query: Result<Query<PutChunkQuery>, QueryRejection>,
+    content: Bytes,
 ) -> Result<(StatusCode, Json<Placed>), Problem> {
-    let request = json_body(body)?;
-    let content = base64::engine::general_purpose::STANDARD.decode(request.content.as_bytes()).map_err(|e| {
-        Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidContent, format!("content is not base64: {e}"))
-    })?;
-    if content.len() > MAX_CHUNK_BYTES {
-        return Err(StorageError::InvalidChunk(format!("a chunk is at most {MAX_CHUNK_BYTES} bytes")).into());
-    }
-    let payment = request.payment.map(|payment| {
-        let chunks = payment.chunks.iter().map(|entry| (entry.address, entry.size)).collect();
-        (payment.certificate, chunks)
-    });
-    let placed = storage.put(content, payment).await.map_err(Problem::from);
+    let address = chunk_address(address)?;
+    let Query(query) =
+        query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, ProblemCode::InvalidQuery, e.body_text()))?;
+    let placed = storage.put(address, content.to_vec(), query.payment).await.map_err(Problem::from);
     let result = match &placed {
         Ok(placed) if placed.already_stored => "already_stored".to_owned(),
         Ok(_) => "ok".to_owned(),

@@ -91,8 +91,9 @@ const ENV_KEYS: [&str; 17] = [
 pub const CHUNKS_DIR: &str = "chunks";
 /// The section's chunk registry: every chunk stored, with its size.
 pub const REGISTRY_FILE: &str = "registry";
-/// The store payments this node has accepted.
-pub const PAYMENTS_FILE: &str = "payments";
+/// The store payments this node has accepted, each with the chunks it lists (the file of
+/// ids alone that came before, `payments`, is no longer read).
+pub const PAYMENTS_FILE: &str = "store-payments";
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

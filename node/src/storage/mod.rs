@@ -93,6 +93,17 @@ pub enum StorageError {
     /// Holders could not be reached.
     #[error("holders did not confirm the chunk: {0}; retry (the payment stays valid)")]
     HoldersUnavailable(String),
+    /// The chunk was uploaded under another address than its bytes have.
+    #[error("the bytes are chunk {actual}, not {named}")]
+    AddressMismatch {
+        /// The address the upload named.
+        named: ChunkAddress,
+        /// The bytes' address.
+        actual: ChunkAddress,
+    },
+    /// The upload names a payment this node has not accepted.
+    #[error("payment {0} is not known at this node: send it to POST /v1/payments first")]
+    UnknownPayment(Digest),
     /// No holder has the chunk.
     #[error("no holder has chunk {0}")]
     UnknownChunk(ChunkAddress),
@@ -116,6 +127,36 @@ impl From<BookError> for StorageError {
             BookError::Payment(error) => StorageError::Payment(error),
         }
     }
+}
+
+/// Payment record: the payment's certificate id, one chunk it lists, and that chunk's
+/// size (little-endian).
+const PAYMENT_RECORD: usize = 72;
+
+/// One chunk an accepted payment lists: the payment's id, the chunk, its size.
+type PaidEntry = (Digest, ChunkAddress, u64);
+
+/// Reads the payments file: every accepted payment's listed chunks.
+fn open_payments(path: &Path) -> std::io::Result<(RecordFile<PAYMENT_RECORD>, Vec<PaidEntry>)> {
+    let (file, records) = RecordFile::<PAYMENT_RECORD>::open(path)?;
+    let entries = records
+        .iter()
+        .filter_map(|record| {
+            let id = <[u8; 32]>::try_from(&record[..32]).ok()?;
+            let address = <[u8; 32]>::try_from(&record[32..64]).ok()?;
+            let size = <[u8; 8]>::try_from(&record[64..]).ok()?;
+            Some((Digest(id), ChunkAddress(address), u64::from_le_bytes(size)))
+        })
+        .collect();
+    Ok((file, entries))
+}
+
+fn payment_record(id: &Digest, (address, size): &(ChunkAddress, u64)) -> [u8; PAYMENT_RECORD] {
+    let mut record = [0u8; PAYMENT_RECORD];
+    record[..32].copy_from_slice(&id.0);
+    record[32..64].copy_from_slice(&address.0);
+    record[64..].copy_from_slice(&size.to_le_bytes());
+    record
 }
 
 /// Reads the registry file: every chunk registered here, with its size.
@@ -148,7 +189,7 @@ pub struct Storage {
     book: Mutex<StorageBook>,
     /// Locked only on blocking threads, around an append and its sync.
     registry_file: Arc<Mutex<RecordFile<REGISTRY_RECORD>>>,
-    payments_file: Arc<Mutex<RecordFile<32>>>,
+    payments_file: Arc<Mutex<RecordFile<PAYMENT_RECORD>>>,
     settings: StorageSettings,
     pool: AccountId,
     started: Instant,
@@ -174,14 +215,13 @@ impl Storage {
     ) -> Result<Self, StorageError> {
         let chunks = ChunkStore::open(data_dir.join(CHUNKS_DIR), settings.capacity).map_err(disk)?;
         let (registry_file, registry) = open_registry(&data_dir.join(REGISTRY_FILE)).map_err(disk)?;
-        let (payments_file, ids) = RecordFile::<32>::open(&data_dir.join(PAYMENTS_FILE)).map_err(disk)?;
+        let (payments_file, paid) = open_payments(&data_dir.join(PAYMENTS_FILE)).map_err(disk)?;
         let book_settings = BookSettings {
             grace: settings.grace,
             audit_chunks: settings.audit_chunks,
             audit_blocks: settings.audit_blocks,
         };
-        let book =
-            StorageBook::new(section.me(), pool_account(""), book_settings, registry, ids.into_iter().map(Digest));
+        let book = StorageBook::new(section.me(), pool_account(""), book_settings, registry, paid);
         let storage = Storage {
             chunks: Arc::new(chunks),
             book: Mutex::new(book),
@@ -327,21 +367,35 @@ impl Storage {
         join_all(sends).await;
     }
 
-    /// Stores a chunk on its holders, after checking the payment for it (none is needed
-    /// for a chunk the section already holds). Safe to retry.
+    /// Stores the chunk `address` (its bytes are `content`) on its holders, paid for by
+    /// the accepted store payment `payment` (none is needed for a chunk the section already
+    /// holds). Safe to retry.
     pub async fn put(
         self: &Arc<Self>,
+        address: ChunkAddress,
         content: Vec<u8>,
-        payment: Option<(Certificate, Vec<(ChunkAddress, u64)>)>,
+        payment: Option<Digest>,
     ) -> Result<Placed, StorageError> {
         let chunk = Chunk::new(content).map_err(|error| StorageError::InvalidChunk(error.to_string()))?;
-        let (address, size) = (chunk.address(), chunk.size());
-        let holders = self.holders_of(&address);
-        if lock(&self.book).size_of(&address).is_some() {
-            return Ok(Placed { address, size, holders, already_stored: true });
+        if chunk.address() != address {
+            return Err(StorageError::AddressMismatch { named: address, actual: chunk.address() });
         }
-        let (certificate, list) = payment.ok_or(StorageError::PaymentRequired(address))?;
-        self.accept_payment(certificate, &list, (address, size)).await?;
+        let size = chunk.size();
+        let holders = self.holders_of(&address);
+        let paid = {
+            let book = lock(&self.book);
+            if book.size_of(&address).is_some() {
+                return Ok(Placed { address, size, holders, already_stored: true });
+            }
+            let id = payment.ok_or(StorageError::PaymentRequired(address))?;
+            if !book.is_accepted(&id) {
+                return Err(StorageError::UnknownPayment(id));
+            }
+            book.paid_size(&id, &address)
+        };
+        if paid != Some(size) {
+            return Err(StorageError::Payment(StorePaymentError::NotForChunk));
+        }
         let chunk = Arc::new(chunk);
         let stores = holders.iter().map(|holder| self.store_on(*holder, Arc::clone(&chunk)));
         let mut unavailable = Vec::new();
@@ -513,20 +567,23 @@ impl Storage {
         lock(&self.book).record_status(self.section.me(), self.chunks.used(), self.chunks.capacity());
     }
 
-    /// Checks a payment once (certificate, pool, memo, price), applies its certificate
-    /// here, and remembers it; afterwards it only has to list the chunk.
-    async fn accept_payment(
+    /// Checks a store payment once (certificate, pool, memo, price), applies its
+    /// certificate here, and keeps it with the chunks it lists, so each of those chunks can
+    /// then be uploaded by naming the payment. Safe to repeat: a payment accepted before
+    /// is checked against its memo only, and whatever of its list a crash lost is kept.
+    /// Returns the payment's id.
+    pub async fn accept_payment(
         &self,
         certificate: Certificate,
         list: &[(ChunkAddress, u64)],
-        chunk: (ChunkAddress, u64),
-    ) -> Result<(), StorageError> {
+    ) -> Result<Digest, StorageError> {
         let id = certificate.id();
         self.refresh_own_status();
         let app_price = certificate.order.app.and_then(|app| self.current_app_price(&app));
-        let due = lock(&self.book).check_payment(&id, &certificate.order, list, chunk, app_price, self.now())?;
+        let due = lock(&self.book).check_payment(&id, &certificate.order, list, app_price, self.now())?;
         if due == PaymentDue::AlreadyAccepted {
-            return Ok(());
+            self.keep_payment(id, list).await?;
+            return Ok(id);
         }
         let verified = self.section.committee().verify_all(vec![certificate.clone()]);
         if let Some(Err(error)) = verified.into_iter().next() {
@@ -542,10 +599,21 @@ impl Storage {
             }
             Err(stopped) => return Err(disk(stopped)),
         }
-        let file = Arc::clone(&self.payments_file);
-        on_disk(move || lock(&file).append(&[id.0])).await?;
-        lock(&self.book).payment_accepted(id);
+        self.keep_payment(id, list).await?;
         self.propose_payment(certificate).await;
+        Ok(id)
+    }
+
+    /// Writes the entries of a checked payment's list not kept yet, then tells the book.
+    async fn keep_payment(&self, id: Digest, list: &[(ChunkAddress, u64)]) -> Result<(), StorageError> {
+        let entries = lock(&self.book).unkept(&id, list);
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<[u8; PAYMENT_RECORD]> = entries.iter().map(|entry| payment_record(&id, entry)).collect();
+        let file = Arc::clone(&self.payments_file);
+        on_disk(move || lock(&file).append(&records)).await?;
+        lock(&self.book).payment_kept(id, &entries);
         Ok(())
     }
 
