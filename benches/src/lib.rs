@@ -144,3 +144,108 @@ pub fn devnet_wallet(
         Ok(())
     })
 }
+
+/// The floor under a lone transfer, measured on this machine: the median of a libp2p
+/// request/reply round trip between two nodes on 127.0.0.1, and of one elder's synced
+/// group commit of one order's vote (signature check, lock written and synced to RocksDB).
+/// A transfer needs at least one of each: every elder votes in parallel, each after its
+/// commit.
+#[derive(Debug, Clone, Copy)]
+pub struct TransferFloor {
+    /// One libp2p round trip.
+    pub round_trip: Duration,
+    /// One synced vote commit.
+    pub commit: Duration,
+}
+
+impl TransferFloor {
+    /// Measures `samples` of each.
+    pub fn measure(samples: usize) -> Result<Self> {
+        Ok(TransferFloor { round_trip: libp2p_round_trip(samples)?, commit: vote_commit(samples)? })
+    }
+
+    /// The two together.
+    pub fn total(&self) -> Duration {
+        self.round_trip + self.commit
+    }
+}
+
+/// Answers every request at once with a refusal: the round trip without any work.
+struct Echo;
+
+impl acre_node::transport::InboundHandler for Echo {
+    async fn answer(
+        &self,
+        _peer: libp2p::PeerId,
+        protocol: acre_node::transport::ProtocolId,
+        _request: Vec<u8>,
+    ) -> Vec<u8> {
+        acre_node::transport::refusal(protocol, String::new())
+    }
+}
+
+/// The median round trip of a small ledger request between two transports on 127.0.0.1.
+fn libp2p_round_trip(samples: usize) -> Result<Duration> {
+    use acre_core::wire::{Ledger, LedgerRequest};
+    use acre_node::transport::{identity_of, Network, NetworkConfig, RefuseAll};
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let config = |bootstrap: Vec<libp2p::Multiaddr>| NetworkConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("address")],
+            bootstrap,
+            keep_connected: Vec::new(),
+            request_timeout: Duration::from_secs(10),
+        };
+        let (server, server_handle) = Network::new(identity_of(&key(91, 0))?, config(Vec::new()))?;
+        tokio::spawn(server.run(Echo));
+        let listening = loop {
+            if let Some(address) = server_handle.listen_addresses().await?.into_iter().next() {
+                break address;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let server_peer = server_handle.local_peer_id();
+        let (client, client_handle) = Network::new(identity_of(&key(91, 1))?, config(vec![listening]))?;
+        tokio::spawn(client.run(RefuseAll));
+        let request = LedgerRequest::AppliedSince { position: 0, limit: 1 };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while client_handle.request::<Ledger>(server_peer, &request).await.is_err() {
+            ensure!(Instant::now() < deadline, "the two transports did not connect");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut times = Vec::with_capacity(samples);
+        for _ in 0..samples {
+            let started = Instant::now();
+            client_handle.request::<Ledger>(server_peer, &request).await?;
+            times.push(started.elapsed());
+        }
+        Ok(median(times))
+    })
+}
+
+/// The median time of one elder voting on one order, synced to RocksDB.
+fn vote_commit(samples: usize) -> Result<Duration> {
+    let root = tempfile::tempdir()?;
+    let elder_key = key(92, 0);
+    let committee = acre_ledger::Committee::new([AccountId::of(&elder_key)])?;
+    let mut elder =
+        acre_ledger::DurableElder::open(committee, elder_key, RocksStore::open(root.path().join("elder"))?)?;
+    let senders: Vec<SigningKey> = (0..samples as u64).map(|i| key(93, i)).collect();
+    let amount = Amount::from_credits(1)?;
+    elder.genesis(senders.iter().map(|k| Allocation { account: AccountId::of(k), amount }).collect())?;
+    let sink = key(94, 0);
+    let mut times = Vec::with_capacity(samples);
+    for sender in &senders {
+        let order = order_from(sender, &sink, 1_000, 0);
+        let started = Instant::now();
+        let votes = elder.handle_orders(std::slice::from_ref(&order));
+        times.push(started.elapsed());
+        ensure!(votes.iter().all(Result::is_ok), "the elder refused a vote: {votes:?}");
+    }
+    Ok(median(times))
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times.get(times.len() / 2).copied().unwrap_or(Duration::ZERO)
+}

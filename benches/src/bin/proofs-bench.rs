@@ -81,7 +81,7 @@ fn main() -> Result<()> {
         ingest / bound
     );
     println!(
-        "one node, POST /v1/chunks         {:>10.0} MB/s   ratio to min(BLAKE3, disk) {:.2}   (target >= 0.50)",
+        "one node, PUT /v1/chunks raw      {:>10.0} MB/s   ratio to min(BLAKE3, disk) {:.2}   (target >= 0.50)",
         through_node / 1e6,
         through_node / bound
     );
@@ -90,7 +90,7 @@ fn main() -> Result<()> {
     let upload = devnet_uploads()?;
     println!("\nacre put, 64 MiB, 7-node devnet on this machine, 4 synced copies of every chunk");
     println!(
-        "upload, encrypted (the default)   {:>10.1} MB/s   ratio to one node's POST rate / 4 copies {:.2}",
+        "upload, encrypted (the default)   {:>10.1} MB/s   ratio to one node's PUT rate / 4 copies {:.2}   (target >= 0.80)",
         upload.encrypted / 1e6,
         upload.encrypted / (through_node / 4.0)
     );
@@ -174,7 +174,7 @@ fn devnet_uploads() -> Result<Uploads> {
     Ok(Uploads { encrypted: rate_of(times[0]), public: rate_of(times[1]) })
 }
 
-/// Bytes per second of distinct 1 MiB chunks posted to one node's API (a section of one,
+/// Bytes per second of distinct 1 MiB chunks put raw to one node's API (a section of one,
 /// so one copy), 4 requests in flight, after one payment for all of them.
 fn node_ingest_rate() -> Result<f64> {
     const IN_FLIGHT: usize = 4;
