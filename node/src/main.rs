@@ -189,6 +189,7 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
         unresponsive_after: Duration::from_millis(config.unresponsive_after_ms),
         reward_address: config.reward_address.unwrap_or(node),
         round_delay: Duration::from_millis(config.round_delay_ms),
+        answer_window: (Duration::from_millis(config.challenge_interval_ms) * 3).max(Duration::from_secs(5)),
     };
     let genesis_total = genesis.allocations.iter().try_fold(Amount::ZERO, |sum, a| sum.checked_add(a.amount));
     let driver = Driver::open(

@@ -65,6 +65,9 @@ pub struct FarmingSettings {
     pub reward_address: AccountId,
     /// The engine's delay between rounds.
     pub round_delay: Duration,
+    /// How recently a member must have answered a request to count as reachable. Every
+    /// member is asked for its fullness each challenge round, so a few rounds' worth.
+    pub answer_window: Duration,
 }
 
 /// The section as the agreed log says, for the API. Both parts are shared, so a request
@@ -241,6 +244,7 @@ pub struct Driver {
     storage: Box<dyn StorageDuties>,
     key: SigningKey,
     round_delay: Duration,
+    answer_window: Duration,
     machine: SectionMachine,
     running: Option<Running>,
     /// The clock the machine's times count from.
@@ -315,6 +319,7 @@ impl Driver {
             storage: Box::new(storage),
             key,
             round_delay: settings.round_delay,
+            answer_window: settings.answer_window,
             machine,
             running: None,
             origin: Instant::now(),
@@ -383,7 +388,7 @@ impl Driver {
             // The engine ends quietly when its backup cannot be written.
             return Some(Input::SessionStopped { session: running.epoch });
         }
-        let connected = self.section.connected().await;
+        let connected = self.section.responsive(self.answer_window).await;
         let connected = self
             .section
             .membership()

@@ -190,6 +190,18 @@ impl Section {
         peers.into_iter().filter(|peer| peer.connected).map(|peer| peer.peer).collect()
     }
 
+    /// The peers that are connected and answered one of this node's requests within
+    /// `window`: a stopped process keeps its connections but answers nothing, so liveness
+    /// goes by answers, not by connection state.
+    pub async fn responsive(&self, window: Duration) -> HashSet<PeerId> {
+        let peers = self.network.peers().await.unwrap_or_default();
+        peers
+            .into_iter()
+            .filter(|peer| peer.connected && peer.last_answer.is_some_and(|at| at.elapsed() <= window))
+            .map(|peer| peer.peer)
+            .collect()
+    }
+
     /// One elder's vote on `order`. An elder that is behind on the sender's account, or
     /// lacks incoming credits the order folds in, is sent the certificates it lacks (this
     /// node has them) and asked once more.

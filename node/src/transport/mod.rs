@@ -98,6 +98,8 @@ pub struct PeerInfo {
     pub addresses: Vec<Multiaddr>,
     /// Whether a connection is open now.
     pub connected: bool,
+    /// When it last answered a request of this node's.
+    pub last_answer: Option<std::time::Instant>,
 }
 
 /// Where an outbound request's reply bytes (or its failure) go.
@@ -314,6 +316,7 @@ impl Network {
                         peer: *peer,
                         addresses: addresses.iter().cloned().collect(),
                         connected: self.swarm.is_connected(peer),
+                        last_answer: self.book.answered.get(peer).copied(),
                     })
                     .collect();
                 let _ = reply.send(peers);
@@ -400,6 +403,7 @@ impl Network {
                     });
                 }
                 request_response::Message::Response { request_id, response } => {
+                    self.book.answered.insert(peer, std::time::Instant::now());
                     if let Some(reply) = self.pending.remove(&(protocol, request_id)) {
                         let _ = reply.send(Ok(response.into_vec()));
                     }
@@ -424,6 +428,9 @@ struct AddressBook {
     addresses: HashMap<PeerId, HashSet<Multiaddr>>,
     /// Which peer answered at each bootstrap address.
     dialled: HashMap<Multiaddr, PeerId>,
+    /// When each peer last answered a request: a process that is stopped keeps its
+    /// connections open but answers nothing.
+    answered: HashMap<PeerId, std::time::Instant>,
 }
 
 impl AddressBook {
