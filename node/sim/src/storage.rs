@@ -1,0 +1,104 @@
+//! The storage behind the audits: a fixed, seeded set of chunks, each on the 4 members
+//! closest to its address, as the section's placement puts them. An elder's audits pass
+//! for a holder that is up and keeps its chunks; a holder with an empty disk (a
+//! freeloader) fails every audit however it answers. Chunks are not moved when members
+//! change (`Effect::Repair` is not carried out here), so a chunk's holders stay the
+//! founders placement chose.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use acre_core::AuditSummary;
+use acre_ledger::{AccountId, ProvenChunk};
+use acre_proofs::placement::{closest, node_name, COPIES};
+use acre_proofs::ChunkAddress;
+use rand::rngs::StdRng;
+use rand::Rng;
+
+/// One chunk and who holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Placement {
+    /// Its address.
+    pub(crate) chunk: [u8; 32],
+    /// Its size.
+    pub(crate) bytes: u64,
+    /// The nodes that hold it, closest first.
+    pub(crate) holders: Vec<usize>,
+}
+
+/// Every chunk of the section.
+#[derive(Debug, Clone)]
+pub(crate) struct ChunkModel {
+    placements: Vec<Placement>,
+    /// Nodes whose disks hold nothing although placement gave them chunks.
+    empty: BTreeSet<usize>,
+}
+
+impl ChunkModel {
+    /// `per_node` chunks per member of `ids`, 1–4 MiB each, placed on their 4 closest
+    /// members; the nodes in `empty` store nothing.
+    pub(crate) fn new(ids: &[AccountId], per_node: usize, rng: &mut StdRng, empty: BTreeSet<usize>) -> Self {
+        let names: Vec<[u8; 32]> = ids.iter().map(|id| node_name(&id.0)).collect();
+        let by_name: BTreeMap<[u8; 32], usize> = names.iter().enumerate().map(|(index, name)| (*name, index)).collect();
+        let placements = (0..ids.len() * per_node)
+            .map(|_| {
+                let chunk: [u8; 32] = rng.gen();
+                let bytes = rng.gen_range(1 << 20..=4 << 20);
+                let holders = closest(&ChunkAddress(chunk), &names, COPIES)
+                    .into_iter()
+                    .filter_map(|name| by_name.get(&name).copied())
+                    .collect();
+                Placement { chunk, bytes, holders }
+            })
+            .collect();
+        ChunkModel { placements, empty }
+    }
+
+    /// What `auditor`'s audits show now: every chunk of every other holder that is up
+    /// (`answers`) and keeps it passes; a freeloader's are missing; a down holder's time out.
+    pub(crate) fn audit(&self, auditor: usize, ids: &[AccountId], answers: impl Fn(usize) -> bool) -> AuditSummary {
+        let mut summary = AuditSummary::default();
+        for placement in &self.placements {
+            for &holder in placement.holders.iter().filter(|holder| **holder != auditor) {
+                let tally = summary.tallies.entry(ids[holder]).or_default();
+                if self.empty.contains(&holder) {
+                    tally.missing += 1;
+                } else if answers(holder) {
+                    tally.passed += 1;
+                    summary.proven.push(ProvenChunk {
+                        holder: ids[holder],
+                        chunk: placement.chunk,
+                        bytes: placement.bytes,
+                    });
+                } else {
+                    tally.timeouts += 1;
+                }
+            }
+        }
+        summary
+    }
+
+    /// The chunks placement gave `holder`.
+    pub(crate) fn held_by(&self, holder: usize) -> impl Iterator<Item = &Placement> {
+        self.placements.iter().filter(move |placement| placement.holders.contains(&holder))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn audits_pass_for_live_holders_with_their_chunks_and_never_for_the_auditor() {
+        let ids: Vec<AccountId> =
+            (1..=6u8).map(|n| AccountId::of(&ed25519_dalek::SigningKey::from_bytes(&[n; 32]))).collect();
+        let model = ChunkModel::new(&ids, 2, &mut StdRng::seed_from_u64(1), BTreeSet::from([5]));
+        assert!(model.placements.iter().all(|placement| placement.holders.len() == COPIES));
+        let summary = model.audit(0, &ids, |holder| holder != 4);
+        assert!(summary.proven.iter().all(|proven| proven.holder != ids[0]), "no elder audits itself");
+        assert!(summary.proven.iter().all(|proven| proven.holder != ids[4]), "a down holder proves nothing");
+        assert!(summary.proven.iter().all(|proven| proven.holder != ids[5]), "an empty disk proves nothing");
+        let expected: usize = (1..4).map(|holder| model.held_by(holder).count()).sum();
+        assert_eq!(summary.proven.len(), expected);
+    }
+}
