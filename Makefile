@@ -27,8 +27,8 @@ devnet: build
 openapi: deps
 	ACRE_WRITE_OPENAPI=1 $(CARGO) test --workspace --locked --test openapi
 
-## Prints the ledger's, an elder process's, the proofs', a devnet's, the section log's and
-## confidential transfers' figures beside limits measured in the same run.
+## Prints the ledger's, an elder process's, the proofs', a devnet's, the section log's,
+## confidential transfers' and the simulator's figures beside limits measured in the same run.
 bench: deps
 	$(CARGO) build --release --locked --workspace --bins
 	$(CARGO_TARGET_DIR)/release/ledger-bench
@@ -37,3 +37,4 @@ bench: deps
 	$(CARGO_TARGET_DIR)/release/transfer-bench
 	$(CARGO_TARGET_DIR)/release/farming-bench
 	$(CARGO_TARGET_DIR)/release/confidential-bench
+	$(CARGO_TARGET_DIR)/release/sim-bench

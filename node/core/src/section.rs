@@ -44,6 +44,12 @@ pub const MAX_PROPOSED: usize = 10_000;
 const EARLY_SIGNATURES: usize = 64;
 /// Closed epochs whose digests are kept to check late signatures against.
 const RECENT_EPOCHS: usize = 16;
+/// Distinct outcomes of the open epoch whose signatures a follower gathers across peers
+/// at most: a liar's forged outcomes cannot crowd out the honest one beyond this.
+const PARTIAL_OUTCOMES: usize = 8;
+/// A session that orders nothing for this many epoch lengths is taken to be stuck (every
+/// other elder may have left it), and the node follows as well.
+const STALLED_EPOCHS: u32 = 2;
 
 /// The timings and identity a machine runs with.
 #[derive(Debug, Clone)]
@@ -288,6 +294,11 @@ pub struct SectionMachine {
     fetching: Option<Vec<AccountId>>,
     /// An outcome was just adopted: once its close is done, ask for the next.
     catching_up: bool,
+    /// Signatures gathered from several peers for outcomes of the open epoch that no
+    /// single peer had a quorum of, by outcome digest.
+    partial: BTreeMap<Digest, BTreeMap<AccountId, SignatureBytes>>,
+    /// When the running session last ordered an item (or started).
+    last_progress: Duration,
     /// Records not yet applied to the ledger.
     unapplied: Vec<EpochRecord>,
     applying: bool,
@@ -332,6 +343,8 @@ impl SectionMachine {
             behind: true,
             fetching: None,
             catching_up: false,
+            partial: BTreeMap::new(),
+            last_progress: Duration::ZERO,
             unapplied,
             applying: false,
             early_signatures: BTreeMap::new(),
@@ -432,7 +445,9 @@ impl SectionMachine {
             self.reported = true;
             self.take_audits(AuditsFor::Report, effects);
         }
-        let following = self.session.is_none() || self.behind;
+        let stalled =
+            self.session.is_some() && self.elapsed(self.last_progress) >= self.settings.epoch * STALLED_EPOCHS;
+        let following = self.session.is_none() || self.behind || stalled;
         let due = self.last_follow.is_none_or(|at| self.elapsed(at) >= self.settings.follow_interval);
         if following && due && self.fetching.is_none() {
             self.last_follow = Some(self.now);
@@ -478,6 +493,7 @@ impl SectionMachine {
         let epoch = self.state.epoch();
         self.session = None;
         self.epoch_started = self.now;
+        self.last_progress = self.now;
         self.reported = false;
         self.complained.clear();
         effects.push(Effect::RemoveBackups { before: epoch });
@@ -509,6 +525,7 @@ impl SectionMachine {
         if proposer == self.me {
             self.proposed.retain(|proposed| *proposed != item);
         }
+        self.last_progress = self.now;
         session.log.push((creator, item.clone()));
         let Some(event) = admit(&item, &proposer, &self.committee, &self.pool) else { return };
         let before = placement_names(&session.working);
@@ -580,6 +597,7 @@ impl SectionMachine {
             }
         }
         self.early_signatures.retain(|early, _| *early > epoch);
+        self.partial.clear();
         tracing::info!(
             epoch,
             minted = %outcome.record.minted,
@@ -701,6 +719,7 @@ impl SectionMachine {
         }
         let epoch = self.state.epoch();
         let Some(outcome) = outcome else { return self.fetch_next(effects) };
+        let outcome = self.with_gathered_signatures(*outcome);
         match verify_outcome(&self.state, &outcome, &self.committee, &self.pool) {
             Ok(next) => {
                 tracing::info!(epoch, %from, "caught up on a closed epoch");
@@ -713,13 +732,36 @@ impl SectionMachine {
                 // close is done (it may wait for the audits).
                 self.fetching = None;
                 self.catching_up = true;
-                self.close(*outcome, next, effects);
+                self.close(outcome, next, effects);
             }
             Err(error) => {
                 tracing::debug!(%error, epoch, %from, "a peer's epoch outcome was not adopted");
                 self.fetch_next(effects);
             }
         }
+    }
+
+    /// The outcome with every valid signature of the session's elders that any peer
+    /// served for the same digest. The elders' signatures are sent once, at the close; if
+    /// a partition split them then, no single copy may hold a quorum, but the copies do
+    /// between them. Each signature is checked before it is kept.
+    fn with_gathered_signatures(&mut self, mut outcome: EpochOutcome) -> EpochOutcome {
+        if outcome.record.epoch != self.state.epoch() {
+            return outcome;
+        }
+        let digest = outcome.digest();
+        if !self.partial.contains_key(&digest) && self.partial.len() >= PARTIAL_OUTCOMES {
+            return outcome;
+        }
+        let elders = session_elders(&self.state);
+        let gathered = self.partial.entry(digest).or_default();
+        for (signer, signature) in &outcome.signatures {
+            if elders.contains(signer) && !gathered.contains_key(signer) && outcome.signed_by(signer, signature) {
+                gathered.insert(*signer, *signature);
+            }
+        }
+        outcome.signatures.extend(gathered.iter().map(|(signer, signature)| (*signer, *signature)));
+        outcome
     }
 
     /// A node that is not a member, or whose reward address is not the one configured,
@@ -974,6 +1016,60 @@ mod tests {
         assert_eq!(follower.state().epoch(), 2);
         assert_eq!(persisted(&adopted).map(|o| o.state_hash), Some(outcome.state_hash));
         assert!(adopted.iter().any(|e| matches!(e, Effect::Fetch { epoch: 2, .. })), "asks for the next epoch");
+    }
+
+    /// Signatures sent once at a close that a partition split: no peer's copy has a
+    /// quorum, but together they do, and the follower adopts the outcome.
+    #[test]
+    fn a_follower_gathers_signatures_that_no_single_peer_has_a_quorum_of() {
+        let founders = keys(4);
+        let mut machines = section(&founders, &[]);
+        let items = reports(&mut machines);
+        let closed = order(&mut machines, 1, &items);
+        let outcomes: Vec<EpochOutcome> = closed.iter().map(|effects| persisted(effects).expect("closed")).collect();
+        // Two copies, each with two of the four signatures; a quorum is three.
+        let mut first = outcomes[0].clone();
+        first.signatures.insert(machines[1].me(), outcomes[1].signatures[&machines[1].me()]);
+        let mut second = outcomes[2].clone();
+        second.signatures.insert(machines[3].me(), outcomes[3].signatures[&machines[3].me()]);
+        assert_eq!((first.signatures.len(), second.signatures.len()), (2, 2));
+
+        let mut follower = section(&founders, &[]).remove(3);
+        follower.session = None;
+        let effects = follower.handle(Input::Tick { now: Duration::from_secs(1), connected: BTreeSet::new() });
+        let Some(Effect::Fetch { from, .. }) = effects.iter().find(|e| matches!(e, Effect::Fetch { .. })).cloned()
+        else {
+            panic!("no fetch in {effects:?}")
+        };
+        let next = follower.handle(Input::Fetched { from, outcome: Some(Box::new(first)) });
+        assert_eq!(follower.state().epoch(), 1, "two signatures are not a quorum");
+        let Some(Effect::Fetch { from, .. }) = next.first().cloned() else { panic!("{next:?}") };
+        let adopted = follower.handle(Input::Fetched { from, outcome: Some(Box::new(second)) });
+        answer_audits(std::slice::from_mut(&mut follower), 0, adopted);
+        assert_eq!(follower.state().epoch(), 2, "the two copies together are");
+    }
+
+    /// An elder whose session orders nothing for two epoch lengths (every other elder
+    /// may have moved on without it) asks for closed epochs too.
+    #[test]
+    fn an_elder_whose_session_stalls_follows_as_well() {
+        let mut machines = section(&keys(4), &[]);
+        let fetches = |effects: &[Effect]| effects.iter().filter(|e| matches!(e, Effect::Fetch { .. })).count();
+        // The first round of catching up goes unanswered.
+        let first = machines[0].handle(Input::Tick { now: Duration::from_secs(1), connected: BTreeSet::new() });
+        for effect in first {
+            if let Effect::Fetch { from, .. } = effect {
+                let mut next = machines[0].handle(Input::Fetched { from, outcome: None });
+                while let Some(Effect::Fetch { from, .. }) = next.first().cloned() {
+                    next = machines[0].handle(Input::Fetched { from, outcome: None });
+                }
+            }
+        }
+        let quiet = machines[0].handle(Input::Tick { now: EPOCH, connected: BTreeSet::new() });
+        assert_eq!(fetches(&answer_audits(&mut machines, 0, quiet)), 0, "a session that may still progress");
+        let stalled =
+            machines[0].handle(Input::Tick { now: EPOCH * 2 + Duration::from_secs(1), connected: BTreeSet::new() });
+        assert_eq!(fetches(&answer_audits(&mut machines, 0, stalled)), 1, "a stalled one: follow");
     }
 
     #[test]

@@ -128,7 +128,6 @@ fn a_double_spend_with_an_equivocating_elder_yields_at_most_one_certificate() {
 /// elder of the section's current session, never asks again — `behind` is only set
 /// again by frames of a later session, and the sessions it is an elder of are over.
 #[test]
-#[ignore = "fails until SectionMachine keeps following while its session makes no progress"]
 fn an_elder_restarting_alone_into_a_finished_session_catches_up() {
     let nodes = 9;
     let roles = founders(nodes, 3);
@@ -154,7 +153,6 @@ fn an_elder_restarting_alone_into_a_finished_session_catches_up() {
 /// quorum, and every follower stays at epoch 4 for good — though the signatures the
 /// elders hold between them are a quorum.
 #[test]
-#[ignore = "fails until signatures reach every member reliably, or followers merge them across peers"]
 fn followers_adopt_an_epoch_whose_signatures_a_partition_split_at_the_close() {
     let mut config = all_faults(12, 6, 72);
     config.timeline = true;
