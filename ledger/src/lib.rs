@@ -74,7 +74,7 @@ pub use certificate::{
 };
 pub use durable::DurableElder;
 pub use elder::{ElderState, ProofDuty};
-pub use epoch::{EpochRecord, EpochReport, MintItem, ProvenChunk};
+pub use epoch::{EpochRecord, EpochReport, Farmer, MintItem, Verdict};
 pub use error::LedgerError;
 pub use gathering::{ElderAnswer, GatherError, Gathering};
 pub use ids::{AccountId, AppId, Digest, EncodeError, IdError, SignatureBytes, ACCOUNT_HRP};

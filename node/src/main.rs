@@ -182,7 +182,7 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
         audit_blocks: config.audit_blocks,
     };
     let (farming, farming_inbox) = Farming::new(data_dir);
-    let storage = Arc::new(Storage::open(Arc::clone(&section), data_dir, settings, farming.clone())?);
+    let storage = Arc::new(Storage::open(Arc::clone(&section), data_dir, settings, farming.clone(), node_key.clone())?);
     let inbound = Router::new(Arc::clone(&section), Arc::clone(&storage), farming.clone());
     let farming_settings = FarmingSettings {
         epoch: Duration::from_millis(config.epoch_ms),

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use acre_ledger::economics::pool_account;
-use acre_ledger::epoch::{EpochRecord, EpochReport, ProvenChunk};
+use acre_ledger::epoch::{EpochRecord, EpochReport, Verdict};
 use acre_ledger::section_state::{SectionChange, SectionEvent, SectionState};
 use acre_ledger::store::RocksStore;
 use acre_ledger::testkit::key;
@@ -35,7 +35,9 @@ impl Section {
             Allocation { account: AccountId::of(&key(62, 0)), amount: Amount::from_credits(1_000).expect("amount") },
         ];
         let total = genesis.iter().try_fold(Amount::ZERO, |sum, a| sum.checked_add(a.amount)).expect("total");
-        let state = SectionState::new(&founders, total);
+        // Four members and four copies of each chunk: every farmer holds all of them.
+        let chunks = (1..=4u8).map(|n| (acre_proofs::ChunkAddress([n; 32]), 1 << 20));
+        let state = SectionState::new(&founders, total).with_chunks(chunks);
         Section { elder_keys, rewards, state, pool, genesis }
     }
 
@@ -47,20 +49,21 @@ impl Section {
         elder
     }
 
-    /// Every elder reports `passes` ((farmer index, chunk)) for the open epoch; the record.
-    fn close(&mut self, passes: &[(usize, u8)]) -> EpochRecord {
+    /// Every elder reports, for the open epoch, that each farmer in `passes` proved that
+    /// many of 4 challenges (farmers not named proved none); the record.
+    fn close(&mut self, passes: &[(usize, u32)]) -> EpochRecord {
         let epoch = self.state.epoch();
         let mut closed = None;
         for elder in &self.elder_keys {
-            let passed = passes
+            let verdicts = passes
                 .iter()
-                .map(|&(farmer, chunk)| ProvenChunk {
+                .map(|&(farmer, passed)| Verdict {
                     holder: AccountId::of(&self.elder_keys[farmer]),
-                    chunk: [chunk; 32],
-                    bytes: 1 << 20,
+                    sampled: 4,
+                    passed,
                 })
                 .collect();
-            let report = EpochReport { elder: AccountId::of(elder), epoch, passed, usage: Default::default() };
+            let report = EpochReport { elder: AccountId::of(elder), epoch, verdicts, usage: Default::default() };
             if let SectionChange::Closed(record) = self.state.apply(&SectionEvent::Report(report)) {
                 closed = Some(record);
             }
@@ -79,8 +82,13 @@ fn rewards_reach_farmers_once_and_supply_is_genesis_plus_mints() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut section = Section::new(5);
     let collected = Amount::from_credits(5).expect("amount");
-    section.state.apply(&SectionEvent::PoolPayment { id: Digest([3; 32]), amount: collected, app_fee: None });
-    let record = section.close(&[(0, 1), (1, 1), (1, 2)]);
+    section.state.apply(&SectionEvent::PoolPayment {
+        id: Digest([3; 32]),
+        amount: collected,
+        app_fee: None,
+        chunks: Vec::new(),
+    });
+    let record = section.close(&[(0, 2), (1, 4)]);
     assert_eq!(record.from_pool, collected);
     assert_eq!(record.items.len(), 2);
 
@@ -94,7 +102,10 @@ fn rewards_reach_farmers_once_and_supply_is_genesis_plus_mints() {
         assert_eq!(item.reward_address, *reward_address);
         assert_eq!(elder.state().account(reward_address).map(|a| a.balance), Some(item.amount));
     }
-    assert!(reward(&elder, 1) > reward(&elder, 0), "two chunks proven earn more than one");
+    assert!(
+        reward(&elder, 1) > reward(&elder, 0),
+        "a farmer that proved all it holds earns more than one that proved half"
+    );
     assert_eq!(elder.state().account(&section.pool).map(|a| a.balance), Some(Amount::ZERO), "the pool paid out");
     assert!(supply_holds(&elder, &section.genesis));
 
@@ -124,7 +135,7 @@ fn rewards_reach_farmers_once_and_supply_is_genesis_plus_mints() {
 fn a_record_whose_items_do_not_add_up_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut section = Section::new(1);
-    let mut record = section.close(&[(0, 1)]);
+    let mut record = section.close(&[(0, 4)]);
     let mut elder = section.elder(dir.path());
     record.items[0].amount = Amount::from_nanos(record.items[0].amount.nanos() + 1).expect("amount");
     assert!(elder.handle_epoch(&record, &section.pool).is_err());
@@ -138,7 +149,7 @@ proptest! {
     /// keeps supply = genesis + mints, and the records' mints never pass the cap.
     #[test]
     fn supply_is_genesis_plus_mints_after_every_epoch(
-        epochs in proptest::collection::vec((proptest::collection::vec((0usize..4, 0u8..5), 0..10), 0u64..3), 1..12),
+        epochs in proptest::collection::vec((proptest::collection::vec((0usize..4, 0u32..=4), 0..10), 0u64..3), 1..12),
     ) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut section = Section::new(100);
@@ -149,7 +160,8 @@ proptest! {
             if payment > 0 {
                 paid += 1;
                 let amount = Amount::from_credits(payment).expect("amount");
-                section.state.apply(&SectionEvent::PoolPayment { id: Digest([paid; 32]), amount, app_fee: None });
+                let payment = SectionEvent::PoolPayment { id: Digest([paid; 32]), amount, app_fee: None, chunks: Vec::new() };
+                section.state.apply(&payment);
             }
             let record = section.close(&passes);
             elder.handle_epoch(&record, &section.pool).expect("apply");

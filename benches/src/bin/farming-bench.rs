@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use acre_api::devnet::Manifest;
 use acre_benches::{devnet_wallet, sibling_binary};
 use acre_ledger::section_state::{SectionChange, SectionEvent, SectionState};
-use acre_ledger::{AccountId, Amount, Digest, EpochReport, ProvenChunk};
+use acre_ledger::{AccountId, Amount, Digest, EpochReport, Verdict};
 use acre_node::driver::engine::{in_memory_networks, run, LogSession, Ordered};
 use acre_tests::DevnetProcess;
 use acre_wallet::client::NodeClient;
@@ -96,7 +96,12 @@ impl Cluster {
 fn payment(n: u64) -> SectionEvent {
     let mut id = [0u8; 32];
     id[..8].copy_from_slice(&n.to_le_bytes());
-    SectionEvent::PoolPayment { id: Digest(id), amount: Amount::from_nanos(1).unwrap_or(Amount::ZERO), app_fee: None }
+    SectionEvent::PoolPayment {
+        id: Digest(id),
+        amount: Amount::from_nanos(1).unwrap_or(Amount::ZERO),
+        app_fee: None,
+        chunks: Vec::new(),
+    }
 }
 
 fn keys(seed: u8, count: usize) -> Vec<SigningKey> {
@@ -189,10 +194,8 @@ async fn epoch_close(farmers: usize, session: u64) -> Result<(Duration, usize)> 
         all.iter().map(|key| (AccountId::of(key), AccountId::of(key))).collect();
     let mut states: Vec<SectionState> = (0..ELDERS).map(|_| SectionState::new(&founders, Amount::ZERO)).collect();
     let state_elders: Vec<AccountId> = states[0].elders().into_iter().collect();
-    let passed: Vec<ProvenChunk> = farmer_ids
-        .iter()
-        .flat_map(|holder| (0..4u8).map(move |c| ProvenChunk { holder: *holder, chunk: [c; 32], bytes: 1 << 20 }))
-        .collect();
+    let verdicts: Vec<Verdict> =
+        farmer_ids.iter().map(|holder| Verdict { holder: *holder, sampled: 16, passed: 16 }).collect();
     let mut cluster = Cluster::start(elders, session)?;
     let mut bytes = 0;
     let started = Instant::now();
@@ -200,7 +203,7 @@ async fn epoch_close(farmers: usize, session: u64) -> Result<(Duration, usize)> 
         let report = SectionEvent::Report(EpochReport {
             elder: *elder,
             epoch: 1,
-            passed: passed.clone(),
+            verdicts: verdicts.clone(),
             usage: Default::default(),
         });
         bytes = encoded_len(&report);

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 
 use acre_api::farming::StatementLine;
 use acre_api::storage::ChallengeTally;
-use acre_ledger::economics::app_fee_of;
+use acre_ledger::economics::{app_fee_of, check_store_payment};
 use acre_ledger::section_state::{SectionChange, SectionEvent, SectionState};
 use acre_ledger::{
     AccountId, Amount, Certificate, Committee, Digest, EpochRecord, EpochReport, SignatureBytes, SignedAppCommand,
 };
+use acre_proofs::ChunkAddress;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,48 @@ use serde::{Deserialize, Serialize};
 const OUTCOME_CONTEXT: &str = "acre 2026 epoch outcome v1";
 /// Hash context of a node's request to join or to move its rewards.
 const ENROLMENT_CONTEXT: &str = "acre 2026 enrolment v1";
+/// Hash context of a holder's receipt for a chunk it stored.
+const RECEIPT_CONTEXT: &str = "acre 2026 stored chunk v1";
+
+/// A holder's signed word that it stores a chunk, durably, at this size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreReceipt {
+    /// The holder.
+    pub holder: AccountId,
+    /// Its signature over the chunk and size.
+    pub signature: SignatureBytes,
+}
+
+impl StoreReceipt {
+    /// The receipt of the holder whose key is `key` for `chunk` of `size` bytes.
+    pub fn sign(key: &SigningKey, chunk: &ChunkAddress, size: u64) -> Self {
+        let holder = AccountId::of(key);
+        StoreReceipt { holder, signature: SignatureBytes::sign(key, &Self::digest(&holder, chunk, size)) }
+    }
+
+    fn digest(holder: &AccountId, chunk: &ChunkAddress, size: u64) -> Digest {
+        Digest::derive(RECEIPT_CONTEXT, &[holder.as_bytes(), &chunk.0, &size.to_le_bytes()])
+    }
+
+    /// Whether the holder signed it for `chunk` of `size` bytes.
+    pub fn is_valid_for(&self, chunk: &ChunkAddress, size: u64) -> bool {
+        self.holder.verifying_key().is_some_and(|key| {
+            key.verify_strict(Self::digest(&self.holder, chunk, size).as_bytes(), &self.signature.to_dalek()).is_ok()
+        })
+    }
+}
+
+/// A paid chunk and its holders' receipts: once ordered with receipts from
+/// [`acre_ledger::section_state::STORED_RECEIPTS`] of its holders, it is in the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredChunk {
+    /// The chunk.
+    pub chunk: ChunkAddress,
+    /// Its size, as the payment named it.
+    pub size: u64,
+    /// Its holders' receipts.
+    pub receipts: Vec<StoreReceipt>,
+}
 
 /// A node's signed request to join the section, or as a member to move its rewards.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,8 +98,16 @@ impl Enrolment {
 pub enum LogItem {
     /// A node asks to join (or to move its rewards), signed by it.
     Enrol(Enrolment),
-    /// A store payment into the section's pool; its certificate proves it.
-    Payment(Certificate),
+    /// A store payment into the section's pool, with the chunks its memo names; its
+    /// certificate proves it.
+    Payment {
+        /// The certified transfer to the pool.
+        certificate: Certificate,
+        /// The chunks and sizes the memo's digest stands for.
+        chunks: Vec<(ChunkAddress, u64)>,
+    },
+    /// Holders say they store a paid chunk.
+    Stored(StoredChunk),
     /// The proposing elder's audit report.
     Report(EpochReport),
     /// The proposing elder cannot reach this member.
@@ -65,23 +116,47 @@ pub enum LogItem {
     App(SignedAppCommand),
 }
 
-/// The event an ordered item stands for, or `None` if it proves nothing. Deterministic,
-/// so every elder admits the same events: a report or a liveness complaint counts only
-/// from the elder whose signed unit carried it, a payment only with a valid certificate
-/// paying the pool, an enrolment only with the node's signature.
-pub fn admit(item: &LogItem, creator: &AccountId, committee: &Committee, pool: &AccountId) -> Option<SectionEvent> {
+/// The event an ordered item stands for in `state` (the state the log has reached), or
+/// `None` if it proves nothing. Deterministic, so every elder admits the same events: a
+/// report or a liveness complaint counts only from the elder whose signed unit carried
+/// it, a payment only with a valid certificate paying the pool for exactly the chunks its
+/// memo names, a stored chunk only with receipts from enough of its holders, an enrolment
+/// only with the node's signature.
+pub fn admit(
+    item: &LogItem,
+    creator: &AccountId,
+    committee: &Committee,
+    pool: &AccountId,
+    state: &SectionState,
+) -> Option<SectionEvent> {
     match item {
         LogItem::Enrol(enrolment) => {
             enrolment.is_valid().then_some(SectionEvent::Join { node: enrolment.node, reward: enrolment.reward })
         }
-        LogItem::Payment(certificate) => {
+        LogItem::Payment { certificate, chunks } => {
             let verified = committee.verify_all(vec![certificate.clone()]).into_iter().next()?.ok()?;
             let order = &verified.certificate().order;
-            (order.to == *pool).then(|| SectionEvent::PoolPayment {
+            let named: Vec<([u8; 32], u64)> = chunks.iter().map(|(chunk, size)| (chunk.0, *size)).collect();
+            check_store_payment(order, pool, &named, named.first()?, Amount::ZERO).ok()?;
+            Some(SectionEvent::PoolPayment {
                 id: certificate.id(),
                 amount: order.amount,
                 app_fee: app_fee_of(order),
+                chunks: chunks.clone(),
             })
+        }
+        LogItem::Stored(stored) => {
+            if state.paid_size(&stored.chunk) != Some(stored.size) {
+                return None;
+            }
+            let holders = state.holders_of(&stored.chunk);
+            let signed: std::collections::BTreeSet<AccountId> = stored
+                .receipts
+                .iter()
+                .filter(|receipt| holders.contains(&receipt.holder) && receipt.is_valid_for(&stored.chunk, stored.size))
+                .map(|receipt| receipt.holder)
+                .collect();
+            Some(SectionEvent::Stored { chunk: stored.chunk, holders: signed })
         }
         LogItem::Report(report) => (report.elder == *creator).then(|| SectionEvent::Report(report.clone())),
         LogItem::Unresponsive(node) => Some(SectionEvent::Unresponsive { elder: *creator, node: *node }),
@@ -184,7 +259,7 @@ pub fn verify_outcome(
             return Err(OutcomeError::Replay);
         }
         let Some(creator) = elders.get(*creator) else { continue };
-        if let Some(event) = admit(item, creator, committee, pool) {
+        if let Some(event) = admit(item, creator, committee, pool, &replayed) {
             closed = closed_record(replayed.apply(&event));
         }
     }
@@ -228,7 +303,7 @@ pub fn statement(epochs: &[EpochOutcome], farmer: &AccountId, from: u64, to: u64
 mod tests {
     use super::*;
     use acre_ledger::economics::pool_account;
-    use acre_ledger::ProvenChunk;
+    use acre_ledger::Verdict;
 
     fn keys(count: u8) -> Vec<SigningKey> {
         (1..=count).map(|n| SigningKey::from_bytes(&[n; 32])).collect()
@@ -237,14 +312,14 @@ mod tests {
     fn founding(keys: &[SigningKey]) -> (SectionState, Committee) {
         let ids: Vec<AccountId> = keys.iter().map(AccountId::of).collect();
         let founders: Vec<(AccountId, AccountId)> = ids.iter().map(|id| (*id, *id)).collect();
-        let state = SectionState::new(&founders, Amount::from_credits(1_000).expect("amount"));
+        let chunks = (1..=8u8).map(|n| (acre_proofs::ChunkAddress([n; 32]), 1 << 20));
+        let state = SectionState::new(&founders, Amount::from_credits(1_000).expect("amount")).with_chunks(chunks);
         (state, Committee::new(ids).expect("committee"))
     }
 
     fn report(elder: &SigningKey, holders: &[AccountId]) -> LogItem {
-        let passed =
-            holders.iter().map(|holder| ProvenChunk { holder: *holder, chunk: [7; 32], bytes: 1 << 20 }).collect();
-        LogItem::Report(EpochReport { elder: AccountId::of(elder), epoch: 1, passed, usage: BTreeMap::new() })
+        let verdicts = holders.iter().map(|holder| Verdict { holder: *holder, sampled: 4, passed: 4 }).collect();
+        LogItem::Report(EpochReport { elder: AccountId::of(elder), epoch: 1, verdicts, usage: BTreeMap::new() })
     }
 
     /// Applies ordered items as a live elder does, up to the item that closes the epoch;
@@ -260,7 +335,7 @@ mod tests {
         let mut log = Vec::new();
         for (creator, item) in items {
             log.push((*creator, item.clone()));
-            let Some(event) = admit(item, &elders[*creator], committee, &pool_account("")) else { continue };
+            let Some(event) = admit(item, &elders[*creator], committee, &pool_account(""), &working) else { continue };
             if let Some(record) = closed_record(working.apply(&event)) {
                 let mut outcome = EpochOutcome {
                     record,
@@ -285,17 +360,22 @@ mod tests {
     #[test]
     fn reports_and_complaints_count_only_from_the_elder_whose_unit_carried_them() {
         let keys = keys(4);
-        let (_, committee) = founding(&keys);
+        let (state, committee) = founding(&keys);
         let pool = pool_account("");
         let forged = report(&keys[0], &[AccountId::of(&keys[1])]);
-        assert!(admit(&forged, &AccountId::of(&keys[2]), &committee, &pool).is_none(), "in another elder's name");
-        assert!(admit(&forged, &AccountId::of(&keys[0]), &committee, &pool).is_some());
+        assert!(
+            admit(&forged, &AccountId::of(&keys[2]), &committee, &pool, &state).is_none(),
+            "in another elder's name"
+        );
+        assert!(admit(&forged, &AccountId::of(&keys[0]), &committee, &pool, &state).is_some());
         let joiner = SigningKey::from_bytes(&[50; 32]);
         let mut enrolment = Enrolment::new(&joiner, AccountId::of(&keys[0]));
-        assert!(admit(&LogItem::Enrol(enrolment.clone()), &AccountId::of(&keys[2]), &committee, &pool).is_some());
+        assert!(
+            admit(&LogItem::Enrol(enrolment.clone()), &AccountId::of(&keys[2]), &committee, &pool, &state).is_some()
+        );
         enrolment.reward = AccountId::of(&keys[1]);
         assert!(
-            admit(&LogItem::Enrol(enrolment), &AccountId::of(&keys[2]), &committee, &pool).is_none(),
+            admit(&LogItem::Enrol(enrolment), &AccountId::of(&keys[2]), &committee, &pool, &state).is_none(),
             "an enrolment changed by whoever carried it"
         );
     }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use acre_api::storage::ChallengeTally;
 use acre_ledger::section_state::{SectionChange, SectionState};
-use acre_ledger::{AccountId, AppId, Committee, Digest, EpochRecord, EpochReport, ProvenChunk, SignatureBytes};
+use acre_ledger::{AccountId, AppId, Committee, Digest, EpochRecord, EpochReport, SignatureBytes, Verdict};
 use acre_proofs::placement::node_name;
 use ed25519_dalek::SigningKey;
 
@@ -67,8 +67,8 @@ pub struct SectionSettings {
 /// What this node's audits of the epoch showed, as the storage service hands it over.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditSummary {
-    /// The chunks whose latest audit passed: what an elder reports as proven.
-    pub proven: Vec<ProvenChunk>,
+    /// Per holder: of the chunks challenged this epoch, how many it proved.
+    pub verdicts: Vec<Verdict>,
     /// Audits per holder, by outcome (kept in the outcome file, for statements).
     pub tallies: BTreeMap<AccountId, ChallengeTally>,
 }
@@ -474,10 +474,10 @@ impl SectionMachine {
                 let report = EpochReport {
                     elder: self.me,
                     epoch: self.state.epoch(),
-                    passed: audits.proven,
+                    verdicts: audits.verdicts,
                     usage: self.meter.totals().clone(),
                 };
-                tracing::debug!(epoch = report.epoch, proven = report.passed.len(), "reporting on the epoch");
+                tracing::debug!(epoch = report.epoch, holders = report.verdicts.len(), "reporting on the epoch");
                 self.propose(LogItem::Report(report), effects);
             }
             Some(AuditsFor::Close(outcome, next)) => {
@@ -527,7 +527,7 @@ impl SectionMachine {
         }
         self.last_progress = self.now;
         session.log.push((creator, item.clone()));
-        let Some(event) = admit(&item, &proposer, &self.committee, &self.pool) else { return };
+        let Some(event) = admit(&item, &proposer, &self.committee, &self.pool, &session.working) else { return };
         let before = placement_names(&session.working);
         let change = session.working.apply(&event);
         match change {
@@ -844,13 +844,13 @@ mod tests {
 
     /// Every holder proved one chunk to the auditing elder.
     fn audits(machines: &[SectionMachine], auditor: AccountId) -> AuditSummary {
-        let proven = machines
+        let verdicts = machines
             .iter()
             .map(SectionMachine::me)
             .filter(|holder| *holder != auditor)
-            .map(|holder| ProvenChunk { holder, chunk: [1; 32], bytes: 1 << 20 })
+            .map(|holder| Verdict { holder, sampled: 4, passed: 4 })
             .collect();
-        AuditSummary { proven, tallies: BTreeMap::new() }
+        AuditSummary { verdicts, tallies: BTreeMap::new() }
     }
 
     /// Runs a tick at `now` on machine `index`, answering the audits it takes; returns
@@ -931,7 +931,9 @@ mod tests {
         assert!(proposals(&tick(&mut machines, 0, EPOCH / 2)).is_empty(), "too early");
         let effects = tick(&mut machines, 0, EPOCH);
         let items = proposals(&effects);
-        assert!(matches!(items.as_slice(), [LogItem::Report(report)] if report.epoch == 1 && report.passed.len() == 3));
+        assert!(
+            matches!(items.as_slice(), [LogItem::Report(report)] if report.epoch == 1 && report.verdicts.len() == 3)
+        );
         assert!(proposals(&tick(&mut machines, 0, EPOCH * 2)).is_empty(), "one report per epoch");
         assert_eq!(machines[0].proposed().len(), 1, "kept until it is ordered");
     }

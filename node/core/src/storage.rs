@@ -1,21 +1,21 @@
 //! The storage book: what a node decides about the section's chunks, without touching
 //! them.
 //!
-//! It keeps the registry (every chunk the section stores, with its size), the store
-//! payments this node accepted, the prices it quoted lately, what members said of their
-//! fullness, when their connections came and went, and what its audits showed. From
-//! these it answers: who holds a chunk, what a member must hold, which audits to send
-//! this round, which repairs this node makes, what a payment must pay, and what an audit
-//! that got no answer counts as. The storage service around it moves the bytes, writes
-//! the files and asks the peers; it changes the book only after the disk has what the
-//! book would then claim (a registry entry, an accepted payment).
+//! It keeps the store payments this node accepted, the prices it quoted lately, what
+//! members said of their fullness, when their connections came and went, and what its
+//! audits showed. With the agreed registry (the section state's: every chunk stored,
+//! with the size its payment named) it answers: who holds a chunk, what a member must
+//! hold, which audits to send this round, which repairs this node makes, what a payment
+//! must pay, and what an audit that got no answer counts as. The storage service around
+//! it moves the bytes, writes the files and asks the peers; it changes the book only
+//! after the disk has what the book would then claim (an accepted payment).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use acre_api::storage::{AuditRecord, ChallengeTally};
 use acre_ledger::economics::{app_fee_of, billable_bytes, check_store_payment, store_cost, StorePaymentError};
-use acre_ledger::{AccountId, Amount, AppId, Digest, ProvenChunk, TransferOrder};
+use acre_ledger::{AccountId, Amount, AppId, Digest, TransferOrder, Verdict};
 use acre_proofs::audit::{assigned, plan, Audit, Outcome};
 use acre_proofs::placement::{closest, node_name, Repair, COPIES};
 use acre_proofs::{ChunkAddress, MAX_CHUNK_BYTES};
@@ -69,27 +69,26 @@ pub enum AuditReply {
 /// What this elder's audits showed since it last reported on an epoch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EpochAudits {
-    /// Per holder and chunk: the chunk's size and whether its latest audit passed.
-    pub latest: BTreeMap<(AccountId, ChunkAddress), (u64, bool)>,
+    /// Per holder: the chunks it was challenged on, and how many of them it proved.
+    pub counts: BTreeMap<AccountId, (u32, u32)>,
     /// Audits per holder, by outcome.
     pub tallies: BTreeMap<AccountId, ChallengeTally>,
 }
 
 impl EpochAudits {
-    /// The chunks whose latest audit passed: what this elder reports as proven. A chunk
-    /// that failed after passing is not proven, so deleting chunks stops their rewards
-    /// from the next report on.
-    pub fn proven(&self) -> Vec<ProvenChunk> {
-        self.latest
+    /// This elder's verdict on each holder it audited: what it reports. Challenges are
+    /// drawn afresh each round from the holder's whole duty, so over an epoch they are a
+    /// sample of all it must hold, and the share proven estimates the share held.
+    pub fn verdicts(&self) -> Vec<Verdict> {
+        self.counts
             .iter()
-            .filter(|(_, (_, passed))| *passed)
-            .map(|((holder, chunk), (bytes, _))| ProvenChunk { holder: *holder, chunk: chunk.0, bytes: *bytes })
+            .map(|(holder, (sampled, passed))| Verdict { holder: *holder, sampled: *sampled, passed: *passed })
             .collect()
     }
 
     /// What the section machine takes for its report.
     pub fn summary(self) -> AuditSummary {
-        AuditSummary { proven: self.proven(), tallies: self.tallies }
+        AuditSummary { verdicts: self.verdicts(), tallies: self.tallies }
     }
 
     fn record(&mut self, holder: AccountId, audit: &Audit, outcome: Outcome) {
@@ -97,8 +96,11 @@ impl EpochAudits {
         if outcome == Outcome::Excused {
             return;
         }
-        for (item, size) in audit.challenge.items.iter().zip(&audit.sizes) {
-            self.latest.insert((holder, item.address), (*size, outcome == Outcome::Passed));
+        let challenged = u32::try_from(audit.challenge.items.len()).unwrap_or(u32::MAX);
+        let counts = self.counts.entry(holder).or_default();
+        counts.0 = counts.0.saturating_add(challenged);
+        if outcome == Outcome::Passed {
+            counts.1 = counts.1.saturating_add(challenged);
         }
     }
 }
@@ -132,9 +134,17 @@ pub struct StorageBook {
     /// The section's pool, which store payments pay.
     pool: AccountId,
     settings: BookSettings,
-    registry: BTreeMap<ChunkAddress, u64>,
     /// Accepted store payments, by certificate id, with the chunks each pays for.
     payments: BTreeMap<Digest, BTreeMap<ChunkAddress, u64>>,
+    /// The same lists in the order they were kept, which is their memo's order: what a
+    /// holder is handed, since the memo is the digest of the list in that order.
+    lists: BTreeMap<Digest, Vec<(ChunkAddress, u64)>>,
+    /// Every chunk an accepted payment lists, with its size: what this node agrees to
+    /// hold before the section's registry names it.
+    listed: BTreeMap<ChunkAddress, u64>,
+    /// Chunks this node placed on all their holders whose receipts the log has not
+    /// ordered yet: a repeat upload of one is not charged again meanwhile.
+    placed: BTreeSet<ChunkAddress>,
     /// Quoted fullness, oldest first: (when, used, capacity).
     prices: VecDeque<(Duration, u64, u64)>,
     app_prices: BTreeMap<AppId, VecDeque<(Duration, Amount)>>,
@@ -146,25 +156,30 @@ pub struct StorageBook {
 }
 
 impl StorageBook {
-    /// A book for node `me` of the section whose pool is `pool`, from the registry and
-    /// the accepted payments' lists (payment, chunk, size) its files hold.
+    /// A book for node `me` of the section whose pool is `pool`, from the accepted
+    /// payments' lists (payment, chunk, size) its files hold.
     pub fn new(
         me: AccountId,
         pool: AccountId,
         settings: BookSettings,
-        registry: BTreeMap<ChunkAddress, u64>,
         payments: impl IntoIterator<Item = (Digest, ChunkAddress, u64)>,
     ) -> Self {
         let mut paid: BTreeMap<Digest, BTreeMap<ChunkAddress, u64>> = BTreeMap::new();
+        let mut lists: BTreeMap<Digest, Vec<(ChunkAddress, u64)>> = BTreeMap::new();
+        let mut listed = BTreeMap::new();
         for (id, address, size) in payments {
             paid.entry(id).or_default().insert(address, size);
+            lists.entry(id).or_default().push((address, size));
+            listed.insert(address, size);
         }
         StorageBook {
             me,
             pool,
             settings,
-            registry,
             payments: paid,
+            lists,
+            listed,
+            placed: BTreeSet::new(),
             prices: VecDeque::new(),
             app_prices: BTreeMap::new(),
             statuses: BTreeMap::new(),
@@ -174,52 +189,35 @@ impl StorageBook {
         }
     }
 
-    /// Every chunk registered, with its size.
-    pub fn registry(&self) -> &BTreeMap<ChunkAddress, u64> {
-        &self.registry
-    }
-
-    /// The registered size of a chunk.
-    pub fn size_of(&self, address: &ChunkAddress) -> Option<u64> {
-        self.registry.get(address).copied()
-    }
-
-    /// Of `entries`, those the registry lacks: what must be written before
-    /// [`StorageBook::registered`] is told of them. Repeats within `entries` count once.
-    pub fn unregistered(&self, entries: &[(ChunkAddress, u64)]) -> Vec<(ChunkAddress, u64)> {
-        let mut seen = BTreeSet::new();
-        entries
-            .iter()
-            .filter(|(address, _)| !self.registry.contains_key(address) && seen.insert(*address))
-            .copied()
-            .collect()
-    }
-
-    /// The entries are on disk now; the first size written for a chunk is its size.
-    pub fn registered(&mut self, entries: &[(ChunkAddress, u64)]) {
-        for (address, size) in entries {
-            self.registry.entry(*address).or_insert(*size);
-        }
-    }
-
     /// The members that hold the chunk, closest first.
     pub fn holders(&self, address: &ChunkAddress, members: &[AccountId]) -> Vec<AccountId> {
         let names = names(members);
         closest(address, &names, COPIES).iter().filter_map(|name| member_named(members, name)).collect()
     }
 
-    /// How many chunks, and bytes, `node` must hold among `members`.
-    pub fn duty_of(&self, node: &AccountId, members: &[AccountId]) -> (u64, u64) {
+    /// How many chunks, and bytes, `node` must hold of `registry` among `members`.
+    pub fn duty_of(
+        &self,
+        registry: &BTreeMap<ChunkAddress, u64>,
+        node: &AccountId,
+        members: &[AccountId],
+    ) -> (u64, u64) {
         let names = names(members);
-        assigned(&self.registry, &names, &node_name(&node.0))
+        assigned(registry, &names, &node_name(&node.0))
             .fold((0, 0), |(count, bytes), (_, size)| (count + 1, bytes.saturating_add(size)))
     }
 
-    /// This round's audits of every other holder, chosen by `randomness`.
-    pub fn audit_plan(&self, members: &[AccountId], randomness: &[u8; 32], round: u64) -> Vec<(AccountId, Audit)> {
+    /// This round's audits of every other holder of `registry`, chosen by `randomness`.
+    pub fn audit_plan(
+        &self,
+        registry: &BTreeMap<ChunkAddress, u64>,
+        members: &[AccountId],
+        randomness: &[u8; 32],
+        round: u64,
+    ) -> Vec<(AccountId, Audit)> {
         let names = names(members);
         plan(
-            &self.registry,
+            registry,
             &names,
             &node_name(&self.me.0),
             randomness,
@@ -232,11 +230,18 @@ impl StorageBook {
         .collect()
     }
 
-    /// The copies this node makes after membership went from `before` to `after`: those
-    /// of chunks it is the closest elder to, so each chunk has one copier.
-    pub fn repair_plan(&self, before: &[[u8; 32]], after: &[[u8; 32]], elders: &[[u8; 32]]) -> Vec<Repair> {
+    /// The copies of `registry`'s chunks this node makes after membership went from
+    /// `before` to `after`: those of chunks it is the closest elder to, so each chunk has
+    /// one copier.
+    pub fn repair_plan(
+        &self,
+        registry: &BTreeMap<ChunkAddress, u64>,
+        before: &[[u8; 32]],
+        after: &[[u8; 32]],
+        elders: &[[u8; 32]],
+    ) -> Vec<Repair> {
         let me = node_name(&self.me.0);
-        acre_proofs::placement::repairs(&self.registry, before, after)
+        acre_proofs::placement::repairs(registry, before, after)
             .into_iter()
             .filter(|repair| closest(&repair.chunk, elders, 1).first() == Some(&me))
             .collect()
@@ -358,6 +363,41 @@ impl StorageBook {
     /// The payment is verified and these entries of its list are on disk.
     pub fn payment_kept(&mut self, id: Digest, entries: &[(ChunkAddress, u64)]) {
         self.payments.entry(id).or_default().extend(entries.iter().copied());
+        self.lists.entry(id).or_default().extend(entries.iter().copied());
+        self.listed.extend(entries.iter().copied());
+    }
+
+    /// The chunks and sizes the accepted payment `id` lists, in its memo's order, to hand
+    /// a holder that has not seen it; `None` for a payment this node did not accept.
+    pub fn payment_list(&self, id: &Digest) -> Option<Vec<(ChunkAddress, u64)>> {
+        self.lists.get(id).cloned()
+    }
+
+    /// This node placed `chunk` on all its holders.
+    pub fn placed(&mut self, chunk: ChunkAddress) {
+        self.placed.insert(chunk);
+    }
+
+    /// The size of `chunk` if this node placed it on all its holders (and the log has not
+    /// ordered its receipts yet).
+    pub fn placed_size(&self, chunk: &ChunkAddress) -> Option<u64> {
+        self.placed.contains(chunk).then(|| self.listed.get(chunk).copied()).flatten()
+    }
+
+    /// Whether `chunk` is stored: in the agreed `registry`, or placed by this node and
+    /// waiting for the log (forgotten here once the registry has it).
+    pub fn is_stored(&mut self, chunk: &ChunkAddress, registry: Option<&BTreeMap<ChunkAddress, u64>>) -> bool {
+        if registry.is_some_and(|registry| registry.contains_key(chunk)) {
+            self.placed.remove(chunk);
+            return true;
+        }
+        self.placed.contains(chunk)
+    }
+
+    /// Whether an accepted payment lists `chunk` at `size`: a holder stores only chunks
+    /// someone paid for (or the registry names, for repairs).
+    pub fn is_paid_for(&self, chunk: &ChunkAddress, size: u64) -> bool {
+        self.listed.get(chunk) == Some(&size)
     }
 
     /// Whether `id` is a payment this node accepted.
@@ -458,7 +498,7 @@ mod tests {
 
     fn book(me: AccountId) -> StorageBook {
         let settings = BookSettings { grace: Duration::from_secs(20), audit_chunks: 16, audit_blocks: 4 };
-        StorageBook::new(me, pool_account(""), settings, BTreeMap::new(), [])
+        StorageBook::new(me, pool_account(""), settings, [])
     }
 
     fn chunk(n: u8) -> ChunkAddress {
@@ -471,33 +511,20 @@ mod tests {
     }
 
     #[test]
-    fn a_registry_entry_counts_once_written_and_keeps_its_first_size() {
-        let mut book = book(members(1)[0]);
-        let entries = [(chunk(1), MIB), (chunk(1), 2 * MIB), (chunk(2), MIB)];
-        let new = book.unregistered(&entries);
-        assert_eq!(new, vec![(chunk(1), MIB), (chunk(2), MIB)]);
-        assert!(book.size_of(&chunk(1)).is_none(), "nothing counts before the disk has it");
-        book.registered(&new);
-        book.registered(&[(chunk(1), 3 * MIB)]);
-        assert_eq!(book.size_of(&chunk(1)), Some(MIB));
-        assert!(book.unregistered(&entries).is_empty());
-    }
-
-    #[test]
     fn every_chunk_has_four_holders_and_their_duties_add_up() {
         let members = members(7);
-        let mut book = book(members[0]);
+        let book = book(members[0]);
         let entries: Vec<(ChunkAddress, u64)> = (1..=20).map(|n| (chunk(n), u64::from(n) * MIB)).collect();
-        book.registered(&entries);
+        let registry: BTreeMap<ChunkAddress, u64> = entries.iter().copied().collect();
         for (address, _) in &entries {
             let holders = book.holders(address, &members);
             assert_eq!(holders.len(), COPIES);
             assert_eq!(holders.iter().collect::<BTreeSet<_>>().len(), COPIES, "distinct");
         }
-        let total: u64 = members.iter().map(|m| book.duty_of(m, &members).1).sum();
+        let total: u64 = members.iter().map(|m| book.duty_of(&registry, m, &members).1).sum();
         let stored: u64 = entries.iter().map(|(_, size)| size).sum();
         assert_eq!(total, stored * COPIES as u64);
-        let plan = book.audit_plan(&members, &[7; 32], 1);
+        let plan = book.audit_plan(&registry, &members, &[7; 32], 1);
         assert!(plan.iter().all(|(holder, _)| *holder != members[0]), "no elder audits itself");
         assert!(plan.iter().all(|(_, audit)| audit.challenge.items.len() <= 16));
     }
@@ -508,16 +535,12 @@ mod tests {
         let names = names(&members);
         let after: Vec<[u8; 32]> = names[..6].to_vec();
         let elders = after.clone();
-        let entries: Vec<(ChunkAddress, u64)> = (1..=40).map(|n| (chunk(n), MIB)).collect();
+        let registry: BTreeMap<ChunkAddress, u64> = (1..=40).map(|n| (chunk(n), MIB)).collect();
         let mut copies = Vec::new();
         for me in &members[..6] {
-            let mut book = book(*me);
-            book.registered(&entries);
-            copies.extend(book.repair_plan(&names, &after, &elders));
+            copies.extend(book(*me).repair_plan(&registry, &names, &after, &elders));
         }
-        let mut all = book(members[0]);
-        all.registered(&entries);
-        let needed = acre_proofs::placement::repairs(all.registry(), &names, &after);
+        let needed = acre_proofs::placement::repairs(&registry, &names, &after);
         assert_eq!(copies.len(), needed.len(), "every copy made, none twice");
         assert!(!needed.is_empty());
     }
@@ -557,6 +580,38 @@ mod tests {
         let relisted = book.check_payment(&id, &paid, &other, None, later);
         assert!(matches!(relisted, Err(BookError::Payment(StorePaymentError::MemoMismatch))), "{relisted:?}");
         assert!(book.check_payment(&id, &paid, &[], None, later).is_err(), "an empty list pays for nothing");
+    }
+
+    /// A holder takes only chunks a kept payment lists at their size; the list handed on
+    /// keeps its memo's order; a placed chunk counts as stored until the registry has it.
+    #[test]
+    fn kept_payments_say_what_a_holder_takes_and_placed_chunks_count_as_stored() {
+        let mut book = book(members(1)[0]);
+        let id = Digest([9; 32]);
+        let list = [(chunk(7), MIB), (chunk(3), 2 * MIB), (chunk(5), MIB)];
+        assert!(!book.is_paid_for(&chunk(7), MIB), "nothing paid yet");
+        assert_eq!(book.payment_list(&id), None);
+        book.payment_kept(id, &list);
+        assert!(book.is_paid_for(&chunk(3), 2 * MIB));
+        assert!(!book.is_paid_for(&chunk(3), MIB), "at the size it was paid for only");
+        assert!(!book.is_paid_for(&chunk(4), MIB));
+        assert_eq!(book.payment_list(&id), Some(list.to_vec()), "in the memo's order, not sorted");
+        let restarted = StorageBook::new(
+            members(1)[0],
+            pool_account(""),
+            BookSettings { grace: Duration::from_secs(20), audit_chunks: 16, audit_blocks: 4 },
+            list.iter().map(|(chunk, size)| (id, *chunk, *size)),
+        );
+        assert_eq!(restarted.payment_list(&id), Some(list.to_vec()), "and after a restart");
+
+        assert!(!book.is_stored(&chunk(7), None));
+        assert_eq!(book.placed_size(&chunk(7)), None);
+        book.placed(chunk(7));
+        assert!(book.is_stored(&chunk(7), None), "placed here, not yet ordered");
+        assert_eq!(book.placed_size(&chunk(7)), Some(MIB));
+        let registry: BTreeMap<ChunkAddress, u64> = [(chunk(7), MIB)].into();
+        assert!(book.is_stored(&chunk(7), Some(&registry)));
+        assert_eq!(book.placed_size(&chunk(7)), None, "forgotten here once the registry has it");
     }
 
     #[test]
@@ -603,7 +658,7 @@ mod tests {
     }
 
     #[test]
-    fn a_chunk_that_fails_after_passing_is_no_longer_proven() {
+    fn a_verdict_counts_every_challenged_chunk_and_what_was_proven_of_them() {
         let members = members(2);
         let mut book = book(members[0]);
         let holder = members[1];
@@ -617,16 +672,21 @@ mod tests {
         };
         let record = |outcome| AuditRecord { round: 1, outcome, latency_ms: 1, at_unix_ms: 0, chunks: 1 };
         book.record_audit(holder, &audit, Outcome::Passed, record(Outcome::Passed));
-        assert_eq!(book.take_epoch_audits().proven().len(), 1);
+        assert_eq!(book.take_epoch_audits().verdicts(), vec![Verdict { holder, sampled: 1, passed: 1 }]);
         book.record_audit(holder, &audit, Outcome::Passed, record(Outcome::Passed));
         book.record_audit(holder, &audit, Outcome::Excused, record(Outcome::Excused));
         book.record_audit(holder, &audit, Outcome::Missing, record(Outcome::Missing));
+        book.record_audit(holder, &audit, Outcome::Timeout, record(Outcome::Timeout));
         let audits = book.take_epoch_audits();
-        assert!(audits.proven().is_empty());
+        assert_eq!(
+            audits.verdicts(),
+            vec![Verdict { holder, sampled: 3, passed: 1 }],
+            "an excused audit is not counted"
+        );
         assert_eq!(audits.tallies[&holder].excused, 1);
         let (tally, last) = book.audits_of(&holder);
-        assert_eq!((tally.passed, tally.missing, tally.excused), (2, 1, 1));
-        assert_eq!(last.map(|r| r.outcome), Some(Outcome::Missing));
+        assert_eq!((tally.passed, tally.missing, tally.excused, tally.timeouts), (2, 1, 1, 1));
+        assert_eq!(last.map(|r| r.outcome), Some(Outcome::Timeout));
         assert!(book.take_epoch_audits().tallies.is_empty(), "taken afresh");
     }
 

@@ -129,15 +129,24 @@ pub enum ChunkRequest {
     Holds(Vec<ChunkAddress>),
     /// How many bytes of chunks do you hold, of how many offered?
     Status,
-    /// These chunks are stored in the section, with their sizes (from a member only).
-    Register(Vec<(ChunkAddress, u64)>),
+    /// A store payment (its certificate and the chunks its memo names) accepted by the
+    /// member that takes the upload: the chunks it lists may now be stored here (from a
+    /// member only).
+    Pay {
+        /// The certified transfer to the pool.
+        certificate: Certificate,
+        /// The chunks and sizes it pays for.
+        chunks: Vec<(ChunkAddress, u64)>,
+    },
 }
 
 /// A chunk reply.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ChunkReply {
-    /// The chunk is stored (now or before), or the registrations are recorded.
+    /// The payment is kept.
     Done,
+    /// The chunk is stored (now or before), durably: the holder's signed receipt.
+    Stored(crate::log::StoreReceipt),
     /// The chunk store is full.
     Full {
         /// Bytes held.
@@ -145,6 +154,9 @@ pub enum ChunkReply {
         /// Bytes offered.
         capacity: u64,
     },
+    /// No payment this holder kept lists the chunk, and the section names it nowhere:
+    /// hand it the payment (`Pay`) and ask again.
+    NotPaid,
     /// A chunk's bytes, or `None` if not held here.
     Chunk(Option<serde_bytes::ByteBuf>),
     /// Per chunk asked, whether it is held here.

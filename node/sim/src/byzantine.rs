@@ -2,10 +2,10 @@
 //! about (it follows the log, closes epochs, signs outcomes, applies records), and its
 //! shell lies where a Byzantine node profits:
 //!
-//! - **forged reports**: each report its machine makes is replaced by one that claims
-//!   passes for the freeloader (a member that stores nothing), for a chunk nobody stores,
-//!   and inflated sizes for every real pass; a second copy goes out in another elder's
-//!   name. The log's admission drops the copy (its creator is not its elder), and a
+//! - **forged reports**: each report its machine makes is replaced by one that says every
+//!   holder proved everything, the freeloader (a member that stores nothing) included,
+//!   and that the liar itself proved a thousand challenges; a second copy goes out in
+//!   another elder's name. The log's admission drops the copy (its creator is not its elder), and a
 //!   quorum of honest reports outvotes the rest;
 //! - **equivocating votes**: it votes for every order it is sent, by hand with
 //!   `vote_message`, without a lock — so for both of a double-spender's orders.
@@ -14,30 +14,26 @@
 //! nothing, yet stays connected, so it is never removed.
 
 use acre_core::{session_elders, LogItem};
-use acre_ledger::{vote_message, AccountId, EpochReport, ProvenChunk, SignatureBytes, SignedOrder, Vote};
+use acre_ledger::{vote_message, AccountId, EpochReport, SignatureBytes, SignedOrder, Verdict, Vote};
 
 use crate::world::Simulation;
 use crate::NodeRole;
 
-/// How much a liar inflates the sizes it reports.
-const INFLATION: u64 = 16;
-
 impl Simulation {
     /// The reports a lying elder proposes in place of its honest `report`.
     pub(crate) fn forged_reports(&mut self, liar: usize, report: &EpochReport) -> Vec<LogItem> {
-        let mut passed: Vec<ProvenChunk> =
-            report.passed.iter().map(|proven| ProvenChunk { bytes: proven.bytes * INFLATION, ..*proven }).collect();
+        // Every holder it saw proved everything it was asked, the freeloader included, and
+        // the liar itself proved a great many challenges nobody sent.
+        let mut verdicts: Vec<Verdict> =
+            report.verdicts.iter().map(|verdict| Verdict { passed: verdict.sampled, ..*verdict }).collect();
         if let Some(freeloader) = self.freeloader {
             let holder = self.ids[freeloader];
-            passed.extend(self.chunks.held_by(freeloader).map(|placement| ProvenChunk {
-                holder,
-                chunk: placement.chunk,
-                bytes: placement.bytes * INFLATION,
-            }));
+            let sampled = u32::try_from(self.chunks.held_by(freeloader).count()).unwrap_or(u32::MAX).max(1);
+            verdicts.retain(|verdict| verdict.holder != holder);
+            verdicts.push(Verdict { holder, sampled, passed: sampled });
         }
-        let phantom = blake3::derive_key("acre-sim 2026 phantom chunk", &report.epoch.to_le_bytes());
-        passed.push(ProvenChunk { holder: self.ids[liar], chunk: phantom, bytes: 4 << 20 });
-        let forged = EpochReport { passed, ..report.clone() };
+        verdicts.push(Verdict { holder: self.ids[liar], sampled: 1_000, passed: 1_000 });
+        let forged = EpochReport { verdicts, ..report.clone() };
         let mut items = vec![LogItem::Report(forged.clone())];
         // The same lies in the name of an honest elder of the session.
         let victim: Option<AccountId> = self.nodes[liar].running().and_then(|running| {

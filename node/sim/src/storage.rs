@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use acre_core::AuditSummary;
-use acre_ledger::{AccountId, ProvenChunk};
+use acre_ledger::{AccountId, Verdict};
 use acre_proofs::placement::{closest, node_name, COPIES};
 use acre_proofs::ChunkAddress;
 use rand::rngs::StdRng;
@@ -53,28 +53,37 @@ impl ChunkModel {
         ChunkModel { placements, empty }
     }
 
-    /// What `auditor`'s audits show now: every chunk of every other holder that is up
-    /// (`answers`) and keeps it passes; a freeloader's are missing; a down holder's time out.
+    /// What `auditor`'s audits show now, one challenge per chunk a holder keeps: every
+    /// chunk of every other holder that is up (`answers`) and keeps it passes; a
+    /// freeloader's are missing; a down holder's time out. The verdicts count them.
     pub(crate) fn audit(&self, auditor: usize, ids: &[AccountId], answers: impl Fn(usize) -> bool) -> AuditSummary {
         let mut summary = AuditSummary::default();
+        let mut counts: BTreeMap<usize, (u32, u32)> = BTreeMap::new();
         for placement in &self.placements {
             for &holder in placement.holders.iter().filter(|holder| **holder != auditor) {
                 let tally = summary.tallies.entry(ids[holder]).or_default();
+                let count = counts.entry(holder).or_default();
+                count.0 += 1;
                 if self.empty.contains(&holder) {
                     tally.missing += 1;
                 } else if answers(holder) {
                     tally.passed += 1;
-                    summary.proven.push(ProvenChunk {
-                        holder: ids[holder],
-                        chunk: placement.chunk,
-                        bytes: placement.bytes,
-                    });
+                    count.1 += 1;
                 } else {
                     tally.timeouts += 1;
                 }
             }
         }
+        summary.verdicts = counts
+            .into_iter()
+            .map(|(holder, (sampled, passed))| Verdict { holder: ids[holder], sampled, passed })
+            .collect();
         summary
+    }
+
+    /// Every chunk with its size: the registry the section is founded with.
+    pub(crate) fn registry(&self) -> impl Iterator<Item = (ChunkAddress, u64)> + '_ {
+        self.placements.iter().map(|placement| (ChunkAddress(placement.chunk), placement.bytes))
     }
 
     /// The chunks placement gave `holder`.
@@ -95,10 +104,13 @@ mod tests {
         let model = ChunkModel::new(&ids, 2, &mut StdRng::seed_from_u64(1), BTreeSet::from([5]));
         assert!(model.placements.iter().all(|placement| placement.holders.len() == COPIES));
         let summary = model.audit(0, &ids, |holder| holder != 4);
-        assert!(summary.proven.iter().all(|proven| proven.holder != ids[0]), "no elder audits itself");
-        assert!(summary.proven.iter().all(|proven| proven.holder != ids[4]), "a down holder proves nothing");
-        assert!(summary.proven.iter().all(|proven| proven.holder != ids[5]), "an empty disk proves nothing");
-        let expected: usize = (1..4).map(|holder| model.held_by(holder).count()).sum();
-        assert_eq!(summary.proven.len(), expected);
+        let verdict = |n: usize| summary.verdicts.iter().find(|v| v.holder == ids[n]).copied();
+        assert!(verdict(0).is_none(), "no elder audits itself");
+        for (holder, proves) in [(4, false), (5, false), (1, true), (2, true), (3, true)] {
+            let Some(verdict) = verdict(holder) else { continue };
+            assert_eq!(verdict.sampled as usize, model.held_by(holder).count(), "one challenge per chunk it keeps");
+            let expected = if proves { verdict.sampled } else { 0 };
+            assert_eq!(verdict.passed, expected, "holder {holder}");
+        }
     }
 }

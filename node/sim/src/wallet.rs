@@ -17,6 +17,7 @@ use acre_ledger::{
     AccountId, Amount, Certificate, ElderAnswer, GatherError, Gathering, LedgerError, SignedOrder, TransferOrder, Vote,
     NANOS_PER_CREDIT,
 };
+use acre_proofs::ChunkAddress;
 use ed25519_dalek::SigningKey;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -131,8 +132,12 @@ impl Simulation {
         let others: Vec<AccountId> = self.wallets.iter().map(|w| w.id).filter(|id| *id != this.id).collect();
         let choice = self.wallet_rng.gen_range(0..10);
         let (to, memo) = if choice < 2 {
-            let chunk: [u8; 32] = self.wallet_rng.gen();
-            (self.pool, store_memo(&[(chunk, 1 << 20)]))
+            (
+                self.pool,
+                store_memo(
+                    &paid_chunks(&this.id, this.next_sequence).iter().map(|(c, s)| (c.0, *s)).collect::<Vec<_>>(),
+                ),
+            )
         } else if choice < 6 && !others.is_empty() {
             (others[self.wallet_rng.gen_range(0..others.len())], String::new())
         } else {
@@ -312,7 +317,8 @@ impl Simulation {
             self.stats.pool_payments += 1;
             let elders = self.broadcast.latest_elders();
             if let Some(&elder) = elders.choose(&mut self.wallet_rng) {
-                let message = Message::Propose(LogItem::Payment(certificate));
+                let chunks = paid_chunks(&certificate.order.from, sequence);
+                let message = Message::Propose(LogItem::Payment { certificate, chunks });
                 self.send(Endpoint::Wallet(wallet), Endpoint::Node(elder), message);
             }
         }
@@ -328,4 +334,15 @@ impl Simulation {
             self.send(Endpoint::Wallet(wallet), Endpoint::Node(elder), Message::Certificates(certificates));
         }
     }
+}
+
+/// The chunk a wallet's pool payment at `sequence` pays for: one 1 MiB chunk named by the
+/// payer and sequence, so the memo and the list the payment is proposed with agree. No
+/// holder ever signs for it, so it pays the pool and lapses.
+fn paid_chunks(payer: &AccountId, sequence: u64) -> Vec<(ChunkAddress, u64)> {
+    let chunk = blake3::derive_key(
+        "acre-sim 2026 paid chunk",
+        &[payer.as_bytes().as_slice(), &sequence.to_le_bytes()].concat(),
+    );
+    vec![(ChunkAddress(chunk), 1 << 20)]
 }

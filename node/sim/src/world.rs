@@ -374,7 +374,9 @@ impl Simulation {
             .and_then(|nanos| Amount::from_nanos(nanos).ok())
             .ok_or_else(|| SimError::Config("the wallets' credits pass the supply cap".into()))?;
         let founders: Vec<(AccountId, AccountId)> = ids.iter().map(|id| (*id, *id)).collect();
-        let founding = SectionState::new(&founders, genesis_total);
+        let mut chunk_rng = StdRng::seed_from_u64(seed ^ 0xc4_0c5);
+        let placed = ChunkModel::new(&ids, config.chunks_per_node, &mut chunk_rng, BTreeSet::new());
+        let founding = SectionState::new(&founders, genesis_total).with_chunks(placed.registry());
         let elders = session_elders(&founding);
         let committee = Committee::new(elders.iter().copied())?;
         let committee_nodes: Vec<usize> = elders.iter().filter_map(|id| index_of.get(id).copied()).collect();

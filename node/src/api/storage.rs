@@ -49,7 +49,9 @@ impl From<StorageError> for Problem {
             StorageError::Payment(payment) => (StatusCode::UNPROCESSABLE_ENTITY, ProblemCode::from(payment)),
             StorageError::SectionFull => (StatusCode::INSUFFICIENT_STORAGE, ProblemCode::SectionFull),
             StorageError::HolderFull { .. } => (StatusCode::INSUFFICIENT_STORAGE, ProblemCode::HolderFull),
-            StorageError::HoldersUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ProblemCode::HoldersUnavailable),
+            StorageError::HoldersUnavailable(_) | StorageError::HolderUnpaid(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, ProblemCode::HoldersUnavailable)
+            }
             StorageError::UnknownChunk(_) => (StatusCode::NOT_FOUND, ProblemCode::UnknownChunk),
             StorageError::UnknownFarmer(_) => (StatusCode::NOT_FOUND, ProblemCode::UnknownFarmer),
             StorageError::UnknownApp(_) => (StatusCode::NOT_FOUND, ProblemCode::UnknownApp),

@@ -442,6 +442,7 @@ mod tests {
                         id,
                         amount: Amount::from_nanos(1).expect("amount"),
                         app_fee: None,
+                        chunks: Vec::new(),
                     })
                     .await
                     .expect("queue");

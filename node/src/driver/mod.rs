@@ -167,9 +167,13 @@ impl Farming {
                 let proves_itself = match &*item {
                     LogItem::Enrol(enrolment) => enrolment.is_valid(),
                     LogItem::App(command) => command.is_valid(),
-                    LogItem::Payment(certificate) => {
+                    LogItem::Payment { certificate, .. } => {
                         certificate.order.to == *pool
                             && matches!(committee.verify_all(vec![certificate.clone()]).first(), Some(Ok(_)))
+                    }
+                    LogItem::Stored(stored) => {
+                        let valid = stored.receipts.iter().filter(|r| r.is_valid_for(&stored.chunk, stored.size));
+                        valid.count() >= acre_ledger::section_state::STORED_RECEIPTS
                     }
                     LogItem::Report(_) | LogItem::Unresponsive(_) => false,
                 };

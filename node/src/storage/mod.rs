@@ -19,7 +19,7 @@ use acre_core::storage::{
     check_entries, AuditReply, BookError, BookSettings, EpochAudits, PaymentDue, StorageBook, MAX_CHALLENGE_ITEMS,
     MAX_ENTRIES,
 };
-use acre_ledger::economics::{pool_account, store_cost, StorePaymentError};
+use acre_ledger::economics::{check_store_payment, pool_account, store_cost, StorePaymentError};
 use acre_ledger::{AccountId, Amount, AppId, Certificate, Digest, LedgerError};
 use acre_proofs::audit::{judge, Audit};
 use acre_proofs::challenge::{Answer, Challenge};
@@ -31,21 +31,21 @@ use libp2p::PeerId;
 use acre_api::storage::{AuditRecord, FarmerView, Placed, Quote};
 
 use crate::blocking::blocking;
-use crate::config::{CHUNKS_DIR, PAYMENTS_FILE, REGISTRY_FILE};
+use crate::config::{CHUNKS_DIR, PAYMENTS_FILE};
 use crate::driver::{Farming, Inbound, StorageDuties};
 use crate::section::Section;
 use crate::storage::chunk_store::{ChunkStore, ChunkStoreError, Stored};
 use crate::storage::records::RecordFile;
+use acre_core::log::{StoreReceipt, StoredChunk};
 use acre_core::section::AuditSummary;
 use acre_core::wire::{
     AuditReply as WireAuditReply, Audits, ChunkReply, ChunkRequest, Chunks, Log, LogRequest, Meter, MeterReply,
     MeterRequest,
 };
 use acre_core::LogItem;
+use ed25519_dalek::SigningKey;
 
 pub use acre_core::storage::QUOTE_VALIDITY;
-/// Registry record: address and size (little-endian).
-const REGISTRY_RECORD: usize = 40;
 
 /// Settings of the storage service, from the node's configuration.
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +101,9 @@ pub enum StorageError {
         /// The bytes' address.
         actual: ChunkAddress,
     },
+    /// A holder has not seen the payment for the chunk, and it could not be handed it.
+    #[error("holder {0} knows no payment for the chunk and could not be handed it; retry")]
+    HolderUnpaid(AccountId),
     /// The upload names a payment this node has not accepted.
     #[error("payment {0} is not known at this node: send it to POST /v1/payments first")]
     UnknownPayment(Digest),
@@ -159,27 +162,6 @@ fn payment_record(id: &Digest, (address, size): &(ChunkAddress, u64)) -> [u8; PA
     record
 }
 
-/// Reads the registry file: every chunk registered here, with its size.
-fn open_registry(path: &Path) -> std::io::Result<(RecordFile<REGISTRY_RECORD>, BTreeMap<ChunkAddress, u64>)> {
-    let (file, records) = RecordFile::<REGISTRY_RECORD>::open(path)?;
-    let mut chunks = BTreeMap::new();
-    for record in &records {
-        let (Ok(address), Ok(size)) = (<[u8; 32]>::try_from(&record[..32]), <[u8; 8]>::try_from(&record[32..])) else {
-            continue;
-        };
-        // The first size written for a chunk is its size.
-        chunks.entry(ChunkAddress(address)).or_insert(u64::from_le_bytes(size));
-    }
-    Ok((file, chunks))
-}
-
-fn registry_record((address, size): &(ChunkAddress, u64)) -> [u8; REGISTRY_RECORD] {
-    let mut record = [0u8; REGISTRY_RECORD];
-    record[..32].copy_from_slice(&address.0);
-    record[32..].copy_from_slice(&size.to_le_bytes());
-    record
-}
-
 /// The storage service of one node.
 #[derive(Debug)]
 pub struct Storage {
@@ -188,13 +170,20 @@ pub struct Storage {
     /// Held only for the book's quick decisions, never across a disk or network wait.
     book: Mutex<StorageBook>,
     /// Locked only on blocking threads, around an append and its sync.
-    registry_file: Arc<Mutex<RecordFile<REGISTRY_RECORD>>>,
     payments_file: Arc<Mutex<RecordFile<PAYMENT_RECORD>>>,
     settings: StorageSettings,
     pool: AccountId,
     started: Instant,
     farming: Farming,
+    /// Signs this node's receipts for the chunks it stores.
+    key: SigningKey,
+    /// The certificates of the payments accepted lately, to hand a holder that missed
+    /// one (older ones are read back from the ledger).
+    recent_payments: Mutex<std::collections::VecDeque<Certificate>>,
 }
+
+/// Payment certificates kept at hand for holders that missed them.
+const RECENT_PAYMENTS: usize = 1024;
 
 /// Locks a mutex whose data stays consistent even if a holder panicked.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -206,32 +195,34 @@ fn disk(error: impl std::fmt::Display) -> StorageError {
 }
 
 impl Storage {
-    /// Opens the node's chunk store, registry and accepted payments under `data_dir`.
+    /// Opens the node's chunk store and accepted payments under `data_dir`; `key` signs
+    /// this node's receipts for the chunks it stores.
     pub fn open(
         section: Arc<Section>,
         data_dir: &Path,
         settings: StorageSettings,
         farming: Farming,
+        key: SigningKey,
     ) -> Result<Self, StorageError> {
         let chunks = ChunkStore::open(data_dir.join(CHUNKS_DIR), settings.capacity).map_err(disk)?;
-        let (registry_file, registry) = open_registry(&data_dir.join(REGISTRY_FILE)).map_err(disk)?;
         let (payments_file, paid) = open_payments(&data_dir.join(PAYMENTS_FILE)).map_err(disk)?;
         let book_settings = BookSettings {
             grace: settings.grace,
             audit_chunks: settings.audit_chunks,
             audit_blocks: settings.audit_blocks,
         };
-        let book = StorageBook::new(section.me(), pool_account(""), book_settings, registry, paid);
+        let book = StorageBook::new(section.me(), pool_account(""), book_settings, paid);
         let storage = Storage {
             chunks: Arc::new(chunks),
             book: Mutex::new(book),
-            registry_file: Arc::new(Mutex::new(registry_file)),
             payments_file: Arc::new(Mutex::new(payments_file)),
             settings,
             pool: pool_account(""),
             started: Instant::now(),
             section,
             farming,
+            key,
+            recent_payments: Mutex::default(),
         };
         storage.refresh_own_status();
         Ok(storage)
@@ -276,7 +267,7 @@ impl Storage {
                 continue;
             };
             match self.store_on(to, Arc::new(chunk)).await {
-                Ok(()) => made += 1,
+                Ok(_) => made += 1,
                 Err(error) => tracing::warn!(%error, chunk = %repair.chunk, "a repair copy failed"),
             }
         }
@@ -284,9 +275,9 @@ impl Storage {
         tracing::info!(made, "repair copies made");
     }
 
-    /// Hands a store payment to the section log.
-    async fn propose_payment(&self, certificate: Certificate) {
-        self.propose(LogItem::Payment(certificate)).await;
+    /// Hands a store payment, with the chunks it lists, to the section log.
+    async fn propose_payment(&self, certificate: Certificate, chunks: Vec<(ChunkAddress, u64)>) {
+        self.propose(LogItem::Payment { certificate, chunks }).await;
     }
 
     /// Puts an item that proves itself into the section log: proposed here as an elder,
@@ -382,11 +373,12 @@ impl Storage {
         }
         let size = chunk.size();
         let holders = self.holders_of(&address);
+        let agreed = self.agreed();
+        if lock(&self.book).is_stored(&address, agreed.as_ref().map(|state| state.registry())) {
+            return Ok(Placed { address, size, holders, already_stored: true });
+        }
         let paid = {
             let book = lock(&self.book);
-            if book.size_of(&address).is_some() {
-                return Ok(Placed { address, size, holders, already_stored: true });
-            }
             let id = payment.ok_or(StorageError::PaymentRequired(address))?;
             if !book.is_accepted(&id) {
                 return Err(StorageError::UnknownPayment(id));
@@ -397,11 +389,12 @@ impl Storage {
             return Err(StorageError::Payment(StorePaymentError::NotForChunk));
         }
         let chunk = Arc::new(chunk);
-        let stores = holders.iter().map(|holder| self.store_on(*holder, Arc::clone(&chunk)));
+        let stores = holders.iter().map(|holder| self.store_paid(*holder, Arc::clone(&chunk), payment));
         let mut unavailable = Vec::new();
+        let mut receipts = Vec::new();
         for result in join_all(stores).await {
             match result {
-                Ok(()) => {}
+                Ok(receipt) => receipts.push(receipt),
                 Err(full @ StorageError::HolderFull { .. }) => return Err(full),
                 Err(error) => unavailable.push(error.to_string()),
             }
@@ -409,7 +402,10 @@ impl Storage {
         if !unavailable.is_empty() {
             return Err(StorageError::HoldersUnavailable(unavailable.join("; ")));
         }
-        self.register_everywhere(vec![(address, size)]).await?;
+        // The holders' receipts put the chunk in the agreed registry, where its holders
+        // are audited and paid for it from the next epoch on.
+        lock(&self.book).placed(address);
+        self.propose(LogItem::Stored(StoredChunk { chunk: address, size, receipts })).await;
         Ok(Placed { address, size, holders, already_stored: false })
     }
 
@@ -440,7 +436,11 @@ impl Storage {
 
     /// The chunk's holders, and whether each says it holds it (`None`: no answer).
     pub async fn holders(&self, address: ChunkAddress) -> (Option<u64>, Vec<(AccountId, Option<bool>)>) {
-        let size = lock(&self.book).size_of(&address);
+        // Stored by the agreed registry, or placed by this node and not yet ordered.
+        let size = self
+            .agreed()
+            .and_then(|state| state.registry().get(&address).copied())
+            .or_else(|| lock(&self.book).placed_size(&address));
         let asks = self.holders_of(&address).into_iter().map(|holder| async move {
             if holder == self.section.me() {
                 return (holder, Some(self.chunks.contains(&address)));
@@ -460,8 +460,11 @@ impl Storage {
         if !members.contains(&node) {
             return Err(StorageError::UnknownFarmer(node));
         }
+        let state = self.agreed();
+        let empty = BTreeMap::new();
+        let registry = state.as_ref().map_or(&empty, |state| state.registry());
         let book = lock(&self.book);
-        let (chunks, bytes) = book.duty_of(&node, &members);
+        let (chunks, bytes) = book.duty_of(registry, &node, &members);
         let status = book.status_of(&node);
         let (challenges, last) = book.audits_of(&node);
         Ok(FarmerView {
@@ -494,7 +497,8 @@ impl Storage {
     async fn audit_round(&self, round: u64) {
         self.observe_connections().await;
         let randomness: [u8; 32] = rand::random();
-        let audits = lock(&self.book).audit_plan(&self.members(), &randomness, round);
+        let Some(state) = self.agreed() else { return };
+        let audits = lock(&self.book).audit_plan(state.registry(), &self.members(), &randomness, round);
         join_all(audits.into_iter().map(|(holder, audit)| self.audit(holder, audit, round))).await;
     }
 
@@ -600,8 +604,55 @@ impl Storage {
             Err(stopped) => return Err(disk(stopped)),
         }
         self.keep_payment(id, list).await?;
-        self.propose_payment(certificate).await;
+        {
+            let mut recent = lock(&self.recent_payments);
+            if recent.len() >= RECENT_PAYMENTS {
+                recent.pop_front();
+            }
+            recent.push_back(certificate.clone());
+        }
+        self.tell_holders(&certificate, list).await;
+        self.propose_payment(certificate, list.to_vec()).await;
         Ok(id)
+    }
+
+    /// Hands an accepted payment to the other members, so that each holder of a chunk it
+    /// lists agrees to store it. A member unreachable now refuses that chunk, and the
+    /// upload is retried.
+    async fn tell_holders(&self, certificate: &Certificate, list: &[(ChunkAddress, u64)]) {
+        let me = self.section.me();
+        let membership = self.section.membership();
+        let sends = membership.members.iter().filter(|(id, _)| *id != me).map(|(_, peer)| {
+            let request = ChunkRequest::Pay { certificate: certificate.clone(), chunks: list.to_vec() };
+            self.section.request::<Chunks>(*peer, request)
+        });
+        join_all(sends).await;
+    }
+
+    /// Keeps a payment another member accepted, once its certificate and memo check out:
+    /// no price check (the member that took the upload made it, and the pool has the
+    /// credits), only that it is a real payment to the pool for exactly this list.
+    async fn keep_forwarded_payment(&self, certificate: Certificate, list: Vec<(ChunkAddress, u64)>) -> ChunkReply {
+        if let Err(error) = check_entries(&list) {
+            return ChunkReply::Refused(error.to_string());
+        }
+        let named: Vec<([u8; 32], u64)> = list.iter().map(|(address, size)| (address.0, *size)).collect();
+        let Some(first) = named.first() else { return ChunkReply::Refused("a payment for no chunks".into()) };
+        if let Err(error) = check_store_payment(&certificate.order, &self.pool, &named, first, Amount::ZERO) {
+            return ChunkReply::Refused(error.to_string());
+        }
+        if let Some(Err(error)) = self.section.committee().verify_all(vec![certificate.clone()]).into_iter().next() {
+            return ChunkReply::Refused(error.to_string());
+        }
+        match self.keep_payment(certificate.id(), &list).await {
+            Ok(()) => ChunkReply::Done,
+            Err(error) => ChunkReply::Refused(error.to_string()),
+        }
+    }
+
+    /// The agreed section state, as this node last applied the log.
+    fn agreed(&self) -> Option<Arc<acre_ledger::section_state::SectionState>> {
+        self.farming.view().state
     }
 
     /// Writes the entries of a checked payment's list not kept yet, then tells the book.
@@ -617,11 +668,47 @@ impl Storage {
         Ok(())
     }
 
-    /// Has `holder` store the chunk durably.
-    async fn store_on(&self, holder: AccountId, chunk: Arc<Chunk>) -> Result<(), StorageError> {
+    /// Has `holder` store a paid chunk; a holder that has not seen the payment (it was
+    /// down when it was handed out) is handed it and asked again.
+    async fn store_paid(
+        &self,
+        holder: AccountId,
+        chunk: Arc<Chunk>,
+        payment: Option<Digest>,
+    ) -> Result<StoreReceipt, StorageError> {
+        match self.store_on(holder, Arc::clone(&chunk)).await {
+            Err(StorageError::HolderUnpaid(_)) => {
+                let Some(id) = payment else { return Err(StorageError::HolderUnpaid(holder)) };
+                let list = lock(&self.book).payment_list(&id).ok_or(StorageError::HolderUnpaid(holder))?;
+                let certificate = self.payment_certificate(id).await.ok_or(StorageError::HolderUnpaid(holder))?;
+                let peer = self.peer_of(&holder).ok_or(StorageError::HolderUnpaid(holder))?;
+                self.section.request::<Chunks>(peer, ChunkRequest::Pay { certificate, chunks: list }).await;
+                self.store_on(holder, chunk).await
+            }
+            other => other,
+        }
+    }
+
+    /// The certificate of an accepted payment: kept at hand, or read from the ledger.
+    async fn payment_certificate(&self, id: Digest) -> Option<Certificate> {
+        let kept = lock(&self.recent_payments).iter().find(|certificate| certificate.id() == id).cloned();
+        if kept.is_some() {
+            return kept;
+        }
+        self.section
+            .ledger()
+            .read(move |elder| acre_ledger::store::Store::certificate(elder.store(), &id).ok().flatten())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Has `holder` store the chunk durably; its receipt.
+    async fn store_on(&self, holder: AccountId, chunk: Arc<Chunk>) -> Result<StoreReceipt, StorageError> {
+        let (address, size) = (chunk.address(), chunk.size());
         if holder == self.section.me() {
             return match self.local(move |chunks| chunks.put(&chunk)).await {
-                Ok(_) => Ok(()),
+                Ok(_) => Ok(StoreReceipt::sign(&self.key, &address, size)),
                 Err(ChunkStoreError::Full { used, capacity, .. }) => {
                     Err(StorageError::HolderFull { holder, used, capacity })
                 }
@@ -632,39 +719,14 @@ impl Storage {
             .peer_of(&holder)
             .ok_or_else(|| StorageError::HoldersUnavailable(format!("{holder} has no peer id")))?;
         match self.section.request::<Chunks>(peer, ChunkRequest::Store(chunk.bytes().to_vec())).await {
-            Some(ChunkReply::Done) => Ok(()),
+            Some(ChunkReply::Stored(receipt)) if receipt.holder == holder && receipt.is_valid_for(&address, size) => {
+                Ok(receipt)
+            }
             Some(ChunkReply::Full { used, capacity }) => Err(StorageError::HolderFull { holder, used, capacity }),
+            Some(ChunkReply::NotPaid) => Err(StorageError::HolderUnpaid(holder)),
             Some(ChunkReply::Refused(reason)) => Err(StorageError::HoldersUnavailable(format!("{holder}: {reason}"))),
             _ => Err(StorageError::HoldersUnavailable(format!("{holder} did not answer"))),
         }
-    }
-
-    /// Records the chunks here and on every other member, so whichever members are elders
-    /// later audit them. A member unreachable now does not learn them.
-    async fn register_everywhere(&self, entries: Vec<(ChunkAddress, u64)>) -> Result<(), StorageError> {
-        self.register(&entries).await?;
-        let me = self.section.me();
-        let members = self.section.membership().members;
-        let sends = members
-            .iter()
-            .filter(|(id, _)| *id != me)
-            .map(|(_, peer)| self.section.request::<Chunks>(*peer, ChunkRequest::Register(entries.clone())));
-        join_all(sends).await;
-        Ok(())
-    }
-
-    /// Records chunks in the registry: appended and synced on a blocking thread, then
-    /// told to the book.
-    async fn register(&self, entries: &[(ChunkAddress, u64)]) -> Result<(), StorageError> {
-        let new = lock(&self.book).unregistered(entries);
-        if new.is_empty() {
-            return Ok(());
-        }
-        let records: Vec<[u8; REGISTRY_RECORD]> = new.iter().map(registry_record).collect();
-        let file = Arc::clone(&self.registry_file);
-        on_disk(move || lock(&file).append(&records)).await?;
-        lock(&self.book).registered(&new);
-        Ok(())
     }
 
     /// Runs a chunk-store call on a blocking thread.
@@ -745,7 +807,8 @@ impl StorageDuties for Arc<Storage> {
     }
 
     fn repair_after(&self, before: Vec<[u8; 32]>, after: Vec<[u8; 32]>, elders: Vec<[u8; 32]>) {
-        let copies = lock(&self.book).repair_plan(&before, &after, &elders);
+        let Some(state) = self.agreed() else { return };
+        let copies = lock(&self.book).repair_plan(state.registry(), &before, &after, &elders);
         if copies.is_empty() {
             return;
         }
@@ -762,27 +825,25 @@ impl Storage {
     /// business only; questions are bounded.
     pub async fn answer_chunks(&self, peer: PeerId, request: ChunkRequest) -> ChunkReply {
         match request {
-            ChunkRequest::Store(_) | ChunkRequest::Register(_) if !self.is_member(&peer) => {
+            ChunkRequest::Store(_) | ChunkRequest::Pay { .. } if !self.is_member(&peer) => {
                 ChunkReply::Refused("only members of this section place chunks".into())
             }
             ChunkRequest::Holds(addresses) if addresses.len() > MAX_ENTRIES => {
                 ChunkReply::Refused(format!("at most {MAX_ENTRIES} chunks per question"))
             }
-            ChunkRequest::Register(entries) if check_entries(&entries).is_err() => {
-                ChunkReply::Refused("a registration lists impossible chunk sizes".into())
-            }
             ChunkRequest::Store(bytes) => {
                 let Ok(chunk) = Chunk::new(bytes) else { return ChunkReply::Refused("not a chunk".into()) };
+                let (address, size) = (chunk.address(), chunk.size());
+                if !self.may_hold(&address, size) {
+                    return ChunkReply::NotPaid;
+                }
                 match self.local(move |chunks| chunks.put(&chunk).map(|_: Stored| ())).await {
-                    Ok(()) => ChunkReply::Done,
+                    Ok(()) => ChunkReply::Stored(StoreReceipt::sign(&self.key, &address, size)),
                     Err(ChunkStoreError::Full { used, capacity, .. }) => ChunkReply::Full { used, capacity },
                     Err(error) => ChunkReply::Refused(error.to_string()),
                 }
             }
-            ChunkRequest::Register(entries) => match self.register(&entries).await {
-                Ok(()) => ChunkReply::Done,
-                Err(error) => ChunkReply::Refused(error.to_string()),
-            },
+            ChunkRequest::Pay { certificate, chunks } => self.keep_forwarded_payment(certificate, chunks).await,
             ChunkRequest::Fetch(address) => match self.local(move |chunks| chunks.get(&address)).await {
                 Ok(bytes) => ChunkReply::Chunk(bytes.map(serde_bytes::ByteBuf::from)),
                 Err(error) => ChunkReply::Refused(error.to_string()),
@@ -792,6 +853,16 @@ impl Storage {
             }
             ChunkRequest::Status => ChunkReply::Status { used: self.chunks.used(), capacity: self.chunks.capacity() },
         }
+    }
+
+    /// Whether this node takes `address` of `size` bytes to hold: a payment it kept lists
+    /// it, or the agreed state names it (stored already, so this is a repair, or paid).
+    fn may_hold(&self, address: &ChunkAddress, size: u64) -> bool {
+        if lock(&self.book).is_paid_for(address, size) {
+            return true;
+        }
+        self.agreed()
+            .is_some_and(|state| state.registry().get(address) == Some(&size) || state.paid_size(address) == Some(size))
     }
 
     /// The answer to an audit: only a member's, and of a bounded size.
