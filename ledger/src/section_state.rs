@@ -17,6 +17,11 @@ use crate::{quorum, AccountId, Amount, AppId, Digest, EncodeError};
 
 /// Elders of a section: its oldest members.
 pub const ELDER_COUNT: usize = 7;
+/// Epochs a member must have served before it can be an elder: a node that just joined
+/// (or a flood of them) cannot take over the elder set, and one that goes silent at once
+/// was never an elder whose removal needs a quorum it could withhold. Founders start at
+/// this age.
+pub const MIN_ELDER_AGE: u64 = 3;
 /// Members admitted per epoch at most, so a flood of joins cannot take over a section.
 pub const JOINS_PER_EPOCH: usize = 1;
 /// Hash context of the state hash.
@@ -139,9 +144,11 @@ pub struct SectionState {
 }
 
 impl SectionState {
-    /// A section whose first members (of age 1) are `founders`, with `genesis` credits.
+    /// A section whose first members (of age [`MIN_ELDER_AGE`], so elders from the start)
+    /// are `founders`, with `genesis` credits.
     pub fn new(founders: &[(AccountId, AccountId)], genesis: Amount) -> Self {
-        let members = founders.iter().map(|(node, reward)| (*node, Member { age: 1, reward: *reward })).collect();
+        let members =
+            founders.iter().map(|(node, reward)| (*node, Member { age: MIN_ELDER_AGE, reward: *reward })).collect();
         SectionState {
             members,
             epoch: 1,
@@ -171,9 +178,13 @@ impl SectionState {
         &self.members
     }
 
-    /// The elders: the [`ELDER_COUNT`] oldest members, ties to the smaller id.
+    /// The elders: the [`ELDER_COUNT`] oldest members that have served [`MIN_ELDER_AGE`]
+    /// epochs, ties to the smaller id; if no member has, the oldest members, so a section
+    /// always has elders.
     pub fn elders(&self) -> BTreeSet<AccountId> {
-        let mut by_age: Vec<(&AccountId, &Member)> = self.members.iter().collect();
+        let seasoned = self.members.values().any(|member| member.age >= MIN_ELDER_AGE);
+        let mut by_age: Vec<(&AccountId, &Member)> =
+            self.members.iter().filter(|(_, member)| !seasoned || member.age >= MIN_ELDER_AGE).collect();
         by_age.sort_by(|a, b| b.1.age.cmp(&a.1.age).then(a.0.cmp(b.0)));
         by_age.into_iter().take(ELDER_COUNT).map(|(id, _)| *id).collect()
     }
@@ -429,7 +440,7 @@ mod tests {
         assert_eq!(record.from_pool, paid);
         assert_eq!((state.epoch(), state.pool()), (2, Amount::ZERO));
         assert_eq!(state.apply(&report(4, 1, &[(2, 4)])), SectionChange::None, "a late report for a closed epoch");
-        assert!(state.members().values().all(|m| m.age == 2), "age rises with time served");
+        assert!(state.members().values().all(|m| m.age == MIN_ELDER_AGE + 1), "age rises with time served");
     }
 
     #[test]
@@ -490,10 +501,14 @@ mod tests {
             SectionChange::None,
             "already a member, same address"
         );
-        assert!(
-            !state.elders().contains(&id(30)) && state.elders().contains(&id(20)),
-            "fewer than 7 members: all elders"
-        );
+        assert!(!state.elders().contains(&id(20)), "a newcomer is no elder, however few the members");
+        // The newcomer serves MIN_ELDER_AGE epochs; then, with fewer than 7 members, all are elders.
+        for epoch in 1..=MIN_ELDER_AGE {
+            for elder in 1..=3 {
+                state.apply(&report(elder, epoch, &[]));
+            }
+        }
+        assert!(state.elders().contains(&id(20)), "seasoned now");
         let down = SectionEvent::Unresponsive { elder: id(1), node: id(4) };
         assert_eq!(state.apply(&down), SectionChange::Reported);
         assert_eq!(state.apply(&down), SectionChange::Reported, "one elder twice is still one");
@@ -569,6 +584,13 @@ mod tests {
         state.apply(&SectionEvent::Unresponsive { elder: id(1), node: id(7) });
         for elder in 2..=5 {
             state.apply(&SectionEvent::Unresponsive { elder: id(elder), node: id(7) });
+        }
+        assert!(!state.elders().contains(&id(0)), "not even in a removed elder's place, before its time");
+        assert_eq!(state.elders().len(), 6);
+        for epoch in 1..=MIN_ELDER_AGE {
+            for elder in 1..=5 {
+                state.apply(&report(elder, epoch, &[]));
+            }
         }
         assert!(state.elders().contains(&id(0)), "the next oldest takes the place of a removed elder");
     }
