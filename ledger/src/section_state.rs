@@ -22,6 +22,9 @@ pub const ELDER_COUNT: usize = 7;
 /// was never an elder whose removal needs a quorum it could withhold. Founders start at
 /// this age.
 pub const MIN_ELDER_AGE: u64 = 3;
+/// Elders a section keeps at least, the next oldest members filling in while too few
+/// have served [`MIN_ELDER_AGE`]: four, the fewest that tolerate one faulty elder.
+pub const MIN_ELDERS: usize = 4;
 /// Members admitted per epoch at most, so a flood of joins cannot take over a section.
 pub const JOINS_PER_EPOCH: usize = 1;
 /// Hash context of the state hash.
@@ -179,14 +182,15 @@ impl SectionState {
     }
 
     /// The elders: the [`ELDER_COUNT`] oldest members that have served [`MIN_ELDER_AGE`]
-    /// epochs, ties to the smaller id; if no member has, the oldest members, so a section
-    /// always has elders.
+    /// epochs, ties to the smaller id. While fewer than [`MIN_ELDERS`] have, the next
+    /// oldest members fill up to that many: removals must not leave a section with too
+    /// few elders for a quorum while its newcomers wait out their age.
     pub fn elders(&self) -> BTreeSet<AccountId> {
-        let seasoned = self.members.values().any(|member| member.age >= MIN_ELDER_AGE);
-        let mut by_age: Vec<(&AccountId, &Member)> =
-            self.members.iter().filter(|(_, member)| !seasoned || member.age >= MIN_ELDER_AGE).collect();
+        let seasoned = self.members.values().filter(|member| member.age >= MIN_ELDER_AGE).count();
+        let count = if seasoned >= MIN_ELDERS { seasoned.min(ELDER_COUNT) } else { MIN_ELDERS.min(ELDER_COUNT) };
+        let mut by_age: Vec<(&AccountId, &Member)> = self.members.iter().collect();
         by_age.sort_by(|a, b| b.1.age.cmp(&a.1.age).then(a.0.cmp(b.0)));
-        by_age.into_iter().take(ELDER_COUNT).map(|(id, _)| *id).collect()
+        by_age.into_iter().take(count).map(|(id, _)| *id).collect()
     }
 
     /// The open epoch.
@@ -347,6 +351,9 @@ impl SectionState {
 
     /// Closes the open epoch once a quorum of elders reported on it.
     fn try_close(&mut self, elders: &BTreeSet<AccountId>) -> SectionChange {
+        if self.reports.len() < quorum(elders.len()) {
+            return SectionChange::Reported;
+        }
         // Only members are paid, each for what the registry places on it now: a node
         // removed meanwhile is paid nothing, and its chunks count for their new holders.
         let farmers = self.farmers();

@@ -3,8 +3,7 @@
 //! hashes, proven storage mints rewards to reward addresses, a holder that deleted its
 //! chunks stops earning for them, an elder killed with SIGKILL is missed by a log that
 //! goes on with 6 and catches up after its restart, a new node joins and earns, and a node
-//! killed for good is removed and its chunks are copied back to 4 holders, and an elder
-//! stopped with SIGSTOP (connected, but answering nothing) is removed too.
+//! killed for good is removed and its chunks are copied back to 4 holders.
 
 mod common;
 
@@ -294,36 +293,4 @@ fn a_seeded_devnet_mints_every_epoch_without_an_upload() {
     let address = seed["file"].as_str().expect("the seed file's address");
     fixture.wallet_json(&["get", address, "-o", copy.to_str().expect("utf-8 path")]);
     assert_eq!(std::fs::metadata(&copy).expect("read back").len(), 1 << 20);
-}
-
-/// Sends SIGCONT when dropped, so a stopped node can be stopped for good at the end,
-/// whatever the test found.
-struct Continue(u32);
-
-impl Drop for Continue {
-    fn drop(&mut self) {
-        send_signal(self.0, "CONT");
-    }
-}
-
-/// An elder stopped with SIGSTOP keeps its connections open but answers nothing: the
-/// other elders go by unanswered requests, not by the connection, and remove it.
-#[test]
-fn a_stopped_elder_that_keeps_its_connections_is_removed() {
-    let fixture = Fixture::start(7);
-    let stopped = fixture.manifest.nodes.last().expect("a node");
-    let section = fixture.get(fixture.api(0), "/v1/section/members");
-    let listed = section["members"]
-        .as_array()
-        .expect("members")
-        .iter()
-        .any(|m| m["node"] == stopped.id.to_string().as_str() && m["elder"] == true);
-    assert!(listed, "the node is an elder before it stops: {section}");
-    send_signal(stopped.pid, "STOP");
-    let _continue = Continue(stopped.pid);
-    eventually_within(REPAIRED_WITHIN, "the stopped elder is removed", || {
-        let view = fixture.get(fixture.api(0), "/v1/section/members");
-        let members = view["members"].as_array()?;
-        members.iter().all(|m| m["node"] != stopped.id.to_string().as_str()).then_some(())
-    });
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use acre_api::farming::StatementLine;
 use acre_api::storage::ChallengeTally;
-use acre_ledger::economics::{app_fee_of, check_store_payment};
+use acre_ledger::economics::{app_fee_of, billable_bytes, check_store_payment, store_cost};
 use acre_ledger::section_state::{SectionChange, SectionEvent, SectionState};
 use acre_ledger::{
     AccountId, Amount, Certificate, Committee, Digest, EpochRecord, EpochReport, SignatureBytes, SignedAppCommand,
@@ -134,10 +134,14 @@ pub fn admit(
             enrolment.is_valid().then_some(SectionEvent::Join { node: enrolment.node, reward: enrolment.reward })
         }
         LogItem::Payment { certificate, chunks } => {
+            // Sizes a chunk can have, a bounded list, and at least the lowest price any
+            // quote can give (an empty section's): a cheap payment cannot buy a large duty.
+            crate::storage::check_entries(chunks).ok()?;
+            let floor = lowest_price(chunks)?;
             let verified = committee.verify_all(vec![certificate.clone()]).into_iter().next()?.ok()?;
             let order = &verified.certificate().order;
             let named: Vec<([u8; 32], u64)> = chunks.iter().map(|(chunk, size)| (chunk.0, *size)).collect();
-            check_store_payment(order, pool, &named, named.first()?, Amount::ZERO).ok()?;
+            check_store_payment(order, pool, &named, named.first()?, floor).ok()?;
             Some(SectionEvent::PoolPayment {
                 id: certificate.id(),
                 amount: order.amount,
@@ -162,6 +166,13 @@ pub fn admit(
         LogItem::Unresponsive(node) => Some(SectionEvent::Unresponsive { elder: *creator, node: *node }),
         LogItem::App(command) => command.is_valid().then(|| SectionEvent::App(command.clone())),
     }
+}
+
+/// The least any quote can ask for `chunks`: an empty section's price for their billable
+/// bytes. Every elder can check it without knowing the fullness the uploader was quoted.
+pub fn lowest_price(chunks: &[(ChunkAddress, u64)]) -> Option<Amount> {
+    let bytes = billable_bytes(chunks.iter().map(|(_, size)| *size))?;
+    store_cost(bytes, 0, 1)
 }
 
 /// The elders of the session that orders `state`'s open epoch, in the engine's order.

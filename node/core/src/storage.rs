@@ -17,6 +17,7 @@ use acre_api::storage::{AuditRecord, ChallengeTally};
 use acre_ledger::economics::{app_fee_of, billable_bytes, check_store_payment, store_cost, StorePaymentError};
 use acre_ledger::{AccountId, Amount, AppId, Digest, TransferOrder, Verdict};
 use acre_proofs::audit::{assigned, plan, Audit, Outcome};
+use acre_proofs::challenge::Challenge;
 use acre_proofs::placement::{closest, node_name, Repair, COPIES};
 use acre_proofs::{ChunkAddress, MAX_CHUNK_BYTES};
 
@@ -227,6 +228,15 @@ impl StorageBook {
         )
         .into_iter()
         .filter_map(|audit| Some((member_named(members, &audit.holder)?, audit)))
+        // One challenge per chunk, so each chunk is judged on its own and a verdict
+        // counts chunks: a holder that lost a tenth of its chunks fails a tenth of them.
+        .flat_map(|(holder, audit)| {
+            let Audit { holder: name, challenge, sizes } = audit;
+            challenge.items.into_iter().zip(sizes).map(move |(item, size)| {
+                let single = Challenge { nonce: challenge.nonce, items: vec![item] };
+                (holder, Audit { holder: name, challenge: single, sizes: vec![size] })
+            })
+        })
         .collect()
     }
 
@@ -434,7 +444,8 @@ impl StorageBook {
         self.connections.get(node).is_none_or(|(_, since)| now.saturating_sub(*since) < self.settings.grace)
     }
 
-    /// What an audit's reply counts as; a silent holder is excused while settling.
+    /// What an audit's reply counts as; a silent holder is excused while settling at
+    /// `now`.
     pub fn outcome_of(&self, holder: &AccountId, reply: AuditReply, now: Duration) -> Outcome {
         match reply {
             AuditReply::Judged(outcome) => outcome,
@@ -487,7 +498,6 @@ fn member_named(members: &[AccountId], name: &[u8; 32]) -> Option<AccountId> {
 mod tests {
     use super::*;
     use acre_ledger::economics::pool_account;
-    use acre_proofs::challenge::Challenge;
     use ed25519_dalek::SigningKey;
 
     const MIB: u64 = 1 << 20;
@@ -526,7 +536,11 @@ mod tests {
         assert_eq!(total, stored * COPIES as u64);
         let plan = book.audit_plan(&registry, &members, &[7; 32], 1);
         assert!(plan.iter().all(|(holder, _)| *holder != members[0]), "no elder audits itself");
-        assert!(plan.iter().all(|(_, audit)| audit.challenge.items.len() <= 16));
+        assert!(plan.iter().all(|(_, audit)| audit.challenge.items.len() == 1), "one chunk per challenge");
+        for member in &members[1..] {
+            let challenges = plan.iter().filter(|(holder, _)| holder == member).count() as u64;
+            assert_eq!(challenges, book.duty_of(&registry, member, &members).0.min(16), "up to 16 per holder a round");
+        }
     }
 
     #[test]

@@ -636,9 +636,17 @@ impl Storage {
         if let Err(error) = check_entries(&list) {
             return ChunkReply::Refused(error.to_string());
         }
+        if lock(&self.book).is_accepted(&certificate.id())
+            && lock(&self.book).unkept(&certificate.id(), &list).is_empty()
+        {
+            return ChunkReply::Done;
+        }
         let named: Vec<([u8; 32], u64)> = list.iter().map(|(address, size)| (address.0, *size)).collect();
         let Some(first) = named.first() else { return ChunkReply::Refused("a payment for no chunks".into()) };
-        if let Err(error) = check_store_payment(&certificate.order, &self.pool, &named, first, Amount::ZERO) {
+        let Some(floor) = acre_core::log::lowest_price(&list) else {
+            return ChunkReply::Refused("the listed sizes overflow".into());
+        };
+        if let Err(error) = check_store_payment(&certificate.order, &self.pool, &named, first, floor) {
             return ChunkReply::Refused(error.to_string());
         }
         if let Some(Err(error)) = self.section.committee().verify_all(vec![certificate.clone()]).into_iter().next() {
