@@ -583,6 +583,23 @@ mod tests {
         assert_eq!(sum, record.total.nanos());
     }
 
+    /// Removals must not leave a section with too few elders for a quorum while its
+    /// newcomers wait out their age: the next oldest fill up to four.
+    #[test]
+    fn young_members_fill_in_while_fewer_than_four_elders_are_seasoned() {
+        let mut state = SectionState::new(&founders(4), Amount::ZERO);
+        state.apply(&SectionEvent::Join { node: id(20), reward: id(20) });
+        assert_eq!(state.elders().len(), 4, "four seasoned founders");
+        assert!(!state.elders().contains(&id(20)));
+        for elder in 1..=3 {
+            state.apply(&SectionEvent::Unresponsive { elder: id(elder), node: id(4) });
+        }
+        assert!(!state.members().contains_key(&id(4)));
+        let elders = state.elders();
+        assert_eq!(elders.len(), 4, "three seasoned and the newcomer: {elders:?}");
+        assert!(elders.contains(&id(20)));
+    }
+
     #[test]
     fn the_elders_are_the_oldest_members() {
         let mut state = SectionState::new(&founders(7), Amount::ZERO);
