@@ -230,12 +230,7 @@ impl SectionState {
 
     /// The members that hold `chunk`: its [`COPIES`] closest by XOR.
     pub fn holders_of(&self, chunk: &ChunkAddress) -> Vec<AccountId> {
-        let names: Vec<([u8; 32], AccountId)> = self.members.keys().map(|id| (node_name(&id.0), *id)).collect();
-        let only_names: Vec<[u8; 32]> = names.iter().map(|(name, _)| *name).collect();
-        closest(chunk, &only_names, COPIES)
-            .iter()
-            .filter_map(|name| names.iter().find(|(n, _)| n == name).map(|(_, id)| *id))
-            .collect()
+        self.placement().holders(chunk).collect()
     }
 
     /// Every member with its reward address and what the registry places on it.
@@ -245,18 +240,22 @@ impl SectionState {
             .iter()
             .map(|(id, member)| (*id, Farmer { reward: member.reward, bytes: 0, chunks: 0 }))
             .collect();
-        let names: Vec<([u8; 32], AccountId)> = self.members.keys().map(|id| (node_name(&id.0), *id)).collect();
-        let only_names: Vec<[u8; 32]> = names.iter().map(|(name, _)| *name).collect();
+        let placement = self.placement();
         for (chunk, size) in &self.registry {
-            for name in closest(chunk, &only_names, COPIES) {
-                let Some((_, holder)) = names.iter().find(|(n, _)| *n == name) else { continue };
-                if let Some(farmer) = farmers.get_mut(holder) {
+            for holder in placement.holders(chunk) {
+                if let Some(farmer) = farmers.get_mut(&holder) {
                     farmer.bytes = farmer.bytes.saturating_add(*size);
                     farmer.chunks += 1;
                 }
             }
         }
         farmers
+    }
+
+    /// The members' placement names, and which member each names.
+    fn placement(&self) -> Placement {
+        let by_name: BTreeMap<[u8; 32], AccountId> = self.members.keys().map(|id| (node_name(&id.0), *id)).collect();
+        Placement { names: by_name.keys().copied().collect(), by_name }
     }
 
     /// A hash of the whole state, to compare between elders after each event.
@@ -389,6 +388,19 @@ impl SectionState {
         }
         self.records.push_back(record.clone());
         SectionChange::Closed(record)
+    }
+}
+
+/// The members by placement name, computed once for a run of chunks.
+struct Placement {
+    names: Vec<[u8; 32]>,
+    by_name: BTreeMap<[u8; 32], AccountId>,
+}
+
+impl Placement {
+    /// The members holding `chunk`, closest first.
+    fn holders<'a>(&'a self, chunk: &ChunkAddress) -> impl Iterator<Item = AccountId> + 'a {
+        closest(chunk, &self.names, COPIES).into_iter().filter_map(|name| self.by_name.get(&name).copied())
     }
 }
 
