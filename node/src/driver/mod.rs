@@ -172,8 +172,14 @@ impl Farming {
                             && matches!(committee.verify_all(vec![certificate.clone()]).first(), Some(Ok(_)))
                     }
                     LogItem::Stored(stored) => {
-                        let valid = stored.receipts.iter().filter(|r| r.is_valid_for(&stored.chunk, stored.size));
-                        valid.count() >= acre_ledger::section_state::STORED_RECEIPTS
+                        // Distinct holders: one receipt repeated is one holder's word.
+                        let signers: std::collections::BTreeSet<AccountId> = stored
+                            .receipts
+                            .iter()
+                            .filter(|receipt| receipt.is_valid_for(&stored.chunk, stored.size))
+                            .map(|receipt| receipt.holder)
+                            .collect();
+                        signers.len() >= acre_ledger::section_state::STORED_RECEIPTS
                     }
                     LogItem::Report(_) | LogItem::Unresponsive(_) => false,
                 };
