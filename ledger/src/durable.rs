@@ -51,15 +51,29 @@ impl<S: Store> DurableElder<S> {
         self.commit_one(effects)
     }
 
-    /// Applies an agreed epoch record (see [`ElderState::handle_epoch`]), durably, once.
+    /// Applies an agreed epoch record (see [`ElderState::handle_epoch`]), durably, once,
+    /// after `payments`: the certificates of the pool payments its epoch admitted, which
+    /// must be applied for the pool to hold what the record pays out. Those already
+    /// applied change nothing; one that cannot be applied yet (its sender's earlier
+    /// certificates have not reached this elder) leaves the record to be tried again once
+    /// catching up has brought them.
     pub fn handle_epoch(
         &mut self,
         record: &crate::epoch::EpochRecord,
         pool: &AccountId,
+        payments: &[Certificate],
     ) -> Result<Digest, LedgerError> {
         self.check_usable()?;
+        let mut unpaid = None;
+        if !payments.is_empty() && !self.state.epochs().contains_key(&record.epoch) {
+            unpaid = self.handle_certificates(payments).into_iter().find_map(Result::err);
+        }
         let effects = self.state.handle_epoch(record, pool);
-        self.commit_one(effects)
+        // A record refused for want of a payment says which payment is missing.
+        self.commit_one(effects).map_err(|refused| match (refused, unpaid) {
+            (LedgerError::InsufficientBalance { .. }, Some(payment)) => payment,
+            (refused, _) => refused,
+        })
     }
 
     /// Votes for an order; the lock is synced to disk before the vote is returned.

@@ -93,7 +93,7 @@ fn rewards_reach_farmers_once_and_supply_is_genesis_plus_mints() {
     assert_eq!(record.items.len(), 2);
 
     let mut elder = section.elder(dir.path());
-    let applied = elder.handle_epoch(&record, &section.pool).expect("apply");
+    let applied = elder.handle_epoch(&record, &section.pool, &[]).expect("apply");
     assert_eq!(applied, record.id());
     let reward =
         |elder: &DurableElder<RocksStore>, i: usize| elder.state().account(&section.rewards[i]).map(|a| a.balance);
@@ -111,11 +111,14 @@ fn rewards_reach_farmers_once_and_supply_is_genesis_plus_mints() {
 
     // Exactly once: the same record changes nothing, another for that epoch is refused.
     let before = elder.state().state_hash();
-    elder.handle_epoch(&record, &section.pool).expect("a repeat");
+    elder.handle_epoch(&record, &section.pool, &[]).expect("a repeat");
     assert_eq!(elder.state().state_hash(), before);
     let mut forged = record.clone();
     forged.items[0].reward_address = AccountId::of(&key(63, 0));
-    assert_eq!(elder.handle_epoch(&forged, &section.pool), Err(LedgerError::EpochConflict { epoch: record.epoch }));
+    assert_eq!(
+        elder.handle_epoch(&forged, &section.pool, &[]),
+        Err(LedgerError::EpochConflict { epoch: record.epoch })
+    );
 
     // And after a restart.
     drop(elder);
@@ -124,7 +127,7 @@ fn rewards_reach_farmers_once_and_supply_is_genesis_plus_mints() {
         DurableElder::open(committee, section.elder_keys[0].clone(), RocksStore::open(dir.path()).expect("reopen"))
             .expect("open");
     assert_eq!(elder.state().state_hash(), before);
-    elder.handle_epoch(&record, &section.pool).expect("a repeat after restart");
+    elder.handle_epoch(&record, &section.pool, &[]).expect("a repeat after restart");
     assert_eq!(elder.state().state_hash(), before);
     assert!(supply_holds(&elder, &section.genesis));
     let history = elder.history(&section.rewards[0], 0, 10).expect("history");
@@ -138,7 +141,7 @@ fn a_record_whose_items_do_not_add_up_is_refused() {
     let mut record = section.close(&[(0, 4)]);
     let mut elder = section.elder(dir.path());
     record.items[0].amount = Amount::from_nanos(record.items[0].amount.nanos() + 1).expect("amount");
-    assert!(elder.handle_epoch(&record, &section.pool).is_err());
+    assert!(elder.handle_epoch(&record, &section.pool, &[]).is_err());
     assert!(elder.state().epochs().is_empty());
 }
 
@@ -164,7 +167,7 @@ proptest! {
                 section.state.apply(&payment);
             }
             let record = section.close(&passes);
-            elder.handle_epoch(&record, &section.pool).expect("apply");
+            elder.handle_epoch(&record, &section.pool, &[]).expect("apply");
             prop_assert!(supply_holds(&elder, &section.genesis));
             minted += record.minted.nanos();
             prop_assert_eq!(elder.state().minted().nanos(), minted);

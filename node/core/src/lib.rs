@@ -24,5 +24,5 @@ pub mod wire;
 
 pub use log::{admit, session_elders, verify_outcome, Enrolment, EpochOutcome, LogItem, OutcomeError};
 pub use meter::UseMeter;
-pub use section::{AuditSummary, Effect, Input, RecordsApplied, SectionMachine, SectionSettings};
+pub use section::{AuditSummary, Effect, Input, RecordToApply, RecordsApplied, SectionMachine, SectionSettings};
 pub use storage::{BookError, StorageBook};

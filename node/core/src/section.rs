@@ -29,7 +29,9 @@ use std::time::Duration;
 
 use acre_api::storage::ChallengeTally;
 use acre_ledger::section_state::{SectionChange, SectionState};
-use acre_ledger::{AccountId, AppId, Committee, Digest, EpochRecord, EpochReport, SignatureBytes, Verdict};
+use acre_ledger::{
+    AccountId, AppId, Certificate, Committee, Digest, EpochRecord, EpochReport, SignatureBytes, Verdict,
+};
 use acre_proofs::placement::node_name;
 use ed25519_dalek::SigningKey;
 
@@ -138,6 +140,32 @@ pub enum Input {
     },
 }
 
+/// A closed epoch's record with the store payments its log admitted. The record pays
+/// the farmers out of the pool, and the pool holds those credits only once the payments'
+/// certificates are applied; the ledger applies them first, so a payer that never handed
+/// its certificate to the elders cannot leave every elder short of the payout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordToApply {
+    /// The record.
+    pub record: EpochRecord,
+    /// Certificates of the pool payments ordered in the epoch.
+    pub payments: Vec<Certificate>,
+}
+
+impl RecordToApply {
+    /// `record` with the pool payments among `log`'s items.
+    fn new(record: EpochRecord, log: &[(usize, LogItem)], pool: &AccountId) -> Self {
+        let payments = log
+            .iter()
+            .filter_map(|(_, item)| match item {
+                LogItem::Payment { certificate, .. } if certificate.order.to == *pool => Some(certificate.clone()),
+                _ => None,
+            })
+            .collect();
+        RecordToApply { record, payments }
+    }
+}
+
 /// What became of records handed to the ledger.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordsApplied {
@@ -230,8 +258,9 @@ pub enum Effect {
         /// The signature.
         signature: SignatureBytes,
     },
-    /// Apply these records to the ledger, in order ([`Input::RecordsApplied`]).
-    ApplyRecords(Vec<EpochRecord>),
+    /// Apply these records to the ledger, in order, each after the payments it was closed
+    /// with ([`Input::RecordsApplied`]).
+    ApplyRecords(Vec<RecordToApply>),
     /// Ask `from` for its outcome of `epoch` ([`Input::Fetched`]).
     Fetch {
         /// The epoch.
@@ -300,7 +329,7 @@ pub struct SectionMachine {
     /// When the running session last ordered an item (or started).
     last_progress: Duration,
     /// Records not yet applied to the ledger.
-    unapplied: Vec<EpochRecord>,
+    unapplied: Vec<RecordToApply>,
     applying: bool,
     early_signatures: BTreeMap<u64, Vec<(AccountId, SignatureBytes)>>,
     recent: BTreeMap<u64, Closed>,
@@ -312,7 +341,7 @@ impl SectionMachine {
     /// A machine resuming from `state` (as its last close saved it) with the meter totals
     /// saved with it; `recent` are the outcomes of the last closed epochs, for late
     /// signatures. Records the state holds are applied to the ledger again (the ledger
-    /// takes each once).
+    /// takes each once), with the payments of those among `recent`.
     pub fn new(
         signer: SigningKey,
         committee: Committee,
@@ -322,7 +351,13 @@ impl SectionMachine {
         usage: BTreeMap<AppId, u64>,
         recent: &[EpochOutcome],
     ) -> Self {
-        let unapplied = state.records().cloned().collect();
+        let unapplied = state
+            .records()
+            .map(|record| {
+                let log = recent.iter().find(|outcome| outcome.record.epoch == record.epoch).map(|o| o.log.as_slice());
+                RecordToApply::new(record.clone(), log.unwrap_or_default(), &pool)
+            })
+            .collect();
         let mut machine = SectionMachine {
             me: AccountId::of(&signer),
             signer,
@@ -389,7 +424,7 @@ impl SectionMachine {
     }
 
     /// Records closed but not yet taken by the ledger.
-    pub fn unapplied(&self) -> &[EpochRecord] {
+    pub fn unapplied(&self) -> &[RecordToApply] {
         &self.unapplied
     }
 
@@ -426,7 +461,7 @@ impl SectionMachine {
             Input::Fetched { from, outcome } => self.fetched(from, outcome, &mut effects),
             Input::RecordsApplied(applied) => {
                 self.applying = false;
-                self.unapplied.retain(|record| !applied.done.contains(&record.epoch));
+                self.unapplied.retain(|unapplied| !applied.done.contains(&unapplied.record.epoch));
             }
             Input::SessionStopped { session } => {
                 if self.session() == Some(session) {
@@ -611,7 +646,7 @@ impl SectionMachine {
             usage: self.meter.totals().clone(),
         });
         self.remember(&outcome);
-        self.unapplied.push(outcome.record.clone());
+        self.unapplied.push(RecordToApply::new(outcome.record.clone(), &outcome.log, &self.pool));
         self.state = next;
         effects.push(self.publish(Some(outcome)));
         effects.push(self.membership());

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use acre_core::{Effect, Input, LogItem, RecordsApplied, SectionMachine};
+use acre_core::{Effect, Input, LogItem, RecordToApply, RecordsApplied, SectionMachine};
 use acre_ledger::section_state::SectionState;
 use acre_ledger::store::Store;
 use acre_ledger::{AccountId, Certificate, Digest, DurableElder, LedgerError};
@@ -504,8 +504,8 @@ impl Simulation {
                 let Some(running) = self.nodes[node].running_mut() else { return };
                 let mut done = Vec::new();
                 let mut conflicts = 0;
-                for record in &records {
-                    match running.ledger.handle_epoch(record, &pool) {
+                for RecordToApply { record, payments } in &records {
+                    match running.ledger.handle_epoch(record, &pool, payments) {
                         Ok(_) => done.push(record.epoch),
                         Err(LedgerError::EpochConflict { .. }) => {
                             conflicts += 1;

@@ -7,7 +7,9 @@
 //!
 //! With Byzantine faults on, one wallet double-spends: it signs two orders for one
 //! sequence and sends each to half of the honest elders, and both to the lying elders,
-//! which vote for both; then it tries its first order on every elder.
+//! which vote for both; then it tries its first order on every elder. Another pays the
+//! pool once and withholds the certificate from every elder, handing it only inside the
+//! payment it proposes, and then goes silent: the elders must apply it from the log.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -59,6 +61,17 @@ pub(crate) struct Attempt {
     split: bool,
 }
 
+/// How a wallet behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WalletRole {
+    /// Pays and hands every certificate to every elder.
+    Honest,
+    /// Signs two orders per sequence, with the lying elders' help.
+    DoubleSpender,
+    /// Pays the pool once, gives the certificate to no elder's ledger, and stops.
+    Withholder,
+}
+
 /// A client with genesis credits.
 #[derive(Debug)]
 pub(crate) struct Wallet {
@@ -66,8 +79,8 @@ pub(crate) struct Wallet {
     pub(crate) key: SigningKey,
     /// Its account.
     pub(crate) id: AccountId,
-    /// Signs two orders per sequence, with the lying elders' help.
-    pub(crate) double_spender: bool,
+    /// How it misbehaves, if it does.
+    pub(crate) role: WalletRole,
     /// The sequence its next order uses.
     pub(crate) next_sequence: u64,
     /// Its certificates, by sequence.
@@ -77,7 +90,8 @@ pub(crate) struct Wallet {
     /// The transfer in progress.
     pub(crate) pending: Option<Transfer>,
     attempt: Option<Attempt>,
-    /// Its account is locked at a sequence no order can be certified at (it equivocated).
+    /// It makes no more transfers: its account is locked at a sequence no order can be
+    /// certified at (it equivocated), or it withheld a payment and went silent.
     pub(crate) stuck: bool,
     /// Nanos its certified orders moved.
     spent: u64,
@@ -85,11 +99,11 @@ pub(crate) struct Wallet {
 
 impl Wallet {
     /// A wallet with nothing sent yet.
-    pub(crate) fn new(key: SigningKey, double_spender: bool) -> Wallet {
+    pub(crate) fn new(key: SigningKey, role: WalletRole) -> Wallet {
         Wallet {
             id: AccountId::of(&key),
             key,
-            double_spender,
+            role,
             next_sequence: 0,
             certificates: BTreeMap::new(),
             unacked: BTreeMap::new(),
@@ -124,14 +138,18 @@ impl Simulation {
     /// The next transfer: to another wallet, a node or the pool, within what is left.
     fn new_transfer(&mut self, wallet: usize) -> Option<Transfer> {
         let allocation = self.config.wallet_credits * NANOS_PER_CREDIT;
-        let nanos = self.wallet_rng.gen_range(NANOS_PER_CREDIT..=MOST_CREDITS_SENT * NANOS_PER_CREDIT);
+        let mut nanos = self.wallet_rng.gen_range(NANOS_PER_CREDIT..=MOST_CREDITS_SENT * NANOS_PER_CREDIT);
         let this = &self.wallets[wallet];
+        if this.role == WalletRole::Withholder {
+            // More than the pool could hold from payments that were never ordered.
+            nanos = allocation / 2;
+        }
         if this.spent + nanos > allocation {
             return None;
         }
         let others: Vec<AccountId> = self.wallets.iter().map(|w| w.id).filter(|id| *id != this.id).collect();
         let choice = self.wallet_rng.gen_range(0..10);
-        let (to, memo) = if choice < 2 {
+        let (to, memo) = if choice < 2 || this.role == WalletRole::Withholder {
             (
                 self.pool,
                 store_memo(
@@ -149,7 +167,7 @@ impl Simulation {
                 .sign(&this.key)
         };
         let first = order(to, memo);
-        if !this.double_spender {
+        if this.role != WalletRole::DoubleSpender {
             return Some(Transfer { ballots: vec![(first, self.committee_nodes.clone())], split: false });
         }
         // The rival pays someone else; the lying elders get both, the others one each.
@@ -307,11 +325,15 @@ impl Simulation {
         this.spent += certificate.order.amount.nanos();
         this.next_sequence = sequence + 1;
         this.certificates.insert(sequence, certificate.clone());
-        for &elder in &self.committee_nodes {
-            this.unacked.entry(elder).or_default().insert(sequence);
-        }
-        for elder in self.committee_nodes.clone() {
-            self.redeliver(wallet, elder);
+        if this.role == WalletRole::Withholder && pays_pool {
+            this.stuck = true;
+        } else {
+            for &elder in &self.committee_nodes {
+                this.unacked.entry(elder).or_default().insert(sequence);
+            }
+            for elder in self.committee_nodes.clone() {
+                self.redeliver(wallet, elder);
+            }
         }
         if pays_pool {
             self.stats.pool_payments += 1;

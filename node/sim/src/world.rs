@@ -9,7 +9,7 @@ use acre_core::{session_elders, LogItem, SectionSettings};
 use acre_ledger::economics::pool_account;
 use acre_ledger::section_state::SectionState;
 use acre_ledger::store::AppliedPage;
-use acre_ledger::{AccountId, Allocation, Amount, Certificate, Committee, Digest, EpochRecord, SignedOrder};
+use acre_ledger::{AccountId, Allocation, Amount, Certificate, Committee, Digest, SignedOrder};
 use ed25519_dalek::SigningKey;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -23,7 +23,7 @@ use crate::network::{Endpoint, Message, Network};
 use crate::node::{Life, Node};
 use crate::scheduler::{Millis, Scheduler};
 use crate::storage::ChunkModel;
-use crate::wallet::Wallet;
+use crate::wallet::{Wallet, WalletRole};
 use crate::NodeRole;
 
 /// How often the broadcast retries waiting proposals and lagging deliveries: the
@@ -95,7 +95,7 @@ pub(crate) enum LedgerJob {
         certificates: Vec<Certificate>,
     },
     /// `Effect::ApplyRecords`.
-    Records(Vec<EpochRecord>),
+    Records(Vec<acre_core::RecordToApply>),
     /// Apply a page of a committee elder's certificates (ledger catch-up).
     Page {
         /// The elder.
@@ -401,7 +401,14 @@ impl Simulation {
         let wallets: Vec<Wallet> = wallet_keys
             .into_iter()
             .enumerate()
-            .map(|(index, key)| Wallet::new(key, double_spending && index == 0))
+            .map(|(index, key)| {
+                let role = match index {
+                    0 if double_spending => WalletRole::DoubleSpender,
+                    1 if config.faults.byzantine => WalletRole::Withholder,
+                    _ => WalletRole::Honest,
+                };
+                Wallet::new(key, role)
+            })
             .collect();
 
         let mut sim = Simulation {
@@ -768,7 +775,7 @@ fn trace_job(hasher: &mut blake3::Hasher, job: &LedgerJob) -> Result<(), postcar
             encode(hasher, &("certificates", *wallet as u64, ids))
         }
         LedgerJob::Records(records) => {
-            let ids: Vec<Digest> = records.iter().map(EpochRecord::id).collect();
+            let ids: Vec<Digest> = records.iter().map(|r| r.record.id()).collect();
             encode(hasher, &("records", ids))
         }
         LedgerJob::Page { peer, page } => {

@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use acre_core::section::{Effect, Input, RecordsApplied, SectionMachine, SectionSettings};
+use acre_core::section::{Effect, Input, RecordToApply, RecordsApplied, SectionMachine, SectionSettings};
 use acre_core::{EpochOutcome, LogItem};
 use acre_ledger::economics::pool_account;
 use acre_ledger::section_state::SectionState;
-use acre_ledger::{AccountId, Amount, AppId, Committee, Digest, EpochRecord, LedgerError, SignatureBytes};
+use acre_ledger::{AccountId, Amount, AppId, Committee, Digest, LedgerError, SignatureBytes};
 use aleph_bft::Recipient;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use futures::channel::oneshot;
@@ -532,16 +532,17 @@ impl Driver {
 
     /// Applies closed records to the ledger, in order; one refused for want of a payment
     /// it has not applied yet stays for the machine to hand over again.
-    async fn apply_records(&self, records: Vec<EpochRecord>) -> RecordsApplied {
+    async fn apply_records(&self, records: Vec<RecordToApply>) -> RecordsApplied {
         let mut done = Vec::new();
-        for record in records {
-            match self.section.ledger().epoch(record.clone(), pool_account("")).await {
-                Ok(Ok(_)) => done.push(record.epoch),
+        for RecordToApply { record, payments } in records {
+            let epoch = record.epoch;
+            match self.section.ledger().epoch(record, payments, pool_account("")).await {
+                Ok(Ok(_)) => done.push(epoch),
                 Ok(Err(LedgerError::EpochConflict { epoch })) => {
                     tracing::error!(epoch, "the ledger holds another record for this epoch");
                     done.push(epoch);
                 }
-                Ok(Err(error)) => tracing::warn!(%error, epoch = record.epoch, "epoch record not applied yet"),
+                Ok(Err(error)) => tracing::warn!(%error, epoch, "epoch record not applied yet"),
                 Err(_) => break,
             }
         }

@@ -29,7 +29,7 @@ enum Job {
     Orders(Checked<VerifiedOrder>, oneshot::Sender<Vec<Result<Vote, LedgerError>>>),
     Certificates(Checked<VerifiedCertificate>, oneshot::Sender<Vec<Result<Confirmation, LedgerError>>>),
     Read(Read),
-    Epoch(Box<EpochRecord>, AccountId, oneshot::Sender<Result<Digest, LedgerError>>),
+    Epoch(Box<EpochRecord>, Vec<Certificate>, AccountId, oneshot::Sender<Result<Digest, LedgerError>>),
 }
 
 impl Job {
@@ -112,15 +112,16 @@ impl LedgerHandle {
         answer.await.map_err(|_| LedgerStopped)
     }
 
-    /// Applies an agreed epoch record once (see [`DurableElder::handle_epoch`]); `pool`
-    /// pays out the store payments it carries.
+    /// Applies an agreed epoch record once, after the payments it was closed with (see
+    /// [`DurableElder::handle_epoch`]); `pool` pays out the store payments it carries.
     pub async fn epoch(
         &self,
         record: EpochRecord,
+        payments: Vec<Certificate>,
         pool: AccountId,
     ) -> Result<Result<Digest, LedgerError>, LedgerStopped> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Job::Epoch(Box::new(record), pool, reply)).await.map_err(|_| LedgerStopped)?;
+        self.jobs.send(Job::Epoch(Box::new(record), payments, pool, reply)).await.map_err(|_| LedgerStopped)?;
         answer.await.map_err(|_| LedgerStopped)
     }
 
@@ -157,13 +158,13 @@ fn serve(mut elder: DurableElder<RocksStore>, mut queue: mpsc::Receiver<Job>) {
                 Job::Orders(batch, reply) => orders.push((batch, reply)),
                 Job::Certificates(batch, reply) => certificates.push((batch, reply)),
                 Job::Read(query) => reads.push(query),
-                Job::Epoch(record, pool, reply) => epochs.push((record, pool, reply)),
+                Job::Epoch(record, payments, pool, reply) => epochs.push((record, payments, pool, reply)),
             }
         }
         group_commit(certificates, "certificates", |all| elder.handle_verified_certificates(all));
         group_commit(orders, "orders", |all| elder.handle_verified_orders(all));
-        for (record, pool, reply) in epochs {
-            let _ = reply.send(elder.handle_epoch(&record, &pool));
+        for (record, payments, pool, reply) in epochs {
+            let _ = reply.send(elder.handle_epoch(&record, &pool, &payments));
         }
         for query in reads {
             query(&elder);
