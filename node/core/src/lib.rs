@@ -22,7 +22,11 @@ pub mod section;
 pub mod storage;
 pub mod wire;
 
-pub use log::{admit, session_elders, verify_outcome, Enrolment, EpochOutcome, LogItem, OutcomeError};
+pub use log::{
+    admit, session_elders, verify_outcome, Enrolment, EpochOutcome, LogItem, OutcomeError, LOG_BYTES_PER_ELDER,
+};
 pub use meter::UseMeter;
-pub use section::{AuditSummary, Effect, Input, RecordToApply, RecordsApplied, SectionMachine, SectionSettings};
+pub use section::{
+    AuditSummary, Effect, Input, Proposer, RecordToApply, RecordsApplied, SectionMachine, SectionSettings,
+};
 pub use storage::{BookError, StorageBook};

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 /// Hash context of what elders sign when an epoch closes.
 const OUTCOME_CONTEXT: &str = "acre 2026 epoch outcome v1";
 /// Hash context of a node's request to join or to move its rewards.
-const ENROLMENT_CONTEXT: &str = "acre 2026 enrolment v1";
+const ENROLMENT_CONTEXT: &str = "acre 2026 enrolment v2";
 /// Hash context of a holder's receipt for a chunk it stored.
 const RECEIPT_CONTEXT: &str = "acre 2026 stored chunk v1";
 
@@ -70,26 +70,40 @@ pub struct Enrolment {
     pub node: AccountId,
     /// Its reward address.
     pub reward: AccountId,
-    /// The node's signature over both.
+    /// The epoch open when the node signed it. It counts only in that epoch and the next:
+    /// every enrolment is public in the log, and without this anyone could replay a
+    /// removed node's to bring it back.
+    pub epoch: u64,
+    /// The node's signature over the three.
     pub signature: SignatureBytes,
 }
 
+/// Epochs after the one it names that an enrolment still counts in.
+pub const ENROLMENT_EPOCHS: u64 = 1;
+
 impl Enrolment {
-    /// The request of the node whose key is `key`.
-    pub fn new(key: &SigningKey, reward: AccountId) -> Self {
+    /// The request of the node whose key is `key`, made while `epoch` is open.
+    pub fn new(key: &SigningKey, reward: AccountId, epoch: u64) -> Self {
         let node = AccountId::of(key);
-        Enrolment { node, reward, signature: SignatureBytes::sign(key, &Self::digest(&node, &reward)) }
+        let signature = SignatureBytes::sign(key, &Self::digest(&node, &reward, epoch));
+        Enrolment { node, reward, epoch, signature }
     }
 
-    fn digest(node: &AccountId, reward: &AccountId) -> Digest {
-        Digest::derive(ENROLMENT_CONTEXT, &[node.as_bytes(), reward.as_bytes()])
+    fn digest(node: &AccountId, reward: &AccountId, epoch: u64) -> Digest {
+        Digest::derive(ENROLMENT_CONTEXT, &[node.as_bytes(), reward.as_bytes(), &epoch.to_le_bytes()])
     }
 
     /// Whether the node itself signed it.
     pub fn is_valid(&self) -> bool {
-        self.node.verifying_key().is_some_and(|key| {
-            key.verify_strict(Self::digest(&self.node, &self.reward).as_bytes(), &self.signature.to_dalek()).is_ok()
-        })
+        let digest = Self::digest(&self.node, &self.reward, self.epoch);
+        self.node
+            .verifying_key()
+            .is_some_and(|key| key.verify_strict(digest.as_bytes(), &self.signature.to_dalek()).is_ok())
+    }
+
+    /// Whether it still counts while `open` is the open epoch.
+    pub fn is_fresh(&self, open: u64) -> bool {
+        (self.epoch..=self.epoch.saturating_add(ENROLMENT_EPOCHS)).contains(&open)
     }
 }
 
@@ -130,9 +144,8 @@ pub fn admit(
     state: &SectionState,
 ) -> Option<SectionEvent> {
     match item {
-        LogItem::Enrol(enrolment) => {
-            enrolment.is_valid().then_some(SectionEvent::Join { node: enrolment.node, reward: enrolment.reward })
-        }
+        LogItem::Enrol(enrolment) => (enrolment.is_fresh(state.epoch()) && enrolment.is_valid())
+            .then_some(SectionEvent::Join { node: enrolment.node, reward: enrolment.reward }),
         LogItem::Payment { certificate, chunks } => {
             // Sizes a chunk can have, a bounded list, and at least the lowest price any
             // quote can give (an empty section's): a cheap payment cannot buy a large duty.
@@ -165,6 +178,50 @@ pub fn admit(
         LogItem::Report(report) => (report.elder == *creator).then(|| SectionEvent::Report(report.clone())),
         LogItem::Unresponsive(node) => Some(SectionEvent::Unresponsive { elder: *creator, node: *node }),
         LogItem::App(command) => command.is_valid().then(|| SectionEvent::App(command.clone())),
+    }
+}
+
+/// Bytes of items an elder may have ordered in one session, reports and complaints aside:
+/// with at most 7 elders, an epoch's outcome stays well inside what a follower fetches
+/// (the log protocol's 16 MiB replies) whatever members and outsiders send.
+pub const LOG_BYTES_PER_ELDER: usize = 2 << 20;
+
+/// Counts each session elder's ordered items against [`LOG_BYTES_PER_ELDER`]. The same
+/// order gives the same counts at every elder, so every elder drops the same items; an
+/// elder's own report and complaints are never counted, so no flood it proposes for
+/// others can keep its report out of the log.
+#[derive(Debug, Clone, Default)]
+pub struct LogBudget {
+    spent: BTreeMap<usize, usize>,
+}
+
+impl LogBudget {
+    /// Whether the item `creator` had ordered fits its budget, counting it if so.
+    pub fn admits(&mut self, creator: usize, item: &LogItem) -> bool {
+        if matches!(item, LogItem::Report(_) | LogItem::Unresponsive(_)) {
+            return true;
+        }
+        spend(self.spent.entry(creator).or_default(), item.encoded_len(), LOG_BYTES_PER_ELDER)
+    }
+}
+
+/// Adds `bytes` to `spent` if the total stays within `limit`; whether it did.
+pub(crate) fn spend(spent: &mut usize, bytes: usize, limit: usize) -> bool {
+    match spent.checked_add(bytes).filter(|total| *total <= limit) {
+        Some(total) => {
+            *spent = total;
+            true
+        }
+        None => false,
+    }
+}
+
+impl LogItem {
+    /// Its size on the wire and in the log.
+    pub fn encoded_len(&self) -> usize {
+        // Encoding into a Vec fails only for types postcard cannot encode, which a
+        // LogItem is not; were it to, the item would count as too large to order.
+        postcard::to_allocvec(self).map_or(usize::MAX, |bytes| bytes.len())
     }
 }
 
@@ -265,11 +322,15 @@ pub fn verify_outcome(
     }
     let mut replayed = state.clone();
     let mut closed = None;
-    for (creator, item) in &outcome.log {
+    let mut budget = LogBudget::default();
+    for (index, item) in &outcome.log {
         if closed.is_some() {
             return Err(OutcomeError::Replay);
         }
-        let Some(creator) = elders.get(*creator) else { continue };
+        let Some(creator) = elders.get(*index) else { continue };
+        if !budget.admits(*index, item) {
+            continue;
+        }
         if let Some(event) = admit(item, creator, committee, pool, &replayed) {
             closed = closed_record(replayed.apply(&event));
         }
@@ -333,6 +394,20 @@ mod tests {
         LogItem::Report(EpochReport { elder: AccountId::of(elder), epoch: 1, verdicts, usage: BTreeMap::new() })
     }
 
+    /// `state` after its open epoch `epoch` closed on every elder's report.
+    fn close_empty(state: &SectionState, keys: &[SigningKey], epoch: u64) -> SectionState {
+        let mut next = state.clone();
+        let ids: Vec<AccountId> = keys.iter().map(AccountId::of).collect();
+        for key in keys {
+            let report = EpochReport { elder: AccountId::of(key), epoch, verdicts: Vec::new(), usage: BTreeMap::new() };
+            if closed_record(next.apply(&SectionEvent::Report(report))).is_some() {
+                break;
+            }
+        }
+        assert_eq!(next.epoch(), epoch + 1, "closed by {} reports", ids.len());
+        next
+    }
+
     /// Applies ordered items as a live elder does, up to the item that closes the epoch;
     /// returns the outcome (signed by `signers`) and the state after it.
     fn live(
@@ -380,9 +455,17 @@ mod tests {
         );
         assert!(admit(&forged, &AccountId::of(&keys[0]), &committee, &pool, &state).is_some());
         let joiner = SigningKey::from_bytes(&[50; 32]);
-        let mut enrolment = Enrolment::new(&joiner, AccountId::of(&keys[0]));
+        let mut enrolment = Enrolment::new(&joiner, AccountId::of(&keys[0]), state.epoch());
         assert!(
             admit(&LogItem::Enrol(enrolment.clone()), &AccountId::of(&keys[2]), &committee, &pool, &state).is_some()
+        );
+        let mut later = state.clone();
+        for epoch in state.epoch()..=state.epoch() + ENROLMENT_EPOCHS {
+            later = close_empty(&later, &keys, epoch);
+        }
+        assert!(
+            admit(&LogItem::Enrol(enrolment.clone()), &AccountId::of(&keys[2]), &committee, &pool, &later).is_none(),
+            "an old enrolment replayed (a removed node's, public in the log) counts for nothing"
         );
         enrolment.reward = AccountId::of(&keys[1]);
         assert!(
@@ -411,7 +494,10 @@ mod tests {
             (index_of(&state, &keys[1]), report(&keys[1], &[ids[2], ids[0]])),
             (index_of(&state, &keys[2]), report(&keys[2], &[ids[1], ids[0]])),
             (index_of(&state, byzantine), report(byzantine, &[AccountId::of(&idle), ids[1]])),
-            (index_of(&state, &keys[0]), LogItem::Enrol(Enrolment::new(&joiner, AccountId::of(&joiner)))),
+            (
+                index_of(&state, &keys[0]),
+                LogItem::Enrol(Enrolment::new(&joiner, AccountId::of(&joiner), state.epoch())),
+            ),
             (index_of(&state, &keys[1]), LogItem::Unresponsive(ids[3])),
         ];
         let mut closes = 0;

@@ -35,12 +35,23 @@ use acre_ledger::{
 use acre_proofs::placement::node_name;
 use ed25519_dalek::SigningKey;
 
-use crate::log::{admit, closed_record, session_elders, verify_outcome, Enrolment, EpochOutcome, LogItem};
+use crate::log::{
+    admit, closed_record, session_elders, spend, verify_outcome, Enrolment, EpochOutcome, LogBudget, LogItem,
+    LOG_BYTES_PER_ELDER,
+};
 use crate::meter::UseMeter;
 
-/// Items an elder keeps proposing at most; beyond, new ones are refused until some are
-/// ordered (a flood of enrolments cannot grow it without bound).
+/// Items an elder keeps proposing for others at most; beyond, new ones are refused until
+/// some are ordered. Its own report and complaints are kept whatever the count.
 pub const MAX_PROPOSED: usize = 10_000;
+/// Bytes of items one member may have this elder propose per epoch. Uploads through a
+/// member's API bring one payment per file and one stored-chunk item per chunk (about
+/// 400 bytes), so this is some 2,500 chunks an epoch through each member's API.
+pub const MEMBER_PROPOSAL_BYTES: usize = 1 << 20;
+/// Enrolments this elder proposes for nodes outside the section per epoch: the section
+/// admits one join per epoch, so a few candidates are plenty, and fresh keys, which cost
+/// nothing, cannot fill the log.
+pub const OUTSIDER_ENROLMENTS: usize = 8;
 /// Signatures kept per epoch this node has not closed yet: enough for any elder set, and
 /// a flood of them from one member cannot grow it.
 const EARLY_SIGNATURES: usize = 64;
@@ -110,7 +121,12 @@ pub enum Input {
         signature: SignatureBytes,
     },
     /// Something a peer or the storage service asks this elder to propose.
-    Propose(LogItem),
+    Propose {
+        /// Who asks, as the shell authenticated it: the budget it is counted against.
+        from: Proposer,
+        /// The item.
+        item: LogItem,
+    },
     /// A member attests one read through an app.
     Metered {
         /// The attesting member.
@@ -164,6 +180,19 @@ impl RecordToApply {
             .collect();
         RecordToApply { record, payments }
     }
+}
+
+/// Who asks an elder to propose an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Proposer {
+    /// This node's own services: its API's payments (each paid to the pool) and the
+    /// receipts its uploads gathered.
+    Local,
+    /// A member, within [`MEMBER_PROPOSAL_BYTES`] an epoch.
+    Member(AccountId),
+    /// A node outside the section: only its own enrolment, within
+    /// [`OUTSIDER_ENROLMENTS`] an epoch in all.
+    Outsider(AccountId),
 }
 
 /// What became of records handed to the ledger.
@@ -278,6 +307,21 @@ struct Session {
     /// The state as the session's items so far leave it.
     working: SectionState,
     log: Vec<(usize, LogItem)>,
+    /// Every elder's ordered bytes, against [`LOG_BYTES_PER_ELDER`].
+    budget: LogBudget,
+    /// Bytes of this elder's own budgeted proposals handed to the session.
+    offered: usize,
+}
+
+impl Session {
+    /// Whether this elder may hand `item` to the session within its share of the log,
+    /// counting it if so: what does not fit waits for the next session.
+    fn offer(&mut self, item: &LogItem) -> bool {
+        if matches!(item, LogItem::Report(_) | LogItem::Unresponsive(_)) {
+            return true;
+        }
+        spend(&mut self.offered, item.encoded_len(), LOG_BYTES_PER_ELDER)
+    }
 }
 
 /// Why the machine asked for the audits.
@@ -335,6 +379,10 @@ pub struct SectionMachine {
     recent: BTreeMap<u64, Closed>,
     last_enrolment: Option<Duration>,
     meter: UseMeter,
+    /// Bytes each member had this elder propose in the open epoch.
+    member_bytes: BTreeMap<AccountId, usize>,
+    /// Outsiders whose enrolments this elder took in the open epoch.
+    outsiders: BTreeSet<AccountId>,
 }
 
 impl SectionMachine {
@@ -386,6 +434,8 @@ impl SectionMachine {
             recent: BTreeMap::new(),
             last_enrolment: None,
             meter: UseMeter::resuming(usage),
+            member_bytes: BTreeMap::new(),
+            outsiders: BTreeSet::new(),
         };
         for outcome in recent {
             machine.remember(outcome);
@@ -450,9 +500,9 @@ impl SectionMachine {
                 }
             }
             Input::Signature { signer, epoch, signature } => self.signature(signer, epoch, signature, &mut effects),
-            Input::Propose(item) => {
+            Input::Propose { from, item } => {
                 // Kept even between sessions: the next one carries it.
-                if session_elders(&self.state).contains(&self.me) {
+                if session_elders(&self.state).contains(&self.me) && self.within_budget(from, &item) {
                     self.propose(item, &mut effects);
                 }
             }
@@ -538,17 +588,44 @@ impl SectionMachine {
             return;
         }
         tracing::info!(epoch, elders = elders.len(), "section log session started");
-        effects.push(Effect::StartSession { epoch, elders: elders.clone(), proposals: self.proposed.clone() });
-        self.session = Some(Session { epoch, elders, working: self.state.clone(), log: Vec::new() });
+        let mut session = Session {
+            epoch,
+            elders: elders.clone(),
+            working: self.state.clone(),
+            log: Vec::new(),
+            budget: LogBudget::default(),
+            offered: 0,
+        };
+        let proposals = self.proposed.iter().filter(|item| session.offer(item)).cloned().collect();
+        effects.push(Effect::StartSession { epoch, elders, proposals });
+        self.session = Some(session);
     }
 
-    /// Puts an item into this elder's next units, and remembers it so a session that ends
-    /// before ordering it does not lose it.
+    /// Whether `from` may still have this elder propose `item` in the open epoch, counting
+    /// it if so.
+    fn within_budget(&mut self, from: Proposer, item: &LogItem) -> bool {
+        match from {
+            Proposer::Local => true,
+            Proposer::Member(member) => {
+                spend(self.member_bytes.entry(member).or_default(), item.encoded_len(), MEMBER_PROPOSAL_BYTES)
+            }
+            // A node outside asks only to join, itself, once an epoch, among a few.
+            Proposer::Outsider(node) => {
+                let own_enrolment = matches!(item, LogItem::Enrol(enrolment) if enrolment.node == node);
+                own_enrolment && self.outsiders.len() < OUTSIDER_ENROLMENTS && self.outsiders.insert(node)
+            }
+        }
+    }
+
+    /// Puts an item into this elder's next units as far as its share of the session's log
+    /// allows, and remembers it so a session that ends before ordering it does not lose
+    /// it. Its own report and complaints are always kept.
     fn propose(&mut self, item: LogItem, effects: &mut Vec<Effect>) {
-        if self.proposed.contains(&item) || self.proposed.len() >= MAX_PROPOSED {
+        let own = matches!(item, LogItem::Report(_) | LogItem::Unresponsive(_));
+        if self.proposed.contains(&item) || (!own && self.proposed.len() >= MAX_PROPOSED) {
             return;
         }
-        if self.session.is_some() {
+        if self.session.as_mut().is_some_and(|session| session.offer(&item)) {
             effects.push(Effect::ToSession(item.clone()));
         }
         self.proposed.push(item);
@@ -557,6 +634,11 @@ impl SectionMachine {
     fn ordered(&mut self, epoch: u64, creator: usize, item: LogItem, effects: &mut Vec<Effect>) {
         let Some(session) = self.session.as_mut().filter(|session| session.epoch == epoch) else { return };
         let Some(proposer) = session.elders.get(creator).copied() else { return };
+        // Beyond its elder's share of the log an item counts for nothing; one of this
+        // elder's own stays proposed for the next session.
+        if !session.budget.admits(creator, &item) {
+            return;
+        }
         if proposer == self.me {
             self.proposed.retain(|proposed| *proposed != item);
         }
@@ -652,6 +734,8 @@ impl SectionMachine {
         effects.push(self.membership());
         // Reports for the closed epoch are moot; everything else is proposed again.
         self.proposed.retain(|item| !matches!(item, LogItem::Report(_)));
+        self.member_bytes.clear();
+        self.outsiders.clear();
         self.apply_records(effects);
         self.start_session(effects);
         if std::mem::take(&mut self.catching_up) {
@@ -810,7 +894,7 @@ impl SectionMachine {
             return;
         }
         self.last_enrolment = Some(self.now);
-        let item = LogItem::Enrol(Enrolment::new(&self.signer, wanted));
+        let item = LogItem::Enrol(Enrolment::new(&self.signer, wanted, self.current().epoch()));
         if self.session.is_some() {
             self.propose(item, effects);
         } else {
@@ -832,6 +916,9 @@ mod tests {
     use super::*;
     use acre_ledger::economics::pool_account;
     use acre_ledger::Amount;
+    use acre_proofs::ChunkAddress;
+
+    use crate::log::{StoreReceipt, StoredChunk};
 
     const EPOCH: Duration = Duration::from_secs(10);
 
@@ -958,6 +1045,79 @@ mod tests {
             Effect::Persist { outcome, .. } => Some((**outcome).clone()),
             _ => None,
         })
+    }
+
+    fn enrolment_of(seed: u32, epoch: u64) -> (AccountId, LogItem) {
+        let mut bytes = [7u8; 32];
+        bytes[..4].copy_from_slice(&seed.to_le_bytes());
+        let key = SigningKey::from_bytes(&bytes);
+        (AccountId::of(&key), LogItem::Enrol(Enrolment::new(&key, AccountId::of(&key), epoch)))
+    }
+
+    /// Fresh keys cost nothing: a flood of enrolments from outside, and one member sending
+    /// more than its share, leave the elder proposing a bounded amount, and its own report
+    /// goes into the session whatever was queued before it.
+    #[test]
+    fn floods_of_proposals_are_bounded_per_proposer_and_never_crowd_out_the_report() {
+        let mut machines = section(&keys(4), &[]);
+        for seed in 0..1_000 {
+            let (node, item) = enrolment_of(seed, 1);
+            machines[0].handle(Input::Propose { from: Proposer::Outsider(node), item });
+        }
+        assert_eq!(machines[0].proposed().len(), OUTSIDER_ENROLMENTS, "a few candidates an epoch");
+        let (_, someone_else) = enrolment_of(5_000, 1);
+        let outsider = AccountId::of(&SigningKey::from_bytes(&[9; 32]));
+        machines[0].handle(Input::Propose { from: Proposer::Outsider(outsider), item: someone_else });
+        assert_eq!(machines[0].proposed().len(), OUTSIDER_ENROLMENTS, "an outsider proposes only its own enrolment");
+
+        let member = machines[1].me();
+        let mut taken = 0;
+        for seed in 10_000..20_000 {
+            let (_, item) = enrolment_of(seed, 1);
+            let before = machines[0].proposed().len();
+            machines[0].handle(Input::Propose { from: Proposer::Member(member), item });
+            taken += machines[0].proposed().len() - before;
+        }
+        let (_, sample) = enrolment_of(0, 1);
+        assert_eq!(taken, MEMBER_PROPOSAL_BYTES / sample.encoded_len(), "one member's share of an epoch");
+
+        let effects = tick(&mut machines, 0, EPOCH);
+        assert!(
+            proposals(&effects).iter().any(|item| matches!(item, LogItem::Report(_))),
+            "the report goes to the session at once"
+        );
+    }
+
+    /// However much an elder has ordered, only its share counts, identically at every
+    /// elder, and its report still closes the epoch; what an elder's own share left out is
+    /// proposed again in the next session.
+    #[test]
+    fn an_elders_ordered_items_count_only_up_to_its_share_of_the_log() {
+        let mut machines = section(&keys(4), &[]);
+        // Large items (unsigned receipts: the budget counts bytes before anything is checked).
+        let bulky = |seed: u32| {
+            let mut chunk = [0u8; 32];
+            chunk[..4].copy_from_slice(&seed.to_le_bytes());
+            let receipt = StoreReceipt { holder: machines[1].me(), signature: SignatureBytes([1; 64]) };
+            LogItem::Stored(StoredChunk { chunk: ChunkAddress(chunk), size: 1, receipts: vec![receipt; 400] })
+        };
+        let share = LOG_BYTES_PER_ELDER / bulky(0).encoded_len();
+        let position = session_elders(machines[0].state()).iter().position(|e| *e == machines[0].me()).expect("elder");
+        let flood: Vec<(usize, LogItem)> = (0..share as u32 + 3).map(|seed| (position, bulky(seed))).collect();
+        for (_, item) in &flood {
+            machines[0].handle(Input::Propose { from: Proposer::Local, item: item.clone() });
+        }
+        let items = reports(&mut machines);
+        let mut ordered = flood.clone();
+        ordered.extend(items);
+        let per_machine = order(&mut machines, 1, &ordered);
+        let outcome = persisted(&per_machine[0]).expect("the reports close the epoch");
+        let kept = outcome.log.iter().filter(|(_, item)| matches!(item, LogItem::Stored(_))).count();
+        assert_eq!(kept, share, "the log keeps the elder's share and no more");
+        for effects in &per_machine[1..] {
+            assert_eq!(persisted(effects).map(|o| o.state_hash), Some(outcome.state_hash), "one state everywhere");
+        }
+        assert_eq!(machines[0].proposed().len(), 3, "what did not fit waits for the next session");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use acre_core::{Effect, Input, LogItem, RecordToApply, RecordsApplied, SectionMachine};
+use acre_core::{Effect, Input, LogItem, Proposer, RecordToApply, RecordsApplied, SectionMachine};
 use acre_ledger::section_state::SectionState;
 use acre_ledger::store::Store;
 use acre_ledger::{AccountId, Certificate, Digest, DurableElder, LedgerError};
@@ -395,7 +395,24 @@ impl Simulation {
         }
         let me = Endpoint::Node(node);
         match (message, from) {
-            (Message::Propose(item), _) => self.feed(node, Input::Propose(item)),
+            // A wallet's payment comes as through the node's own API; a node's as from a
+            // member, or from outside the section.
+            (Message::Propose(item), from) => {
+                let from = match from {
+                    Endpoint::Wallet(_) => Proposer::Local,
+                    Endpoint::Node(peer) => {
+                        let id = self.ids[peer];
+                        let member =
+                            self.nodes[node].running().is_some_and(|r| r.machine.current().members().contains_key(&id));
+                        if member {
+                            Proposer::Member(id)
+                        } else {
+                            Proposer::Outsider(id)
+                        }
+                    }
+                };
+                self.feed(node, Input::Propose { from, item })
+            }
             (Message::Signature { epoch, signature }, Endpoint::Node(signer)) => {
                 let signer = self.ids[signer];
                 self.feed(node, Input::Signature { signer, epoch, signature });

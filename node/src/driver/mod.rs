@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use acre_core::section::{Effect, Input, RecordToApply, RecordsApplied, SectionMachine, SectionSettings};
+use acre_core::section::{Effect, Input, Proposer, RecordToApply, RecordsApplied, SectionMachine, SectionSettings};
 use acre_core::{EpochOutcome, LogItem};
 use acre_ledger::economics::pool_account;
 use acre_ledger::section_state::SectionState;
@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use crate::blocking::blocking;
 use crate::config::{read_json_or_empty, write_atomically};
 use crate::section::Section;
-use crate::transport::peer_id_of;
+use crate::transport::{account_of_peer, peer_id_of};
 use acre_core::section::AuditSummary;
 use acre_core::wire::{Log, LogReply, LogRequest};
 use engine::{FrameNetwork, LogSession, Ordered, OUTBOUND_FRAMES};
@@ -102,8 +102,13 @@ pub enum Inbound {
         /// The signature.
         signature: SignatureBytes,
     },
-    /// Something to propose to the log.
-    Propose(LogItem),
+    /// Something to propose to the log, from a peer or (`None`) from this node's services.
+    Propose {
+        /// The asking peer.
+        from: Option<PeerId>,
+        /// The item.
+        item: LogItem,
+    },
     /// A member attests one read through an app.
     Metered {
         /// The attesting member.
@@ -186,7 +191,7 @@ impl Farming {
                 if !proves_itself {
                     return LogReply::Refused("only items that prove themselves are proposed for a peer".into());
                 }
-                self.deliver(Inbound::Propose(*item));
+                self.deliver(Inbound::Propose { from: Some(peer), item: *item });
             }
         }
         LogReply::Done
@@ -385,7 +390,16 @@ impl Driver {
                 Some(Input::Signature { signer, epoch, signature })
             }
             Inbound::Metered { from, app, use_id } => Some(Input::Metered { from, app, use_id }),
-            Inbound::Propose(item) => Some(Input::Propose(item)),
+            Inbound::Propose { from, item } => {
+                let from = match from {
+                    None => Proposer::Local,
+                    Some(peer) => match self.member_of_peer(&peer) {
+                        Some(member) => Proposer::Member(member),
+                        None => Proposer::Outsider(account_of_peer(&peer)?),
+                    },
+                };
+                Some(Input::Propose { from, item })
+            }
         }
     }
 

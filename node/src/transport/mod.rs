@@ -239,6 +239,18 @@ pub fn peer_id_of(account: &AccountId) -> Option<PeerId> {
     Some(identity::PublicKey::from(key).to_peer_id())
 }
 
+/// The account whose key a peer id was made from, if it was made from an ed25519 key
+/// (as every node's is): what a connection authenticates a peer outside the section as.
+pub fn account_of_peer(peer: &PeerId) -> Option<AccountId> {
+    let multihash = peer.as_ref();
+    // Ed25519 peer ids inline the key itself, under the identity hash (code 0).
+    if multihash.code() != 0 {
+        return None;
+    }
+    let key = identity::PublicKey::try_decode_protobuf(multihash.digest()).ok()?.try_into_ed25519().ok()?;
+    Some(AccountId(key.to_bytes()))
+}
+
 /// The libp2p identity of a node key.
 pub fn identity_of(key: &ed25519_dalek::SigningKey) -> Result<identity::Keypair, identity::DecodingError> {
     identity::Keypair::ed25519_from_bytes(key.to_bytes())
