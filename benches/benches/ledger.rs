@@ -36,7 +36,7 @@ fn elder(c: &mut Criterion) {
     elder
         .genesis(vec![Allocation { account: AccountId::of(&alice), amount: Amount::from_credits(1).expect("amount") }])
         .expect("genesis");
-    let order = order_from(&alice, &bob, 1, 0);
+    let order = order_from(&elder.state().network(), &alice, &bob, 1, 0);
     let state = elder.state().clone();
     let mut group = c.benchmark_group("elder");
     group.throughput(Throughput::Elements(1));

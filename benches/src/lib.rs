@@ -103,7 +103,8 @@ pub fn committee_transfers(size: usize, accounts: u64, group: usize) -> Result<f
     let amount = Amount::from_credits(100).unwrap_or(Amount::MAX);
     committee.genesis(&clients.iter().map(|k| Allocation { account: AccountId::of(k), amount }).collect::<Vec<_>>());
     let sink = key(5, 0);
-    let orders: Vec<SignedOrder> = clients.iter().map(|k| order_from(k, &sink, 1_000, 0)).collect();
+    let network = committee.network();
+    let orders: Vec<SignedOrder> = clients.iter().map(|k| order_from(&network, k, &sink, 1_000, 0)).collect();
     let start = Instant::now();
     let mut certified = 0;
     for chunk in orders.chunks(group) {
@@ -234,9 +235,10 @@ fn vote_commit(samples: usize) -> Result<Duration> {
     let amount = Amount::from_credits(1)?;
     elder.genesis(senders.iter().map(|k| Allocation { account: AccountId::of(k), amount }).collect())?;
     let sink = key(94, 0);
+    let network = elder.state().network();
     let mut times = Vec::with_capacity(samples);
     for sender in &senders {
-        let order = order_from(sender, &sink, 1_000, 0);
+        let order = order_from(&network, sender, &sink, 1_000, 0);
         let started = Instant::now();
         let votes = elder.handle_orders(std::slice::from_ref(&order));
         times.push(started.elapsed());

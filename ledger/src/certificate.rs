@@ -141,8 +141,8 @@ impl Committee {
         Ok(Committee { elders })
     }
 
-    /// The section's identity, to which hidden orders' range proofs are bound: a hash of
-    /// its elders, so a proof made for one section fails in every other.
+    /// The committee's identity, a hash of its elders: one half of the network's
+    /// ([`crate::network_id`]), to which orders and hidden orders' range proofs are bound.
     pub fn id(&self) -> Digest {
         let members: Vec<&[u8]> = self.elders.keys().map(|id| id.0.as_slice()).collect();
         Digest::derive(COMMITTEE_CONTEXT, &members)

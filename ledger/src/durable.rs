@@ -338,11 +338,11 @@ mod tests {
     #[test]
     fn checking_signatures_elsewhere_decides_exactly_as_checking_them_here() {
         let (mut elder, [alice, bob, carol]) = funded_elder(62);
-        let to_bob = order_from(&alice, &bob, 10, 0);
-        let mut forged = order_from(&alice, &carol, 10, 0);
+        let network = elder.state().network();
+        let to_bob = order_from(&network, &alice, &bob, 10, 0);
+        let mut forged = order_from(&network, &alice, &carol, 10, 0);
         forged.order.amount = Amount::from_nanos(90).expect("amount");
-        let rival = order_from(&alice, &carol, 10, 0);
-        let network = elder.state().committee().id();
+        let rival = order_from(&network, &alice, &carol, 10, 0);
         let checked = [forged, to_bob.clone(), rival].into_iter().map(|o| o.into_verified(&network)).collect();
         let answers = elder.handle_verified_orders(checked);
         assert!(matches!(answers[0], Err(LedgerError::InvalidSignature)), "{answers:?}");
@@ -354,7 +354,7 @@ mod tests {
             order: to_bob.order.clone(),
             votes: vec![crate::ElderSignature { elder: vote.elder, signature: vote.signature }],
         };
-        let bad = Certificate { order: order_from(&alice, &carol, 10, 0).order, ..certificate.clone() };
+        let bad = Certificate { order: order_from(&network, &alice, &carol, 10, 0).order, ..certificate.clone() };
         let verified = elder.state().committee().verify_all(vec![bad, certificate]);
         let confirmations = elder.handle_verified_certificates(verified);
         assert!(matches!(confirmations[0], Err(LedgerError::InvalidVote { .. })), "{confirmations:?}");
@@ -365,8 +365,9 @@ mod tests {
     #[test]
     fn a_full_disk_releases_no_vote_and_leaves_no_lock_in_memory() {
         let (mut elder, [alice, bob, carol]) = funded_elder(60);
+        let network = elder.state().network();
         elder.store.full = true;
-        let to_bob = order_from(&alice, &bob, 10, 0);
+        let to_bob = order_from(&network, &alice, &bob, 10, 0);
         assert!(matches!(elder.handle_order(&to_bob), Err(LedgerError::Storage { .. })));
         let grouped = elder.handle_orders(std::slice::from_ref(&to_bob));
         assert!(matches!(grouped[..], [Err(LedgerError::Storage { .. })]));
@@ -374,7 +375,7 @@ mod tests {
 
         // Space is back: the owner may still choose another order, since no vote left.
         elder.store.full = false;
-        let to_carol = order_from(&alice, &carol, 10, 0);
+        let to_carol = order_from(&network, &alice, &carol, 10, 0);
         let vote = elder.handle_order(&to_carol).expect("vote");
         assert_eq!(elder.store().durable.lock(&AccountId::of(&alice), 0).expect("read").map(|l| l.vote), Some(vote));
     }
@@ -382,8 +383,9 @@ mod tests {
     #[test]
     fn after_a_failed_sync_no_answer_rests_on_an_unsynced_lock() {
         let (mut elder, [alice, bob, carol]) = funded_elder(61);
-        let to_bob = order_from(&alice, &bob, 10, 0);
-        let rival = order_from(&alice, &carol, 10, 0);
+        let network = elder.state().network();
+        let to_bob = order_from(&network, &alice, &bob, 10, 0);
+        let rival = order_from(&network, &alice, &carol, 10, 0);
         elder.store.failing_syncs = 1;
         let answers = elder.handle_orders(&[to_bob.clone(), rival]);
         assert!(answers.iter().all(|a| matches!(a, Err(LedgerError::Storage { .. }))), "{answers:?}");
@@ -398,8 +400,9 @@ mod tests {
     #[test]
     fn an_elder_that_cannot_sync_refuses_everything() {
         let (mut elder, [alice, bob, _]) = funded_elder(62);
+        let network = elder.state().network();
         elder.store.failing_syncs = 2;
-        let order = order_from(&alice, &bob, 10, 0);
+        let order = order_from(&network, &alice, &bob, 10, 0);
         assert!(matches!(elder.handle_orders(std::slice::from_ref(&order))[..], [Err(LedgerError::Storage { .. })]));
         assert!(matches!(elder.handle_order(&order), Err(LedgerError::Storage { .. })));
         assert!(elder.store().durable.lock(&AccountId::of(&alice), 0).expect("read").is_none());

@@ -199,6 +199,7 @@ mod tests {
         let (a, b, c) = (([1; 32], 10), ([2; 32], 20), ([3; 32], 30));
         let price = Amount::from_nanos(1_000).expect("amount");
         let order = |to: AccountId, nanos: u64, memo: String| TransferOrder {
+            network: crate::Digest::default(),
             from: AccountId([9; 32]),
             to,
             amount: Amount::from_nanos(nanos).expect("amount"),

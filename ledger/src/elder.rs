@@ -173,6 +173,8 @@ pub struct ElderState {
     signer: SigningKey,
     accounts: HashMap<AccountId, Account>,
     genesis: Option<GenesisRecord>,
+    /// The network's identity: the committee's and the genesis's ([`crate::network_id`]).
+    network: Digest,
     /// Applied epoch records' ids, by epoch.
     epochs: BTreeMap<u64, Digest>,
     /// Credits minted by applied epoch records.
@@ -185,6 +187,7 @@ impl ElderState {
     /// An elder with an empty ledger.
     pub fn new(committee: Committee, signer: SigningKey) -> Self {
         ElderState {
+            network: crate::network_id(&committee, &[]),
             committee,
             signer,
             accounts: HashMap::new(),
@@ -198,7 +201,9 @@ impl ElderState {
     /// Rebuilds the elder from what its store holds: exactly what it acknowledged.
     pub fn recover(committee: Committee, signer: SigningKey, store: &impl Store) -> Result<Self, StoreError> {
         let mut elder = ElderState::new(committee, signer);
-        elder.genesis = store.genesis()?;
+        if let Some(genesis) = store.genesis()? {
+            elder.note_genesis(genesis);
+        }
         for record in store.epochs()? {
             elder.note_epoch(&record);
         }
@@ -221,6 +226,26 @@ impl ElderState {
     /// The key this elder votes with.
     pub(crate) fn signer(&self) -> &SigningKey {
         &self.signer
+    }
+
+    /// The network this elder's ledger belongs to, which every order must name: its
+    /// genesis hash ([`crate::network_id`]), known from the start for a network that
+    /// starts unfunded and from its genesis record for one that does not.
+    pub fn network(&self) -> Digest {
+        self.network
+    }
+
+    fn note_genesis(&mut self, record: GenesisRecord) {
+        self.network = crate::network_id(&self.committee, &record.allocations);
+        self.genesis = Some(record);
+    }
+
+    /// Refuses an order for another network.
+    fn check_network(&self, order: &crate::TransferOrder) -> Result<(), LedgerError> {
+        if order.network == self.network {
+            return Ok(());
+        }
+        Err(LedgerError::WrongNetwork { expected: self.network, got: order.network })
     }
 
     /// The committee whose certificates this elder accepts.
@@ -293,11 +318,12 @@ impl ElderState {
     fn decide_order(&self, signed: &SignedOrder, check_signature: bool) -> Result<Effects<Vote>, LedgerError> {
         let order = &signed.order;
         order.check_well_formed()?;
+        self.check_network(order)?;
         let sender = self.accounts.get(&order.from).ok_or(LedgerError::UnknownAccount { account: order.from })?;
         let key = sender.key.ok_or(LedgerError::InvalidAccount { account: order.from })?;
         if check_signature {
             signed.verify_with(&key)?;
-            order.check_hidden(&self.committee.id())?;
+            order.check_hidden(&self.network)?;
         }
         self.check_recipient(&order.to)?;
         if order.sequence != sender.state.next_sequence {
@@ -329,6 +355,7 @@ impl ElderState {
     pub fn handle_verified_certificate(&self, certificate: &Certificate) -> Result<Effects<Confirmation>, LedgerError> {
         let order = &certificate.order;
         order.check_well_formed()?;
+        self.check_network(order)?;
         let id = certificate.id();
         let answer = Confirmation { certificate: id, from: order.from, sequence: order.sequence };
         // A certified sender unknown here was funded by certificates not applied here yet.
@@ -555,7 +582,7 @@ impl ElderState {
                         self.state_sum.remove(Leaf::Incoming(id, &credit));
                     }
                 }
-                Write::Genesis(record) => self.genesis = Some(record.clone()),
+                Write::Genesis(record) => self.note_genesis(record.clone()),
                 Write::Epoch(record) => self.note_epoch(record),
                 Write::Certificate(_) | Write::History(..) => {}
             }

@@ -148,6 +148,15 @@ pub enum LedgerError {
         /// The certificate that made the credit.
         certificate: Digest,
     },
+    /// The order names another network: signed for one network, it is never valid on
+    /// another where the same key holds credits.
+    #[error("the order is for network {got}, not this one ({expected})")]
+    WrongNetwork {
+        /// This network's identity.
+        expected: Digest,
+        /// The order's.
+        got: Digest,
+    },
     /// The durable store failed; nothing was acknowledged.
     #[error("storage failed: {message}")]
     Storage {
@@ -184,6 +193,7 @@ impl LedgerError {
             LedgerError::InvalidRangeProof => "invalid_range_proof",
             LedgerError::HiddenMismatch => "hidden_mismatch",
             LedgerError::UnknownIncoming { .. } => "unknown_incoming",
+            LedgerError::WrongNetwork { .. } => "wrong_network",
             LedgerError::Storage { .. } => "storage",
         }
     }

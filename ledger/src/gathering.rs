@@ -109,7 +109,7 @@ mod tests {
         let elders = keys::<4>(40).to_vec();
         let committee = Committee::new(elders.iter().map(AccountId::of)).expect("committee");
         let [alice, bob] = keys::<2>(41);
-        (elders, committee, order_from(&alice, &bob, 5, 0).order)
+        (elders, committee, order_from(&Digest::default(), &alice, &bob, 5, 0).order)
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Acre's ledger: what every elder of a section keeps, as a pure state machine.
 //!
-//! An account's owner signs a [`TransferOrder`]. Each elder checks it and votes
+//! An account's owner signs a [`TransferOrder`] for one network ([`network_id`]: the
+//! genesis hash, so an order never replays on another network). Each elder checks it and votes
 //! ([`ElderState::handle_order`]), first making its vote lock durable; a quorum of votes
 //! is a [`Certificate`] and the transfer is final. Any holder of the certificate hands it
 //! to the elders, who apply it ([`ElderState::handle_certificate`]). No total order is
@@ -29,6 +30,7 @@
 //! }
 //!
 //! let order = TransferOrder {
+//!     network: network_id(&committee, &funds),
 //!     from: AccountId::of(&alice), to: bob, amount: "12.5".parse()?,
 //!     sequence: 0, app: None, memo: String::new(), hidden: None,
 //! }
@@ -80,5 +82,6 @@ pub use gathering::{ElderAnswer, GatherError, Gathering};
 pub use ids::{AccountId, AppId, Digest, EncodeError, IdError, SignatureBytes, ACCOUNT_HRP};
 pub use order::{SignedOrder, TransferOrder, VerifiedOrder, MAX_MEMO_BYTES};
 pub use record::{
-    AccountState, Allocation, Change, Confirmation, Effects, GenesisRecord, HistoryEntry, Lock, Write, WriteBatch,
+    network_id, AccountState, Allocation, Change, Confirmation, Effects, GenesisRecord, HistoryEntry, Lock, Write,
+    WriteBatch,
 };

@@ -10,7 +10,7 @@ use crate::{AccountId, Amount, AppId, Digest, LedgerError, SignatureBytes};
 pub const MAX_MEMO_BYTES: usize = 256;
 
 /// Hash context of order digests; a certificate's id is its order's digest.
-const ORDER_CONTEXT: &str = "acre 2026 transfer order v1";
+const ORDER_CONTEXT: &str = "acre 2026 transfer order v2";
 /// Hash context of a hidden order's statement: what its range proof is bound to.
 const STATEMENT_CONTEXT: &str = "acre 2026 confidential statement v1";
 
@@ -19,6 +19,9 @@ const STATEMENT_CONTEXT: &str = "acre 2026 confidential statement v1";
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TransferOrder {
+    /// The network it is for ([`crate::network_id`]): an order signed for one network is
+    /// refused on every other, even where the same key holds credits.
+    pub network: Digest,
     /// The paying account, whose key signs.
     pub from: AccountId,
     /// The receiving account.
@@ -64,12 +67,13 @@ impl TransferOrder {
         Digest::derive(ORDER_CONTEXT, &parts)
     }
 
-    fn public_fields(&self) -> [Vec<u8>; 8] {
+    fn public_fields(&self) -> [Vec<u8>; 9] {
         let (app_flag, app) = match &self.app {
             Some(app) => (1u8, app.0),
             None => (0u8, [0u8; 32]),
         };
         [
+            self.network.0.to_vec(),
             self.from.0.to_vec(),
             self.to.0.to_vec(),
             self.amount.nanos().to_le_bytes().to_vec(),
@@ -112,8 +116,8 @@ impl TransferOrder {
         Ok(())
     }
 
-    /// The stateless checks of a hidden order, range proof included, for the section
-    /// whose identity is `network` ([`crate::Committee::id`]). A public order passes.
+    /// The stateless checks of a hidden order, range proof included, for the network
+    /// whose identity is `network` ([`crate::network_id`]). A public order passes.
     pub fn check_hidden(&self, network: &Digest) -> Result<(), LedgerError> {
         match &self.hidden {
             Some(hidden) => Ok(hidden.check(network, &self.statement(), self.amount, &self.from, &self.to)?),

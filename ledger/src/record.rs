@@ -139,13 +139,28 @@ pub struct GenesisRecord {
 impl GenesisRecord {
     /// The record's id, named by its accounts' genesis history entries.
     pub fn id(&self) -> Digest {
-        let mut bytes = Vec::with_capacity(self.allocations.len() * 40);
-        for allocation in &self.allocations {
-            bytes.extend_from_slice(&allocation.account.0);
-            bytes.extend_from_slice(&allocation.amount.nanos().to_le_bytes());
-        }
-        Digest::derive(GENESIS_CONTEXT, &[&bytes])
+        allocations_digest(&self.allocations)
     }
+}
+
+fn allocations_digest(allocations: &[Allocation]) -> Digest {
+    let mut bytes = Vec::with_capacity(allocations.len() * 40);
+    for allocation in allocations {
+        bytes.extend_from_slice(&allocation.account.0);
+        bytes.extend_from_slice(&allocation.amount.nanos().to_le_bytes());
+    }
+    Digest::derive(GENESIS_CONTEXT, &[&bytes])
+}
+
+/// Hash context of a network's identity.
+const NETWORK_CONTEXT: &str = "acre 2026 network v1";
+
+/// A network's identity, its genesis hash: the committee that certifies its transfers and
+/// the credits its genesis created (none for a network that starts unfunded). Every
+/// order names it, so nothing signed for one network is valid on another.
+pub fn network_id(committee: &crate::Committee, allocations: &[Allocation]) -> Digest {
+    let genesis = allocations_digest(allocations);
+    Digest::derive(NETWORK_CONTEXT, &[committee.id().as_bytes(), genesis.as_bytes()])
 }
 
 /// One durable change.

@@ -2,7 +2,7 @@
 
 use ed25519_dalek::SigningKey;
 
-use crate::{AccountId, Amount, SignedOrder, TransferOrder};
+use crate::{AccountId, Amount, Digest, SignedOrder, TransferOrder};
 
 /// `N` distinct signing keys derived from `seed`; the same seed gives the same keys.
 pub fn keys<const N: usize>(seed: u64) -> [SigningKey; N] {
@@ -17,9 +17,11 @@ pub fn key(seed: u64, index: u64) -> SigningKey {
     SigningKey::from_bytes(blake3::hash(&secret).as_bytes())
 }
 
-/// A signed order of `nanos` from `from` to `to` at `sequence`, without app or memo.
-pub fn order_from(from: &SigningKey, to: &SigningKey, nanos: u64, sequence: u64) -> SignedOrder {
+/// A signed order on `network` of `nanos` from `from` to `to` at `sequence`, without app
+/// or memo.
+pub fn order_from(network: &Digest, from: &SigningKey, to: &SigningKey, nanos: u64, sequence: u64) -> SignedOrder {
     TransferOrder {
+        network: *network,
         from: AccountId::of(from),
         to: AccountId::of(to),
         amount: Amount::from_nanos(nanos).unwrap_or(Amount::MAX),
@@ -62,6 +64,11 @@ impl LocalCommittee<MemoryStore> {
 }
 
 impl<S: Store> LocalCommittee<S> {
+    /// The network its orders must name: its first elder's (all agree once genesis is in).
+    pub fn network(&self) -> Digest {
+        self.members.first().map_or_else(|| crate::network_id(&self.committee, &[]), |m| m.elder.state().network())
+    }
+
     /// `size` elders keyed from `seed`, each on the store `open_store(index)` returns.
     pub fn new(size: usize, seed: u64, mut open_store: impl FnMut(usize) -> S) -> Self {
         let signers: Vec<SigningKey> = (0..size as u64).map(|i| key(seed, i)).collect();

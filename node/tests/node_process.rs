@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use acre_ledger::{AccountId, Amount, SignedOrder, TransferOrder};
+use acre_ledger::{AccountId, Amount, Digest, SignedOrder, TransferOrder};
 use acre_tests::NodeProcess;
 use ed25519_dalek::SigningKey;
 use serde_json::Value;
@@ -38,10 +38,10 @@ async fn post(api: &str, path: &str, body: reqwest::Body) -> (u16, Value) {
     (status, response.json().await.expect("JSON body"))
 }
 
-fn order(from: &SigningKey, to: AccountId, amount: &str, sequence: u64) -> SignedOrder {
+fn order(network: Digest, from: &SigningKey, to: AccountId, amount: &str, sequence: u64) -> SignedOrder {
     let amount: Amount = amount.parse().expect("amount");
-    TransferOrder { from: AccountId::of(from), to, amount, sequence, app: None, memo: "rent".into(), hidden: None }
-        .sign(from)
+    let memo = "rent".into();
+    TransferOrder { network, from: AccountId::of(from), to, amount, sequence, app: None, memo, hidden: None }.sign(from)
 }
 
 fn json_of(order: &SignedOrder) -> reqwest::Body {
@@ -52,8 +52,9 @@ fn json_of(order: &SignedOrder) -> reqwest::Body {
 async fn transfers_on_a_single_elder(api: &str, alice: &SigningKey, bob: AccountId) {
     let (status, _, section) = get(api, "/v1/section").await;
     assert_eq!((status, section["role"].as_str(), section["quorum"].as_u64()), (200, Some("elder"), Some(1)));
+    let network: Digest = serde_json::from_value(section["network"].clone()).expect("the network's identity");
 
-    let pay_bob = order(alice, bob, "0.5", 0);
+    let pay_bob = order(network, alice, bob, "0.5", 0);
     let (status, transfer) = post(api, "/v1/orders", json_of(&pay_bob)).await;
     assert_eq!(status, 200, "{transfer}");
     let (status, again) = post(api, "/v1/orders", json_of(&pay_bob)).await;
@@ -68,14 +69,14 @@ async fn transfers_on_a_single_elder(api: &str, alice: &SigningKey, bob: Account
         post(api, "/v1/certificates", serde_json::to_vec(&transfer["certificate"]).expect("json").into()).await;
     assert_eq!((status, confirmation["sequence"].as_u64()), (200, Some(0)));
 
-    let rival = order(alice, AccountId::of(&SigningKey::from_bytes(&[7; 32])), "0.5", 0);
+    let rival = order(network, alice, AccountId::of(&SigningKey::from_bytes(&[7; 32])), "0.5", 0);
     let (status, problem) = post(api, "/v1/orders", json_of(&rival)).await;
     assert_eq!((status, problem["code"].as_str()), (409, Some("conflicting_order")), "the sequence went to another");
-    let mut forged = order(alice, bob, "1", 1);
+    let mut forged = order(network, alice, bob, "1", 1);
     forged.order.amount = "100".parse().expect("amount");
     let (status, problem) = post(api, "/v1/orders", json_of(&forged)).await;
     assert_eq!((status, problem["code"].as_str()), (422, Some("invalid_signature")));
-    let (status, problem) = post(api, "/v1/orders", json_of(&order(alice, bob, "1000", 1))).await;
+    let (status, problem) = post(api, "/v1/orders", json_of(&order(network, alice, bob, "1000", 1))).await;
     assert_eq!((status, problem["code"].as_str()), (409, Some("insufficient_balance")));
     let (status, problem) = post(api, "/v1/orders", "{\"order\": ".into()).await;
     assert_eq!((status, problem["code"].as_str()), (400, Some("invalid_json")));

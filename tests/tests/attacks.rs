@@ -30,8 +30,8 @@ fn all(committee: &LocalCommittee<MemoryStore>) -> Vec<usize> {
 fn equivocation_never_certifies(size: usize) {
     let mut committee = funded(size);
     let owner = key(7, 0);
-    let to_bob = order_from(&owner, &key(7, 1), 100, 0);
-    let to_carol = order_from(&owner, &key(7, 2), 100, 0);
+    let to_bob = order_from(&committee.network(), &owner, &key(7, 1), 100, 0);
+    let to_carol = order_from(&committee.network(), &owner, &key(7, 2), 100, 0);
     let half = size / 2;
     let (first, second): (Vec<usize>, Vec<usize>) = (0..size).partition(|&i| i < half);
     let (bob_certificate, _) = committee.collect_votes(&first, &to_bob);
@@ -61,8 +61,8 @@ fn equivocation_to_disjoint_halves_of_7_never_certifies() {
 fn once_one_order_is_certified_its_rival_cannot_be() {
     let mut committee = funded(4);
     let owner = key(7, 0);
-    let to_bob = order_from(&owner, &key(7, 1), 100, 0);
-    let to_carol = order_from(&owner, &key(7, 2), 100, 0);
+    let to_bob = order_from(&committee.network(), &owner, &key(7, 1), 100, 0);
+    let to_carol = order_from(&committee.network(), &owner, &key(7, 2), 100, 0);
     let (certificate, _) = committee.collect_votes(&[0, 1, 2], &to_bob);
     assert!(certificate.is_some());
     let (rival, answers) = committee.collect_votes(&all(&committee), &to_carol);
@@ -73,7 +73,7 @@ fn once_one_order_is_certified_its_rival_cannot_be() {
 #[test]
 fn replayed_orders_return_the_same_vote_and_change_nothing() {
     let mut committee = funded(4);
-    let order = order_from(&key(7, 0), &key(7, 1), 100, 0);
+    let order = order_from(&committee.network(), &key(7, 0), &key(7, 1), 100, 0);
     let (_, first) = committee.collect_votes(&all(&committee), &order);
     let before = state_hashes(&committee);
     let (_, again) = committee.collect_votes(&all(&committee), &order);
@@ -90,7 +90,8 @@ fn replayed_orders_return_the_same_vote_and_change_nothing() {
 #[test]
 fn replayed_certificates_confirm_again_and_move_nothing() {
     let mut committee = funded(4);
-    let certificate = committee.transfer(&order_from(&key(7, 0), &key(7, 1), 100, 0)).expect("transfer");
+    let certificate =
+        committee.transfer(&order_from(&committee.network(), &key(7, 0), &key(7, 1), 100, 0)).expect("transfer");
     let first: Vec<_> = committee.confirm(&certificate);
     let before = state_hashes(&committee);
     let again = committee.confirm(&certificate);
@@ -103,11 +104,11 @@ fn replayed_certificates_confirm_again_and_move_nothing() {
 #[test]
 fn forged_owner_signatures_are_refused() {
     let mut committee = funded(4);
-    let mut forged = order_from(&key(7, 9), &key(7, 1), 100, 0);
+    let mut forged = order_from(&committee.network(), &key(7, 9), &key(7, 1), 100, 0);
     forged.order.from = AccountId::of(&key(7, 0));
-    let mut tampered = order_from(&key(7, 0), &key(7, 1), 100, 0);
+    let mut tampered = order_from(&committee.network(), &key(7, 0), &key(7, 1), 100, 0);
     tampered.order.amount = Amount::from_nanos(900).expect("amount");
-    let mut garbage = order_from(&key(7, 0), &key(7, 1), 100, 0);
+    let mut garbage = order_from(&committee.network(), &key(7, 0), &key(7, 1), 100, 0);
     garbage.signature = SignatureBytes([0xAB; 64]);
     for order in [forged, tampered, garbage] {
         let (certificate, answers) = committee.collect_votes(&all(&committee), &order);
@@ -118,7 +119,7 @@ fn forged_owner_signatures_are_refused() {
 }
 
 fn certificate_for(committee: &mut LocalCommittee<MemoryStore>, nanos: u64) -> Certificate {
-    let order = order_from(&key(7, 0), &key(7, 1), nanos, 0);
+    let order = order_from(&committee.network(), &key(7, 0), &key(7, 1), nanos, 0);
     committee.collect_votes(&all(committee), &order).0.expect("certificate")
 }
 
@@ -165,7 +166,8 @@ fn malformed_certificates_are_refused_and_move_nothing() {
 #[test]
 fn amounts_beyond_the_balance_or_the_cap_are_refused() {
     let mut committee = funded(4);
-    let (_, answers) = committee.collect_votes(&all(&committee), &order_from(&key(7, 0), &key(7, 1), FUNDS + 1, 0));
+    let (_, answers) = committee
+        .collect_votes(&all(&committee), &order_from(&committee.network(), &key(7, 0), &key(7, 1), FUNDS + 1, 0));
     let expected = LedgerError::InsufficientBalance {
         balance: Amount::from_nanos(FUNDS).expect("amount"),
         amount: Amount::from_nanos(FUNDS + 1).expect("amount"),
@@ -176,7 +178,7 @@ fn amounts_beyond_the_balance_or_the_cap_are_refused() {
     let mut fresh = LocalCommittee::in_memory(4, 77);
     let over = [key(8, 0), key(8, 1)].map(|k| Allocation { account: AccountId::of(&k), amount: Amount::MAX });
     assert_eq!(fresh.members[0].elder.genesis(over.to_vec()), Err(LedgerError::AmountOverflow));
-    let order = order_from(&key(7, 0), &key(7, 1), 1, 0).order;
+    let order = order_from(&committee.network(), &key(7, 0), &key(7, 1), 1, 0).order;
     let mut json = serde_json::to_value(&order).expect("json");
     json["amount"] = "4294967297".into();
     assert!(serde_json::from_value::<TransferOrder>(json).is_err());
@@ -187,10 +189,16 @@ fn self_transfers_zero_amounts_and_bad_sequences_are_refused() {
     let mut committee = funded(4);
     let owner = key(7, 0);
     let cases = [
-        (order_from(&owner, &owner, 10, 0), LedgerError::SelfTransfer),
-        (order_from(&owner, &key(7, 1), 0, 0), LedgerError::ZeroAmount),
-        (order_from(&owner, &key(7, 1), 10, 3), LedgerError::UnexpectedSequence { expected: 0, got: 3 }),
-        (order_from(&key(7, 5), &key(7, 1), 10, 0), LedgerError::UnknownAccount { account: AccountId::of(&key(7, 5)) }),
+        (order_from(&committee.network(), &owner, &owner, 10, 0), LedgerError::SelfTransfer),
+        (order_from(&committee.network(), &owner, &key(7, 1), 0, 0), LedgerError::ZeroAmount),
+        (
+            order_from(&committee.network(), &owner, &key(7, 1), 10, 3),
+            LedgerError::UnexpectedSequence { expected: 0, got: 3 },
+        ),
+        (
+            order_from(&committee.network(), &key(7, 5), &key(7, 1), 10, 0),
+            LedgerError::UnknownAccount { account: AccountId::of(&key(7, 5)) },
+        ),
     ];
     for (order, expected) in cases {
         let (certificate, answers) = committee.collect_votes(&all(&committee), &order);
@@ -206,7 +214,7 @@ fn credits_to_bytes_that_are_no_public_key_are_refused() {
         .map(|b| AccountId([b; 32]))
         .find(|id| id.verifying_key().is_none())
         .expect("some 32-byte string is not a curve point");
-    let mut order = order_from(&key(7, 0), &key(7, 1), 10, 0).order;
+    let mut order = order_from(&committee.network(), &key(7, 0), &key(7, 1), 10, 0).order;
     order.to = not_a_key;
     let order = order.sign(&key(7, 0));
     let (_, answers) = committee.collect_votes(&all(&committee), &order);
@@ -218,8 +226,8 @@ fn credits_to_bytes_that_are_no_public_key_are_refused() {
 fn group_commit_votes_once_per_sequence_and_repeats_the_same_answers() {
     let mut committee = funded(4);
     let owner = key(7, 0);
-    let to_bob = order_from(&owner, &key(7, 1), 100, 0);
-    let to_carol = order_from(&owner, &key(7, 2), 100, 0);
+    let to_bob = order_from(&committee.network(), &owner, &key(7, 1), 100, 0);
+    let to_carol = order_from(&committee.network(), &owner, &key(7, 2), 100, 0);
     let elder = &mut committee.members[0].elder;
     let first = elder.handle_orders(&[to_bob.clone(), to_carol.clone(), to_bob.clone()]);
     assert!(first[0].is_ok());
@@ -229,10 +237,35 @@ fn group_commit_votes_once_per_sequence_and_repeats_the_same_answers() {
     assert_eq!(elder.handle_orders(&[to_carol, to_bob]), vec![first[1].clone(), first[0].clone()]);
     assert_eq!(hash, elder.state().state_hash());
 
-    let certificates = committee.transfer_batch(&[order_from(&owner, &key(7, 1), 100, 0)]);
+    let certificates = committee.transfer_batch(&[order_from(&committee.network(), &owner, &key(7, 1), 100, 0)]);
     let certificate = certificates[0].clone().expect("certified");
     let repeated = committee.members[1].elder.handle_certificates(&[certificate.clone(), certificate]);
     assert_eq!(repeated[0], repeated[1]);
     let bob = AccountId::of(&key(7, 1));
     assert_eq!(committee.members[1].elder.state().account(&bob).map(|a| a.balance.nanos()), Some(100));
+}
+
+/// The same elder keys run two networks, and the same key holds credits on both: an order
+/// signed for one is refused on the other, by every elder, and so is its certificate.
+#[test]
+fn an_order_for_one_network_never_replays_on_another() {
+    let mut here = funded(4);
+    let mut there = LocalCommittee::in_memory(4, 44);
+    assert_eq!(here.committee, there.committee, "one set of elder keys");
+    there.genesis(&[
+        Allocation { account: AccountId::of(&key(7, 0)), amount: Amount::from_nanos(FUNDS).expect("amount") },
+        Allocation { account: AccountId::of(&key(7, 3)), amount: Amount::from_nanos(1).expect("amount") },
+    ]);
+    assert_ne!(here.network(), there.network(), "another genesis, another network");
+    let order = order_from(&here.network(), &key(7, 0), &key(7, 1), 100, 0);
+    let before = state_hashes(&there);
+    let (_, answers) = there.collect_votes(&all(&there), &order);
+    for answer in &answers {
+        assert!(matches!(answer, Err(LedgerError::WrongNetwork { got, .. }) if *got == here.network()), "{answers:?}");
+    }
+    let certificate = here.transfer(&order).expect("certified where it was signed for");
+    for member in &mut there.members {
+        assert!(matches!(member.elder.handle_certificate(&certificate), Err(LedgerError::WrongNetwork { .. })));
+    }
+    assert_eq!(state_hashes(&there), before, "nothing moved on the other network");
 }

@@ -25,7 +25,7 @@ fn transfers_complete_despite(size: usize, wrong_key: bool, offline: bool) {
     let (alice, bob) = (key(0, 0), key(0, 1));
     let mut certificates = Vec::new();
     for sequence in 0..5 {
-        let order = order_from(&alice, &bob, 1_000, sequence);
+        let order = order_from(&committee.network(), &alice, &bob, 1_000, sequence);
         let certificate = committee.transfer(&order).expect("transfer certified and applied");
         assert!(
             certificate.votes.iter().all(|vote| committee.committee.contains(&vote.elder)),
@@ -83,7 +83,7 @@ fn committee_of_7_transfers_with_one_wrong_key_and_one_offline() {
 #[test]
 fn two_faults_in_a_committee_of_4_leave_no_quorum() {
     let mut committee = committee_with_faults(4, true, true);
-    let order = order_from(&key(0, 0), &key(0, 1), 10, 0);
+    let order = order_from(&committee.network(), &key(0, 0), &key(0, 1), 10, 0);
     let refusals = committee.transfer(&order).expect_err("only one valid vote is possible");
     assert!(refusals.is_empty(), "no elder refused; too few valid votes came back: {refusals:?}");
     assert_eq!(committee.members[0].elder.state().account(&AccountId::of(&key(0, 1))), None);
@@ -96,8 +96,8 @@ fn a_lagging_elder_applies_certificates_once_their_predecessors_arrive() {
     committee
         .genesis(&[Allocation { account: AccountId::of(&alice), amount: Amount::from_nanos(100).expect("amount") }]);
     committee.members[3].online = false;
-    let to_bob = committee.transfer(&order_from(&alice, &bob, 60, 0)).expect("alice pays bob");
-    let to_carol = committee.transfer(&order_from(&bob, &carol, 50, 0)).expect("bob pays carol");
+    let to_bob = committee.transfer(&order_from(&committee.network(), &alice, &bob, 60, 0)).expect("alice pays bob");
+    let to_carol = committee.transfer(&order_from(&committee.network(), &bob, &carol, 50, 0)).expect("bob pays carol");
     let lagging = &mut committee.members[3].elder;
     assert_eq!(lagging.handle_certificate(&to_carol), Err(LedgerError::CreditsNotYetApplied));
     assert!(LedgerError::CreditsNotYetApplied.is_retryable());

@@ -132,7 +132,7 @@ fn a_proof_lifted_into_another_order_is_refused_through_the_api() {
     let fixture = Fixture::start(4);
     let carol = fixture.funded_key("50");
     let dave = AccountId::of(&SigningKey::from_bytes(&rand_secret()));
-    let network = fixture.committee().id();
+    let network = fixture.network();
     let api = fixture.api(2);
     let spend = |sequence, spendable, action| HiddenSpend::new(&carol, network, sequence, spendable, action);
     let (shield, held) = spend(0, Opening::ZERO, HiddenAction::Shield { amount: "20".parse().expect("amount") })

@@ -33,8 +33,20 @@ fn sink() -> SigningKey {
     key(902, 0)
 }
 
+fn allocations() -> Vec<Allocation> {
+    (0..ACCOUNTS)
+        .map(|i| Allocation { account: AccountId::of(&account(i)), amount: Amount::from_nanos(100).expect("amount") })
+        .collect()
+}
+
+/// Hashed once: the genesis lists every account.
+fn network() -> acre_ledger::Digest {
+    static NETWORK: std::sync::OnceLock<acre_ledger::Digest> = std::sync::OnceLock::new();
+    *NETWORK.get_or_init(|| acre_ledger::network_id(&committee(), &allocations()))
+}
+
 fn order(index: u64) -> SignedOrder {
-    order_from(&account(index), &sink(), 10, 0)
+    order_from(&network(), &account(index), &sink(), 10, 0)
 }
 
 fn open_elder(dir: &std::path::Path) -> DurableElder<RocksStore> {
@@ -49,9 +61,7 @@ fn open_elder(dir: &std::path::Path) -> DurableElder<RocksStore> {
 fn crash_child() {
     let Ok(dir) = std::env::var(CHILD_DIR) else { return };
     let mut elder = open_elder(std::path::Path::new(&dir));
-    let allocations = (0..ACCOUNTS)
-        .map(|i| Allocation { account: AccountId::of(&account(i)), amount: Amount::from_nanos(100).expect("amount") });
-    elder.genesis(allocations.collect()).expect("genesis");
+    elder.genesis(allocations()).expect("genesis");
     let mut stdout = std::io::stdout().lock();
     let indices: Vec<u64> = (0..ACCOUNTS).collect();
     // Small groups through the group-commit path: every answer printed left after its sync.
@@ -123,7 +133,7 @@ fn sigkill_loses_nothing_acknowledged() {
         let lock = elder.store().lock(&AccountId::of(&account(index)), 0).expect("read").expect("lock survived");
         // A retry gets the same vote back; a rival order for the same sequence gets none.
         assert_eq!(elder.handle_order(&order(index)).expect("same vote"), lock.vote);
-        let rival = order_from(&account(index), &key(903, 0), 10, 0);
+        let rival = order_from(&network(), &account(index), &key(903, 0), 10, 0);
         let answer = elder.handle_order(&rival);
         assert!(
             matches!(answer, Err(LedgerError::ConflictingOrder { .. } | LedgerError::UnexpectedSequence { .. })),

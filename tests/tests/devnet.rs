@@ -8,7 +8,7 @@ mod common;
 use acre_api::devnet::Manifest;
 use acre_ledger::{AccountId, Certificate};
 use acre_tests::{eventually, send_signal, workspace_binary, DevnetProcess, NodeProcess};
-use common::{all_apis, certificate_of, order, rand_secret, Fixture};
+use common::{all_apis, certificate_of, rand_secret, Fixture};
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
 
@@ -51,7 +51,7 @@ fn transfers_through_the_cli_and_http_reach_every_elder() {
     // Raw HTTP, through another node than the wallet's.
     let carol = fixture.funded_key("10");
     let bob_id: AccountId = bob.parse().expect("address");
-    let (status, _, answer) = fixture.post_order(fixture.api(2), &order(&carol, bob_id, "5", 0));
+    let (status, _, answer) = fixture.post_order(fixture.api(2), &fixture.order(&carol, bob_id, "5", 0));
     assert_eq!(status, 200, "{answer}");
     fixture.committee().verify_certificate(&certificate_of(&answer)).expect("valid certificate");
 
@@ -94,7 +94,7 @@ fn an_elder_killed_mid_stream_catches_up_after_restart() {
     let victim = &fixture.manifest.nodes[3];
     let mut sequence = 0;
     let mut pay = |api: &str| {
-        let (status, _, answer) = fixture.post_order(api, &order(&payer, payee, "1", sequence));
+        let (status, _, answer) = fixture.post_order(api, &fixture.order(&payer, payee, "1", sequence));
         assert_eq!(status, 200, "transfer {sequence}: {answer}");
         sequence += 1;
     };
@@ -135,7 +135,7 @@ fn conflicting_orders_raced_through_two_nodes_certify_at_most_one() {
         let payer = fixture.funded_key("100");
         let left = AccountId::of(&SigningKey::from_bytes(&rand_secret()));
         let right = AccountId::of(&SigningKey::from_bytes(&rand_secret()));
-        let orders = [order(&payer, left, "1", 0), order(&payer, right, "1", 0)];
+        let orders = [fixture.order(&payer, left, "1", 0), fixture.order(&payer, right, "1", 0)];
         let shared = &fixture;
         let answers: Vec<(u16, String, Value)> = std::thread::scope(|scope| {
             let racers: Vec<_> = orders
@@ -192,24 +192,27 @@ fn malformed_oversized_and_wrongly_signed_requests_change_nothing() {
         ("oversized", fixture.post(api, "/v1/orders", vec![b' '; 100_000].into())),
         ("oversized certificate", fixture.post(api, "/v1/certificates", vec![b' '; 100_000].into())),
         ("wrong signature", {
-            let mut signed = order(&payer, payee, "1", 0);
+            let mut signed = fixture.order(&payer, payee, "1", 0);
             signed.order.amount = "2".parse().expect("amount");
             fixture.post_order(api, &signed)
         }),
         ("signed by another key", {
-            let mut signed = order(&SigningKey::from_bytes(&rand_secret()), payee, "1", 0);
+            let mut signed = fixture.order(&SigningKey::from_bytes(&rand_secret()), payee, "1", 0);
             signed.order.from = AccountId::of(&payer);
             fixture.post_order(api, &signed)
         }),
         ("overflowing amount", {
-            let mut body = serde_json::to_value(order(&payer, payee, "1", 0)).expect("json");
+            let mut body = serde_json::to_value(fixture.order(&payer, payee, "1", 0)).expect("json");
             body["order"]["amount"] = json!("18446744073709551616");
             fixture.post(api, "/v1/orders", body.to_string().into())
         }),
-        ("overdraft", fixture.post_order(api, &order(&payer, payee, "51", 0))),
-        ("unknown sender", fixture.post_order(api, &order(&SigningKey::from_bytes(&rand_secret()), payee, "1", 0))),
+        ("overdraft", fixture.post_order(api, &fixture.order(&payer, payee, "51", 0))),
+        (
+            "unknown sender",
+            fixture.post_order(api, &fixture.order(&SigningKey::from_bytes(&rand_secret()), payee, "1", 0)),
+        ),
         ("forged certificate", {
-            let certificate = Certificate { order: order(&payer, payee, "50", 0).order, votes: vec![] };
+            let certificate = Certificate { order: fixture.order(&payer, payee, "50", 0).order, votes: vec![] };
             fixture.post(api, "/v1/certificates", serde_json::to_vec(&certificate).expect("json").into())
         }),
     ];
@@ -225,7 +228,7 @@ fn malformed_oversized_and_wrongly_signed_requests_change_nothing() {
 
     // Nothing moved, nothing locked: the honest order at sequence 0 still goes through.
     assert_eq!(fixture.converged(&all_apis(&fixture)), before);
-    let (status, _, answer) = fixture.post_order(api, &order(&payer, payee, "50", 0));
+    let (status, _, answer) = fixture.post_order(api, &fixture.order(&payer, payee, "50", 0));
     assert_eq!(status, 200, "{answer}");
     fixture.devnet.stop();
 }

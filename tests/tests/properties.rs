@@ -118,7 +118,13 @@ impl<S: Store> Run<S> {
                         let balance =
                             state.account(&AccountId::of(&self.clients[from])).map_or(0, |a| a.balance.nanos());
                         let nanos = (balance * percent / 100).max(1);
-                        let order = order_from(&self.clients[from], &self.clients[to], nanos, *sequence);
+                        let order = order_from(
+                            &self.committee.network(),
+                            &self.clients[from],
+                            &self.clients[to],
+                            nanos,
+                            *sequence,
+                        );
                         self.next[from].1 = Some(order.clone());
                         order
                     }
@@ -127,8 +133,20 @@ impl<S: Store> Run<S> {
             }
             Step::Equivocate { from, split } => {
                 let sequence = self.next[from].0;
-                let one = order_from(&self.clients[from], &self.clients[(from + 1) % ACCOUNTS], 7, sequence);
-                let other = order_from(&self.clients[from], &self.clients[(from + 2) % ACCOUNTS], 7, sequence);
+                let one = order_from(
+                    &self.committee.network(),
+                    &self.clients[from],
+                    &self.clients[(from + 1) % ACCOUNTS],
+                    7,
+                    sequence,
+                );
+                let other = order_from(
+                    &self.committee.network(),
+                    &self.clients[from],
+                    &self.clients[(from + 2) % ACCOUNTS],
+                    7,
+                    sequence,
+                );
                 self.next[from].1 = Some(one.clone());
                 self.send(&one, split, 0xff);
                 self.send(&other, !split, 0xff);

@@ -209,7 +209,9 @@ impl Payer {
         chunks: &[&Chunk],
     ) -> Certificate {
         let named: Vec<([u8; 32], u64)> = chunks.iter().map(|c| (c.address().0, c.size())).collect();
+        let section: Value = http.get(format!("{api}/v1/section")).send().expect("GET").json().expect("json");
         let order = TransferOrder {
+            network: serde_json::from_value(section["network"].clone()).expect("the network's identity"),
             from: AccountId::of(&self.key),
             to,
             amount,

@@ -124,7 +124,10 @@ fn a_send_cut_short_is_finished_by_repeating_it_and_never_paid_twice() {
     let carol = AccountId::of(&SigningKey::from_bytes(&[22; 32]));
 
     // A send that signed and journaled its order, then died before reaching the node.
+    let section: serde_json::Value =
+        reqwest::blocking::get(format!("{}/v1/section", node.api)).expect("GET").json().expect("json");
     let order = acre_ledger::TransferOrder {
+        network: serde_json::from_value(section["network"].clone()).expect("the network's identity"),
         from: alice,
         to: carol,
         amount: "2".parse().expect("amount"),

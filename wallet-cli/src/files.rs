@@ -291,6 +291,7 @@ fn pay(
     };
     let named: Vec<([u8; 32], u64)> = unpaid.iter().map(|entry| (entry.address.0, entry.size)).collect();
     let order = TransferOrder {
+        network: client.section()?.network,
         from: request.payer.address,
         to: quote.pool,
         amount: price,

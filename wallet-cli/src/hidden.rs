@@ -55,8 +55,8 @@ pub(crate) fn open(
     view: &HiddenView,
     key: &SigningKey,
 ) -> Result<HiddenBalance> {
-    if view.network != committee.id() {
-        bail!("the node names another section than the elders it reports; its hidden orders would be refused");
+    if view.network != client.section()?.network {
+        bail!("the node names two networks; its hidden orders would be refused");
     }
     let spendable = match &view.spendable {
         Some(hidden) => hidden.open(key).context("the hidden balance's opening does not open with this key")?,

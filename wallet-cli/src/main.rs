@@ -680,6 +680,7 @@ fn send(cli: &Cli, request: &SendRequest<'_>) -> Result<()> {
         bail!("{to} has never held credits: check the address, or pass --allow-new-recipient");
     }
     let order = TransferOrder {
+        network: client.section()?.network,
         from: file.address,
         to,
         amount,

@@ -110,11 +110,12 @@ impl Bench {
     fn new(count: u64) -> Result<Self> {
         let elder = key(60, 0);
         let committee = Committee::new([AccountId::of(&elder)])?;
-        let network = committee.id();
         let clients: Vec<SigningKey> = (0..count).map(|i| key(61, i)).collect();
         let sink = key(62, 0);
         let amount = Amount::from_credits(100)?;
-        let allocations = clients.iter().map(|k| Allocation { account: AccountId::of(k), amount }).collect();
+        let allocations: Vec<Allocation> =
+            clients.iter().map(|k| Allocation { account: AccountId::of(k), amount }).collect();
+        let network = acre_ledger::network_id(&committee, &allocations);
         let (mut shields, mut hidden, mut public) = (Vec::new(), Vec::new(), Vec::new());
         for client in &clients {
             let spend = |sequence, spendable, action| HiddenSpend::new(client, network, sequence, spendable, action);
@@ -123,7 +124,7 @@ impl Bench {
             shields.push(shield.sign(client));
             let transfer = HiddenAction::Transfer { to: AccountId::of(&sink), amount: Amount::from_credits(7)? };
             hidden.push(spend(1, held, transfer).build(&mut OsRng)?.0.sign(client));
-            public.push(order_from(client, &sink, 1_000, 1));
+            public.push(order_from(&network, client, &sink, 1_000, 1));
         }
         let public_size = serde_json::to_vec(&public[0])?.len();
         let hidden_size = serde_json::to_vec(&hidden[0])?.len();

@@ -44,7 +44,11 @@ async fn main() -> Result<()> {
     let quorum = committee.quorum();
     let clients: Vec<SigningKey> = (0..accounts as u64).map(|i| key(32, i)).collect();
     let sink = key(33, 0);
-    let orders: Vec<SignedOrder> = clients.iter().map(|k| order_from(k, &sink, 1_000, 0)).collect();
+    let amount = Amount::from_credits(100).context("amount")?;
+    let allocations: Vec<Allocation> =
+        clients.iter().map(|k| Allocation { account: AccountId::of(k), amount }).collect();
+    let network = acre_ledger::network_id(&committee, &allocations);
+    let orders: Vec<SignedOrder> = clients.iter().map(|k| order_from(&network, k, &sink, 1_000, 0)).collect();
     // The other elders' votes, made ahead: the elder under test is not among them.
     let certificates: Vec<Certificate> = orders
         .iter()
@@ -58,11 +62,7 @@ async fn main() -> Result<()> {
         .collect::<Result<_>>()?;
 
     let dir = tempfile::tempdir()?;
-    let amount = Amount::from_credits(100).context("amount")?;
-    let genesis = Genesis {
-        elders: committee.members().copied().collect(),
-        allocations: clients.iter().map(|k| Allocation { account: AccountId::of(k), amount }).collect(),
-    };
+    let genesis = Genesis { elders: committee.members().copied().collect(), allocations };
     let port = std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
     let elder_address: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse()?;
     let mut node = start_elder(dir.path(), &elder_keys[0], &genesis, &elder_address)?;

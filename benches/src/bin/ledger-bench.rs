@@ -81,8 +81,10 @@ impl Workload {
         let sink = key(3, 0);
         let clients: Vec<SigningKey> = (0..accounts).map(|i| key(2, i)).collect();
         let amount = Amount::from_credits(100).unwrap_or(Amount::MAX);
-        let allocations = clients.iter().map(|k| Allocation { account: AccountId::of(k), amount }).collect();
-        let orders = clients.iter().map(|k| order_from(k, &sink, 1_000, 0)).collect();
+        let allocations: Vec<Allocation> =
+            clients.iter().map(|k| Allocation { account: AccountId::of(k), amount }).collect();
+        let network = acre_ledger::network_id(&committee, &allocations);
+        let orders = clients.iter().map(|k| order_from(&network, k, &sink, 1_000, 0)).collect();
         Workload { elder_keys, committee, allocations, orders, group }
     }
 

@@ -198,6 +198,7 @@ fn node_ingest_rate() -> Result<f64> {
     let named: Vec<([u8; 32], u64)> = chunks.iter().map(|c| (c.address().0, c.size())).collect();
     let quote = client.quote(named.iter().map(|(_, size)| size).sum(), None)?;
     let order = TransferOrder {
+        network: client.section()?.network,
         from: AccountId::of(&payer),
         to: quote.pool,
         amount: quote.price.context("the node quotes nothing")?,

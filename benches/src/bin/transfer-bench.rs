@@ -133,6 +133,7 @@ impl Round {
 /// nano to a sink account, again and again, each transfer waiting for its certificate.
 fn drive(clients: &[NodeClient], wallets: &[SigningKey], sequences: &mut [u64], duration: Duration) -> Result<Round> {
     let to = AccountId::of(&key(899, 0));
+    let network = clients.first().context("no node to send through")?.section()?.network;
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let results = std::thread::scope(|scope| {
@@ -147,6 +148,7 @@ fn drive(clients: &[NodeClient], wallets: &[SigningKey], sequences: &mut [u64], 
                     let mut latencies = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
                         let order = TransferOrder {
+                            network,
                             from: AccountId::of(wallet),
                             to,
                             amount: Amount::from_nanos(1)?,
@@ -183,8 +185,10 @@ fn fund(manifest: &Manifest, client: &NodeClient, wallets: &[SigningKey]) -> Res
         .load(&manifest.faucet.key)?
         .unlock(&manifest.faucet.password)?;
     let first = client.account(&manifest.faucet.address)?.context("the faucet has no account")?.next_sequence;
+    let network = client.section()?.network;
     for (sequence, wallet) in (first..).zip(wallets) {
         let order = TransferOrder {
+            network,
             from: manifest.faucet.address,
             to: AccountId::of(wallet),
             amount: Amount::from_credits(1)?,

@@ -50,7 +50,7 @@ impl std::fmt::Debug for HiddenAction {
 pub struct HiddenSpend<'a> {
     /// The owner's key, which signs and to which its note is sealed.
     pub key: &'a SigningKey,
-    /// The section's identity ([`crate::Committee::id`]).
+    /// The network's identity ([`crate::network_id`]), which the order names and the proof is bound to.
     pub network: Digest,
     /// The owner's next sequence.
     pub sequence: u64,
@@ -116,6 +116,7 @@ impl<'a> HiddenSpend<'a> {
         let absorb = self.absorb.iter().map(|(id, _)| *id).collect();
         let hidden = HiddenMove { kind, absorb, spendable, note, proof: None };
         let mut order = TransferOrder {
+            network: self.network,
             from,
             to,
             amount: public_amount,

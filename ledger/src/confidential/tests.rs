@@ -25,7 +25,7 @@ impl Section {
         let allocations: Vec<Allocation> =
             funded.iter().map(|key| Allocation { account: AccountId::of(key), amount: credits(100) }).collect();
         committee.genesis(&allocations);
-        let network = committee.committee.id();
+        let network = committee.network();
         Section { committee, network }
     }
 
@@ -234,6 +234,7 @@ fn transfer_proving(
     let kind = HiddenKind::Transfer { amount, opening };
     let hidden = HiddenMove { kind, absorb: vec![], spendable: Commitment::of(&after), note, proof: None };
     let mut order = TransferOrder {
+        network: section.network,
         from,
         to,
         amount: Amount::ZERO,

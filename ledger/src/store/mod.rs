@@ -128,7 +128,7 @@ pub(crate) mod contract {
 
     pub(crate) fn round_trips_every_column(store: &mut dyn Store) {
         let [alice, bob] = keys::<2>(1);
-        let order = order_from(&alice, &bob, 5, 0);
+        let order = order_from(&crate::Digest::default(), &alice, &bob, 5, 0);
         let vote = Vote::sign(&bob, order.order.digest());
         let certificate = crate::Certificate { order: order.order.clone(), votes: vec![] };
         let state = AccountState { balance: Amount::from_nanos(9).expect("amount"), next_sequence: 1, history_len: 1 };
@@ -161,7 +161,10 @@ pub(crate) mod contract {
         assert_eq!(store.history(&alice_id, 1, 10).expect("read"), vec![]);
         assert_eq!(store.history(&AccountId::of(&bob), 0, 10).expect("read"), vec![]);
         assert_eq!(store.genesis().expect("read"), Some(genesis));
-        let later = crate::Certificate { order: order_from(&alice, &bob, 5, 1).order, votes: vec![] };
+        let later = crate::Certificate {
+            order: order_from(&crate::Digest::default(), &alice, &bob, 5, 1).order,
+            votes: vec![],
+        };
         store
             .commit(&WriteBatch { writes: vec![Write::Certificate(later.clone())] }, Durability::Buffered)
             .expect("commit");

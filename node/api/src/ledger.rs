@@ -107,7 +107,7 @@ pub struct CommitmentLine {
 pub struct HiddenView {
     /// The account.
     pub address: AccountId,
-    /// The section's identity, which a hidden order's range proof is bound to.
+    /// The network's identity, which a hidden order's range proof is bound to.
     pub network: Digest,
     /// The sequence the account's next order must use.
     pub next_sequence: u64,
@@ -123,6 +123,8 @@ pub struct SectionView {
     /// The section's prefix of the XOR address space, in bits; empty while one section
     /// covers it all.
     pub prefix: String,
+    /// The network's identity, its genesis hash: every order must name it.
+    pub network: Digest,
     /// This node's id.
     pub node: AccountId,
     /// "elder" if this node votes, else "member".

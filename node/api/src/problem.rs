@@ -59,6 +59,7 @@ pub enum ProblemCode {
     EpochConflict,
     EpochUnbalanced,
     InvalidGenesis,
+    WrongNetwork,
     UnknownTransfer,
     // Confidential orders.
     InvalidConfidential,
@@ -133,6 +134,7 @@ impl From<&LedgerError> for ProblemCode {
             LedgerError::InvalidRangeProof => ProblemCode::InvalidRangeProof,
             LedgerError::HiddenMismatch => ProblemCode::HiddenMismatch,
             LedgerError::UnknownIncoming { .. } => ProblemCode::UnknownIncoming,
+            LedgerError::WrongNetwork { .. } => ProblemCode::WrongNetwork,
             LedgerError::Storage { .. } => ProblemCode::Storage,
         }
     }

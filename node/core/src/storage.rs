@@ -517,7 +517,8 @@ mod tests {
 
     fn payment(to: AccountId, amount: Amount, chunks: &[(ChunkAddress, u64)]) -> TransferOrder {
         let memo = acre_ledger::economics::store_memo(&chunks.iter().map(|(a, s)| (a.0, *s)).collect::<Vec<_>>());
-        TransferOrder { from: members(9)[8], to, amount, sequence: 0, app: None, memo, hidden: None }
+        let network = acre_ledger::Digest::default();
+        TransferOrder { network, from: members(9)[8], to, amount, sequence: 0, app: None, memo, hidden: None }
     }
 
     #[test]

@@ -163,8 +163,17 @@ impl Simulation {
         };
         let amount = Amount::from_nanos(nanos).ok()?;
         let order = |to: AccountId, memo: String| {
-            TransferOrder { from: this.id, to, amount, sequence: this.next_sequence, app: None, memo, hidden: None }
-                .sign(&this.key)
+            TransferOrder {
+                network: self.network_id,
+                from: this.id,
+                to,
+                amount,
+                sequence: this.next_sequence,
+                app: None,
+                memo,
+                hidden: None,
+            }
+            .sign(&this.key)
         };
         let first = order(to, memo);
         if this.role != WalletRole::DoubleSpender {

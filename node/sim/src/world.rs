@@ -294,6 +294,8 @@ pub(crate) struct Simulation {
     pub(crate) pool: AccountId,
     /// Genesis: the wallets' credits.
     pub(crate) allocations: Vec<Allocation>,
+    /// The network's identity, which every order names.
+    pub(crate) network_id: Digest,
     /// Their sum, the supply before any mint.
     pub(crate) genesis_total: Amount,
     /// The member whose disk holds nothing, with Byzantine faults on.
@@ -380,6 +382,7 @@ impl Simulation {
         let elders = session_elders(&founding);
         let committee = Committee::new(elders.iter().copied())?;
         let committee_nodes: Vec<usize> = elders.iter().filter_map(|id| index_of.get(id).copied()).collect();
+        let network_id = acre_ledger::network_id(&committee, &allocations);
 
         let mut fault_rng = StdRng::seed_from_u64(seed ^ 0xfa17);
         let mut roles = vec![NodeRole::Honest; config.nodes];
@@ -425,6 +428,7 @@ impl Simulation {
             committee_nodes,
             founding,
             pool: pool_account(""),
+            network_id,
             allocations,
             genesis_total,
             freeloader,

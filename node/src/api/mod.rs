@@ -239,7 +239,7 @@ async fn hidden(
 ) -> Result<Json<HiddenView>, Problem> {
     read_account(&section, address, |state, address, account| HiddenView {
         address,
-        network: state.committee().id(),
+        network: state.network(),
         next_sequence: account.next_sequence,
         spendable: state.hidden(&address),
         incoming: state.incoming(&address),
@@ -349,6 +349,7 @@ async fn section(State(section): State<Shared>) -> Result<Json<SectionView>, Pro
         .collect();
     Ok(Json(SectionView {
         prefix: String::new(),
+        network: section.ledger().network(),
         node,
         role: if section.votes_on_transfers() { "elder" } else { "member" }.into(),
         listen: listen.iter().map(ToString::to_string).collect(),

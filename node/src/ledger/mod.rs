@@ -58,7 +58,7 @@ impl From<LedgerStopped> for LedgerError {
 pub struct LedgerHandle {
     jobs: mpsc::Sender<Job>,
     committee: Committee,
-    /// The committee's identity, which hidden orders' range proofs are bound to.
+    /// The network's identity, which orders name and hidden orders' range proofs are bound to.
     network: Digest,
 }
 
@@ -73,10 +73,15 @@ impl LedgerHandle {
     /// the thread ends and the store closes.
     pub fn spawn(elder: DurableElder<RocksStore>) -> std::io::Result<(LedgerHandle, std::thread::JoinHandle<()>)> {
         let committee = elder.state().committee().clone();
+        let network = elder.state().network();
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new().name("ledger".into()).spawn(move || serve(elder, queue))?;
-        let network = committee.id();
         Ok((LedgerHandle { jobs, committee, network }, thread))
+    }
+
+    /// The network every order must name (see [`acre_ledger::network_id`]).
+    pub fn network(&self) -> Digest {
+        self.network
     }
 
     /// Votes on orders (see [`DurableElder::handle_orders`]).

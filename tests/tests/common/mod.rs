@@ -114,6 +114,20 @@ impl Fixture {
         (status, content_type, response.json().unwrap_or(Value::Null))
     }
 
+    /// The devnet's network identity, as its first node names it.
+    pub(crate) fn network(&self) -> acre_ledger::Digest {
+        serde_json::from_value(self.get(self.api(0), "/v1/section")["network"].clone()).expect("network")
+    }
+
+    /// A signed order on the devnet's network.
+    pub(crate) fn order(&self, from: &SigningKey, to: AccountId, amount: &str, sequence: u64) -> SignedOrder {
+        let amount: Amount = amount.parse().expect("amount");
+        let network = self.network();
+        let memo = String::new();
+        TransferOrder { network, from: AccountId::of(from), to, amount, sequence, app: None, memo, hidden: None }
+            .sign(from)
+    }
+
     pub(crate) fn post_order(&self, api: &str, order: &SignedOrder) -> (u16, String, Value) {
         self.post(api, "/v1/orders", serde_json::to_vec(order).expect("json").into())
     }
@@ -163,12 +177,6 @@ pub(crate) fn rand_secret() -> [u8; 32] {
 pub(crate) fn getrandom(bytes: &mut [u8]) {
     use std::io::Read;
     std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(bytes)).expect("/dev/urandom");
-}
-
-pub(crate) fn order(from: &SigningKey, to: AccountId, amount: &str, sequence: u64) -> SignedOrder {
-    let amount: Amount = amount.parse().expect("amount");
-    TransferOrder { from: AccountId::of(from), to, amount, sequence, app: None, memo: String::new(), hidden: None }
-        .sign(from)
 }
 
 pub(crate) fn certificate_of(answer: &Value) -> Certificate {
