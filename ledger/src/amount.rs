@@ -40,6 +40,8 @@ pub enum AmountError {
 impl Amount {
     /// No credits.
     pub const ZERO: Amount = Amount(0);
+    /// One credit.
+    pub const ONE_CREDIT: Amount = Amount(NANOS_PER_CREDIT);
     /// The supply cap itself.
     pub const MAX: Amount = Amount(MAX_CREDITS * NANOS_PER_CREDIT);
 

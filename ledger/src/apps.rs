@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
-use crate::{AccountId, Amount, AppId, Digest, SignatureBytes};
+use crate::{AccountId, Amount, AppId, Certificate, Digest, SignatureBytes};
 
 /// Hash context of app ids.
 const APP_ID_CONTEXT: &str = "acre 2026 app id v1";
@@ -17,6 +17,16 @@ const APP_ID_CONTEXT: &str = "acre 2026 app id v1";
 const APP_COMMAND_CONTEXT: &str = "acre 2026 app command v1";
 /// Longest app name, in bytes.
 pub const MAX_APP_NAME_BYTES: usize = 64;
+/// What registering an app costs, paid to the section's pool and so to its farmers: every
+/// app is kept by every member in the section state for good, and a free registration let
+/// an account that never held a credit add apps as fast as it could sign them.
+pub const APP_REGISTRATION_FEE: Amount = Amount::ONE_CREDIT;
+/// Apps a section keeps at most, whatever anyone pays: its state stays bounded.
+pub const MAX_APPS: usize = 4_096;
+/// The memo of the payment that registers `app`, so one fee registers one app.
+pub fn registration_memo(app: &AppId) -> String {
+    format!("app registration {app}")
+}
 
 impl AppId {
     /// The id of the app `name` registered by `owner`.
@@ -85,7 +95,7 @@ impl AppCommand {
     /// Signs the command with the owner's key.
     pub fn sign(self, owner: &SigningKey) -> SignedAppCommand {
         let signature = SignatureBytes::sign(owner, &self.digest());
-        SignedAppCommand { command: self, signature }
+        SignedAppCommand { command: self, signature, fee: None }
     }
 }
 
@@ -96,6 +106,12 @@ pub struct SignedAppCommand {
     pub command: AppCommand,
     /// The owner's signature over it.
     pub signature: SignatureBytes,
+    /// For a registration: the certified payment of [`APP_REGISTRATION_FEE`] from the
+    /// owner to the section's pool, with the app's [`registration_memo`]. Its votes are
+    /// checked against the committee by whoever admits the command. (Absent in JSON is
+    /// none; never skipped when encoding, which the log's binary encoding relies on.)
+    #[serde(default)]
+    pub fee: Option<Certificate>,
 }
 
 impl SignedAppCommand {
@@ -146,6 +162,13 @@ pub enum AppError {
     /// The app exists already (a second registration).
     #[error("the app is registered already")]
     Exists,
+    /// A registration without its fee: none, too little, from another account, to
+    /// another account than the pool, or for another app.
+    #[error("a registration needs a certified payment of {APP_REGISTRATION_FEE} credits from the owner to the pool with the memo `app registration APP`")]
+    Unpaid,
+    /// The section keeps [`MAX_APPS`] apps already.
+    #[error("the section keeps {MAX_APPS} apps already")]
+    Full,
     /// There is no such app (a change before the registration, or another owner's).
     #[error("no such app of this owner")]
     Unknown,
@@ -159,7 +182,26 @@ pub enum AppError {
     },
 }
 
-/// Applies an owner's command to the apps, or says why not (changing nothing).
+impl SignedAppCommand {
+    /// For a registration, whether its fee pays the pool `pool` enough, from the owner,
+    /// for this app (the certificate's votes are the caller's to check); other commands
+    /// need none.
+    pub fn check_fee(&self, pool: &AccountId) -> Result<(), AppError> {
+        if !matches!(self.command.action, AppAction::Register { .. }) {
+            return Ok(());
+        }
+        let order = &self.fee.as_ref().ok_or(AppError::Unpaid)?.order;
+        let paid = order.from == self.command.owner
+            && order.to == *pool
+            && order.amount >= APP_REGISTRATION_FEE
+            && order.hidden.is_none()
+            && order.memo == registration_memo(&self.command.app());
+        paid.then_some(()).ok_or(AppError::Unpaid)
+    }
+}
+
+/// Applies an owner's command to the apps, or says why not (changing nothing). A
+/// registration's fee must already have been checked ([`SignedAppCommand::check_fee`]).
 pub fn apply_command(apps: &mut BTreeMap<AppId, App>, signed: &SignedAppCommand) -> Result<AppId, AppError> {
     if !signed.is_valid() {
         return Err(AppError::Invalid);
@@ -170,6 +212,9 @@ pub fn apply_command(apps: &mut BTreeMap<AppId, App>, signed: &SignedAppCommand)
         (AppAction::Register { payout, price_per_put }, None) => {
             if command.nonce != 0 {
                 return Err(AppError::Nonce { expected: 0, got: command.nonce });
+            }
+            if apps.len() >= MAX_APPS {
+                return Err(AppError::Full);
             }
             apps.insert(
                 id,
@@ -287,6 +332,52 @@ mod tests {
         tampered.command.action = AppAction::SetPayout(AccountId::of(&other));
         assert_eq!(apply_command(&mut apps, &tampered), Err(AppError::Invalid));
         assert_eq!(apps[&id].payout, AccountId::of(&owner));
+    }
+
+    /// A registration is paid by its owner, to the pool, enough, for this app: a fee
+    /// from someone else, too small, elsewhere or for another app registers nothing; and
+    /// however many are paid, the section keeps at most MAX_APPS.
+    #[test]
+    fn a_registration_needs_its_own_fee_and_the_apps_stay_bounded() {
+        let (owner, other) = (key(82, 1), key(82, 2));
+        let pool = crate::economics::pool_account("");
+        let mut command = register(&owner, "photos", 5);
+        let app = command.command.app();
+        let fee = |from: &SigningKey, to: AccountId, amount: Amount, memo: String| Certificate {
+            order: crate::TransferOrder {
+                network: Digest::default(),
+                from: AccountId::of(from),
+                to,
+                amount,
+                sequence: 0,
+                app: None,
+                memo,
+                hidden: None,
+            },
+            votes: vec![],
+        };
+        assert_eq!(command.check_fee(&pool), Err(AppError::Unpaid), "no fee");
+        let memo = registration_memo(&app);
+        let small = Amount::from_nanos(APP_REGISTRATION_FEE.nanos() - 1).expect("amount");
+        let other_app = registration_memo(&AppId::of(&AccountId::of(&owner), "video"));
+        for wrong in [
+            fee(&other, pool, APP_REGISTRATION_FEE, memo.clone()),
+            fee(&owner, AccountId::of(&other), APP_REGISTRATION_FEE, memo.clone()),
+            fee(&owner, pool, small, memo.clone()),
+            fee(&owner, pool, APP_REGISTRATION_FEE, other_app),
+        ] {
+            command.fee = Some(wrong);
+            assert_eq!(command.check_fee(&pool), Err(AppError::Unpaid));
+        }
+        command.fee = Some(fee(&owner, pool, APP_REGISTRATION_FEE, memo));
+        assert_eq!(command.check_fee(&pool), Ok(()));
+
+        let mut apps = BTreeMap::new();
+        for n in 0..MAX_APPS {
+            apply_command(&mut apps, &register(&owner, &format!("app {n}"), 0)).expect("registered");
+        }
+        assert_eq!(apply_command(&mut apps, &register(&owner, "one more", 0)), Err(AppError::Full));
+        assert_eq!(apps.len(), MAX_APPS);
     }
 
     #[test]

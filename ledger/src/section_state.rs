@@ -78,7 +78,7 @@ pub enum SectionEvent {
         holders: BTreeSet<AccountId>,
     },
     /// An app owner's signed command: register, set the price or the payout account.
-    App(SignedAppCommand),
+    App(Box<SignedAppCommand>),
     /// An elder's audit report; a quorum of reports for the current epoch closes it.
     Report(EpochReport),
 }
@@ -334,7 +334,16 @@ impl SectionState {
                 SectionChange::Stored(*chunk)
             }
             SectionEvent::App(command) => match apply_command(&mut self.apps, command) {
-                Ok(app) => SectionChange::AppChanged(app),
+                Ok(app) => {
+                    // A registration's fee (checked on admission) goes to the farmers.
+                    let registered = matches!(command.command.action, crate::AppAction::Register { .. });
+                    if let Some(fee) = command.fee.as_ref().filter(|_| registered) {
+                        if self.payments.insert(fee.id()) {
+                            self.pool = self.pool.checked_add(fee.order.amount).unwrap_or(Amount::MAX);
+                        }
+                    }
+                    SectionChange::AppChanged(app)
+                }
                 Err(_) => SectionChange::None,
             },
             SectionEvent::Report(report) => {

@@ -1,8 +1,8 @@
 //! Apps on a 7-node devnet of real processes: a developer registers an app and sets its
 //! price through `acre`, a user uploads and reads through it, and the developer's payout
 //! account receives exactly the app's fees plus its share of use, epoch by epoch; a
-//! non-owner cannot change the app, a replayed command does nothing, a free app works, and
-//! supply stays genesis + mints.
+//! non-owner cannot change the app, a replayed command does nothing, a registration
+//! without its fee is refused, a free app works, and supply stays genesis + mints.
 
 mod common;
 
@@ -38,6 +38,8 @@ fn a_developer_is_paid_exactly_its_fees_and_share_of_use() {
     fixture.wallet_json(&["key", "import", "dev", "--secret-file", secret_file.to_str().expect("utf-8")]);
     fixture.wallet_json(&["key", "new", "alice"]);
     fixture.wallet_json(&["faucet", "alice", "1000"]);
+    // Two registrations' fees: photos now, free at the end.
+    fixture.wallet_json(&["faucet", "dev", "2"]);
 
     let registered = fixture.wallet_json(&["app", "register", "photos", "--price", "0.5", "--from", "dev"]);
     let app: AppId = registered["id"].as_str().expect("id").parse().expect("app id");
@@ -66,6 +68,15 @@ fn a_developer_is_paid_exactly_its_fees_and_share_of_use() {
     };
     let (status, _, problem) = post_command(&fixture, replayed, &developer);
     assert_eq!((status, problem["code"].as_str()), (409, Some("stale_nonce")), "{problem}");
+    // Registering costs a fee: an account that never held a credit registers nothing.
+    let unpaid = AppCommand {
+        owner: AccountId::of(&stranger),
+        name: "spam".into(),
+        nonce: 0,
+        action: AppAction::Register { payout: AccountId::of(&stranger), price_per_put: Amount::ZERO },
+    };
+    let (status, _, problem) = post_command(&fixture, unpaid, &stranger);
+    assert_eq!((status, problem["code"].as_str()), (422, Some("app_unpaid")), "{problem}");
     let shown = fixture.wallet_json(&["app", "show", &app.to_string()]);
     assert_eq!(shown["price_per_put"], "0.25", "nothing changed the price");
     assert_eq!(shown["payout"], AccountId::of(&developer).to_string().as_str(), "nor the payout account");
@@ -107,7 +118,8 @@ fn a_developer_is_paid_exactly_its_fees_and_share_of_use() {
             .map(|l| amount(&l["amount"]))
             .try_fold(Amount::ZERO, |s, a| s.checked_add(a))?;
         let balance: Amount = fixture.balance(fixture.api(0), &developer_id)?.parse().ok()?;
-        (balance == total).then_some(())
+        // What is left of the fees, one credit, is for the second registration.
+        (balance == total.checked_add(Amount::ONE_CREDIT)?).then_some(())
     });
     assert!(total > Amount::ZERO);
     let shown = fixture.wallet_json(&["app", "show", &app.to_string()]);

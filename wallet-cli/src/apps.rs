@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use acre_ledger::{AccountId, Amount, AppAction, AppCommand, AppId};
+use acre_ledger::apps::{registration_memo, APP_REGISTRATION_FEE};
+use acre_ledger::economics::pool_account;
+use acre_ledger::{AccountId, Amount, AppAction, AppCommand, AppId, TransferOrder};
 use acre_wallet::client::NodeClient;
 use acre_wallet::keystore::KeyFile;
 use anyhow::{bail, Context, Result};
@@ -23,7 +25,8 @@ pub(crate) fn resolve(app: &str, owner: Option<&KeyFile>) -> Result<AppId> {
     Ok(AppId::of(&owner.address, app))
 }
 
-/// `acre app register NAME --price AMOUNT --payout ADDRESS`.
+/// `acre app register NAME --price AMOUNT --payout ADDRESS`: pays the registration fee
+/// to the section's pool (its farmers), then registers the app with that payment.
 pub(crate) fn register(cli: &Cli, owner: &KeyFile, name: &str, price: Amount, payout: AccountId) -> Result<()> {
     let client = node_client(cli)?;
     let command = AppCommand {
@@ -32,8 +35,30 @@ pub(crate) fn register(cli: &Cli, owner: &KeyFile, name: &str, price: Amount, pa
         nonce: 0,
         action: AppAction::Register { payout, price_per_put: price },
     };
-    let id = submit(cli, &client, owner, command)?;
-    let view = wait(&client, &id, |_| true)?;
+    let app = command.app();
+    if client.app(&app)?.is_some() {
+        bail!("app {app} is registered already");
+    }
+    let account = client.account(&owner.address)?.with_context(|| {
+        format!("{} has never held credits; registering an app costs {APP_REGISTRATION_FEE} credits", owner.address)
+    })?;
+    let key = owner.unlock(&password(cli, &format!("Password for key {}: ", owner.name), false)?)?;
+    let fee = TransferOrder {
+        network: client.section()?.network,
+        from: owner.address,
+        to: pool_account(""),
+        amount: APP_REGISTRATION_FEE,
+        sequence: account.next_sequence,
+        app: None,
+        memo: registration_memo(&app),
+        hidden: None,
+    }
+    .sign(&key);
+    let paid = client.submit_order(&fee).context("paying the registration fee")?;
+    let mut signed = command.sign(&key);
+    signed.fee = Some(paid.certificate);
+    client.submit_app(&signed)?;
+    let view = wait(&client, &app, |_| true)?;
     print_app(cli, &view)
 }
 

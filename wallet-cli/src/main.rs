@@ -183,7 +183,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AppCommandArgs {
-    /// Register an app owned by the paying key; prints its id once the section has it.
+    /// Register an app owned by the paying key, for a fee of 1 credit to the section's farmers;
+    /// prints its id once the section has it.
     Register {
         /// Its name (unique per owner).
         name: String,

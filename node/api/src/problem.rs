@@ -86,6 +86,8 @@ pub enum ProblemCode {
     UnknownApp,
     AppExists,
     StaleNonce,
+    AppUnpaid,
+    TooManyApps,
     /// A code this client does not know (a newer node's).
     #[serde(other)]
     Other,
@@ -228,6 +230,8 @@ impl From<AppError> for Problem {
         let (status, code) = match error {
             AppError::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, ProblemCode::InvalidSignature),
             AppError::Exists => (StatusCode::CONFLICT, ProblemCode::AppExists),
+            AppError::Unpaid => (StatusCode::UNPROCESSABLE_ENTITY, ProblemCode::AppUnpaid),
+            AppError::Full => (StatusCode::CONFLICT, ProblemCode::TooManyApps),
             AppError::Unknown => (StatusCode::NOT_FOUND, ProblemCode::UnknownApp),
             AppError::Nonce { .. } => (StatusCode::CONFLICT, ProblemCode::StaleNonce),
         };

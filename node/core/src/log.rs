@@ -177,7 +177,13 @@ pub fn admit(
         }
         LogItem::Report(report) => (report.elder == *creator).then(|| SectionEvent::Report(report.clone())),
         LogItem::Unresponsive(node) => Some(SectionEvent::Unresponsive { elder: *creator, node: *node }),
-        LogItem::App(command) => command.is_valid().then(|| SectionEvent::App(command.clone())),
+        LogItem::App(command) => {
+            command.check_fee(pool).ok()?;
+            if let Some(fee) = &command.fee {
+                committee.verify_all(vec![fee.clone()]).into_iter().next()?.ok()?;
+            }
+            command.is_valid().then(|| SectionEvent::App(Box::new(command.clone())))
+        }
     }
 }
 
@@ -472,6 +478,23 @@ mod tests {
             admit(&LogItem::Enrol(enrolment), &AccountId::of(&keys[2]), &committee, &pool, &state).is_none(),
             "an enrolment changed by whoever carried it"
         );
+    }
+
+    /// Items cross the engine and the log protocol in postcard, which has no field names:
+    /// an app command without a fee must decode as itself (a skipped field did not).
+    #[test]
+    fn app_commands_with_and_without_a_fee_survive_the_binary_encoding() {
+        let owner = SigningKey::from_bytes(&[70; 32]);
+        let command = acre_ledger::AppCommand {
+            owner: AccountId::of(&owner),
+            name: "photos".into(),
+            nonce: 1,
+            action: acre_ledger::AppAction::SetPrice(Amount::ZERO),
+        }
+        .sign(&owner);
+        let item = LogItem::App(command);
+        let bytes = postcard::to_allocvec(&item).expect("encode");
+        assert_eq!(postcard::from_bytes::<LogItem>(&bytes).expect("decode"), item);
     }
 
     /// Model check of the log-to-state step and the handover to the next session, exhaustive

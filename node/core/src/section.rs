@@ -175,6 +175,7 @@ impl RecordToApply {
             .iter()
             .filter_map(|(_, item)| match item {
                 LogItem::Payment { certificate, .. } if certificate.order.to == *pool => Some(certificate.clone()),
+                LogItem::App(command) => command.fee.clone().filter(|fee| fee.order.to == *pool),
                 _ => None,
             })
             .collect();

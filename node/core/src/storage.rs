@@ -267,11 +267,23 @@ impl StorageBook {
         self.statuses.get(node).copied()
     }
 
-    /// Bytes held and offered across the members last heard from.
+    /// Bytes held and offered by a section of members as full as its median member, from
+    /// what the members last said. The price follows the fill (used ÷ capacity), and one
+    /// member's answer must not set it: a sum let one lying `used = u64::MAX` make every
+    /// quote `section_full`. The lower median of the members' fills lies within the
+    /// honest members' fills while fewer than half lie, whichever way they lie.
     pub fn fullness(&self) -> (u64, u64) {
-        self.statuses
+        let mut fills: Vec<(u64, u64)> = self
+            .statuses
             .values()
-            .fold((0u64, 0u64), |(used, capacity), (u, c)| (used.saturating_add(*u), capacity.saturating_add(*c)))
+            .filter(|(_, capacity)| *capacity > 0)
+            .map(|(used, capacity)| ((*used).min(*capacity), *capacity))
+            .collect();
+        // By fill, compared exactly: a ÷ b < c ÷ d as a·d < c·b.
+        fills.sort_by(|(a, b), (c, d)| (u128::from(*a) * u128::from(*d)).cmp(&(u128::from(*c) * u128::from(*b))));
+        let Some((used, capacity)) = fills.get(fills.len().saturating_sub(1) / 2) else { return (0, 0) };
+        let members = fills.len() as u64;
+        (used.saturating_mul(members), capacity.saturating_mul(members))
     }
 
     /// The section's fullness now, remembered as a quoted price: returns (used, capacity).
@@ -627,6 +639,28 @@ mod tests {
         let registry: BTreeMap<ChunkAddress, u64> = [(chunk(7), MIB)].into();
         assert!(book.is_stored(&chunk(7), Some(&registry)));
         assert_eq!(book.placed_size(&chunk(7)), None, "forgotten here once the registry has it");
+    }
+
+    /// One member says it holds everything, another that it offers the world: the price
+    /// is the honest members' all the same.
+    #[test]
+    fn a_lying_status_moves_the_quote_no_further_than_the_honest_members_fills() {
+        let members = members(5);
+        let mut book = book(members[0]);
+        for member in &members[..3] {
+            book.record_status(*member, 30 * MIB, 100 * MIB);
+        }
+        let honest = {
+            let (used, capacity) = book.fullness();
+            store_cost(MIB, used, capacity)
+        };
+        book.record_status(members[3], u64::MAX, 100 * MIB);
+        book.record_status(members[4], 0, u64::MAX);
+        let (used, capacity) = book.fullness();
+        assert_eq!(store_cost(MIB, used, capacity), honest, "the liars cancel out around the median");
+        book.record_status(members[4], u64::MAX, 1);
+        let (used, capacity) = book.fullness();
+        assert!(store_cost(MIB, used, capacity).is_some(), "two liars of five cannot fill the section");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use acre_ledger::apps::apply_command;
+use acre_ledger::economics::pool_account;
 use acre_ledger::{AppId, SignedAppCommand};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -38,13 +39,19 @@ pub fn routes(storage: Arc<Storage>) -> Router {
     responses((status = 202, description = "Proposed to the section log", body = Submitted),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
         (status = 404, description = "A change to an app that does not exist", body = Problem, content_type = PROBLEM),
-        (status = 409, description = "The app exists already, or the nonce is not the next", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "Not signed by the owner, or impossible fields", body = Problem, content_type = PROBLEM)))]
+        (status = 409, description = "The app exists already, the nonce is not the next, or the section keeps as many apps as it may", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Not signed by the owner, impossible fields, or a registration without its certified fee", body = Problem, content_type = PROBLEM)))]
 async fn submit(
     State(storage): State<Arc<Storage>>,
     body: Result<Json<SignedAppCommand>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Submitted>), Problem> {
     let command = json_body(body)?;
+    command.check_fee(&pool_account(""))?;
+    if let Some(fee) = &command.fee {
+        if let Some(Err(error)) = storage.section().committee().verify_all(vec![fee.clone()]).into_iter().next() {
+            return Err(error.into());
+        }
+    }
     let mut apps = storage.farming().view().state.map(|state| state.apps().clone()).unwrap_or_default();
     let app = apply_command(&mut apps, &command)?;
     storage.propose(LogItem::App(command)).await;

@@ -107,7 +107,7 @@ pub enum Inbound {
         /// The asking peer.
         from: Option<PeerId>,
         /// The item.
-        item: LogItem,
+        item: Box<LogItem>,
     },
     /// A member attests one read through an app.
     Metered {
@@ -191,7 +191,7 @@ impl Farming {
                 if !proves_itself {
                     return LogReply::Refused("only items that prove themselves are proposed for a peer".into());
                 }
-                self.deliver(Inbound::Propose { from: Some(peer), item: *item });
+                self.deliver(Inbound::Propose { from: Some(peer), item });
             }
         }
         LogReply::Done
@@ -398,7 +398,7 @@ impl Driver {
                         None => Proposer::Outsider(account_of_peer(&peer)?),
                     },
                 };
-                Some(Input::Propose { from, item })
+                Some(Input::Propose { from, item: *item })
             }
         }
     }

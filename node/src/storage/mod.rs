@@ -285,7 +285,7 @@ impl Storage {
     pub async fn propose(&self, item: LogItem) {
         let membership = self.section.membership();
         if membership.elders.contains(&self.section.me()) {
-            self.farming.deliver(Inbound::Propose { from: None, item });
+            self.farming.deliver(Inbound::Propose { from: None, item: Box::new(item) });
             return;
         }
         let sends = membership
