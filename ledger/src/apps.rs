@@ -14,7 +14,7 @@ use crate::{AccountId, Amount, AppId, Certificate, Digest, SignatureBytes};
 /// Hash context of app ids.
 const APP_ID_CONTEXT: &str = "acre 2026 app id v1";
 /// Hash context of what an owner signs.
-const APP_COMMAND_CONTEXT: &str = "acre 2026 app command v1";
+const APP_COMMAND_CONTEXT: &str = "acre 2026 app command v2";
 /// Longest app name, in bytes.
 pub const MAX_APP_NAME_BYTES: usize = 64;
 /// What registering an app costs, paid to the section's pool and so to its farmers: every
@@ -54,6 +54,8 @@ pub enum AppAction {
 /// An owner's command for its app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppCommand {
+    /// The network it is for ([`crate::network_id`]), so it never applies on another.
+    pub network: Digest,
     /// The owner, whose key signs.
     pub owner: AccountId,
     /// The app's name, unique per owner.
@@ -81,6 +83,7 @@ impl AppCommand {
         Digest::derive(
             APP_COMMAND_CONTEXT,
             &[
+                &self.network.0,
                 &self.owner.0,
                 &(self.name.len() as u64).to_le_bytes(),
                 self.name.as_bytes(),
@@ -272,6 +275,7 @@ mod tests {
 
     fn register(owner: &SigningKey, name: &str, price: u64) -> SignedAppCommand {
         AppCommand {
+            network: Digest::default(),
             owner: AccountId::of(owner),
             name: name.into(),
             nonce: 0,
@@ -286,9 +290,12 @@ mod tests {
     #[test]
     fn every_field_of_a_command_is_signed() {
         let (owner, other) = (AccountId::of(&key(81, 1)), AccountId::of(&key(81, 2)));
-        let base = AppCommand { owner, name: "photos".into(), nonce: 3, action: AppAction::SetPrice(Amount::ZERO) };
+        let network = Digest::default();
+        let base =
+            AppCommand { network, owner, name: "photos".into(), nonce: 3, action: AppAction::SetPrice(Amount::ZERO) };
         let variants = [
             AppCommand { owner: other, ..base.clone() },
+            AppCommand { network: Digest([1; 32]), ..base.clone() },
             AppCommand { name: "photo".into(), ..base.clone() },
             AppCommand { nonce: 4, ..base.clone() },
             AppCommand { action: AppAction::SetPrice(Amount::from_nanos(1).expect("amount")), ..base.clone() },
@@ -310,6 +317,7 @@ mod tests {
 
         let price = |signer: &SigningKey, owner: &SigningKey, nonce: u64, nanos: u64| {
             AppCommand {
+                network: Digest::default(),
                 owner: AccountId::of(owner),
                 name: "photos".into(),
                 nonce,

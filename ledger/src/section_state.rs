@@ -120,6 +120,9 @@ pub enum SectionChange {
 /// The agreed state of one section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SectionState {
+    /// The network it belongs to ([`crate::network_id`]), which enrolments and app
+    /// commands must name.
+    network: Digest,
     members: BTreeMap<AccountId, Member>,
     /// The open epoch.
     epoch: u64,
@@ -149,10 +152,11 @@ pub struct SectionState {
 impl SectionState {
     /// A section whose first members (of age [`MIN_ELDER_AGE`], so elders from the start)
     /// are `founders`, with `genesis` credits.
-    pub fn new(founders: &[(AccountId, AccountId)], genesis: Amount) -> Self {
+    pub fn new(network: Digest, founders: &[(AccountId, AccountId)], genesis: Amount) -> Self {
         let members =
             founders.iter().map(|(node, reward)| (*node, Member { age: MIN_ELDER_AGE, reward: *reward })).collect();
         SectionState {
+            network,
             members,
             epoch: 1,
             supply: genesis,
@@ -191,6 +195,11 @@ impl SectionState {
         let mut by_age: Vec<(&AccountId, &Member)> = self.members.iter().collect();
         by_age.sort_by(|a, b| b.1.age.cmp(&a.1.age).then(a.0.cmp(b.0)));
         by_age.into_iter().take(count).map(|(id, _)| *id).collect()
+    }
+
+    /// The network it belongs to, which enrolments and app commands must name.
+    pub fn network(&self) -> Digest {
+        self.network
     }
 
     /// The open epoch.
@@ -453,7 +462,8 @@ mod tests {
 
     #[test]
     fn a_quorum_of_reports_closes_the_epoch_and_pays_the_pool_out() {
-        let mut state = SectionState::new(&founders(4), Amount::from_credits(1_000).expect("amount"));
+        let mut state =
+            SectionState::new(Digest::default(), &founders(4), Amount::from_credits(1_000).expect("amount"));
         store(&mut state, 9);
         let paid = Amount::from_credits(2).expect("amount");
         let payment = SectionEvent::PoolPayment { id: Digest([1; 32]), amount: paid, app_fee: None, chunks: vec![] };
@@ -473,7 +483,7 @@ mod tests {
 
     #[test]
     fn a_paid_chunk_enters_the_registry_only_with_three_holders_receipts() {
-        let mut state = SectionState::new(&founders(7), Amount::ZERO);
+        let mut state = SectionState::new(Digest::default(), &founders(7), Amount::ZERO);
         let (chunk, unpaid) = (ChunkAddress([3; 32]), ChunkAddress([4; 32]));
         let holders: Vec<AccountId> = state.holders_of(&chunk);
         assert_eq!(holders.len(), COPIES);
@@ -517,7 +527,7 @@ mod tests {
 
     #[test]
     fn joins_are_rate_limited_and_removal_takes_a_quorum() {
-        let mut state = SectionState::new(&founders(4), Amount::ZERO);
+        let mut state = SectionState::new(Digest::default(), &founders(4), Amount::ZERO);
         assert_eq!(state.apply(&SectionEvent::Join { node: id(20), reward: id(20) }), SectionChange::Admitted(id(20)));
         assert_eq!(
             state.apply(&SectionEvent::Join { node: id(21), reward: id(21) }),
@@ -554,7 +564,7 @@ mod tests {
     fn a_removed_farmer_is_not_paid_and_the_items_still_add_up() {
         let valid = |n: u64| AccountId::of(&crate::testkit::key(70, n));
         let founders: Vec<(AccountId, AccountId)> = (0..7).map(|n| (valid(n), valid(n + 100))).collect();
-        let mut state = SectionState::new(&founders, Amount::ZERO);
+        let mut state = SectionState::new(Digest::default(), &founders, Amount::ZERO);
         let joiner = valid(50);
         state.apply(&SectionEvent::Join { node: joiner, reward: AccountId([0; 32]) });
         assert_eq!(
@@ -608,7 +618,7 @@ mod tests {
     /// newcomers wait out their age: the next oldest fill up to four.
     #[test]
     fn young_members_fill_in_while_fewer_than_four_elders_are_seasoned() {
-        let mut state = SectionState::new(&founders(4), Amount::ZERO);
+        let mut state = SectionState::new(Digest::default(), &founders(4), Amount::ZERO);
         state.apply(&SectionEvent::Join { node: id(20), reward: id(20) });
         assert_eq!(state.elders().len(), 4, "four seasoned founders");
         assert!(!state.elders().contains(&id(20)));
@@ -623,7 +633,7 @@ mod tests {
 
     #[test]
     fn the_elders_are_the_oldest_members() {
-        let mut state = SectionState::new(&founders(7), Amount::ZERO);
+        let mut state = SectionState::new(Digest::default(), &founders(7), Amount::ZERO);
         state.apply(&SectionEvent::Join { node: id(0), reward: id(0) });
         assert!(!state.elders().contains(&id(0)), "a newcomer waits its turn");
         state.apply(&SectionEvent::Unresponsive { elder: id(1), node: id(7) });
@@ -671,7 +681,7 @@ mod tests {
         let mut records_by_log: BTreeMap<Vec<usize>, Vec<EpochRecord>> = BTreeMap::new();
         let chosen: Vec<usize> = vec![0, 2, 3, 5, 6, 7, 8];
         for order in crate::testkit::permutations(&chosen) {
-            let mut first = SectionState::new(&founders(4), genesis);
+            let mut first = SectionState::new(Digest::default(), &founders(4), genesis);
             store(&mut first, 1);
             let mut second = first.clone();
             for &index in &order {
@@ -702,7 +712,7 @@ mod tests {
             epochs in proptest::collection::vec(proptest::collection::vec((1u8..=4, 1u8..=4, 0u32..=4), 0..12), 1..40),
         ) {
             let genesis = Amount::from_nanos(genesis).expect("amount");
-            let mut state = SectionState::new(&founders(4), genesis);
+            let mut state = SectionState::new(Digest::default(), &founders(4), genesis);
             store(&mut state, 1);
             store(&mut state, 2);
             let mut minted = 0u64;

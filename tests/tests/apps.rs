@@ -52,6 +52,7 @@ fn a_developer_is_paid_exactly_its_fees_and_share_of_use() {
     // A non-owner's command for the app is refused; so is a replay of the owner's.
     let stranger = SigningKey::from_bytes(&rand_secret());
     let forged = AppCommand {
+        network: fixture.network(),
         owner: AccountId::of(&developer),
         name: "photos".into(),
         nonce: 2,
@@ -61,6 +62,7 @@ fn a_developer_is_paid_exactly_its_fees_and_share_of_use() {
     assert_eq!((status, problem["code"].as_str()), (422, Some("invalid_signature")), "{problem}");
     assert!(content_type.starts_with("application/problem+json"));
     let replayed = AppCommand {
+        network: fixture.network(),
         owner: AccountId::of(&developer),
         name: "photos".into(),
         nonce: 1,
@@ -70,6 +72,7 @@ fn a_developer_is_paid_exactly_its_fees_and_share_of_use() {
     assert_eq!((status, problem["code"].as_str()), (409, Some("stale_nonce")), "{problem}");
     // Registering costs a fee: an account that never held a credit registers nothing.
     let unpaid = AppCommand {
+        network: fixture.network(),
         owner: AccountId::of(&stranger),
         name: "spam".into(),
         nonce: 0,

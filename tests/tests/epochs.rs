@@ -37,7 +37,7 @@ impl Section {
         let total = genesis.iter().try_fold(Amount::ZERO, |sum, a| sum.checked_add(a.amount)).expect("total");
         // Four members and four copies of each chunk: every farmer holds all of them.
         let chunks = (1..=4u8).map(|n| (acre_proofs::ChunkAddress([n; 32]), 1 << 20));
-        let state = SectionState::new(&founders, total).with_chunks(chunks);
+        let state = SectionState::new(acre_ledger::Digest::default(), &founders, total).with_chunks(chunks);
         Section { elder_keys, rewards, state, pool, genesis }
     }
 

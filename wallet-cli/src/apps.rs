@@ -29,7 +29,9 @@ pub(crate) fn resolve(app: &str, owner: Option<&KeyFile>) -> Result<AppId> {
 /// to the section's pool (its farmers), then registers the app with that payment.
 pub(crate) fn register(cli: &Cli, owner: &KeyFile, name: &str, price: Amount, payout: AccountId) -> Result<()> {
     let client = node_client(cli)?;
+    let network = client.section()?.network;
     let command = AppCommand {
+        network,
         owner: owner.address,
         name: name.to_owned(),
         nonce: 0,
@@ -44,7 +46,7 @@ pub(crate) fn register(cli: &Cli, owner: &KeyFile, name: &str, price: Amount, pa
     })?;
     let key = owner.unlock(&password(cli, &format!("Password for key {}: ", owner.name), false)?)?;
     let fee = TransferOrder {
-        network: client.section()?.network,
+        network,
         from: owner.address,
         to: pool_account(""),
         amount: APP_REGISTRATION_FEE,
@@ -70,7 +72,9 @@ pub(crate) fn set_price(cli: &Cli, owner: &KeyFile, app: &AppId, price: Amount) 
         bail!("app {app} belongs to {}, not to key {}", current.owner, owner.name);
     }
     let nonce = current.next_nonce;
-    let command = AppCommand { owner: owner.address, name: current.name, nonce, action: AppAction::SetPrice(price) };
+    let network = client.section()?.network;
+    let action = AppAction::SetPrice(price);
+    let command = AppCommand { network, owner: owner.address, name: current.name, nonce, action };
     submit(cli, &client, owner, command)?;
     let view = wait(&client, app, |view| view.next_nonce > nonce)?;
     print_app(cli, &view)

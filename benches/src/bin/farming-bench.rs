@@ -10,7 +10,11 @@
 //!   round delay (elders × events per unit ÷ round delay);
 //! - epoch close latency with N farmers: from the elders' reports being proposed to the
 //!   record at all 7, against the one-event latency;
-//! - on a 7-node devnet, the time from a holder's SIGKILL to its removal and to every
+//! - on a 7-node devnet, after storing `ACRE_BENCH_MIB` MiB (default 64): the bytes the
+//!   farmers proved in a closed epoch ÷ the bytes the registry puts on them (goal ≥ 0.95),
+//!   and the worst farmer's reward ÷ its fair share of the epoch by bytes held (goal ≥
+//!   0.90);
+//! - on the same devnet, the time from a holder's SIGKILL to its removal and to every
 //!   chunk standing on 4 live holders again, against the configured detection delay.
 
 use std::time::{Duration, Instant};
@@ -166,7 +170,13 @@ async fn main() -> Result<()> {
         );
     }
 
-    let repair = tokio::task::spawn_blocking(devnet_repair).await??;
+    let (paid, repair) = tokio::task::spawn_blocking(devnet_repair).await??;
+    println!(
+        "\npaid for storage on a 7-node devnet, {} MiB stored, epoch {}:\n  \
+         proven ÷ held {:.3} (goal ≥ 0.95), worst farmer's reward ÷ fair share {:.3} (goal ≥ 0.90), \
+         {} farmers holding {} bytes",
+        paid.stored_mib, paid.epoch, paid.proven_over_held, paid.worst_share, paid.farmers, paid.held
+    );
     println!(
         "\nrepair on a 7-node devnet (detection after {} s unreachable, epochs of {} s), {} chunks:\n  \
          removed {:.1} s after SIGKILL, 4 copies again {:.1} s after it ({:.1} s of copying) = {:.2} of \
@@ -192,7 +202,8 @@ async fn epoch_close(farmers: usize, session: u64) -> Result<(Duration, usize)> 
     let farmer_ids: Vec<AccountId> = all[ELDERS..].iter().map(AccountId::of).collect();
     let founders: Vec<(AccountId, AccountId)> =
         all.iter().map(|key| (AccountId::of(key), AccountId::of(key))).collect();
-    let mut states: Vec<SectionState> = (0..ELDERS).map(|_| SectionState::new(&founders, Amount::ZERO)).collect();
+    let mut states: Vec<SectionState> =
+        (0..ELDERS).map(|_| SectionState::new(acre_ledger::Digest::default(), &founders, Amount::ZERO)).collect();
     let state_elders: Vec<AccountId> = states[0].elders().into_iter().collect();
     let verdicts: Vec<Verdict> =
         farmer_ids.iter().map(|holder| Verdict { holder: *holder, sampled: 16, passed: 16 }).collect();
@@ -242,8 +253,73 @@ struct Repair {
 
 /// Puts a 16 MiB file on a fresh 7-node devnet, kills a holder with SIGKILL and times its
 /// removal and the return of every chunk to 4 live holders.
-fn devnet_repair() -> Result<Repair> {
-    const FILE_BYTES: usize = 16 << 20;
+/// What a closed epoch paid on the devnet against what the farmers hold.
+struct Paid {
+    stored_mib: usize,
+    epoch: u64,
+    farmers: usize,
+    held: u64,
+    proven_over_held: f64,
+    worst_share: f64,
+}
+
+/// Waits until the registry's duties settle and two more epochs close, then reads the
+/// last one: every farmer's proven bytes and reward against the bytes it must hold.
+fn paid_for_storage(client: &NodeClient, manifest: &Manifest, stored_mib: usize) -> Result<Paid> {
+    let duties = || -> Result<Vec<(AccountId, u64)>> {
+        manifest.nodes.iter().map(|node| Ok((node.id, client.farmer(&node.id)?.bytes))).collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut last = duties()?;
+    loop {
+        std::thread::sleep(DEVNET_EPOCH);
+        let now = duties()?;
+        if now == last && now.iter().any(|(_, bytes)| *bytes > 0) {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "the registry did not settle");
+        last = now;
+    }
+    let closed = |id: &AccountId| -> Result<u64> {
+        Ok(client.statement(id, None, None)?.epochs.last().map_or(0, |line| line.epoch))
+    };
+    let settled_at = closed(&manifest.nodes[0].id)?;
+    while closed(&manifest.nodes[0].id)? < settled_at + 2 {
+        ensure!(Instant::now() < deadline, "no epoch closed");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let epoch = settled_at + 2;
+    let duties = duties()?;
+    let held: u64 = duties.iter().map(|(_, bytes)| bytes).sum();
+    let mut proven = 0u64;
+    let mut lines = Vec::new();
+    for (id, bytes) in &duties {
+        let line = client.statement(id, Some(epoch), Some(epoch))?.epochs.pop().context("the epoch's line")?;
+        proven += line.proven_bytes;
+        lines.push((*bytes, line.reward.nanos()));
+    }
+    let paid: u64 = lines.iter().map(|(_, reward)| reward).sum();
+    let worst_share = lines
+        .iter()
+        .filter(|(bytes, _)| *bytes > 0)
+        .map(|(bytes, reward)| *reward as f64 / (paid as f64 * *bytes as f64 / held as f64))
+        .fold(f64::INFINITY, f64::min);
+    Ok(Paid {
+        stored_mib,
+        epoch,
+        farmers: lines.iter().filter(|(bytes, _)| *bytes > 0).count(),
+        held,
+        proven_over_held: proven as f64 / held as f64,
+        worst_share,
+    })
+}
+
+fn devnet_repair() -> Result<(Paid, Repair)> {
+    let stored_mib: usize = match std::env::var("ACRE_BENCH_MIB") {
+        Ok(mib) => mib.parse().context("ACRE_BENCH_MIB is a whole number of MiB")?,
+        Err(_) => 64,
+    };
+    let file_bytes = stored_mib << 20;
     let dir = tempfile::tempdir()?;
     let devnet_dir = dir.path().join("devnet");
     let mut devnet = DevnetProcess::start(&sibling_binary("acre-node")?, &devnet_dir, ELDERS);
@@ -257,13 +333,14 @@ fn devnet_repair() -> Result<Repair> {
     }
     wallet(&["key", "new", "payer"])?;
     wallet(&["faucet", "payer", "1000"])?;
-    let mut content = vec![0u8; FILE_BYTES];
+    let mut content = vec![0u8; file_bytes];
     blake3::Hasher::new().update(b"repair bench").finalize_xof().fill(&mut content);
     let file = dir.path().join("file.bin");
     std::fs::write(&file, &content)?;
     wallet(&["--json", "put", file.to_str().context("a UTF-8 path")?, "--from", "payer", "--yes"])?;
     let sealed = acre_proofs::encrypt_file(&content, acre_proofs::Privacy::Convergent)?;
     let addresses: Vec<_> = sealed.chunks.iter().map(|chunk| chunk.address()).collect();
+    let paid = paid_for_storage(&client, &manifest, stored_mib)?;
 
     let holders = client.holders(&addresses[0])?;
     let victim = manifest
@@ -295,5 +372,5 @@ fn devnet_repair() -> Result<Repair> {
     }
     let repaired = killed.elapsed();
     devnet.stop();
-    Ok(Repair { chunks: addresses.len(), removed: removed.unwrap_or(repaired), repaired })
+    Ok((paid, Repair { chunks: addresses.len(), removed: removed.unwrap_or(repaired), repaired }))
 }

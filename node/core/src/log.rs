@@ -70,6 +70,9 @@ pub struct Enrolment {
     pub node: AccountId,
     /// Its reward address.
     pub reward: AccountId,
+    /// The network it asks to join ([`acre_ledger::network_id`]): a node's enrolment on
+    /// one network never enrols it on another.
+    pub network: Digest,
     /// The epoch open when the node signed it. It counts only in that epoch and the next:
     /// every enrolment is public in the log, and without this anyone could replay a
     /// removed node's to bring it back.
@@ -82,20 +85,22 @@ pub struct Enrolment {
 pub const ENROLMENT_EPOCHS: u64 = 1;
 
 impl Enrolment {
-    /// The request of the node whose key is `key`, made while `epoch` is open.
-    pub fn new(key: &SigningKey, reward: AccountId, epoch: u64) -> Self {
+    /// The request of the node whose key is `key` to join `network`, made while `epoch`
+    /// is open.
+    pub fn new(key: &SigningKey, reward: AccountId, network: Digest, epoch: u64) -> Self {
         let node = AccountId::of(key);
-        let signature = SignatureBytes::sign(key, &Self::digest(&node, &reward, epoch));
-        Enrolment { node, reward, epoch, signature }
+        let signature = SignatureBytes::sign(key, &Self::digest(&node, &reward, &network, epoch));
+        Enrolment { node, reward, network, epoch, signature }
     }
 
-    fn digest(node: &AccountId, reward: &AccountId, epoch: u64) -> Digest {
-        Digest::derive(ENROLMENT_CONTEXT, &[node.as_bytes(), reward.as_bytes(), &epoch.to_le_bytes()])
+    fn digest(node: &AccountId, reward: &AccountId, network: &Digest, epoch: u64) -> Digest {
+        let parts: [&[u8]; 4] = [node.as_bytes(), reward.as_bytes(), network.as_bytes(), &epoch.to_le_bytes()];
+        Digest::derive(ENROLMENT_CONTEXT, &parts)
     }
 
     /// Whether the node itself signed it.
     pub fn is_valid(&self) -> bool {
-        let digest = Self::digest(&self.node, &self.reward, self.epoch);
+        let digest = Self::digest(&self.node, &self.reward, &self.network, self.epoch);
         self.node
             .verifying_key()
             .is_some_and(|key| key.verify_strict(digest.as_bytes(), &self.signature.to_dalek()).is_ok())
@@ -144,8 +149,10 @@ pub fn admit(
     state: &SectionState,
 ) -> Option<SectionEvent> {
     match item {
-        LogItem::Enrol(enrolment) => (enrolment.is_fresh(state.epoch()) && enrolment.is_valid())
-            .then_some(SectionEvent::Join { node: enrolment.node, reward: enrolment.reward }),
+        LogItem::Enrol(enrolment) => {
+            (enrolment.network == state.network() && enrolment.is_fresh(state.epoch()) && enrolment.is_valid())
+                .then_some(SectionEvent::Join { node: enrolment.node, reward: enrolment.reward })
+        }
         LogItem::Payment { certificate, chunks } => {
             // Sizes a chunk can have, a bounded list, and at least the lowest price any
             // quote can give (an empty section's): a cheap payment cannot buy a large duty.
@@ -178,6 +185,9 @@ pub fn admit(
         LogItem::Report(report) => (report.elder == *creator).then(|| SectionEvent::Report(report.clone())),
         LogItem::Unresponsive(node) => Some(SectionEvent::Unresponsive { elder: *creator, node: *node }),
         LogItem::App(command) => {
+            if command.command.network != state.network() {
+                return None;
+            }
             command.check_fee(pool).ok()?;
             if let Some(fee) = &command.fee {
                 committee.verify_all(vec![fee.clone()]).into_iter().next()?.ok()?;
@@ -391,7 +401,9 @@ mod tests {
         let ids: Vec<AccountId> = keys.iter().map(AccountId::of).collect();
         let founders: Vec<(AccountId, AccountId)> = ids.iter().map(|id| (*id, *id)).collect();
         let chunks = (1..=8u8).map(|n| (acre_proofs::ChunkAddress([n; 32]), 1 << 20));
-        let state = SectionState::new(&founders, Amount::from_credits(1_000).expect("amount")).with_chunks(chunks);
+        let state =
+            SectionState::new(acre_ledger::Digest::default(), &founders, Amount::from_credits(1_000).expect("amount"))
+                .with_chunks(chunks);
         (state, Committee::new(ids).expect("committee"))
     }
 
@@ -461,7 +473,7 @@ mod tests {
         );
         assert!(admit(&forged, &AccountId::of(&keys[0]), &committee, &pool, &state).is_some());
         let joiner = SigningKey::from_bytes(&[50; 32]);
-        let mut enrolment = Enrolment::new(&joiner, AccountId::of(&keys[0]), state.epoch());
+        let mut enrolment = Enrolment::new(&joiner, AccountId::of(&keys[0]), state.network(), state.epoch());
         assert!(
             admit(&LogItem::Enrol(enrolment.clone()), &AccountId::of(&keys[2]), &committee, &pool, &state).is_some()
         );
@@ -473,6 +485,11 @@ mod tests {
             admit(&LogItem::Enrol(enrolment.clone()), &AccountId::of(&keys[2]), &committee, &pool, &later).is_none(),
             "an old enrolment replayed (a removed node's, public in the log) counts for nothing"
         );
+        let elsewhere = Enrolment::new(&joiner, AccountId::of(&joiner), Digest([9; 32]), state.epoch());
+        assert!(
+            admit(&LogItem::Enrol(elsewhere), &AccountId::of(&keys[2]), &committee, &pool, &state).is_none(),
+            "an enrolment for another network"
+        );
         enrolment.reward = AccountId::of(&keys[1]);
         assert!(
             admit(&LogItem::Enrol(enrolment), &AccountId::of(&keys[2]), &committee, &pool, &state).is_none(),
@@ -483,18 +500,26 @@ mod tests {
     /// Items cross the engine and the log protocol in postcard, which has no field names:
     /// an app command without a fee must decode as itself (a skipped field did not).
     #[test]
-    fn app_commands_with_and_without_a_fee_survive_the_binary_encoding() {
+    fn app_commands_survive_the_binary_encoding_and_count_only_on_their_network() {
         let owner = SigningKey::from_bytes(&[70; 32]);
         let command = acre_ledger::AppCommand {
+            network: Digest::default(),
             owner: AccountId::of(&owner),
             name: "photos".into(),
             nonce: 1,
             action: acre_ledger::AppAction::SetPrice(Amount::ZERO),
         }
         .sign(&owner);
-        let item = LogItem::App(command);
+        let item = LogItem::App(command.clone());
         let bytes = postcard::to_allocvec(&item).expect("encode");
         assert_eq!(postcard::from_bytes::<LogItem>(&bytes).expect("decode"), item);
+
+        // Signed for one network, it is nothing on another.
+        let (state, committee) = founding(&keys(4));
+        let mut elsewhere = command.command;
+        elsewhere.network = Digest([9; 32]);
+        let item = LogItem::App(elsewhere.sign(&owner));
+        assert!(admit(&item, &AccountId::of(&keys(4)[0]), &committee, &pool_account(""), &state).is_none());
     }
 
     /// Model check of the log-to-state step and the handover to the next session, exhaustive
@@ -519,7 +544,7 @@ mod tests {
             (index_of(&state, byzantine), report(byzantine, &[AccountId::of(&idle), ids[1]])),
             (
                 index_of(&state, &keys[0]),
-                LogItem::Enrol(Enrolment::new(&joiner, AccountId::of(&joiner), state.epoch())),
+                LogItem::Enrol(Enrolment::new(&joiner, AccountId::of(&joiner), state.network(), state.epoch())),
             ),
             (index_of(&state, &keys[1]), LogItem::Unresponsive(ids[3])),
         ];

@@ -895,7 +895,8 @@ impl SectionMachine {
             return;
         }
         self.last_enrolment = Some(self.now);
-        let item = LogItem::Enrol(Enrolment::new(&self.signer, wanted, self.current().epoch()));
+        let item =
+            LogItem::Enrol(Enrolment::new(&self.signer, wanted, self.current().network(), self.current().epoch()));
         if self.session.is_some() {
             self.propose(item, effects);
         } else {
@@ -940,7 +941,8 @@ mod tests {
     fn section(founders: &[SigningKey], joiners: &[SigningKey]) -> Vec<SectionMachine> {
         let ids: Vec<(AccountId, AccountId)> = founders.iter().map(|k| (AccountId::of(k), AccountId::of(k))).collect();
         let committee = Committee::new(ids.iter().map(|(id, _)| *id)).expect("committee");
-        let state = SectionState::new(&ids, Amount::from_credits(1_000).expect("amount"));
+        let state =
+            SectionState::new(acre_ledger::Digest::default(), &ids, Amount::from_credits(1_000).expect("amount"));
         founders
             .iter()
             .chain(joiners)
@@ -1052,7 +1054,7 @@ mod tests {
         let mut bytes = [7u8; 32];
         bytes[..4].copy_from_slice(&seed.to_le_bytes());
         let key = SigningKey::from_bytes(&bytes);
-        (AccountId::of(&key), LogItem::Enrol(Enrolment::new(&key, AccountId::of(&key), epoch)))
+        (AccountId::of(&key), LogItem::Enrol(Enrolment::new(&key, AccountId::of(&key), Digest::default(), epoch)))
     }
 
     /// Fresh keys cost nothing: a flood of enrolments from outside, and one member sending

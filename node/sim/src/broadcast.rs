@@ -366,7 +366,7 @@ mod tests {
 
     fn enrolment(n: u8) -> LogItem {
         let key = ed25519_dalek::SigningKey::from_bytes(&[n + 100; 32]);
-        LogItem::Enrol(acre_core::Enrolment::new(&key, AccountId::of(&key), 1))
+        LogItem::Enrol(acre_core::Enrolment::new(&key, AccountId::of(&key), Default::default(), 1))
     }
 
     #[test]

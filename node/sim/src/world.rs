@@ -378,11 +378,12 @@ impl Simulation {
         let founders: Vec<(AccountId, AccountId)> = ids.iter().map(|id| (*id, *id)).collect();
         let mut chunk_rng = StdRng::seed_from_u64(seed ^ 0xc4_0c5);
         let placed = ChunkModel::new(&ids, config.chunks_per_node, &mut chunk_rng, BTreeSet::new());
-        let founding = SectionState::new(&founders, genesis_total).with_chunks(placed.registry());
-        let elders = session_elders(&founding);
+        // The founders' elders certify, and with the genesis they name the network.
+        let elders = session_elders(&SectionState::new(Digest::default(), &founders, genesis_total));
         let committee = Committee::new(elders.iter().copied())?;
         let committee_nodes: Vec<usize> = elders.iter().filter_map(|id| index_of.get(id).copied()).collect();
         let network_id = acre_ledger::network_id(&committee, &allocations);
+        let founding = SectionState::new(network_id, &founders, genesis_total).with_chunks(placed.registry());
 
         let mut fault_rng = StdRng::seed_from_u64(seed ^ 0xfa17);
         let mut roles = vec![NodeRole::Honest; config.nodes];

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use acre_ledger::apps::apply_command;
 use acre_ledger::economics::pool_account;
-use acre_ledger::{AppId, SignedAppCommand};
+use acre_ledger::{AppId, LedgerError, SignedAppCommand};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -46,6 +46,10 @@ async fn submit(
     body: Result<Json<SignedAppCommand>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Submitted>), Problem> {
     let command = json_body(body)?;
+    let network = storage.section().ledger().network();
+    if command.command.network != network {
+        return Err(LedgerError::WrongNetwork { expected: network, got: command.command.network }.into());
+    }
     command.check_fee(&pool_account(""))?;
     if let Some(fee) = &command.fee {
         if let Some(Err(error)) = storage.section().committee().verify_all(vec![fee.clone()]).into_iter().next() {

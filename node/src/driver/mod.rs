@@ -295,7 +295,7 @@ impl Driver {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let founders: Vec<(AccountId, AccountId)> =
                     section.committee().members().map(|id| (*id, *id)).collect();
-                SectionState::new(&founders, genesis)
+                SectionState::new(section.ledger().network(), &founders, genesis)
             }
             Err(error) => return Err(error.into()),
         };
