@@ -53,6 +53,9 @@ pub enum Stored {
     New,
     /// Held before; nothing was written (and nothing should be charged).
     AlreadyHeld,
+    /// Held before, but the bytes on disk no longer were the chunk (they rotted, or were
+    /// changed): the good copy replaced them.
+    Replaced,
 }
 
 /// A node's chunks and their outboards. Shared between threads: puts reserve their room
@@ -116,11 +119,17 @@ impl ChunkStore {
         Ok(held)
     }
 
-    /// Stores a chunk and its outboard durably; a chunk already held is not written again.
+    /// Stores a chunk and its outboard durably; a chunk already held is not written
+    /// again, unless the held bytes are no longer the chunk: then this good copy replaces
+    /// them (how a copy that failed its audit with wrong bytes is repaired).
     pub fn put(&self, chunk: &Chunk) -> Result<Stored, ChunkStoreError> {
         let address = chunk.address();
         if self.contains(&address) {
-            return Ok(Stored::AlreadyHeld);
+            if self.holds_intact(&address)? {
+                return Ok(Stored::AlreadyHeld);
+            }
+            // The room was reserved when the chunk first came; the copy takes its place.
+            return self.write(chunk).map(|()| Stored::Replaced);
         }
         self.reserve(chunk.size())?;
         if self.contains(&address) {
@@ -133,6 +142,13 @@ impl ChunkStore {
             self.release(chunk.size());
         }
         written.map(|()| Stored::New)
+    }
+
+    /// Whether the held bytes are still the chunk `address` names.
+    fn holds_intact(&self, address: &ChunkAddress) -> Result<bool, ChunkStoreError> {
+        let intact =
+            self.get(address)?.and_then(|bytes| Chunk::new(bytes).ok()).is_some_and(|c| c.address() == *address);
+        Ok(intact)
     }
 
     /// Whether the chunk is held.
@@ -276,7 +292,7 @@ mod tests {
     }
 
     #[test]
-    fn a_deleted_or_rotten_copy_cannot_answer() {
+    fn a_deleted_or_rotten_copy_cannot_answer_until_a_good_copy_replaces_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = ChunkStore::open(dir.path(), 10 << 20).expect("open");
         let held = chunk(40_000, 4);
@@ -287,6 +303,10 @@ mod tests {
         let item = ChallengeItem { address: held.address(), blocks: vec![19] };
         let proof = store.answer(&item).expect("a proof of what is held");
         assert!(verify(&item, held.size(), &proof).is_err(), "the challenger sees the rot");
+        assert_eq!(store.put(&held).expect("repair"), Stored::Replaced, "a good copy replaces the rotten one");
+        let proof = store.answer(&item).expect("a proof");
+        assert!(verify(&item, held.size(), &proof).is_ok(), "the repaired copy answers");
+        assert_eq!(store.put(&held).expect("again"), Stored::AlreadyHeld, "an intact copy is left alone");
         fs::remove_file(store.chunk_path(&held.address())).expect("delete");
         assert!(matches!(store.answer(&item), Err(ChunkStoreError::Missing(_))));
         assert!(!store.contains(&held.address()));

@@ -21,9 +21,9 @@ use acre_core::storage::{
 };
 use acre_ledger::economics::{check_store_payment, pool_account, store_cost, StorePaymentError};
 use acre_ledger::{AccountId, Amount, AppId, Certificate, Digest, LedgerError};
-use acre_proofs::audit::{judge, Audit};
+use acre_proofs::audit::{judge, Audit, Outcome};
 use acre_proofs::challenge::{Answer, Challenge};
-use acre_proofs::placement::Repair;
+use acre_proofs::placement::{node_name, Repair};
 use acre_proofs::{Chunk, ChunkAddress};
 use futures::future::join_all;
 use libp2p::PeerId;
@@ -249,20 +249,22 @@ impl Storage {
         let mut made = 0usize;
         for repair in copies {
             let Some(to) = self.member_named(&repair.to) else { continue };
-            let mut bytes = self.local(move |chunks| chunks.get(&repair.chunk)).await.ok().flatten();
+            // A copy counts only if it is the chunk: a rotten one here or at a holder
+            // moves on to the next source.
+            let good = |bytes: Vec<u8>| Chunk::new(bytes).ok().filter(|c| c.address() == repair.chunk);
+            let mut chunk = self.local(move |chunks| chunks.get(&repair.chunk)).await.ok().flatten().and_then(good);
             for from in repair.from.iter().filter_map(|name| self.member_named(name)) {
-                if bytes.is_some() {
+                if chunk.is_some() {
                     break;
                 }
                 let Some(peer) = self.peer_of(&from) else { continue };
                 if let Some(ChunkReply::Chunk(Some(fetched))) =
                     self.section.request::<Chunks>(peer, ChunkRequest::Fetch(repair.chunk)).await
                 {
-                    bytes = Some(fetched.into_vec());
+                    chunk = good(fetched.into_vec());
                 }
             }
-            let Some(chunk) = bytes.and_then(|bytes| Chunk::new(bytes).ok()).filter(|c| c.address() == repair.chunk)
-            else {
+            let Some(chunk) = chunk else {
                 tracing::warn!(chunk = %repair.chunk, "no holder could give a chunk to repair");
                 continue;
             };
@@ -534,15 +536,42 @@ impl Storage {
                 AuditReply::Silent
             }
         };
-        let mut book = lock(&self.book);
-        let outcome = book.outcome_of(&holder, reply, self.now());
-        if outcome.is_failure() {
-            tracing::info!(%holder, ?outcome, round, "a holder failed its audit");
+        let outcome = {
+            let mut book = lock(&self.book);
+            let outcome = book.outcome_of(&holder, reply, self.now());
+            if outcome.is_failure() {
+                tracing::info!(%holder, ?outcome, round, "a holder failed its audit");
+            }
+            metrics::counter!("acre_audits_total", "outcome" => format!("{outcome:?}")).increment(1);
+            let record = AuditRecord {
+                round,
+                outcome,
+                latency_ms: latency.as_millis() as u64,
+                at_unix_ms: unix_millis(),
+                chunks,
+            };
+            book.record_audit(holder, &audit, outcome, record);
+            outcome
+        };
+        if matches!(outcome, Outcome::WrongBytes | Outcome::Missing) {
+            if let Some(item) = audit.challenge.items.first() {
+                self.recopy(holder, item.address).await;
+            }
         }
-        metrics::counter!("acre_audits_total", "outcome" => format!("{outcome:?}")).increment(1);
-        let record =
-            AuditRecord { round, outcome, latency_ms: latency.as_millis() as u64, at_unix_ms: unix_millis(), chunks };
-        book.record_audit(holder, &audit, outcome, record);
+    }
+
+    /// Hands `holder` a good copy of `chunk`, which it must hold and just failed to prove
+    /// (its bytes rotted, or it lost them): from this node if it holds the chunk intact,
+    /// else from another holder, each copy checked against the address. The holder keeps
+    /// a copy it still has intact and replaces one that is not, so the repair is made
+    /// within the round that found the fault; an elder that lies about a fault only makes
+    /// itself send bytes the holder already has.
+    async fn recopy(&self, holder: AccountId, chunk: ChunkAddress) {
+        let Some(state) = self.agreed() else { return };
+        let Some(size) = state.registry().get(&chunk).copied() else { return };
+        let from = state.holders_of(&chunk).into_iter().filter(|other| *other != holder).map(|id| node_name(&id.0));
+        let repair = Repair { chunk, size, to: node_name(&holder.0), from: from.collect() };
+        self.repair(vec![repair]).await;
     }
 
     /// Hands over what the audits showed since the last call, and starts afresh.
