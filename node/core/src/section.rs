@@ -507,7 +507,14 @@ impl SectionMachine {
                     self.propose(item, &mut effects);
                 }
             }
-            Input::Metered { from, app, use_id } => self.meter.attest(from, app, use_id),
+            Input::Metered { from, app, use_id } => {
+                // Use counts only for an app the section has, attested by its members: reads
+                // named after an app nobody registered would grow the meter and every report.
+                let state = self.current();
+                if state.apps().contains_key(&app) && state.members().contains_key(&from) {
+                    self.meter.attest(from, app, use_id);
+                }
+            }
             Input::Audits(audits) => self.audits(audits, &mut effects),
             Input::Fetched { from, outcome } => self.fetched(from, outcome, &mut effects),
             Input::RecordsApplied(applied) => {
@@ -1121,6 +1128,49 @@ mod tests {
             assert_eq!(persisted(effects).map(|o| o.state_hash), Some(outcome.state_hash), "one state everywhere");
         }
         assert_eq!(machines[0].proposed().len(), 3, "what did not fit waits for the next session");
+    }
+
+    /// Reads attested for an app nobody registered, or by a node outside the section,
+    /// count for nothing, however many pairs of attestations arrive.
+    #[test]
+    fn use_counts_only_for_registered_apps_and_from_members() {
+        let mut machines = section(&keys(4), &[]);
+        let (node, holder) = (machines[1].me(), machines[2].me());
+        let stranger = AccountId::of(&SigningKey::from_bytes(&[99; 32]));
+        for n in 0..100u8 {
+            let (app, use_id) = (AppId([n; 32]), Digest([n; 32]));
+            machines[0].handle(Input::Metered { from: node, app, use_id });
+            machines[0].handle(Input::Metered { from: holder, app, use_id });
+        }
+        assert!(machines[0].usage().is_empty(), "no such apps");
+        let owner = SigningKey::from_bytes(&[98; 32]);
+        let command = acre_ledger::AppCommand {
+            network: Digest::default(),
+            owner: AccountId::of(&owner),
+            name: "photos".into(),
+            nonce: 0,
+            action: acre_ledger::AppAction::Register { payout: AccountId::of(&owner), price_per_put: Amount::ZERO },
+        }
+        .sign(&owner);
+        let app = command.command.app();
+        let mut registered = machines[0].state().clone();
+        registered.apply(&acre_ledger::section_state::SectionEvent::App(Box::new(command)));
+        assert!(registered.apps().contains_key(&app));
+        let mut machine = SectionMachine::new(
+            keys(4)[0].clone(),
+            Committee::new(keys(4).iter().map(AccountId::of)).expect("committee"),
+            pool_account(""),
+            settings(&keys(4)[0]),
+            registered,
+            BTreeMap::new(),
+            &[],
+        );
+        let use_id = Digest([7; 32]);
+        machine.handle(Input::Metered { from: stranger, app, use_id });
+        machine.handle(Input::Metered { from: node, app, use_id });
+        assert!(machine.usage().is_empty(), "an outsider's word is no attestation");
+        machine.handle(Input::Metered { from: holder, app, use_id });
+        assert_eq!(machine.usage().get(&app), Some(&1), "two members attested a read of a registered app");
     }
 
     #[test]
