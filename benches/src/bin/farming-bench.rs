@@ -174,8 +174,15 @@ async fn main() -> Result<()> {
     println!(
         "\npaid for storage on a 7-node devnet, {} MiB stored, epoch {}:\n  \
          proven ÷ held {:.3} (goal ≥ 0.95), worst farmer's reward ÷ fair share {:.3} (goal ≥ 0.90), \
-         {} farmers holding {} bytes",
-        paid.stored_mib, paid.epoch, paid.proven_over_held, paid.worst_share, paid.farmers, paid.held
+         {} farmers holding {} bytes\n  audit traffic {:.0} KiB per held GiB per epoch (epochs of {} s)",
+        paid.stored_mib,
+        paid.epoch,
+        paid.proven_over_held,
+        paid.worst_share,
+        paid.farmers,
+        paid.held,
+        paid.audit_bytes_per_gib / 1024.0,
+        DEVNET_EPOCH.as_secs()
     );
     println!(
         "\nrepair on a 7-node devnet (detection after {} s unreachable, epochs of {} s), {} chunks:\n  \
@@ -257,10 +264,24 @@ struct Repair {
 struct Paid {
     stored_mib: usize,
     epoch: u64,
+    /// Challenge and proof bytes every elder's audits moved in the epoch, per GiB held.
+    audit_bytes_per_gib: f64,
     farmers: usize,
     held: u64,
     proven_over_held: f64,
     worst_share: f64,
+}
+
+/// Challenge and proof bytes the devnet's elders have audited with so far, from each
+/// node's `/metrics`.
+fn audit_bytes(manifest: &Manifest) -> Result<u64> {
+    let mut total = 0;
+    for node in &manifest.nodes {
+        let text = reqwest::blocking::get(format!("{}/metrics", node.api))?.text()?;
+        let line = text.lines().find(|line| line.starts_with("acre_audit_bytes_total "));
+        total += line.and_then(|line| line.split_whitespace().nth(1)).map_or(Ok(0), str::parse::<u64>)?;
+    }
+    Ok(total)
 }
 
 /// Waits until the registry's duties settle and two more epochs close, then reads the
@@ -283,11 +304,18 @@ fn paid_for_storage(client: &NodeClient, manifest: &Manifest, stored_mib: usize)
     let closed = |id: &AccountId| -> Result<u64> {
         Ok(client.statement(id, None, None)?.epochs.last().map_or(0, |line| line.epoch))
     };
+    let wait_for = |epoch: u64| -> Result<()> {
+        while closed(&manifest.nodes[0].id)? < epoch {
+            ensure!(Instant::now() < deadline, "no epoch closed");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    };
     let settled_at = closed(&manifest.nodes[0].id)?;
-    while closed(&manifest.nodes[0].id)? < settled_at + 2 {
-        ensure!(Instant::now() < deadline, "no epoch closed");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_for(settled_at + 1)?;
+    let audit_bytes_before = audit_bytes(manifest)?;
+    wait_for(settled_at + 2)?;
+    let audit_bytes = audit_bytes(manifest)?.saturating_sub(audit_bytes_before);
     let epoch = settled_at + 2;
     let duties = duties()?;
     let held: u64 = duties.iter().map(|(_, bytes)| bytes).sum();
@@ -307,6 +335,7 @@ fn paid_for_storage(client: &NodeClient, manifest: &Manifest, stored_mib: usize)
     Ok(Paid {
         stored_mib,
         epoch,
+        audit_bytes_per_gib: audit_bytes as f64 / (held as f64 / f64::from(1u32 << 30)),
         farmers: lines.iter().filter(|(bytes, _)| *bytes > 0).count(),
         held,
         proven_over_held: proven as f64 / held as f64,

@@ -525,6 +525,14 @@ impl Storage {
             crate::section::request_within::<Audits>(self.section.network(), peer, audit.challenge.clone(), deadline)
                 .await;
         let latency = sent.elapsed();
+        // The audit's traffic: the challenge out, the proofs back (their payload; the
+        // frames add a few bytes each).
+        let challenge_bytes = postcard::to_allocvec(&audit.challenge).map_or(0, |bytes| bytes.len());
+        let answer_bytes = match &response {
+            Some(WireAuditReply::Answer(answer)) => answer.proofs.iter().map(Vec::len).sum(),
+            _ => 0,
+        };
+        metrics::counter!("acre_audit_bytes_total").increment((challenge_bytes + answer_bytes) as u64);
         let reply = match response {
             Some(WireAuditReply::Answer(answer)) => AuditReply::Judged(judge(&audit, &answer)),
             Some(WireAuditReply::Missing(_)) => AuditReply::Missing,
