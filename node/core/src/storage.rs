@@ -31,6 +31,8 @@ pub const QUOTE_VALIDITY: Duration = Duration::from_secs(600);
 pub const MAX_ENTRIES: usize = 1 << 16;
 /// Most chunks one challenge may name.
 pub const MAX_CHALLENGE_ITEMS: usize = 256;
+/// Copies an elder hands holders after failed audits per epoch at most.
+pub const MAX_RECOPIES: usize = 1_024;
 /// Prices kept per app: a price changed in a loop cannot grow the history.
 const APP_PRICES: usize = 64;
 /// One price sample per this long at most (the cheapest), so quoting in a loop costs no
@@ -150,6 +152,8 @@ pub struct StorageBook {
     prices: VecDeque<(Duration, u64, u64)>,
     app_prices: BTreeMap<AppId, VecDeque<(Duration, Amount)>>,
     statuses: BTreeMap<AccountId, (u64, u64)>,
+    /// Copies handed to holders this epoch after a failed audit, by (holder, chunk).
+    recopied: BTreeSet<(AccountId, ChunkAddress)>,
     /// Per member: whether its connection is up, and since when.
     connections: BTreeMap<AccountId, (bool, Duration)>,
     farmers: BTreeMap<AccountId, (ChallengeTally, Option<AuditRecord>)>,
@@ -184,6 +188,7 @@ impl StorageBook {
             prices: VecDeque::new(),
             app_prices: BTreeMap::new(),
             statuses: BTreeMap::new(),
+            recopied: BTreeSet::new(),
             connections: BTreeMap::new(),
             farmers: BTreeMap::new(),
             epoch_audits: EpochAudits::default(),
@@ -478,7 +483,18 @@ impl StorageBook {
 
     /// Hands over what the audits showed since the last call, and starts afresh.
     pub fn take_epoch_audits(&mut self) -> EpochAudits {
+        self.recopied.clear();
         std::mem::take(&mut self.epoch_audits)
+    }
+
+    /// Whether `holder`, whose audit on `chunk` came out `outcome`, should be handed a
+    /// good copy now: only for wrong bytes or a missing chunk, once per (holder, chunk)
+    /// per epoch, and at most [`MAX_RECOPIES`] per epoch in all. A holder that drops every
+    /// copy it is handed so cannot draw a chunk a round from the section's bandwidth.
+    pub fn recopy_due(&mut self, holder: AccountId, chunk: ChunkAddress, outcome: Outcome) -> bool {
+        matches!(outcome, Outcome::WrongBytes | Outcome::Missing)
+            && self.recopied.len() < MAX_RECOPIES
+            && self.recopied.insert((holder, chunk))
     }
 
     /// Every audit of `node` since this node started, and the latest.
@@ -639,6 +655,21 @@ mod tests {
         let registry: BTreeMap<ChunkAddress, u64> = [(chunk(7), MIB)].into();
         assert!(book.is_stored(&chunk(7), Some(&registry)));
         assert_eq!(book.placed_size(&chunk(7)), None, "forgotten here once the registry has it");
+    }
+
+    /// A holder that keeps failing on a chunk is handed a copy once an epoch, not every
+    /// round, and passes or timeouts draw none.
+    #[test]
+    fn a_failed_chunk_is_recopied_once_an_epoch() {
+        let members = members(4);
+        let mut book = book(members[0]);
+        assert!(!book.recopy_due(members[1], chunk(1), Outcome::Passed));
+        assert!(!book.recopy_due(members[1], chunk(1), Outcome::Timeout));
+        assert!(book.recopy_due(members[1], chunk(1), Outcome::WrongBytes));
+        assert!(!book.recopy_due(members[1], chunk(1), Outcome::Missing), "once this epoch");
+        assert!(book.recopy_due(members[2], chunk(1), Outcome::Missing), "another holder");
+        book.take_epoch_audits();
+        assert!(book.recopy_due(members[1], chunk(1), Outcome::WrongBytes), "again next epoch");
     }
 
     /// One member says it holds everything, another that it offers the world: the price

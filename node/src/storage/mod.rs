@@ -21,7 +21,7 @@ use acre_core::storage::{
 };
 use acre_ledger::economics::{check_store_payment, pool_account, store_cost, StorePaymentError};
 use acre_ledger::{AccountId, Amount, AppId, Certificate, Digest, LedgerError};
-use acre_proofs::audit::{judge, Audit, Outcome};
+use acre_proofs::audit::{judge, Audit};
 use acre_proofs::challenge::{Answer, Challenge};
 use acre_proofs::placement::{node_name, Repair};
 use acre_proofs::{Chunk, ChunkAddress};
@@ -525,9 +525,9 @@ impl Storage {
             crate::section::request_within::<Audits>(self.section.network(), peer, audit.challenge.clone(), deadline)
                 .await;
         let latency = sent.elapsed();
-        // The audit's traffic: the challenge out, the proofs back (their payload; the
-        // frames add a few bytes each).
-        let challenge_bytes = postcard::to_allocvec(&audit.challenge).map_or(0, |bytes| bytes.len());
+        // The audit's traffic: the challenge out (its addresses and block numbers), the
+        // proofs back; counted from the lengths, not by encoding anything again.
+        let challenge_bytes: usize = audit.challenge.items.iter().map(|item| 32 + 8 * item.blocks.len()).sum();
         let answer_bytes = match &response {
             Some(WireAuditReply::Answer(answer)) => answer.proofs.iter().map(Vec::len).sum(),
             _ => 0,
@@ -544,7 +544,7 @@ impl Storage {
                 AuditReply::Silent
             }
         };
-        let outcome = {
+        let recopy = {
             let mut book = lock(&self.book);
             let outcome = book.outcome_of(&holder, reply, self.now());
             if outcome.is_failure() {
@@ -559,12 +559,10 @@ impl Storage {
                 chunks,
             };
             book.record_audit(holder, &audit, outcome, record);
-            outcome
+            audit.challenge.items.first().map(|item| item.address).filter(|c| book.recopy_due(holder, *c, outcome))
         };
-        if matches!(outcome, Outcome::WrongBytes | Outcome::Missing) {
-            if let Some(item) = audit.challenge.items.first() {
-                self.recopy(holder, item.address).await;
-            }
+        if let Some(chunk) = recopy {
+            self.recopy(holder, chunk).await;
         }
     }
 
