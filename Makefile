@@ -34,6 +34,7 @@ bench: deps
 	$(CARGO_TARGET_DIR)/release/ledger-bench
 	$(CARGO_TARGET_DIR)/release/elder-bench
 	$(CARGO_TARGET_DIR)/release/proofs-bench
+	$(CARGO_TARGET_DIR)/release/audit-bench
 	$(CARGO_TARGET_DIR)/release/transfer-bench
 	$(CARGO_TARGET_DIR)/release/farming-bench
 	$(CARGO_TARGET_DIR)/release/confidential-bench

@@ -185,35 +185,52 @@ impl acre_node::transport::InboundHandler for Echo {
     }
 }
 
+/// Two transports on 127.0.0.1, connected: a server answering with `handler` under the key
+/// `server_key`, and a client under `client_key` that sends only. Returns the server's
+/// handle (its transport runs while the handle lives), its peer id and the client's handle.
+pub async fn connected_transports(
+    handler: impl acre_node::transport::InboundHandler,
+    server_key: &SigningKey,
+    client_key: &SigningKey,
+) -> Result<(acre_node::transport::NetworkHandle, libp2p::PeerId, acre_node::transport::NetworkHandle)> {
+    use acre_core::wire::{Ledger, LedgerRequest};
+    use acre_node::transport::{identity_of, Network, NetworkConfig, RefuseAll};
+    let config = |bootstrap: Vec<libp2p::Multiaddr>| -> Result<NetworkConfig> {
+        Ok(NetworkConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+            bootstrap,
+            keep_connected: Vec::new(),
+            request_timeout: Duration::from_secs(30),
+        })
+    };
+    let (server, server_handle) = Network::new(identity_of(server_key)?, config(Vec::new())?)?;
+    tokio::spawn(server.run(handler));
+    let listening = loop {
+        if let Some(address) = server_handle.listen_addresses().await?.into_iter().next() {
+            break address;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let server_peer = server_handle.local_peer_id();
+    let (client, client_handle) = Network::new(identity_of(client_key)?, config(vec![listening])?)?;
+    tokio::spawn(client.run(RefuseAll));
+    // Any reply, a refusal too, shows the two are connected.
+    let probe = LedgerRequest::AppliedSince { position: 0, limit: 1 };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client_handle.request::<Ledger>(server_peer, &probe).await.is_err() {
+        ensure!(Instant::now() < deadline, "the two transports did not connect");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok((server_handle, server_peer, client_handle))
+}
+
 /// The median round trip of a small ledger request between two transports on 127.0.0.1.
 fn libp2p_round_trip(samples: usize) -> Result<Duration> {
     use acre_core::wire::{Ledger, LedgerRequest};
-    use acre_node::transport::{identity_of, Network, NetworkConfig, RefuseAll};
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
-        let config = |bootstrap: Vec<libp2p::Multiaddr>| NetworkConfig {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("address")],
-            bootstrap,
-            keep_connected: Vec::new(),
-            request_timeout: Duration::from_secs(10),
-        };
-        let (server, server_handle) = Network::new(identity_of(&key(91, 0))?, config(Vec::new()))?;
-        tokio::spawn(server.run(Echo));
-        let listening = loop {
-            if let Some(address) = server_handle.listen_addresses().await?.into_iter().next() {
-                break address;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
-        let server_peer = server_handle.local_peer_id();
-        let (client, client_handle) = Network::new(identity_of(&key(91, 1))?, config(vec![listening]))?;
-        tokio::spawn(client.run(RefuseAll));
+        let (_server, server_peer, client_handle) = connected_transports(Echo, &key(91, 0), &key(91, 1)).await?;
         let request = LedgerRequest::AppliedSince { position: 0, limit: 1 };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while client_handle.request::<Ledger>(server_peer, &request).await.is_err() {
-            ensure!(Instant::now() < deadline, "the two transports did not connect");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
         let mut times = Vec::with_capacity(samples);
         for _ in 0..samples {
             let started = Instant::now();

@@ -174,12 +174,14 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
     };
     let (network, network_handle) = Network::new(identity_of(&node_key)?, network_config)?;
     let section = Arc::new(Section::new(ledger, network_handle, committee, node, peer_timeout));
+    let challenge_interval = Duration::from_millis(config.challenge_interval_ms);
     let settings = StorageSettings {
         capacity: config.capacity_bytes,
-        challenge_interval: Duration::from_millis(config.challenge_interval_ms),
+        challenge_interval,
         grace: Duration::from_millis(config.challenge_grace_ms),
         audit_chunks: config.audit_chunks,
         audit_blocks: config.audit_blocks,
+        answer_deadline: Duration::from_millis(config.answer_deadline_ms).min(challenge_interval),
     };
     let (farming, farming_inbox) = Farming::new(data_dir);
     let storage = Arc::new(Storage::open(Arc::clone(&section), data_dir, settings, farming.clone(), node_key.clone())?);

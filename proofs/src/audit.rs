@@ -37,6 +37,9 @@ pub enum Outcome {
     WrongBytes,
     /// The holder said it does not hold a chunk it must hold.
     Missing,
+    /// Every block proven, but after the answer deadline: too late to show the holder
+    /// read its own copy rather than fetching the bytes from another node.
+    Late,
     /// No answer before the deadline.
     Timeout,
     /// No answer, but the holder was (re)starting: not held against it.
@@ -46,7 +49,7 @@ pub enum Outcome {
 impl Outcome {
     /// Whether the holder failed the audit.
     pub fn is_failure(self) -> bool {
-        matches!(self, Outcome::WrongBytes | Outcome::Missing | Outcome::Timeout)
+        matches!(self, Outcome::WrongBytes | Outcome::Missing | Outcome::Late | Outcome::Timeout)
     }
 }
 
@@ -95,7 +98,7 @@ pub fn plan(
                 held.iter().map(|(address, size)| ChallengeItem::draw(randomness, round, *address, *size, blocks));
             Audit {
                 holder,
-                challenge: Challenge { nonce: round, items: items.collect() },
+                challenge: Challenge { nonce: round, holder, challenger: *challenger, items: items.collect() },
                 sizes: held.iter().map(|(_, size)| *size).collect(),
             }
         })

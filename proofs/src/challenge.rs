@@ -50,11 +50,18 @@ impl Outboard {
 }
 
 /// A challenge to one holder: blocks of chunks it must hold. `nonce` makes every
-/// challenge distinct, so an answer cannot be replayed for another.
+/// challenge distinct, so an answer cannot be replayed for another. It names the holder
+/// it is for and the challenger that sent it: an honest holder answers only a challenge
+/// naming itself, from the challenger it names, so a member that stores nothing cannot
+/// pass by handing its challenge to an honest co-holder to answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Challenge {
     /// The challenger's number for this challenge.
     pub nonce: u64,
+    /// The holder's XOR name.
+    pub holder: [u8; 32],
+    /// The challenger's XOR name.
+    pub challenger: [u8; 32],
     /// The chunks and their blocks.
     pub items: Vec<ChallengeItem>,
 }
@@ -266,10 +273,17 @@ mod tests {
 
     #[test]
     fn the_wire_encoding_is_stable() {
-        let challenge =
-            Challenge { nonce: 3, items: vec![ChallengeItem { address: ChunkAddress([1; 32]), blocks: vec![0, 2] }] };
+        let challenge = Challenge {
+            nonce: 3,
+            holder: [7; 32],
+            challenger: [8; 32],
+            items: vec![ChallengeItem { address: ChunkAddress([1; 32]), blocks: vec![0, 2] }],
+        };
         let bytes = postcard::to_allocvec(&challenge).expect("encode");
-        let mut expected = vec![3, 1];
+        let mut expected = vec![3];
+        expected.extend_from_slice(&[7; 32]);
+        expected.extend_from_slice(&[8; 32]);
+        expected.push(1);
         expected.extend_from_slice(&[1; 32]);
         expected.extend_from_slice(&[2, 0, 2]);
         assert_eq!(bytes, expected, "a change here breaks every node's wire format");

@@ -202,6 +202,31 @@ pub(crate) fn put(cli: &Cli, request: &PutRequest<'_>) -> Result<()> {
 /// Chunk uploads in flight at once: enough to keep the node's holders all writing while
 /// the next chunks travel, few enough that a slow node is not swamped.
 const UPLOADS_IN_FLIGHT: usize = 8;
+/// Tries of one chunk while its holders are unavailable (503): a holder slow to answer
+/// the node, or restarting, is usually back within a second or two, and storing a chunk
+/// again is harmless.
+const PUT_TRIES: u32 = 4;
+
+/// Stores one chunk, trying again after a pause while the node says its holders are
+/// unavailable; any other answer is final.
+fn put_chunk(
+    client: &NodeClient,
+    chunk: &Chunk,
+    payment: Option<&Digest>,
+) -> Result<acre_api::storage::Placed, ClientError> {
+    let mut tried = 1;
+    loop {
+        match client.put_chunk(&chunk.address(), chunk.bytes(), payment) {
+            Err(ClientError::Refused(problem))
+                if problem.code == acre_api::ProblemCode::HoldersUnavailable && tried < PUT_TRIES =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(500 << (tried - 1)));
+                tried += 1;
+            }
+            answer => return answer,
+        }
+    }
+}
 
 /// Uploads every chunk, up to [`UPLOADS_IN_FLIGHT`] at a time, naming the accepted
 /// payment; returns how many the section did not hold before. The first failure stops
@@ -218,7 +243,7 @@ fn upload(client: &NodeClient, chunks: &[Chunk], payment: Option<&Digest>, progr
                     while !failed.load(std::sync::atomic::Ordering::Relaxed) {
                         let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(chunk) = chunks.get(index) else { break };
-                        let placed = client.put_chunk(&chunk.address(), chunk.bytes(), payment).map_err(|error| {
+                        let placed = put_chunk(client, chunk, payment).map_err(|error| {
                             failed.store(true, std::sync::atomic::Ordering::Relaxed);
                             anyhow::Error::new(error).context(format!("storing chunk {}", chunk.address()))
                         })?;
@@ -405,8 +430,8 @@ pub(crate) fn farmer_status(cli: &Cli, node: &AccountId) -> Result<()> {
         println!("  disk        {used} of {capacity} bytes ({:.2}%)", percent(used, capacity));
     }
     println!(
-        "  challenges  {} passed, {} wrong bytes, {} missing, {} timeouts, {} excused",
-        c.passed, c.wrong_bytes, c.missing, c.timeouts, c.excused
+        "  challenges  {} passed, {} wrong bytes, {} missing, {} late, {} timeouts, {} excused",
+        c.passed, c.wrong_bytes, c.missing, c.late, c.timeouts, c.excused
     );
     if let Some(last) = &farmer.last {
         let outcome = serde_json::to_value(last.outcome)?;
@@ -447,7 +472,7 @@ pub(crate) fn farmer_statement(cli: &Cli, node: &AccountId, from: Option<u64>, t
     );
     for line in &statement.epochs {
         let c = &line.challenges;
-        let failed = c.wrong_bytes + c.missing + c.timeouts;
+        let failed = c.failed();
         println!(
             "{:>7}  {:>14}  {:>7}  {:>26}  {:>18}",
             line.epoch,

@@ -73,6 +73,8 @@ pub struct ChallengeTally {
     pub wrong_bytes: u64,
     /// Answers saying a chunk is not held.
     pub missing: u64,
+    /// Proofs that came after the answer deadline.
+    pub late: u64,
     /// No answer in time.
     pub timeouts: u64,
     /// No answer, while the holder was (re)starting: not counted against it.
@@ -86,10 +88,28 @@ impl ChallengeTally {
             Outcome::Passed => &mut self.passed,
             Outcome::WrongBytes => &mut self.wrong_bytes,
             Outcome::Missing => &mut self.missing,
+            Outcome::Late => &mut self.late,
             Outcome::Timeout => &mut self.timeouts,
             Outcome::Excused => &mut self.excused,
         };
         *counter += 1;
+    }
+
+    /// Audits the holder failed: every outcome but passed and excused.
+    pub fn failed(&self) -> u64 {
+        self.wrong_bytes + self.missing + self.late + self.timeouts
+    }
+
+    /// The two tallies together.
+    pub fn merged(self, other: &ChallengeTally) -> ChallengeTally {
+        ChallengeTally {
+            passed: self.passed + other.passed,
+            wrong_bytes: self.wrong_bytes + other.wrong_bytes,
+            missing: self.missing + other.missing,
+            late: self.late + other.late,
+            timeouts: self.timeouts + other.timeouts,
+            excused: self.excused + other.excused,
+        }
     }
 }
 

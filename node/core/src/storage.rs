@@ -15,11 +15,13 @@ use std::time::Duration;
 
 use acre_api::storage::{AuditRecord, ChallengeTally};
 use acre_ledger::economics::{app_fee_of, billable_bytes, check_store_payment, store_cost, StorePaymentError};
-use acre_ledger::{AccountId, Amount, AppId, Digest, TransferOrder, Verdict};
+use acre_ledger::{AccountId, Amount, AppId, Digest, SignatureBytes, TransferOrder, Verdict};
 use acre_proofs::audit::{assigned, plan, Audit, Outcome};
-use acre_proofs::challenge::Challenge;
+use acre_proofs::challenge::{Answer, Challenge};
 use acre_proofs::placement::{closest, node_name, Repair, COPIES};
 use acre_proofs::{ChunkAddress, MAX_CHUNK_BYTES};
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
 
 use crate::section::AuditSummary;
 
@@ -31,6 +33,9 @@ pub const QUOTE_VALIDITY: Duration = Duration::from_secs(600);
 pub const MAX_ENTRIES: usize = 1 << 16;
 /// Most chunks one challenge may name.
 pub const MAX_CHALLENGE_ITEMS: usize = 256;
+/// Changes of a holder's connection per epoch that still excuse its silence: one
+/// restart, down and up again.
+pub const RESTART_CHANGES: u32 = 2;
 /// Copies an elder hands holders after failed audits per epoch at most.
 pub const MAX_RECOPIES: usize = 1_024;
 /// Prices kept per app: a price changed in a loop cannot grow the history.
@@ -56,11 +61,70 @@ pub enum BookError {
     Payment(#[from] StorePaymentError),
 }
 
+/// Hash context of what a holder signs when it answers a challenge.
+const ANSWER_CONTEXT: &str = "acre 2026 challenge answer v1";
+
+/// A holder's answer to a challenge, signed by the holder over the challenge it answers
+/// (which names the challenger, the holder and the round) and its proofs. The connection
+/// already tells the challenger who answered; the signature makes the answer evidence
+/// that holds beyond that connection: no one but the holder could have given it, and it
+/// answers that challenge and no other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedAnswer {
+    /// The proofs.
+    pub answer: Answer,
+    /// The holder's signature over the challenge and the proofs.
+    pub signature: SignatureBytes,
+}
+
+impl SignedAnswer {
+    /// The answer of the holder whose key is `key` to `challenge`.
+    pub fn sign(key: &SigningKey, challenge: &Challenge, answer: Answer) -> Self {
+        let signature = SignatureBytes::sign(key, &answer_digest(challenge, &answer));
+        SignedAnswer { answer, signature }
+    }
+
+    /// Whether `holder` signed this as its answer to `challenge`.
+    pub fn is_from(&self, holder: &AccountId, challenge: &Challenge) -> bool {
+        holder.verifying_key().is_some_and(|key| {
+            key.verify_strict(answer_digest(challenge, &self.answer).as_bytes(), &self.signature.to_dalek()).is_ok()
+        })
+    }
+}
+
+/// What a holder signs: the challenge, whole, and the proofs, each length-prefixed so no
+/// two different (challenge, answer) pairs hash alike.
+fn answer_digest(challenge: &Challenge, answer: &Answer) -> Digest {
+    let mut bytes = Vec::with_capacity(80 + answer.proofs.iter().map(|proof| proof.len() + 8).sum::<usize>());
+    bytes.extend_from_slice(&challenge.challenger);
+    bytes.extend_from_slice(&challenge.holder);
+    bytes.extend_from_slice(&challenge.nonce.to_le_bytes());
+    bytes.extend_from_slice(&(challenge.items.len() as u64).to_le_bytes());
+    for item in &challenge.items {
+        bytes.extend_from_slice(&item.address.0);
+        bytes.extend_from_slice(&(item.blocks.len() as u64).to_le_bytes());
+        item.blocks.iter().for_each(|block| bytes.extend_from_slice(&block.to_le_bytes()));
+    }
+    bytes.extend_from_slice(&answer.nonce.to_le_bytes());
+    bytes.extend_from_slice(&(answer.proofs.len() as u64).to_le_bytes());
+    for proof in &answer.proofs {
+        bytes.extend_from_slice(&(proof.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(proof);
+    }
+    Digest::derive(ANSWER_CONTEXT, &[&bytes])
+}
+
 /// How the audit sent to a holder was answered, as the storage service saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditReply {
-    /// An answer, already judged against the challenge.
-    Judged(Outcome),
+    /// An answer signed by the holder, already judged against the challenge, that came
+    /// back `after` this long.
+    Judged {
+        /// What the proofs show.
+        outcome: Outcome,
+        /// From sending the challenge to the answer.
+        after: Duration,
+    },
     /// The holder said it lacks a chunk.
     Missing,
     /// Any other reply (a refusal, say): it proves nothing.
@@ -128,6 +192,10 @@ pub struct BookSettings {
     pub audit_chunks: usize,
     /// Blocks challenged per chunk.
     pub audit_blocks: usize,
+    /// How long a holder has to answer a challenge: well under the time fetching the
+    /// challenged chunks from another node takes, so that only a holder reading its own
+    /// copy can meet it (the margin is measured by `proofs-bench`, `specs/storage.md`).
+    pub answer_deadline: Duration,
 }
 
 /// The storage book of one node; see the module documentation.
@@ -154,8 +222,9 @@ pub struct StorageBook {
     statuses: BTreeMap<AccountId, (u64, u64)>,
     /// Copies handed to holders this epoch after a failed audit, by (holder, chunk).
     recopied: BTreeSet<(AccountId, ChunkAddress)>,
-    /// Per member: whether its connection is up, and since when.
-    connections: BTreeMap<AccountId, (bool, Duration)>,
+    /// Per member: whether its connection is up, since when, and how often it came or
+    /// went this epoch.
+    connections: BTreeMap<AccountId, (bool, Duration, u32)>,
     farmers: BTreeMap<AccountId, (ChallengeTally, Option<AuditRecord>)>,
     epoch_audits: EpochAudits,
 }
@@ -236,9 +305,9 @@ impl StorageBook {
         // One challenge per chunk, so each chunk is judged on its own and a verdict
         // counts chunks: a holder that lost a tenth of its chunks fails a tenth of them.
         .flat_map(|(holder, audit)| {
-            let Audit { holder: name, challenge, sizes } = audit;
-            challenge.items.into_iter().zip(sizes).map(move |(item, size)| {
-                let single = Challenge { nonce: challenge.nonce, items: vec![item] };
+            let Audit { holder: name, challenge: Challenge { nonce, holder: named, challenger, items }, sizes } = audit;
+            items.into_iter().zip(sizes).map(move |(item, size)| {
+                let single = Challenge { nonce, holder: named, challenger, items: vec![item] };
                 (holder, Audit { holder: name, challenge: single, sizes: vec![size] })
             })
         })
@@ -448,24 +517,33 @@ impl StorageBook {
     ) {
         for member in members {
             let up = connected.contains(member);
-            let entry = self.connections.entry(*member).or_insert((up, started));
+            let entry = self.connections.entry(*member).or_insert((up, started, 0));
             if entry.0 != up {
-                *entry = (up, now);
+                *entry = (up, now, entry.2.saturating_add(1));
             }
         }
     }
 
     /// The excuse rule: a holder whose connection came or went within the grace period
-    /// (or that this node has not watched that long) is not held to its silence.
+    /// (or that this node has not watched that long) is not held to its silence — once
+    /// per epoch. A restart is one going and one coming ([`RESTART_CHANGES`]); a holder
+    /// whose connection changes more often in an epoch is dropping it to dodge
+    /// challenges it cannot answer, and its silence counts.
     pub fn settling(&self, node: &AccountId, now: Duration) -> bool {
-        self.connections.get(node).is_none_or(|(_, since)| now.saturating_sub(*since) < self.settings.grace)
+        self.connections.get(node).is_none_or(|(_, since, changes)| {
+            *changes <= RESTART_CHANGES && now.saturating_sub(*since) < self.settings.grace
+        })
     }
 
     /// What an audit's reply counts as; a silent holder is excused while settling at
-    /// `now`.
+    /// `now`, and proofs that came after the answer deadline are late: they show the
+    /// bytes exist somewhere, not that the holder keeps them.
     pub fn outcome_of(&self, holder: &AccountId, reply: AuditReply, now: Duration) -> Outcome {
         match reply {
-            AuditReply::Judged(outcome) => outcome,
+            AuditReply::Judged { outcome: Outcome::Passed, after } if after > self.settings.answer_deadline => {
+                Outcome::Late
+            }
+            AuditReply::Judged { outcome, .. } => outcome,
             AuditReply::Missing => Outcome::Missing,
             AuditReply::Other => Outcome::WrongBytes,
             AuditReply::Silent if self.settling(holder, now) => Outcome::Excused,
@@ -484,6 +562,7 @@ impl StorageBook {
     /// Hands over what the audits showed since the last call, and starts afresh.
     pub fn take_epoch_audits(&mut self) -> EpochAudits {
         self.recopied.clear();
+        self.connections.values_mut().for_each(|(_, _, changes)| *changes = 0);
         std::mem::take(&mut self.epoch_audits)
     }
 
@@ -535,8 +614,16 @@ mod tests {
     }
 
     fn book(me: AccountId) -> StorageBook {
-        let settings = BookSettings { grace: Duration::from_secs(20), audit_chunks: 16, audit_blocks: 4 };
-        StorageBook::new(me, pool_account(""), settings, [])
+        StorageBook::new(me, pool_account(""), settings(), [])
+    }
+
+    fn settings() -> BookSettings {
+        BookSettings {
+            grace: Duration::from_secs(20),
+            audit_chunks: 16,
+            audit_blocks: 4,
+            answer_deadline: Duration::from_millis(500),
+        }
     }
 
     fn chunk(n: u8) -> ChunkAddress {
@@ -642,7 +729,7 @@ mod tests {
         let restarted = StorageBook::new(
             members(1)[0],
             pool_account(""),
-            BookSettings { grace: Duration::from_secs(20), audit_chunks: 16, audit_blocks: 4 },
+            settings(),
             list.iter().map(|(chunk, size)| (id, *chunk, *size)),
         );
         assert_eq!(restarted.payment_list(&id), Some(list.to_vec()), "and after a restart");
@@ -733,8 +820,63 @@ mod tests {
         book.observe_connections(&BTreeSet::new(), &members, Duration::from_secs(40), started);
         assert_eq!(book.outcome_of(&holder, AuditReply::Silent, Duration::from_secs(50)), Outcome::Excused);
         assert_eq!(book.outcome_of(&holder, AuditReply::Silent, Duration::from_secs(61)), Outcome::Timeout);
+        // It comes back: still one restart, still excused while settling.
+        book.observe_connections(&up, &members, Duration::from_secs(70), started);
+        assert_eq!(book.outcome_of(&holder, AuditReply::Silent, Duration::from_secs(75)), Outcome::Excused);
+        // It drops the connection again on a challenge it cannot answer: no more excuses
+        // this epoch, however fresh the change.
+        book.observe_connections(&BTreeSet::new(), &members, Duration::from_secs(80), started);
+        assert_eq!(book.outcome_of(&holder, AuditReply::Silent, Duration::from_secs(81)), Outcome::Timeout);
+        // A new epoch grants a restart again.
+        book.take_epoch_audits();
+        book.observe_connections(&up, &members, Duration::from_secs(90), started);
+        assert_eq!(book.outcome_of(&holder, AuditReply::Silent, Duration::from_secs(91)), Outcome::Excused);
         assert_eq!(book.outcome_of(&holder, AuditReply::Other, Duration::from_secs(50)), Outcome::WrongBytes);
         assert_eq!(book.outcome_of(&holder, AuditReply::Missing, Duration::from_secs(50)), Outcome::Missing);
+    }
+
+    #[test]
+    fn proofs_after_the_answer_deadline_are_late_and_fail_but_wrong_bytes_stay_wrong() {
+        let members = members(2);
+        let book = book(members[0]);
+        let holder = members[1];
+        let now = Duration::from_secs(100);
+        let judged = |outcome, millis| AuditReply::Judged { outcome, after: Duration::from_millis(millis) };
+        assert_eq!(book.outcome_of(&holder, judged(Outcome::Passed, 500), now), Outcome::Passed);
+        // A holder that fetched the chunk from a co-holder first answers correctly, late.
+        assert_eq!(book.outcome_of(&holder, judged(Outcome::Passed, 501), now), Outcome::Late);
+        assert!(Outcome::Late.is_failure());
+        assert_eq!(book.outcome_of(&holder, judged(Outcome::WrongBytes, 10_000), now), Outcome::WrongBytes);
+        assert_eq!(book.outcome_of(&holder, judged(Outcome::WrongBytes, 1), now), Outcome::WrongBytes);
+    }
+
+    #[test]
+    fn an_answer_is_signed_for_its_challenge_and_by_its_holder_only() {
+        let holder_key = SigningKey::from_bytes(&[5; 32]);
+        let other_key = SigningKey::from_bytes(&[6; 32]);
+        let holder = AccountId::of(&holder_key);
+        let challenge = Challenge {
+            nonce: 9,
+            holder: node_name(&holder.0),
+            challenger: [1; 32],
+            items: vec![acre_proofs::challenge::ChallengeItem::draw(&[1; 32], 9, chunk(1), MIB, 2)],
+        };
+        let answer = Answer { nonce: 9, proofs: vec![vec![1, 2, 3]] };
+        let signed = SignedAnswer::sign(&holder_key, &challenge, answer.clone());
+        assert!(signed.is_from(&holder, &challenge));
+        assert!(!signed.is_from(&AccountId::of(&other_key), &challenge), "another holder's key");
+        let relayed = SignedAnswer::sign(&other_key, &challenge, answer.clone());
+        assert!(!relayed.is_from(&holder, &challenge), "a co-holder's answer is not the holder's");
+        for changed in [
+            Challenge { nonce: 10, ..challenge.clone() },
+            Challenge { challenger: [2; 32], ..challenge.clone() },
+            Challenge { holder: [3; 32], ..challenge.clone() },
+        ] {
+            assert!(!signed.is_from(&holder, &changed), "an answer to one challenge is no answer to another");
+        }
+        let mut altered = signed.clone();
+        altered.answer.proofs[0][0] ^= 1;
+        assert!(!altered.is_from(&holder, &challenge));
     }
 
     #[test]
@@ -746,6 +888,8 @@ mod tests {
             holder: node_name(&holder.0),
             challenge: Challenge {
                 nonce: 1,
+                holder: node_name(&holder.0),
+                challenger: node_name(&members[0].0),
                 items: vec![acre_proofs::challenge::ChallengeItem::draw(&[1; 32], 1, chunk(1), MIB, 2)],
             },
             sizes: vec![MIB],

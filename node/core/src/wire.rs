@@ -10,12 +10,13 @@ use acre_ledger::store::AppliedPage;
 use acre_ledger::{
     AccountId, AppId, Certificate, Confirmation, Digest, LedgerError, SignatureBytes, SignedOrder, Vote,
 };
-use acre_proofs::challenge::{Answer, Challenge};
+use acre_proofs::challenge::Challenge;
 use acre_proofs::ChunkAddress;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::log::{EpochOutcome, LogItem};
+use crate::storage::SignedAnswer;
 
 /// Most messages in one batched request (orders, certificates); larger batches are
 /// refused unread.
@@ -191,11 +192,12 @@ pub struct Audits;
 /// An audit reply.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum AuditReply {
-    /// The proofs the challenge asked for.
-    Answer(Answer),
+    /// The proofs the challenge asked for, signed by the holder.
+    Answer(SignedAnswer),
     /// A challenged chunk is not held here.
     Missing(ChunkAddress),
-    /// The challenge was refused (not from a member, too large, a damaged copy).
+    /// The challenge was refused (not from an elder, not naming this holder, too large,
+    /// a damaged copy).
     Refused(String),
 }
 

@@ -67,7 +67,9 @@ fn gather(storage: &Storage) -> Result<Dashboard, Problem> {
         .epochs
         .iter()
         .filter(|outcome| outcome.record.epoch >= first)
-        .map(|outcome| (outcome.record.epoch, outcome.observed.values().fold(ChallengeTally::default(), sum)))
+        .map(|outcome| {
+            (outcome.record.epoch, outcome.observed.values().fold(ChallengeTally::default(), ChallengeTally::merged))
+        })
         .collect();
     // A node the elders have not admitted yet is no member: it holds nothing so far.
     let holding = match storage.farmer(node) {
@@ -94,16 +96,6 @@ fn gather(storage: &Storage) -> Result<Dashboard, Problem> {
         None => (None, Vec::new()),
     };
     Ok(Dashboard { node, elder: storage.section().is_elder(), open_epoch, lines, audits, holding, members })
-}
-
-fn sum(total: ChallengeTally, one: &ChallengeTally) -> ChallengeTally {
-    ChallengeTally {
-        passed: total.passed + one.passed,
-        wrong_bytes: total.wrong_bytes + one.wrong_bytes,
-        missing: total.missing + one.missing,
-        timeouts: total.timeouts + one.timeouts,
-        excused: total.excused + one.excused,
-    }
 }
 
 fn credits(amount: Amount) -> f64 {
@@ -173,17 +165,18 @@ fn render(page: &Dashboard) -> Result<String, std::fmt::Error> {
 
     html.push_str(
         "<h2>Challenges this node put, by outcome, per epoch</h2><table id=\"audits\"><thead><tr><th>epoch</th>\
-         <th>passed</th><th>wrong bytes</th><th>missing</th><th>timeouts</th><th>excused</th></tr></thead><tbody>",
+         <th>passed</th><th>wrong bytes</th><th>missing</th><th>late</th><th>timeouts</th><th>excused</th></tr></thead><tbody>",
     );
     for (epoch, c) in page.audits.iter().rev() {
         write!(
             html,
             "<tr data-audit-epoch=\"{epoch}\" data-passed=\"{p}\" data-failed=\"{f}\"><td>{epoch}</td><td>{p}</td>\
-             <td>{w}</td><td>{m}</td><td>{t}</td><td>{e}</td></tr>",
+             <td>{w}</td><td>{m}</td><td>{l}</td><td>{t}</td><td>{e}</td></tr>",
             p = c.passed,
-            f = c.wrong_bytes + c.missing + c.timeouts,
+            f = c.failed(),
             w = c.wrong_bytes,
             m = c.missing,
+            l = c.late,
             t = c.timeouts,
             e = c.excused
         )?;
@@ -192,7 +185,7 @@ fn render(page: &Dashboard) -> Result<String, std::fmt::Error> {
 
     html.push_str(
         "<h2>Members and this node's audits of them</h2><table id=\"members\"><thead><tr><th>node</th><th>age</th>\
-         <th>role</th><th>passed</th><th>wrong bytes</th><th>missing</th><th>timeouts</th><th>excused</th></tr>\
+         <th>role</th><th>passed</th><th>wrong bytes</th><th>missing</th><th>late</th><th>timeouts</th><th>excused</th></tr>\
          </thead><tbody>",
     );
     for member in &page.members {
@@ -210,15 +203,16 @@ fn render(page: &Dashboard) -> Result<String, std::fmt::Error> {
                 let c = &view.challenges;
                 write!(
                     html,
-                    "<td data-passed=\"{p}\">{p}</td><td>{w}</td><td>{m}</td><td>{t}</td><td>{e}</td>",
+                    "<td data-passed=\"{p}\">{p}</td><td>{w}</td><td>{m}</td><td>{l}</td><td>{t}</td><td>{e}</td>",
                     p = c.passed,
                     w = c.wrong_bytes,
                     m = c.missing,
+                    l = c.late,
                     t = c.timeouts,
                     e = c.excused
                 )?;
             }
-            None => html.push_str("<td colspan=\"5\">no elder audits itself</td>"),
+            None => html.push_str("<td colspan=\"6\">no elder audits itself</td>"),
         }
         html.push_str("</tr>");
     }

@@ -67,7 +67,7 @@ pub fn sync_parent(path: &Path) -> std::io::Result<()> {
 }
 
 /// Fields that `ACRE_*` variables may set; others (the wallet's, say) are not the node's.
-const ENV_KEYS: [&str; 17] = [
+const ENV_KEYS: [&str; 18] = [
     "api",
     "listen",
     "bootstrap",
@@ -81,6 +81,7 @@ const ENV_KEYS: [&str; 17] = [
     "challenge_grace_ms",
     "audit_chunks",
     "audit_blocks",
+    "answer_deadline_ms",
     "epoch_ms",
     "unresponsive_after_ms",
     "round_delay_ms",
@@ -136,6 +137,11 @@ pub struct NodeConfig {
     pub audit_chunks: usize,
     /// Blocks challenged per chunk.
     pub audit_blocks: usize,
+    /// How long a holder has to answer a challenge, in milliseconds; correct proofs
+    /// after it count as late, a failure. It must stay well under the time fetching the
+    /// challenged chunks from another node takes (`specs/storage.md` gives the margin),
+    /// and well over an honest answer's time across the network.
+    pub answer_deadline_ms: u64,
     /// How long an epoch runs before the elders report their audits and it closes, in
     /// milliseconds.
     pub epoch_ms: u64,
@@ -165,6 +171,7 @@ impl Default for NodeConfig {
             challenge_grace_ms: 120_000,
             audit_chunks: 16,
             audit_blocks: 4,
+            answer_deadline_ms: 1_000,
             epoch_ms: 3_600_000,
             unresponsive_after_ms: 600_000,
             round_delay_ms: 200,

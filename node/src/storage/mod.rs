@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use acre_core::storage::{
-    check_entries, AuditReply, BookError, BookSettings, EpochAudits, PaymentDue, StorageBook, MAX_CHALLENGE_ITEMS,
-    MAX_ENTRIES,
+    check_entries, AuditReply, BookError, BookSettings, EpochAudits, PaymentDue, SignedAnswer, StorageBook,
+    MAX_CHALLENGE_ITEMS, MAX_ENTRIES,
 };
 use acre_ledger::economics::{check_store_payment, pool_account, store_cost, StorePaymentError};
 use acre_ledger::{AccountId, Amount, AppId, Certificate, Digest, LedgerError};
@@ -60,6 +60,8 @@ pub struct StorageSettings {
     pub audit_chunks: usize,
     /// Blocks challenged per chunk.
     pub audit_blocks: usize,
+    /// How long a holder has to answer one challenge before correct proofs count as late.
+    pub answer_deadline: Duration,
 }
 
 /// Why a storage request was refused.
@@ -210,6 +212,7 @@ impl Storage {
             grace: settings.grace,
             audit_chunks: settings.audit_chunks,
             audit_blocks: settings.audit_blocks,
+            answer_deadline: settings.answer_deadline,
         };
         let book = StorageBook::new(section.me(), pool_account(""), book_settings, paid);
         let storage = Storage {
@@ -529,12 +532,15 @@ impl Storage {
         // proofs back; counted from the lengths, not by encoding anything again.
         let challenge_bytes: usize = audit.challenge.items.iter().map(|item| 32 + 8 * item.blocks.len()).sum();
         let answer_bytes = match &response {
-            Some(WireAuditReply::Answer(answer)) => answer.proofs.iter().map(Vec::len).sum(),
+            Some(WireAuditReply::Answer(signed)) => signed.answer.proofs.iter().map(Vec::len).sum(),
             _ => 0,
         };
         metrics::counter!("acre_audit_bytes_total").increment((challenge_bytes + answer_bytes) as u64);
         let reply = match response {
-            Some(WireAuditReply::Answer(answer)) => AuditReply::Judged(judge(&audit, &answer)),
+            // Proofs count only as the holder's own word on this challenge.
+            Some(WireAuditReply::Answer(signed)) if signed.is_from(&holder, &audit.challenge) => {
+                AuditReply::Judged { outcome: judge(&audit, &signed.answer), after: latency }
+            }
             Some(WireAuditReply::Missing(_)) => AuditReply::Missing,
             Some(_) => AuditReply::Other,
             None => {
@@ -794,7 +800,7 @@ impl Storage {
     }
 
     fn member_named(&self, name: &[u8; 32]) -> Option<AccountId> {
-        self.members().into_iter().find(|id| acre_proofs::placement::node_name(&id.0) == *name)
+        self.members().into_iter().find(|id| node_name(&id.0) == *name)
     }
 
     fn peer_of(&self, node: &AccountId) -> Option<PeerId> {
@@ -809,8 +815,9 @@ impl Storage {
         self.section.membership().members.iter().any(|(_, p)| p == peer)
     }
 
-    /// Answers a challenge from the chunk files: a missing chunk is said at once.
+    /// Answers a challenge from the chunk files, signed: a missing chunk is said at once.
     async fn answer_challenge(&self, challenge: Challenge) -> WireAuditReply {
+        let asked = challenge.clone();
         let answered = self
             .local(move |chunks| {
                 let mut proofs = Vec::with_capacity(challenge.items.len());
@@ -825,7 +832,7 @@ impl Storage {
             })
             .await;
         match answered {
-            Ok(Ok(answer)) => WireAuditReply::Answer(answer),
+            Ok(Ok(answer)) => WireAuditReply::Answer(SignedAnswer::sign(&self.key, &asked, answer)),
             Ok(Err(address)) => WireAuditReply::Missing(address),
             Err(error) => WireAuditReply::Refused(error.to_string()),
         }
@@ -908,10 +915,21 @@ impl Storage {
             .is_some_and(|state| state.registry().get(address) == Some(&size) || state.paid_size(address) == Some(size))
     }
 
-    /// The answer to an audit: only a member's, and of a bounded size.
+    /// The answer to an audit: only to an elder of this section, only to a challenge
+    /// that names this node as the holder and that elder as the challenger, and only of
+    /// a bounded size. So a member that keeps nothing cannot get its own challenge
+    /// answered here: neither by sending it on (it names another holder) nor by posing
+    /// as its challenger (it is not the elder the challenge names).
     pub async fn answer_audit(&self, peer: PeerId, challenge: Challenge) -> WireAuditReply {
-        if !self.is_member(&peer) {
-            return WireAuditReply::Refused("only members of this section audit".into());
+        let elder = self.member_of_peer(&peer).filter(|id| self.section.membership().elders.contains(id));
+        let Some(elder) = elder else {
+            return WireAuditReply::Refused("only elders of this section audit".into());
+        };
+        if challenge.challenger != node_name(&elder.0) {
+            return WireAuditReply::Refused("the challenge names another challenger than its sender".into());
+        }
+        if challenge.holder != node_name(&self.section.me().0) {
+            return WireAuditReply::Refused("the challenge is for another holder".into());
         }
         if challenge.items.len() > MAX_CHALLENGE_ITEMS {
             return WireAuditReply::Refused(format!("at most {MAX_CHALLENGE_ITEMS} chunks per challenge"));

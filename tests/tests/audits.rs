@@ -1,0 +1,125 @@
+//! Audits on the wire, against a 5-node devnet of real processes: a holder answers only a
+//! challenge that names it, from the elder that sent it, and signs what it answers. The
+//! test speaks the audit protocol itself, over libp2p on 127.0.0.1, as the one elder that
+//! does not hold the chunk (its process killed, its key taken over): the member a
+//! freeloader would need to fool.
+//!
+//! The relay attack this stops: a member that stores nothing receives its challenge and
+//! hands it on to an honest co-holder, whose answer proves the same blocks. Each holder
+//! used to answer any member's challenge about any chunk it held.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use acre_core::storage::SignedAnswer;
+use acre_core::wire::{AuditReply, Audits};
+use acre_ledger::AccountId;
+use acre_node::transport::{identity_of, Network, NetworkConfig, NetworkHandle, RefuseAll};
+use acre_proofs::audit::{judge, Audit, Outcome};
+use acre_proofs::challenge::{Challenge, ChallengeItem};
+use acre_proofs::placement::node_name;
+use acre_proofs::ChunkAddress;
+use acre_tests::send_signal;
+use common::{rand_secret, Fixture};
+use ed25519_dalek::SigningKey;
+use libp2p::PeerId;
+
+/// Starts a transport with `key`, dialling `bootstrap`, and waits until `peer` answers.
+async fn connect(key: &SigningKey, bootstrap: &[String], peer: PeerId) -> NetworkHandle {
+    let config = NetworkConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("address")],
+        bootstrap: bootstrap.iter().map(|a| a.parse().expect("a libp2p address")).collect(),
+        keep_connected: vec![peer],
+        request_timeout: Duration::from_secs(10),
+    };
+    let (network, handle) = Network::new(identity_of(key).expect("identity"), config).expect("transport");
+    tokio::spawn(network.run(RefuseAll));
+    let probe = Challenge { nonce: 0, holder: [0; 32], challenger: [0; 32], items: vec![] };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while handle.request::<Audits>(peer, &probe).await.is_err() {
+        assert!(Instant::now() < deadline, "the holder never answered over libp2p");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    handle
+}
+
+fn refusal(reply: &AuditReply) -> &str {
+    match reply {
+        AuditReply::Refused(reason) => reason,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_holder_answers_only_its_own_challenge_from_the_elder_it_names_and_signs_what_it_answers() {
+    let fixture = Fixture::start(5);
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture.wallet_json(&["key", "new", "alice"]);
+    fixture.wallet_json(&["faucet", "alice", "100"]);
+    let file = dir.path().join("one.bin");
+    let content: Vec<u8> = (0..8).flat_map(|_| rand_secret()).collect();
+    std::fs::write(&file, &content).expect("write file");
+    fixture.wallet_json(&["put", file.to_str().expect("utf-8 path"), "--from", "alice", "--yes"]);
+    let sealed = acre_proofs::encrypt_file(&content, acre_proofs::Privacy::Convergent).expect("encrypt");
+    let chunk: ChunkAddress = sealed.chunks[0].address();
+    let holders = fixture.get(fixture.api(0), &format!("/v1/chunks/{chunk}/holders"));
+    let size = holders["size"].as_u64().expect("a registered chunk has a size");
+    let holder_ids: Vec<AccountId> = holders["holders"]
+        .as_array()
+        .expect("holders")
+        .iter()
+        .map(|h| h["node"].as_str().expect("node").parse().expect("id"))
+        .collect();
+    assert_eq!(holder_ids.len(), 4, "{holders}");
+    let nodes = &fixture.manifest.nodes;
+    let elder = nodes.iter().find(|n| !holder_ids.contains(&n.id)).expect("the one node that does not hold it");
+    let (asked, co_holder) = (
+        nodes.iter().find(|n| n.id == holder_ids[0]).expect("a holder"),
+        nodes.iter().find(|n| n.id == holder_ids[1]).expect("another holder"),
+    );
+    let elder_key = acre_node::config::key::load(&elder.data_dir.join(acre_node::config::KEY_FILE)).expect("key");
+    send_signal(elder.pid, "KILL");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let peer: PeerId = asked.peer_id.parse().expect("peer id");
+        let network = connect(&elder_key, &asked.libp2p, peer).await;
+        let challenge = |holder: &AccountId, challenger: &AccountId, nonce: u64| Challenge {
+            nonce,
+            holder: node_name(&holder.0),
+            challenger: node_name(&challenger.0),
+            items: vec![ChallengeItem::draw(&rand_secret(), nonce, chunk, size, 4)],
+        };
+        let ask = |challenge: Challenge| {
+            let network = network.clone();
+            async move { network.request::<Audits>(peer, &challenge).await.expect("a reply") }
+        };
+
+        // The relay: a challenge for the co-holder, handed to this holder. Refused.
+        let relayed = ask(challenge(&co_holder.id, &elder.id, 1)).await;
+        assert!(refusal(&relayed).contains("another holder"), "{relayed:?}");
+        // Posing as another elder: refused.
+        let posed = ask(challenge(&asked.id, &co_holder.id, 2)).await;
+        assert!(refusal(&posed).contains("another challenger"), "{posed:?}");
+
+        // Its own challenge, from the elder it names: answered, signed, proven.
+        let own = challenge(&asked.id, &elder.id, 3);
+        let AuditReply::Answer(signed) = ask(own.clone()).await else { panic!("the holder did not answer") };
+        assert!(signed.is_from(&asked.id, &own), "the answer is the holder's own word on this challenge");
+        assert!(!signed.is_from(&co_holder.id, &own));
+        let audit = Audit { holder: own.holder, challenge: own.clone(), sizes: vec![size] };
+        assert_eq!(judge(&audit, &signed.answer), Outcome::Passed);
+        let replayed = challenge(&asked.id, &elder.id, 4);
+        assert!(!signed.is_from(&asked.id, &replayed), "an answer does not carry over to another round");
+        let forged = SignedAnswer::sign(&elder_key, &own, signed.answer.clone());
+        assert!(!forged.is_from(&asked.id, &own), "nobody but the holder can sign its answer");
+
+        // A peer that is no elder gets nothing, whatever it names.
+        let stranger = SigningKey::from_bytes(&rand_secret());
+        let outsider = connect(&stranger, &asked.libp2p, peer).await;
+        let reply =
+            outsider.request::<Audits>(peer, &challenge(&asked.id, &AccountId::of(&stranger), 5)).await.expect("reply");
+        assert!(refusal(&reply).contains("only elders"), "{reply:?}");
+    });
+}
