@@ -150,6 +150,9 @@ pub struct App {
     pub next_nonce: u64,
     /// Fees collected since the last epoch paid them out.
     pub unpaid_fees: Amount,
+    /// What store payments through it paid the farmers beyond its fees, less what its
+    /// use has earned it: the most its use can still earn.
+    pub use_allowance: Amount,
     /// Everything paid to it so far.
     pub lifetime_earnings: Amount,
     /// Uses already paid for (agreed running total).
@@ -228,6 +231,7 @@ pub fn apply_command(apps: &mut BTreeMap<AppId, App>, signed: &SignedAppCommand)
                     price_per_put: *price_per_put,
                     next_nonce: 1,
                     unpaid_fees: Amount::ZERO,
+                    use_allowance: Amount::ZERO,
                     lifetime_earnings: Amount::ZERO,
                     usage_paid: 0,
                 },

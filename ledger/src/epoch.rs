@@ -133,8 +133,22 @@ pub const APP_SHARE_PERCENT: u64 = 10;
 /// What the apps bring to an epoch's close.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppLedger {
-    /// Per app: its payout account, the fees collected and the uses already paid for.
-    pub apps: BTreeMap<AppId, (AccountId, Amount, u64)>,
+    /// Per app, what its line is made from.
+    pub apps: BTreeMap<AppId, AppBalance>,
+}
+
+/// One app at an epoch's close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppBalance {
+    /// Where its earnings go.
+    pub payout: AccountId,
+    /// Fees its users paid since the last payout.
+    pub unpaid_fees: Amount,
+    /// What store payments through it paid the farmers beyond its fees, less what its
+    /// use has earned it: the most its use can still earn (see [`app_items`]).
+    pub use_allowance: Amount,
+    /// Uses already paid for (agreed running total).
+    pub usage_paid: u64,
 }
 
 impl EpochRecord {
@@ -277,7 +291,12 @@ fn scale(value: u64, part: u64, whole: u64) -> u64 {
 
 /// The apps' lines: each app's unpaid fees (out of the pool, capped by it) plus its part of
 /// [`APP_SHARE_PERCENT`] of the emission, split by the uses a quorum of reports agree on
-/// beyond those already paid for.
+/// beyond those already paid for, and never more than the app's allowance: what store
+/// payments through it paid the farmers, less what its use earned before
+/// ([`AppBalance::use_allowance`]); what the cap holds back stays with the farmers. Reads
+/// cost their reader nothing, so use alone could be looped for free; with the cap,
+/// raising an app's payout by X takes paying X to the farmers through it: nobody can
+/// raise an app's payout by more than they pay in.
 fn app_items(
     minted: Amount,
     pool: Amount,
@@ -289,9 +308,10 @@ fn app_items(
     let fresh: BTreeMap<AppId, (u64, u64)> = apps
         .apps
         .iter()
-        .filter_map(|(app, (_, _, counted))| {
-            let total = agreed.get(app).copied().unwrap_or(0).max(*counted);
-            (total > *counted).then_some((*app, (total - counted, total)))
+        .filter_map(|(app, balance)| {
+            let counted = balance.usage_paid;
+            let total = agreed.get(app).copied().unwrap_or(0).max(counted);
+            (total > counted).then_some((*app, (total - counted, total)))
         })
         .collect();
     let share = if fresh.is_empty() { 0 } else { minted.nanos() / 100 * APP_SHARE_PERCENT };
@@ -300,14 +320,14 @@ fn app_items(
     let mut fees_left = pool.nanos();
     apps.apps
         .iter()
-        .filter_map(|(app, (payout, fees, counted))| {
-            let fees = fees.nanos().min(fees_left);
+        .filter_map(|(app, balance)| {
+            let fees = balance.unpaid_fees.nanos().min(fees_left);
             fees_left -= fees;
-            let usage_share = shares.get(app).copied().unwrap_or(0);
-            let (usage, usage_total) = fresh.get(app).copied().unwrap_or((0, *counted));
+            let usage_share = shares.get(app).copied().unwrap_or(0).min(balance.use_allowance.nanos());
+            let (usage, usage_total) = fresh.get(app).copied().unwrap_or((0, balance.usage_paid));
             (fees > 0 || usage_share > 0).then(|| AppItem {
                 app: *app,
-                payout: *payout,
+                payout: balance.payout,
                 fees: Amount::from_nanos(fees).unwrap_or(Amount::ZERO),
                 usage,
                 usage_total,
@@ -449,7 +469,13 @@ mod tests {
     #[test]
     fn apps_are_paid_their_fees_and_use_only_a_quorum_agrees_on() {
         let app = AppId([5; 32]);
-        let apps = AppLedger { apps: BTreeMap::from([(app, (id(77), Amount::from_nanos(300).expect("fee"), 0))]) };
+        let balance = AppBalance {
+            payout: id(77),
+            unpaid_fees: Amount::from_nanos(300).expect("fee"),
+            use_allowance: Amount::MAX,
+            usage_paid: 0,
+        };
+        let apps = AppLedger { apps: BTreeMap::from([(app, balance)]) };
         let with_usage =
             |elder: u8, uses: u64| EpochReport { usage: BTreeMap::from([(app, uses)]), ..report(elder, &[(10, 1, 1)]) };
         let members = farmers(&[(10, 1 << 20)]);
@@ -469,6 +495,33 @@ mod tests {
         assert_eq!(item.amount.nanos(), item.fees.nanos() + item.usage_share.nanos());
         let paid: u64 = record.items.iter().map(|i| i.amount.nanos()).sum::<u64>() + item.amount.nanos();
         assert_eq!(paid, record.total.nanos(), "farmers and apps together get exactly the total");
+    }
+
+    /// An app whose use is looped for free earns from it no more than its allowance,
+    /// what was paid to the farmers through it; the rest of its share stays with the
+    /// farmers.
+    #[test]
+    fn an_apps_use_earns_no_more_than_was_use_allowance_it() {
+        let (looped, paying) = (AppId([5; 32]), AppId([6; 32]));
+        let balance = |use_allowance: u64| AppBalance {
+            payout: id(77),
+            unpaid_fees: Amount::ZERO,
+            use_allowance: Amount::from_nanos(use_allowance).expect("amount"),
+            usage_paid: 0,
+        };
+        let apps = AppLedger { apps: BTreeMap::from([(looped, balance(0)), (paying, balance(1_000))]) };
+        // A million reads of the looped app, attested by every elder; ten of the other.
+        let usage = BTreeMap::from([(looped, 1_000_000), (paying, 10)]);
+        let reports: Vec<EpochReport> =
+            (1..=3).map(|elder| EpochReport { usage: usage.clone(), ..report(elder, &[(10, 1, 1)]) }).collect();
+        let members = farmers(&[(10, 1 << 20)]);
+        let supply = Amount::from_credits(1_000).expect("supply");
+        let record = close_epoch(1, &elders(4), &reports, &members, (supply, Amount::ZERO), &apps).expect("record");
+        assert!(record.apps.iter().all(|item| item.app != looped), "nothing paid through it, nothing earned");
+        let item = record.apps.iter().find(|item| item.app == paying).expect("the paying app's line");
+        assert_eq!(item.usage_share.nanos(), 1_000, "capped at what was paid through it");
+        let farmers_got: u64 = record.items.iter().map(|i| i.amount.nanos()).sum();
+        assert_eq!(farmers_got + 1_000, record.total.nanos(), "what the cap holds back stays with the farmers");
     }
 
     #[test]
@@ -512,6 +565,37 @@ mod tests {
                 supply = supply.checked_add(minted).expect("emission stays under the cap");
                 prop_assert!(supply <= Amount::MAX);
             }
+        }
+
+        /// Whatever use the elders agree on, no app's share of use passes what was paid
+        /// to the farmers through it, and farmers and apps together get exactly the total.
+        #[test]
+        fn no_app_earns_from_use_more_than_was_use_allowance_it(
+            apps in proptest::collection::vec((0u64..1_000_000_000_000, 0u64..1_000_000, 0u64..1_000_000_000), 1..6),
+            supply in 0u64..=Amount::MAX.nanos() / 2,
+        ) {
+            let ids: Vec<AppId> = (0..apps.len()).map(|n| AppId([n as u8 + 1; 32])).collect();
+            let ledger = AppLedger {
+                apps: ids.iter().zip(&apps).map(|(app, (use_allowance, _, fees))| (*app, AppBalance {
+                    payout: id(77),
+                    unpaid_fees: Amount::from_nanos(*fees).expect("amount"),
+                    use_allowance: Amount::from_nanos(*use_allowance).expect("amount"),
+                    usage_paid: 0,
+                })).collect(),
+            };
+            let usage: BTreeMap<AppId, u64> = ids.iter().zip(&apps).map(|(app, (_, uses, _))| (*app, *uses)).collect();
+            let reports: Vec<EpochReport> =
+                (1..=3).map(|elder| EpochReport { usage: usage.clone(), ..report(elder, &[(10, 1, 1)]) }).collect();
+            let fees: u64 = apps.iter().map(|(_, _, fees)| fees).sum();
+            let funds = funds(supply, fees);
+            let record = close_epoch(1, &elders(4), &reports, &farmers(&[(10, 1 << 20)]), funds, &ledger).expect("record");
+            for item in &record.apps {
+                prop_assert!(item.usage_share <= ledger.apps[&item.app].use_allowance);
+                prop_assert!(item.fees <= ledger.apps[&item.app].unpaid_fees);
+            }
+            let paid: u64 = record.items.iter().map(|i| i.amount.nanos()).sum::<u64>()
+                + record.apps.iter().map(|i| i.amount.nanos()).sum::<u64>();
+            prop_assert_eq!(paid, record.total.nanos());
         }
 
         /// Items sum to the total, to the nano, and the record does not depend on the order

@@ -12,7 +12,7 @@ use acre_proofs::placement::{closest, node_name, COPIES};
 use acre_proofs::ChunkAddress;
 
 use crate::apps::{apply_command, App, SignedAppCommand};
-use crate::epoch::{close_epoch, AppLedger, EpochRecord, EpochReport, Farmer};
+use crate::epoch::{close_epoch, AppBalance, AppLedger, EpochRecord, EpochReport, Farmer};
 use crate::{quorum, AccountId, Amount, AppId, Digest, EncodeError};
 
 /// Elders of a section: its oldest members.
@@ -324,11 +324,14 @@ impl SectionState {
                 }
                 self.pool = self.pool.checked_add(*amount).unwrap_or(Amount::MAX);
                 // The fee the payment declared, never more than it paid; an unknown app's
-                // fee stays with the farmers.
+                // fee stays with the farmers. The rest went to the farmers through the
+                // app, and is what the app's use may earn it, now or later.
                 if let Some((app, fee)) = app_fee {
                     if let Some(app) = self.apps.get_mut(app) {
                         let fee = (*fee).min(*amount);
                         app.unpaid_fees = app.unpaid_fees.checked_add(fee).unwrap_or(Amount::MAX);
+                        let through = Amount::from_nanos(amount.nanos() - fee.nanos()).unwrap_or(Amount::ZERO);
+                        app.use_allowance = app.use_allowance.checked_add(through).unwrap_or(Amount::MAX);
                     }
                 }
                 SectionChange::Collected(*amount)
@@ -375,9 +378,13 @@ impl SectionState {
         // removed meanwhile is paid nothing, and its chunks count for their new holders.
         let farmers = self.farmers();
         let reports: Vec<EpochReport> = self.reports.values().cloned().collect();
-        let apps = AppLedger {
-            apps: self.apps.iter().map(|(id, app)| (*id, (app.payout, app.unpaid_fees, app.usage_paid))).collect(),
+        let balance = |app: &App| AppBalance {
+            payout: app.payout,
+            unpaid_fees: app.unpaid_fees,
+            use_allowance: app.use_allowance,
+            usage_paid: app.usage_paid,
         };
+        let apps = AppLedger { apps: self.apps.iter().map(|(id, app)| (*id, balance(app))).collect() };
         let Ok(record) = close_epoch(self.epoch, elders, &reports, &farmers, (self.supply, self.pool), &apps) else {
             return SectionChange::Reported;
         };
@@ -386,6 +393,9 @@ impl SectionState {
         self.paid.retain(|_, (_, paid_in)| epoch.saturating_sub(*paid_in) + 1 < PAID_EPOCHS);
         for item in &record.apps {
             if let Some(app) = self.apps.get_mut(&item.app) {
+                app.use_allowance =
+                    Amount::from_nanos(app.use_allowance.nanos().saturating_sub(item.usage_share.nanos()))
+                        .unwrap_or(Amount::ZERO);
                 app.unpaid_fees = Amount::from_nanos(app.unpaid_fees.nanos().saturating_sub(item.fees.nanos()))
                     .unwrap_or(Amount::ZERO);
                 app.lifetime_earnings = app.lifetime_earnings.checked_add(item.amount).unwrap_or(Amount::MAX);

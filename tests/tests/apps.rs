@@ -2,7 +2,8 @@
 //! price through `acre`, a user uploads and reads through it, and the developer's payout
 //! account receives exactly the app's fees plus its share of use, epoch by epoch; a
 //! non-owner cannot change the app, a replayed command does nothing, a registration
-//! without its fee is refused, a free app works, and supply stays genesis + mints.
+//! without its fee is refused, a free app works, and supply stays genesis + mints. Reads
+//! looped through an app earn it nothing beyond what was paid to the farmers through it.
 
 mod common;
 
@@ -147,4 +148,67 @@ fn a_developer_is_paid_exactly_its_fees_and_share_of_use() {
     // Supply is still genesis + mints.
     let supply = fixture.get(fixture.api(0), "/v1/supply");
     assert_eq!(amount(&supply["genesis"]).checked_add(amount(&supply["minted"])), Some(amount(&supply["circulating"])));
+}
+
+/// Reads cost their reader nothing, so anyone can loop them through an app. An app earns
+/// from its use only what was paid to the farmers through it: looped reads through an app
+/// nobody stored through earn it nothing, while the same reads through an app a user
+/// stored through earn it a share. The two apps are read alike, so the uses of both are
+/// agreed by the same closes.
+#[test]
+fn looped_reads_earn_an_app_nothing_beyond_what_was_paid_through_it() {
+    let fixture = Fixture::start(4);
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture.wallet_json(&["key", "new", "mallory"]);
+    fixture.wallet_json(&["faucet", "mallory", "2"]);
+    fixture.wallet_json(&["key", "new", "alice"]);
+    fixture.wallet_json(&["faucet", "alice", "100"]);
+    let register = |name: &str| -> AppId {
+        let registered = fixture.wallet_json(&["app", "register", name, "--price", "0", "--from", "mallory"]);
+        registered["id"].as_str().expect("id").parse().expect("app id")
+    };
+    let (looped, paid) = (register("looped"), register("paid"));
+
+    let file = dir.path().join("file.bin");
+    std::fs::write(&file, (0..1u32 << 20).map(|i| (i.wrapping_mul(40_503) >> 7) as u8).collect::<Vec<u8>>())
+        .expect("file");
+    let put = fixture.wallet_json(&[
+        "put",
+        file.to_str().expect("utf-8"),
+        "--from",
+        "alice",
+        "--yes",
+        "--app",
+        &paid.to_string(),
+    ]);
+    let address = put["file"].as_str().expect("address").to_owned();
+    // The store payment through it reaches the section state through the log.
+    let allowance = eventually_within(EPOCHS, "the payment through the app gives it an allowance", || {
+        let shown = fixture.get(fixture.api(0), &format!("/v1/apps/{paid}"));
+        let allowance = amount(&shown["use_allowance"]);
+        (allowance > Amount::ZERO).then_some(allowance)
+    });
+    let copy = dir.path().join("copy.bin");
+    for _ in 0..5 {
+        for app in [looped, paid] {
+            fixture.wallet_json(&["get", &address, "-o", copy.to_str().expect("utf-8"), "--app", &app.to_string()]);
+        }
+    }
+
+    let payouts = |app: AppId| -> Vec<Value> {
+        let page = fixture.get(fixture.api(0), &format!("/v1/apps/{app}/payouts"));
+        page["payouts"].as_array().cloned().expect("a list of payouts")
+    };
+    eventually_within(EPOCHS, "the paid app earns a share of its use", || {
+        payouts(paid).iter().any(|line| amount(&line["usage_share"]) > Amount::ZERO).then_some(())
+    });
+    assert_eq!(payouts(looped), Vec::<Value>::new(), "looped reads earned the app nothing");
+    let shown = fixture.wallet_json(&["app", "show", &looped.to_string()]);
+    assert_eq!(amount(&shown["use_allowance"]), Amount::ZERO, "{shown}");
+    assert_eq!(amount(&shown["lifetime_earnings"]), Amount::ZERO, "{shown}");
+    let earned = payouts(paid)
+        .iter()
+        .map(|line| amount(&line["usage_share"]))
+        .try_fold(Amount::ZERO, |sum, a| sum.checked_add(a));
+    assert!(earned.expect("a sum") <= allowance, "use earned no more than was paid through the app");
 }

@@ -166,6 +166,7 @@ fn print_app(cli: &Cli, view: &acre_api::apps::AppView) -> Result<()> {
     println!("  payout             {}", view.payout);
     println!("  price per put      {}", view.price_per_put);
     println!("  fees this epoch    {}", view.unpaid_fees);
+    println!("  use earns at most  {}", view.use_allowance);
     println!("  uses last epoch    {}", view.usage_last_epoch);
     println!("  lifetime earnings  {}", view.lifetime_earnings);
     Ok(())

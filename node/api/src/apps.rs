@@ -32,6 +32,10 @@ pub struct AppView {
     pub next_nonce: u64,
     /// Fees collected this epoch, paid out when it closes.
     pub unpaid_fees: Amount,
+    /// What store payments through it paid the farmers beyond its fees, less what its use
+    /// has earned: the most its use can still earn. Reads cost their readers nothing, so
+    /// use earns only against what was paid in.
+    pub use_allowance: Amount,
     /// Uses agreed in the last closed epoch.
     pub usage_last_epoch: u64,
     /// Everything paid to it so far.

@@ -96,6 +96,7 @@ async fn show(
         price_per_put: app.price_per_put,
         next_nonce: app.next_nonce,
         unpaid_fees: app.unpaid_fees,
+        use_allowance: app.use_allowance,
         usage_last_epoch,
         lifetime_earnings: app.lifetime_earnings,
     }))
