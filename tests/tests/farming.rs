@@ -3,15 +3,18 @@
 //! hashes, proven storage mints rewards to reward addresses, a holder that deleted its
 //! chunks stops earning for them, an elder killed with SIGKILL is missed by a log that
 //! goes on with 6 and catches up after its restart, a new node joins and earns, and a node
-//! killed for good is removed and its chunks are copied back to 4 holders.
+//! killed for good has its chunks copied to their next holders within seconds, long
+//! before it is removed.
 
 mod common;
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use acre_ledger::{AccountId, Amount};
-use acre_proofs::{encrypt_file, Privacy};
+use acre_proofs::placement::{closest, node_name, COPIES};
+use acre_proofs::{encrypt_file, ChunkAddress, Privacy};
 use acre_tests::{eventually_within, send_signal, workspace_binary, NodeProcess};
 use common::{rand_secret, Fixture};
 use serde_json::Value;
@@ -22,6 +25,15 @@ const EPOCHS: Duration = Duration::from_secs(120);
 /// 20 s unreachable before the elders report it, the epoch in which their reports are
 /// ordered, and the copies.
 const REPAIRED_WITHIN: Duration = Duration::from_secs(150);
+/// The bound this test states for a dead holder's chunks to stand on 4 live copies: its
+/// connection's loss is seen at the next 2 s audit round, and the copies of 12 MiB follow.
+/// Its removal waits 20 s of silence and then a quorum's complaints.
+const STOOD_IN_WITHIN: Duration = Duration::from_secs(12);
+
+/// The chunks whose files are in `data_dir`.
+fn held_chunks(data_dir: &Path) -> BTreeSet<ChunkAddress> {
+    chunk_files(data_dir).iter().filter_map(|path| path.file_name()?.to_str()?.parse::<ChunkAddress>().ok()).collect()
+}
 
 fn amount(value: &Value) -> Amount {
     value.as_str().and_then(|text| text.parse().ok()).unwrap_or_else(|| panic!("not an amount: {value}"))
@@ -261,6 +273,32 @@ fn a_new_node_joins_and_earns_and_a_dead_one_is_replaced_by_copies() {
         .find(|node| holders_of(&chunks[0]).iter().any(|(id, _)| *id == node.id.to_string()))
         .expect("a holder other than node 0");
     send_signal(dead.pid, "KILL");
+    // Copied for at once, while it is still a member: every chunk it held stands on the 4
+    // live members closest to it, the 4 that will hold it once the dead node is removed.
+    let live: Vec<(AccountId, PathBuf)> = fixture
+        .manifest
+        .nodes
+        .iter()
+        .filter(|node| node.id != dead.id)
+        .map(|node| (node.id, node.data_dir.clone()))
+        .chain([(joiner_id, joiner_dir.clone())])
+        .collect();
+    let names: Vec<[u8; 32]> = live.iter().map(|(id, _)| node_name(&id.0)).collect();
+    let addresses: Vec<ChunkAddress> = chunks.iter().map(|chunk| chunk.parse().expect("address")).collect();
+    eventually_within(STOOD_IN_WITHIN, "the dead node's chunks stand on 4 live copies", || {
+        let held: Vec<BTreeSet<ChunkAddress>> = live.iter().map(|(_, dir)| held_chunks(dir)).collect();
+        addresses
+            .iter()
+            .all(|address| {
+                closest(address, &names, COPIES)
+                    .iter()
+                    .all(|name| names.iter().position(|n| n == name).is_some_and(|index| held[index].contains(address)))
+            })
+            .then_some(())
+    });
+    let view = fixture.get(fixture.api(0), "/v1/section/members");
+    let still = view["members"].as_array().expect("members").iter().any(|m| m["node"] == dead.id.to_string().as_str());
+    assert!(still, "the copies came before the removal, not with it");
     eventually_within(REPAIRED_WITHIN, "the dead node is removed", || {
         let view = fixture.get(fixture.api(0), "/v1/section/members");
         let members = view["members"].as_array()?;

@@ -110,8 +110,8 @@ fn a_file_stands_on_four_holders_audits_tell_loss_rot_and_death_apart_and_bad_co
         holder_ids.iter().all(|id| count(&farmer(&fixture, observer, id), "passed") > 0).then_some(())
     });
 
-    let deleted_files = chunk_files(&deleted.data_dir).len();
-    for path in chunk_files(&deleted.data_dir) {
+    let deleted_files = chunk_files(&deleted.data_dir);
+    for path in &deleted_files {
         std::fs::remove_file(path).expect("delete chunk");
     }
     for path in chunk_files(&rotten.data_dir) {
@@ -150,9 +150,9 @@ fn a_file_stands_on_four_holders_audits_tell_loss_rot_and_death_apart_and_bad_co
     eventually_within(Duration::from_secs(20), "the rotten copies are replaced", || {
         chunk_files(&rotten.data_dir).iter().all(intact).then_some(())
     });
+    // (It may hold more by then: it is the next holder of some of the killed node's chunks.)
     eventually_within(Duration::from_secs(20), "the deleted copies are made again", || {
-        let files = chunk_files(&deleted.data_dir);
-        (files.len() == deleted_files && files.iter().all(intact)).then_some(())
+        deleted_files.iter().all(intact).then_some(())
     });
     let killed_view = eventually("the killed holder fails as timeout", || {
         let view = farmer(&fixture, observer, &killed.id);
@@ -167,7 +167,10 @@ fn a_file_stands_on_four_holders_audits_tell_loss_rot_and_death_apart_and_bad_co
     });
     let failures = ["wrong_bytes", "missing", "timeouts"].iter().map(|k| count(&honest_view, k)).sum::<u64>();
     assert_eq!(failures, 0, "{honest_view}");
-    assert_eq!(honest_view["chunks"].as_u64(), Some(chunk_files(&honest.data_dir).len() as u64));
+    // It holds its whole duty, and may hold more: the next holder of some of the killed
+    // node's chunks holds them from the round their holder was lost.
+    let duty = honest_view["chunks"].as_u64().expect("its duty");
+    assert!(duty > 0 && duty <= chunk_files(&honest.data_dir).len() as u64, "{honest_view}");
 
     // A holder restarted within the grace period is excused, never timed out.
     send_signal(honest.pid, "TERM");

@@ -226,6 +226,11 @@ pub struct StorageBook {
     /// went this epoch.
     connections: BTreeMap<AccountId, (bool, Duration, u32)>,
     farmers: BTreeMap<AccountId, (ChallengeTally, Option<AuditRecord>)>,
+    /// Members whose last audit from this node went unanswered.
+    silent: BTreeSet<AccountId>,
+    /// Lost members (down or silent) this node has made stand-in copies for; a member
+    /// leaves the set when it is heard from again.
+    stood_in: BTreeSet<AccountId>,
     epoch_audits: EpochAudits,
 }
 
@@ -258,6 +263,8 @@ impl StorageBook {
             app_prices: BTreeMap::new(),
             statuses: BTreeMap::new(),
             recopied: BTreeSet::new(),
+            silent: BTreeSet::new(),
+            stood_in: BTreeSet::new(),
             connections: BTreeMap::new(),
             farmers: BTreeMap::new(),
             epoch_audits: EpochAudits::default(),
@@ -329,6 +336,41 @@ impl StorageBook {
             .into_iter()
             .filter(|repair| closest(&repair.chunk, elders, 1).first() == Some(&me))
             .collect()
+    }
+
+    /// The stand-in copies to make now: for each member newly lost to this node (its
+    /// connection is down, or its last audit went unanswered), the copies its removal
+    /// would make, of the chunks this node is the copier of among the elders left. They
+    /// are made at detection rather than at removal, which waits for a quorum's complaints
+    /// after `unresponsive_after`: the member that would hold each chunk next (its fifth
+    /// closest) holds it already, so a lost holder's chunks stand on four live copies
+    /// again within a round, and its removal later finds nothing left to copy. A member
+    /// that comes back is not punished: it keeps its chunks and its pay, and the stand-in
+    /// keeps one copy too many until placement moves. Each loss is copied for once, until
+    /// the member is heard from again; a member that flaps makes each of its chunks be
+    /// offered to the same stand-in again, which already has it.
+    pub fn stand_in_plan(
+        &mut self,
+        registry: &BTreeMap<ChunkAddress, u64>,
+        members: &[AccountId],
+        elders: &[AccountId],
+    ) -> Vec<Repair> {
+        let lost: BTreeSet<AccountId> = members
+            .iter()
+            .filter(|member| **member != self.me)
+            .filter(|member| self.silent.contains(member) || self.connections.get(member).is_some_and(|c| !c.0))
+            .copied()
+            .collect();
+        self.stood_in.retain(|member| lost.contains(member));
+        let newly: Vec<AccountId> = lost.difference(&self.stood_in).copied().collect();
+        if newly.is_empty() {
+            return Vec::new();
+        }
+        let before: Vec<AccountId> = members.iter().filter(|m| !self.stood_in.contains(m)).copied().collect();
+        let after: Vec<AccountId> = before.iter().filter(|m| !newly.contains(m)).copied().collect();
+        let elders_left: Vec<AccountId> = elders.iter().filter(|e| !lost.contains(e)).copied().collect();
+        self.stood_in.extend(newly);
+        self.repair_plan(registry, &names(&before), &names(&after), &names(&elders_left))
     }
 
     /// What a member said of its bytes held and offered.
@@ -554,6 +596,11 @@ impl StorageBook {
     /// Keeps what an audit showed, for the epoch's report and the farmer's view.
     pub fn record_audit(&mut self, holder: AccountId, audit: &Audit, outcome: Outcome, record: AuditRecord) {
         self.epoch_audits.record(holder, audit, outcome);
+        if matches!(outcome, Outcome::Timeout | Outcome::Excused) {
+            self.silent.insert(holder);
+        } else {
+            self.silent.remove(&holder);
+        }
         let entry = self.farmers.entry(holder).or_default();
         entry.0.add(outcome);
         entry.1 = Some(record);
@@ -833,6 +880,43 @@ mod tests {
         assert_eq!(book.outcome_of(&holder, AuditReply::Silent, Duration::from_secs(91)), Outcome::Excused);
         assert_eq!(book.outcome_of(&holder, AuditReply::Other, Duration::from_secs(50)), Outcome::WrongBytes);
         assert_eq!(book.outcome_of(&holder, AuditReply::Missing, Duration::from_secs(50)), Outcome::Missing);
+    }
+
+    #[test]
+    fn a_lost_holders_chunks_are_copied_to_their_next_holder_once_per_loss() {
+        let members = members(6);
+        let registry: BTreeMap<ChunkAddress, u64> = (1..=40u8).map(|n| (ChunkAddress::of(&[n]), MIB)).collect();
+        // The lost member holds the first chunk; this node is the copier of it once the
+        // lost member is gone (the closest elder left).
+        let first = *registry.keys().next().expect("a chunk");
+        let named = |name: &[u8; 32]| member_named(&members, name).expect("a member");
+        let lost = named(&closest(&first, &names(&members), 1)[0]);
+        let rest: Vec<AccountId> = members.iter().filter(|m| **m != lost).copied().collect();
+        let me = named(&closest(&first, &names(&rest), 1)[0]);
+        let mut book = book(me);
+        let up: BTreeSet<AccountId> = members.iter().copied().collect();
+        book.observe_connections(&up, &members, Duration::from_secs(1), Duration::ZERO);
+        assert!(book.stand_in_plan(&registry, &members, &members).is_empty(), "nobody is lost");
+        let down: BTreeSet<AccountId> = up.iter().filter(|m| **m != lost).copied().collect();
+        book.observe_connections(&down, &members, Duration::from_secs(2), Duration::ZERO);
+        let plan = book.stand_in_plan(&registry, &members, &members);
+        let after: Vec<AccountId> = members.iter().filter(|m| **m != lost).copied().collect();
+        let expected = book.repair_plan(&registry, &names(&members), &names(&after), &names(&after));
+        assert!(!plan.is_empty(), "this node copies some of the lost holder's chunks");
+        assert_eq!(plan, expected, "the copies its removal would make, made now");
+        assert!(plan.iter().all(|repair| closest(&repair.chunk, &names(&after), COPIES).contains(&repair.to)));
+        assert!(book.stand_in_plan(&registry, &members, &members).is_empty(), "once per loss");
+        // Heard from again, then lost again (silent this time): copied for again.
+        book.observe_connections(&up, &members, Duration::from_secs(3), Duration::ZERO);
+        assert!(book.stand_in_plan(&registry, &members, &members).is_empty());
+        let audit = Audit {
+            holder: node_name(&lost.0),
+            challenge: Challenge { nonce: 1, holder: node_name(&lost.0), challenger: node_name(&me.0), items: vec![] },
+            sizes: vec![],
+        };
+        let record = AuditRecord { round: 1, outcome: Outcome::Timeout, latency_ms: 1, at_unix_ms: 0, chunks: 0 };
+        book.record_audit(lost, &audit, Outcome::Timeout, record);
+        assert_eq!(book.stand_in_plan(&registry, &members, &members), expected);
     }
 
     #[test]

@@ -499,12 +499,29 @@ impl Storage {
         }
     }
 
-    async fn audit_round(&self, round: u64) {
+    async fn audit_round(self: &Arc<Self>, round: u64) {
         self.observe_connections().await;
         let randomness: [u8; 32] = rand::random();
         let Some(state) = self.agreed() else { return };
+        // A holder whose connection is gone is copied for before its audits time out.
+        self.stand_in_copies(&state);
         let audits = lock(&self.book).audit_plan(state.registry(), &self.members(), &randomness, round);
         join_all(audits.into_iter().map(|(holder, audit)| self.audit(holder, audit, round))).await;
+        // One that kept its connection but answered nothing (stopped) is copied for now.
+        self.stand_in_copies(&state);
+    }
+
+    /// Starts the stand-in copies the book asks for (`StorageBook::stand_in_plan`), beside
+    /// the audit rounds, which they must not hold up.
+    fn stand_in_copies(self: &Arc<Self>, state: &acre_ledger::section_state::SectionState) {
+        let elders: Vec<AccountId> = self.section.membership().elders.iter().copied().collect();
+        let copies = lock(&self.book).stand_in_plan(state.registry(), &self.members(), &elders);
+        if copies.is_empty() {
+            return;
+        }
+        tracing::info!(copies = copies.len(), "copying a lost holder's chunks to their next holders");
+        let storage = Arc::clone(self);
+        tokio::spawn(async move { storage.repair(copies).await });
     }
 
     /// Tells the book which members are connected now.
