@@ -280,6 +280,36 @@ impl Storage {
         tracing::info!(made, "repair copies made");
     }
 
+    /// Makes the copies a new holder lacks: the copies a removal makes were mostly made
+    /// when the holder was first lost (`stand_in_plan`), and one already there need not
+    /// travel again. (A copy an audit found rotten is handed over by [`Storage::repair`]
+    /// whatever the holder says it has.)
+    async fn copy_to_new_holders(&self, copies: Vec<Repair>) {
+        let missing = self.not_held_yet(copies).await;
+        self.repair(missing).await;
+    }
+
+    /// The copies whose new holder does not hold the chunk already, asking each new holder
+    /// once about all of its chunks. A holder that does not answer is sent every copy.
+    async fn not_held_yet(&self, copies: Vec<Repair>) -> Vec<Repair> {
+        let mut by_holder: BTreeMap<[u8; 32], Vec<Repair>> = BTreeMap::new();
+        for repair in copies {
+            by_holder.entry(repair.to).or_default().push(repair);
+        }
+        let asks = by_holder.into_values().map(|copies| async move {
+            let peer = copies.first().and_then(|repair| self.member_named(&repair.to)).and_then(|id| self.peer_of(&id));
+            let Some(peer) = peer.filter(|_| copies.len() <= MAX_ENTRIES) else { return copies };
+            let addresses = copies.iter().map(|repair| repair.chunk).collect();
+            match self.section.request::<Chunks>(peer, ChunkRequest::Holds(addresses)).await {
+                Some(ChunkReply::Held(held)) if held.len() == copies.len() => {
+                    copies.into_iter().zip(held).filter(|(_, held)| !held).map(|(repair, _)| repair).collect()
+                }
+                _ => copies,
+            }
+        });
+        join_all(asks).await.into_iter().flatten().collect()
+    }
+
     /// Hands a store payment, with the chunks it lists, to the section log.
     async fn propose_payment(&self, certificate: Certificate, chunks: Vec<(ChunkAddress, u64)>) {
         self.propose(LogItem::Payment { certificate, chunks }).await;
@@ -521,7 +551,7 @@ impl Storage {
         }
         tracing::info!(copies = copies.len(), "copying a lost holder's chunks to their next holders");
         let storage = Arc::clone(self);
-        tokio::spawn(async move { storage.repair(copies).await });
+        tokio::spawn(async move { storage.copy_to_new_holders(copies).await });
     }
 
     /// Tells the book which members are connected now.
@@ -882,7 +912,7 @@ impl StorageDuties for Arc<Storage> {
         let storage = Arc::clone(self);
         tokio::spawn(async move {
             tracing::info!(copies = copies.len(), "repairing chunks after a membership change");
-            storage.repair(copies).await;
+            storage.copy_to_new_holders(copies).await;
         });
     }
 }
