@@ -33,6 +33,13 @@ pub const QUOTE_VALIDITY: Duration = Duration::from_secs(600);
 pub const MAX_ENTRIES: usize = 1 << 16;
 /// Most chunks one challenge may name.
 pub const MAX_CHALLENGE_ITEMS: usize = 256;
+/// New forwarded payments one member may have this node check per [`FORWARD_WINDOW`]:
+/// ten a second, far above what forwarding uploads' payments needs (one per upload per
+/// holder), so a member sending forged certificates costs this node at most that many
+/// signature checks.
+pub const FORWARDED_PAYMENTS: u32 = 600;
+/// The window [`FORWARDED_PAYMENTS`] counts in.
+pub const FORWARD_WINDOW: Duration = Duration::from_secs(60);
 /// Changes of a holder's connection per epoch that still excuse its silence: one
 /// restart, down and up again.
 pub const RESTART_CHANGES: u32 = 2;
@@ -228,6 +235,9 @@ pub struct StorageBook {
     farmers: BTreeMap<AccountId, (ChallengeTally, Option<AuditRecord>)>,
     /// Members whose last audit from this node went unanswered.
     silent: BTreeSet<AccountId>,
+    /// Per member: when its current forwarding window began, and the new payments it had
+    /// checked in it.
+    forwarded: BTreeMap<AccountId, (Duration, u32)>,
     /// Lost members (down or silent) this node has made stand-in copies for; a member
     /// leaves the set when it is heard from again.
     stood_in: BTreeSet<AccountId>,
@@ -264,6 +274,7 @@ impl StorageBook {
             statuses: BTreeMap::new(),
             recopied: BTreeSet::new(),
             silent: BTreeSet::new(),
+            forwarded: BTreeMap::new(),
             stood_in: BTreeSet::new(),
             connections: BTreeMap::new(),
             farmers: BTreeMap::new(),
@@ -371,6 +382,21 @@ impl StorageBook {
         let elders_left: Vec<AccountId> = elders.iter().filter(|e| !lost.contains(e)).copied().collect();
         self.stood_in.extend(newly);
         self.repair_plan(registry, &names(&before), &names(&after), &names(&elders_left))
+    }
+
+    /// Whether `member` may have one more new forwarded payment checked here at `now`
+    /// (counted if so): at most [`FORWARDED_PAYMENTS`] per [`FORWARD_WINDOW`]. Only members
+    /// forward payments, so the map stays as large as the section.
+    pub fn admit_forwarded_payment(&mut self, member: AccountId, now: Duration) -> bool {
+        let (since, count) = self.forwarded.entry(member).or_insert((now, 0));
+        if now.saturating_sub(*since) >= FORWARD_WINDOW {
+            (*since, *count) = (now, 0);
+        }
+        if *count >= FORWARDED_PAYMENTS {
+            return false;
+        }
+        *count += 1;
+        true
     }
 
     /// What a member said of its bytes held and offered.
@@ -917,6 +943,19 @@ mod tests {
         let record = AuditRecord { round: 1, outcome: Outcome::Timeout, latency_ms: 1, at_unix_ms: 0, chunks: 0 };
         book.record_audit(lost, &audit, Outcome::Timeout, record);
         assert_eq!(book.stand_in_plan(&registry, &members, &members), expected);
+    }
+
+    #[test]
+    fn a_member_has_a_bounded_number_of_forwarded_payments_checked_per_window() {
+        let members = members(3);
+        let mut book = book(members[0]);
+        let start = Duration::from_secs(10);
+        let admitted =
+            (0..FORWARDED_PAYMENTS + 100).filter(|_| book.admit_forwarded_payment(members[1], start)).count();
+        assert_eq!(admitted, FORWARDED_PAYMENTS as usize, "a flood gets its window's share, no more");
+        assert!(book.admit_forwarded_payment(members[2], start), "another member's budget is its own");
+        assert!(!book.admit_forwarded_payment(members[1], start + FORWARD_WINDOW - Duration::from_millis(1)));
+        assert!(book.admit_forwarded_payment(members[1], start + FORWARD_WINDOW), "the next window starts afresh");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use acre_core::storage::{
     check_entries, AuditReply, BookError, BookSettings, EpochAudits, PaymentDue, SignedAnswer, StorageBook,
-    MAX_CHALLENGE_ITEMS, MAX_ENTRIES,
+    FORWARDED_PAYMENTS, FORWARD_WINDOW, MAX_CHALLENGE_ITEMS, MAX_ENTRIES,
 };
 use acre_ledger::economics::{check_store_payment, pool_account, store_cost, StorePaymentError};
 use acre_ledger::{AccountId, Amount, AppId, Certificate, Digest, LedgerError};
@@ -720,7 +720,12 @@ impl Storage {
     /// Keeps a payment another member accepted, once its certificate and memo check out:
     /// no price check (the member that took the upload made it, and the pool has the
     /// credits), only that it is a real payment to the pool for exactly this list.
-    async fn keep_forwarded_payment(&self, certificate: Certificate, list: Vec<(ChunkAddress, u64)>) -> ChunkReply {
+    async fn keep_forwarded_payment(
+        &self,
+        from: AccountId,
+        certificate: Certificate,
+        list: Vec<(ChunkAddress, u64)>,
+    ) -> ChunkReply {
         if let Err(error) = check_entries(&list) {
             return ChunkReply::Refused(error.to_string());
         }
@@ -736,6 +741,13 @@ impl Storage {
         };
         if let Err(error) = check_store_payment(&certificate.order, &self.pool, &named, first, floor) {
             return ChunkReply::Refused(error.to_string());
+        }
+        // The signature checks are the cost a forged certificate imposes: budgeted.
+        if !lock(&self.book).admit_forwarded_payment(from, self.now()) {
+            return ChunkReply::Refused(format!(
+                "more than {FORWARDED_PAYMENTS} new payments in {} s from one member; try again later",
+                FORWARD_WINDOW.as_secs()
+            ));
         }
         if let Some(Err(error)) = self.section.committee().verify_all(vec![certificate.clone()]).into_iter().next() {
             return ChunkReply::Refused(error.to_string());
@@ -940,7 +952,10 @@ impl Storage {
                     Err(error) => ChunkReply::Refused(error.to_string()),
                 }
             }
-            ChunkRequest::Pay { certificate, chunks } => self.keep_forwarded_payment(certificate, chunks).await,
+            ChunkRequest::Pay { certificate, chunks } => match self.member_of_peer(&peer) {
+                Some(from) => self.keep_forwarded_payment(from, certificate, chunks).await,
+                None => ChunkReply::Refused("only members of this section place chunks".into()),
+            },
             ChunkRequest::Fetch(address) => match self.local(move |chunks| chunks.get(&address)).await {
                 Ok(bytes) => ChunkReply::Chunk(bytes.map(serde_bytes::ByteBuf::from)),
                 Err(error) => ChunkReply::Refused(error.to_string()),
