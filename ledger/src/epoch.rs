@@ -315,15 +315,14 @@ fn app_items(
         })
         .collect();
     let share = if fresh.is_empty() { 0 } else { minted.nanos() / 100 * APP_SHARE_PERCENT };
-    let weights: Vec<(AccountId, u64)> = fresh.iter().map(|(app, (uses, _))| (AccountId(app.0), *uses)).collect();
-    let shares: BTreeMap<AppId, u64> = fresh.keys().copied().zip(split(share, weights)).collect();
+    let shares = fill_to_allowances(share, &fresh, apps);
     let mut fees_left = pool.nanos();
     apps.apps
         .iter()
         .filter_map(|(app, balance)| {
             let fees = balance.unpaid_fees.nanos().min(fees_left);
             fees_left -= fees;
-            let usage_share = shares.get(app).copied().unwrap_or(0).min(balance.use_allowance.nanos());
+            let usage_share = shares.get(app).copied().unwrap_or(0);
             let (usage, usage_total) = fresh.get(app).copied().unwrap_or((0, balance.usage_paid));
             (fees > 0 || usage_share > 0).then(|| AppItem {
                 app: *app,
@@ -336,6 +335,41 @@ fn app_items(
             })
         })
         .collect()
+}
+
+/// The apps' share of use, `share` nanos, split by fresh uses among the apps that have
+/// allowance left, none getting more than its allowance: an app that reaches its
+/// allowance gets exactly that, and the rest is split again among the others, until none
+/// is capped or none is left. An app without allowance takes no weight, so uses looped
+/// through it dilute nobody; what no app can take stays with the farmers.
+fn fill_to_allowances(share: u64, fresh: &BTreeMap<AppId, (u64, u64)>, apps: &AppLedger) -> BTreeMap<AppId, u64> {
+    let room = |app: &AppId| apps.apps.get(app).map_or(0, |balance| balance.use_allowance.nanos());
+    let mut open: Vec<(AppId, u64)> =
+        fresh.iter().filter(|(app, _)| room(app) > 0).map(|(app, (uses, _))| (*app, *uses)).collect();
+    let mut granted: BTreeMap<AppId, u64> = BTreeMap::new();
+    let mut left = share;
+    while !open.is_empty() && left > 0 {
+        let parts = split(left, open.iter().map(|(app, uses)| (AccountId(app.0), *uses)).collect());
+        let capped: Vec<usize> = open
+            .iter()
+            .zip(&parts)
+            .enumerate()
+            .filter(|(_, ((app, _), part))| **part >= room(app))
+            .map(|(i, _)| i)
+            .collect();
+        if capped.is_empty() {
+            for ((app, _), part) in open.iter().zip(parts) {
+                granted.insert(*app, part);
+            }
+            break;
+        }
+        for index in capped.into_iter().rev() {
+            let (app, _) = open.remove(index);
+            granted.insert(app, room(&app));
+            left -= room(&app);
+        }
+    }
+    granted
 }
 
 /// Splits `total` nanos in proportion to the weights, exactly: each gets the floor of its
@@ -501,7 +535,7 @@ mod tests {
     /// what was paid to the farmers through it; the rest of its share stays with the
     /// farmers.
     #[test]
-    fn an_apps_use_earns_no_more_than_was_use_allowance_it() {
+    fn an_apps_use_earns_no_more_than_was_paid_through_it() {
         let (looped, paying) = (AppId([5; 32]), AppId([6; 32]));
         let balance = |use_allowance: u64| AppBalance {
             payout: id(77),
@@ -522,6 +556,30 @@ mod tests {
         assert_eq!(item.usage_share.nanos(), 1_000, "capped at what was paid through it");
         let farmers_got: u64 = record.items.iter().map(|i| i.amount.nanos()).sum();
         assert_eq!(farmers_got + 1_000, record.total.nanos(), "what the cap holds back stays with the farmers");
+
+        // Looped reads dilute nobody: with room to spare, the paying app takes the whole
+        // share, a million looped reads beside it or not; and a capped app's excess goes to
+        // the apps with room before it goes to the farmers.
+        let share = emission(supply).nanos() / 100 * APP_SHARE_PERCENT;
+        let roomy = AppId([7; 32]);
+        let wide = AppLedger { apps: BTreeMap::from([(looped, balance(0)), (paying, balance(Amount::MAX.nanos()))]) };
+        let record = close_epoch(1, &elders(4), &reports, &members, (supply, Amount::ZERO), &wide).expect("record");
+        let item = record.apps.iter().find(|item| item.app == paying).expect("the paying app's line");
+        assert_eq!(item.usage_share.nanos(), share, "the whole share, undiluted by the looped reads");
+        let three = AppLedger {
+            apps: BTreeMap::from([
+                (looped, balance(0)),
+                (paying, balance(1_000)),
+                (roomy, balance(Amount::MAX.nanos())),
+            ]),
+        };
+        let usage = BTreeMap::from([(looped, 1_000_000), (paying, 10), (roomy, 10)]);
+        let reports: Vec<EpochReport> =
+            (1..=3).map(|elder| EpochReport { usage: usage.clone(), ..report(elder, &[(10, 1, 1)]) }).collect();
+        let record = close_epoch(1, &elders(4), &reports, &members, (supply, Amount::ZERO), &three).expect("record");
+        let got =
+            |app: AppId| record.apps.iter().find(|item| item.app == app).map_or(0, |item| item.usage_share.nanos());
+        assert_eq!((got(paying), got(roomy), got(looped)), (1_000, share - 1_000, 0));
     }
 
     #[test]
@@ -570,7 +628,7 @@ mod tests {
         /// Whatever use the elders agree on, no app's share of use passes what was paid
         /// to the farmers through it, and farmers and apps together get exactly the total.
         #[test]
-        fn no_app_earns_from_use_more_than_was_use_allowance_it(
+        fn no_app_earns_from_use_more_than_was_paid_through_it(
             apps in proptest::collection::vec((0u64..1_000_000_000_000, 0u64..1_000_000, 0u64..1_000_000_000), 1..6),
             supply in 0u64..=Amount::MAX.nanos() / 2,
         ) {

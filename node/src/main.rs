@@ -180,7 +180,6 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
         challenge_interval,
         grace: Duration::from_millis(config.challenge_grace_ms),
         audit_chunks: config.audit_chunks,
-        audit_blocks: config.audit_blocks,
         answer_deadline: Duration::from_millis(config.answer_deadline_ms).min(challenge_interval),
     };
     let (farming, farming_inbox) = Farming::new(data_dir);

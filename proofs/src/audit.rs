@@ -66,8 +66,9 @@ pub fn assigned<'a>(
 }
 
 /// This round's audits of every member but `challenger`: for each, up to `chunks` of the
-/// chunks it must hold, chosen by `randomness`, with `blocks` blocks drawn from each.
-/// Members that must hold nothing are not audited. `round` is the challenges' nonce.
+/// chunks it must hold, chosen by `randomness`, with [`crate::challenge::BLOCKS_PER_ITEM`]
+/// blocks of each drawn from it, bound to the challenger and the holder. Members that must
+/// hold nothing are not audited. `round` is the challenges' nonce.
 pub fn plan(
     registered: &BTreeMap<ChunkAddress, u64>,
     members: &[[u8; 32]],
@@ -75,7 +76,6 @@ pub fn plan(
     randomness: &[u8; 32],
     round: u64,
     chunks: usize,
-    blocks: usize,
 ) -> Vec<Audit> {
     let mut duties: BTreeMap<[u8; 32], Vec<(ChunkAddress, u64)>> = BTreeMap::new();
     for (address, size) in registered {
@@ -94,11 +94,18 @@ pub fn plan(
                 *hasher.finalize().as_bytes()
             });
             held.truncate(chunks);
-            let items =
-                held.iter().map(|(address, size)| ChallengeItem::draw(randomness, round, *address, *size, blocks));
+            let items = held.iter().map(|(address, size)| {
+                ChallengeItem::for_holder(randomness, challenger, &holder, round, *address, *size)
+            });
             Audit {
                 holder,
-                challenge: Challenge { nonce: round, holder, challenger: *challenger, items: items.collect() },
+                challenge: Challenge {
+                    nonce: round,
+                    seed: *randomness,
+                    holder,
+                    challenger: *challenger,
+                    items: items.collect(),
+                },
                 sizes: held.iter().map(|(_, size)| *size).collect(),
             }
         })
@@ -139,19 +146,20 @@ mod tests {
         let members: Vec<[u8; 32]> = (0..7u8).map(|i| [i * 37; 32]).collect();
         let chunks: Vec<Chunk> = (1..=10).map(chunk).collect();
         let registered: BTreeMap<_, _> = chunks.iter().map(|c| (c.address(), c.size())).collect();
-        let audits = plan(&registered, &members, &members[0], &[9; 32], 3, 100, 2);
+        let audits = plan(&registered, &members, &members[0], &[9; 32], 3, 100);
         for audit in &audits {
             assert_ne!(audit.holder, members[0]);
             let expected: Vec<_> = assigned(&registered, &members, &audit.holder).map(|(a, _)| a).collect();
             let mut asked: Vec<_> = audit.challenge.items.iter().map(|i| i.address).collect();
             asked.sort();
             assert_eq!(asked, expected, "with room for all, a holder is asked about everything it must hold");
-            assert!(audit.challenge.items.iter().all(|i| i.blocks.len() == 2));
+            assert!(audit.challenge.items.iter().all(|i| i.blocks.len() == crate::challenge::BLOCKS_PER_ITEM));
+            assert!(audit.challenge.items.iter().zip(&audit.sizes).all(|(i, size)| audit.challenge.drew(i, *size)));
         }
         let copies: usize = audits.iter().map(|a| a.challenge.items.len()).sum::<usize>()
             + assigned(&registered, &members, &members[0]).count();
         assert_eq!(copies, COPIES * chunks.len());
-        let few = plan(&registered, &members, &members[0], &[9; 32], 3, 1, 2);
+        let few = plan(&registered, &members, &members[0], &[9; 32], 3, 1);
         assert!(few.iter().all(|a| a.challenge.items.len() == 1));
     }
 
@@ -160,7 +168,7 @@ mod tests {
         let held = chunk(3);
         let registered = BTreeMap::from([(held.address(), held.size())]);
         let members = [[1; 32], [2; 32]];
-        let audit = plan(&registered, &members, &[1; 32], &[4; 32], 8, 4, 3).remove(0);
+        let audit = plan(&registered, &members, &[1; 32], &[4; 32], 8, 4).remove(0);
         let outboard = Outboard::create(&held);
         let proofs: Vec<Vec<u8>> = audit
             .challenge

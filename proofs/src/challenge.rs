@@ -23,6 +23,12 @@ pub const BLOCK_BYTES: u64 = 1024;
 const GROUP: BlockSize = BlockSize::from_chunk_log(4);
 /// Hash context of block draws.
 const DRAW_CONTEXT: &str = "acre 2026 challenge blocks v1";
+/// Hash context of a challenge's randomness bound to its challenger and holder.
+const BIND_CONTEXT: &str = "acre 2026 challenge seed v1";
+/// Blocks challenged per chunk (fewer only when the chunk has fewer). A protocol
+/// constant: a holder answers only challenges drawn with exactly this many, so nobody can
+/// ask it for a superset of the blocks another challenge asked for.
+pub const BLOCKS_PER_ITEM: usize = 4;
 /// The longest honest proof of one block: the hash pairs down a tree of 1,024 blocks
 /// (a 1 MiB chunk, depth 10) and the block.
 const MAX_PROOF_PER_BLOCK: usize = 10 * 64 + BLOCK_BYTES as usize;
@@ -58,12 +64,30 @@ impl Outboard {
 pub struct Challenge {
     /// The challenger's number for this challenge.
     pub nonce: u64,
+    /// The challenger's fresh randomness, which the blocks are drawn from together with
+    /// the challenger's and the holder's names ([`ChallengeItem::for_holder`]). A holder
+    /// answers only a challenge whose blocks are so drawn, so a member asked about some
+    /// blocks cannot have an honest co-holder prove them for it: a challenge to the
+    /// co-holder names the co-holder and draws other blocks, and finding a seed that draws
+    /// the same ones takes about 4·10¹⁰ tries for a 1 MiB chunk.
+    pub seed: [u8; 32],
     /// The holder's XOR name.
     pub holder: [u8; 32],
     /// The challenger's XOR name.
     pub challenger: [u8; 32],
     /// The chunks and their blocks.
     pub items: Vec<ChallengeItem>,
+}
+
+impl Challenge {
+    /// Whether `item`, about a chunk of `size` bytes, is what this challenge must ask: its
+    /// blocks drawn from the seed, the challenger and the holder
+    /// ([`ChallengeItem::for_holder`]). A holder answers nothing else.
+    pub fn drew(&self, item: &ChallengeItem, size: u64) -> bool {
+        let expected =
+            ChallengeItem::for_holder(&self.seed, &self.challenger, &self.holder, self.nonce, item.address, size);
+        expected.blocks == item.blocks
+    }
 }
 
 /// Blocks of one chunk to prove.
@@ -104,6 +128,21 @@ impl ChallengeItem {
             blocks.insert(u64::from_le_bytes(word) % available);
         }
         ChallengeItem { address, blocks: blocks.into_iter().collect() }
+    }
+
+    /// The item a challenge with `seed` from `challenger` to `holder` asks about `address`
+    /// of `size` bytes: [`BLOCKS_PER_ITEM`] blocks drawn from the seed bound to both names.
+    pub fn for_holder(
+        seed: &[u8; 32],
+        challenger: &[u8; 32],
+        holder: &[u8; 32],
+        nonce: u64,
+        address: ChunkAddress,
+        size: u64,
+    ) -> Self {
+        let bound =
+            blake3::Hasher::new_derive_key(BIND_CONTEXT).update(seed).update(challenger).update(holder).finalize();
+        ChallengeItem::draw(bound.as_bytes(), nonce, address, size, BLOCKS_PER_ITEM)
     }
 
     fn ranges(&self) -> ChunkRanges {
@@ -272,15 +311,39 @@ mod tests {
     }
 
     #[test]
+    fn a_challenges_blocks_are_drawn_for_its_holder_and_no_other() {
+        let address = ChunkAddress([9; 32]);
+        let size = 1 << 20;
+        let (seed, elder, holder, co_holder) = ([1; 32], [2; 32], [3; 32], [4; 32]);
+        let item = ChallengeItem::for_holder(&seed, &elder, &holder, 7, address, size);
+        assert_eq!(item.blocks.len(), BLOCKS_PER_ITEM);
+        let challenge = Challenge { nonce: 7, seed, holder, challenger: elder, items: vec![item.clone()] };
+        assert!(challenge.drew(&item, size));
+        // The same blocks put to the co-holder, by the holder posing as challenger or under
+        // the elder's own seed, are not what any fair challenge to the co-holder draws.
+        for relayed in [
+            Challenge { holder: co_holder, challenger: holder, ..challenge.clone() },
+            Challenge { holder: co_holder, ..challenge.clone() },
+            Challenge { nonce: 8, ..challenge.clone() },
+        ] {
+            assert!(!relayed.drew(&item, size));
+        }
+        let superset = ChallengeItem::draw(&seed, 7, address, size, 16);
+        assert!(!challenge.drew(&superset, size), "more blocks than a challenge draws");
+    }
+
+    #[test]
     fn the_wire_encoding_is_stable() {
         let challenge = Challenge {
             nonce: 3,
+            seed: [6; 32],
             holder: [7; 32],
             challenger: [8; 32],
             items: vec![ChallengeItem { address: ChunkAddress([1; 32]), blocks: vec![0, 2] }],
         };
         let bytes = postcard::to_allocvec(&challenge).expect("encode");
         let mut expected = vec![3];
+        expected.extend_from_slice(&[6; 32]);
         expected.extend_from_slice(&[7; 32]);
         expected.extend_from_slice(&[8; 32]);
         expected.push(1);

@@ -5,8 +5,9 @@
 //! freeloader would need to fool.
 //!
 //! The relay attack this stops: a member that stores nothing receives its challenge and
-//! hands it on to an honest co-holder, whose answer proves the same blocks. Each holder
-//! used to answer any member's challenge about any chunk it held.
+//! hands it on to an honest co-holder, whose answer proves the same blocks — as it is,
+//! or, from an elder, rewritten as a challenge of its own naming the co-holder. Each
+//! holder used to answer any member's challenge about any blocks of any chunk it held.
 
 mod common;
 
@@ -35,8 +36,9 @@ async fn connect(key: &SigningKey, bootstrap: &[String], peer: PeerId) -> Networ
     };
     let (network, handle) = Network::new(identity_of(key).expect("identity"), config).expect("transport");
     tokio::spawn(network.run(RefuseAll));
-    let probe = Challenge { nonce: 0, holder: [0; 32], challenger: [0; 32], items: vec![] };
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let probe = Challenge { nonce: 0, seed: [0; 32], holder: [0; 32], challenger: [0; 32], items: vec![] };
+    // Well inside the 20 s after which the elders would report the killed elder.
+    let deadline = Instant::now() + Duration::from_secs(12);
     while handle.request::<Audits>(peer, &probe).await.is_err() {
         assert!(Instant::now() < deadline, "the holder never answered over libp2p");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -58,7 +60,8 @@ fn a_holder_answers_only_its_own_challenge_from_the_elder_it_names_and_signs_wha
     fixture.wallet_json(&["key", "new", "alice"]);
     fixture.wallet_json(&["faucet", "alice", "100"]);
     let file = dir.path().join("one.bin");
-    let content: Vec<u8> = (0..8).flat_map(|_| rand_secret()).collect();
+    // Big enough that its chunks have many more blocks than a challenge asks.
+    let content: Vec<u8> = (0..16_384).flat_map(|_| rand_secret()).collect();
     std::fs::write(&file, &content).expect("write file");
     fixture.wallet_json(&["put", file.to_str().expect("utf-8 path"), "--from", "alice", "--yes"]);
     let sealed = acre_proofs::encrypt_file(&content, acre_proofs::Privacy::Convergent).expect("encrypt");
@@ -85,11 +88,10 @@ fn a_holder_answers_only_its_own_challenge_from_the_elder_it_names_and_signs_wha
     runtime.block_on(async {
         let peer: PeerId = asked.peer_id.parse().expect("peer id");
         let network = connect(&elder_key, &asked.libp2p, peer).await;
-        let challenge = |holder: &AccountId, challenger: &AccountId, nonce: u64| Challenge {
-            nonce,
-            holder: node_name(&holder.0),
-            challenger: node_name(&challenger.0),
-            items: vec![ChallengeItem::draw(&rand_secret(), nonce, chunk, size, 4)],
+        let challenge = |holder: &AccountId, challenger: &AccountId, nonce: u64| {
+            let (seed, holder, challenger) = (rand_secret(), node_name(&holder.0), node_name(&challenger.0));
+            let item = ChallengeItem::for_holder(&seed, &challenger, &holder, nonce, chunk, size);
+            Challenge { nonce, seed, holder, challenger, items: vec![item] }
         };
         let ask = |challenge: Challenge| {
             let network = network.clone();
@@ -102,6 +104,13 @@ fn a_holder_answers_only_its_own_challenge_from_the_elder_it_names_and_signs_wha
         // Posing as another elder: refused.
         let posed = ask(challenge(&asked.id, &co_holder.id, 2)).await;
         assert!(refusal(&posed).contains("another challenger"), "{posed:?}");
+        // An elder asked about blocks of the chunk (here: the blocks a challenge to the
+        // co-holder draws) puts them to this holder under a challenge of its own: the
+        // seed does not draw them for this holder, so it is refused.
+        let asked_of_co_holder = challenge(&co_holder.id, &elder.id, 6);
+        let relayed_blocks = Challenge { holder: node_name(&asked.id.0), ..asked_of_co_holder };
+        let reply = ask(relayed_blocks).await;
+        assert!(refusal(&reply).contains("not drawn from the seed"), "{reply:?}");
 
         // Its own challenge, from the elder it names: answered, signed, proven.
         let own = challenge(&asked.id, &elder.id, 3);

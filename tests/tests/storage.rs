@@ -165,7 +165,7 @@ fn a_file_stands_on_four_holders_audits_tell_loss_rot_and_death_apart_and_bad_co
         let view = farmer(&fixture, observer, &honest.id);
         (count(&view, "passed") > honest_before).then_some(view)
     });
-    let failures = ["wrong_bytes", "missing", "timeouts"].iter().map(|k| count(&honest_view, k)).sum::<u64>();
+    let failures = ["wrong_bytes", "missing", "late", "timeouts"].iter().map(|k| count(&honest_view, k)).sum::<u64>();
     assert_eq!(failures, 0, "{honest_view}");
     // It holds its whole duty, and may hold more: the next holder of some of the killed
     // node's chunks holds them from the round their holder was lost.

@@ -17,7 +17,7 @@ use acre_core::wire::{self, AuditReply, Audits, ChunkReply, ChunkRequest, Chunks
 use acre_ledger::testkit::key;
 use acre_node::storage::chunk_store::ChunkStore;
 use acre_node::transport::{refusal, InboundHandler, NetworkHandle, ProtocolId};
-use acre_proofs::challenge::{answer, Answer, Challenge, ChallengeItem, Outboard};
+use acre_proofs::challenge::{answer, Answer, Challenge, ChallengeItem, Outboard, BLOCKS_PER_ITEM};
 use acre_proofs::{Chunk, MAX_CHUNK_BYTES};
 use anyhow::{ensure, Context, Result};
 use ed25519_dalek::SigningKey;
@@ -26,8 +26,6 @@ use libp2p::PeerId;
 
 /// Chunks an elder challenges per holder per round (the default `audit_chunks`).
 const CHUNKS: usize = 16;
-/// Blocks per chunk (the default `audit_blocks`).
-const BLOCKS: usize = 4;
 /// Rounds measured of each kind.
 const ROUNDS: usize = 60;
 
@@ -94,7 +92,9 @@ fn main() -> Result<()> {
             let randomness: [u8; 32] = rand::random();
             let items: Vec<ChallengeItem> = addresses
                 .iter()
-                .map(|address| ChallengeItem::draw(&randomness, round, *address, MAX_CHUNK_BYTES as u64, BLOCKS))
+                .map(|address| {
+                    ChallengeItem::for_holder(&randomness, &[2; 32], &[1; 32], round, *address, MAX_CHUNK_BYTES as u64)
+                })
                 .collect();
             honest.push(honest_round(&elder, peer, round, &items).await?);
             fetched.push(fetching_round(&elder, peer, &items).await?);
@@ -105,7 +105,7 @@ fn main() -> Result<()> {
     let (honest_p50, honest_p99) = percentiles(honest);
     let (fetched_p50, fetched_p99) = percentiles(fetched);
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!("acre audit-bench: one round of {CHUNKS} single-chunk challenges of {BLOCKS} blocks, libp2p on 127.0.0.1");
+    println!("acre audit-bench: one round of {CHUNKS} single-chunk challenges of {BLOCKS_PER_ITEM} blocks, libp2p on 127.0.0.1");
     println!(
         "honest holder, answers from its disk, signed       p50 {:>8.2} ms   p99 {:>8.2} ms",
         ms(honest_p50),
@@ -132,7 +132,8 @@ fn main() -> Result<()> {
 async fn honest_round(elder: &NetworkHandle, peer: PeerId, round: u64, items: &[ChallengeItem]) -> Result<Duration> {
     let started = Instant::now();
     let answers = try_join_all(items.iter().map(|item| {
-        let challenge = Challenge { nonce: round, holder: [1; 32], challenger: [2; 32], items: vec![item.clone()] };
+        let challenge =
+            Challenge { nonce: round, seed: [0; 32], holder: [1; 32], challenger: [2; 32], items: vec![item.clone()] };
         async move { elder.request::<Audits>(peer, &challenge).await }
     }))
     .await?;

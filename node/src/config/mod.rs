@@ -67,7 +67,7 @@ pub fn sync_parent(path: &Path) -> std::io::Result<()> {
 }
 
 /// Fields that `ACRE_*` variables may set; others (the wallet's, say) are not the node's.
-const ENV_KEYS: [&str; 18] = [
+const ENV_KEYS: [&str; 17] = [
     "api",
     "listen",
     "bootstrap",
@@ -80,7 +80,6 @@ const ENV_KEYS: [&str; 18] = [
     "challenge_interval_ms",
     "challenge_grace_ms",
     "audit_chunks",
-    "audit_blocks",
     "answer_deadline_ms",
     "epoch_ms",
     "unresponsive_after_ms",
@@ -135,8 +134,6 @@ pub struct NodeConfig {
     pub challenge_grace_ms: u64,
     /// Chunks challenged per holder per round.
     pub audit_chunks: usize,
-    /// Blocks challenged per chunk.
-    pub audit_blocks: usize,
     /// How long a holder has to answer a challenge, in milliseconds; correct proofs
     /// after it count as late, a failure. It must stay well under the time fetching the
     /// challenged chunks from another node takes (`specs/storage.md` gives the margin),
@@ -170,7 +167,6 @@ impl Default for NodeConfig {
             challenge_interval_ms: 60_000,
             challenge_grace_ms: 120_000,
             audit_chunks: 16,
-            audit_blocks: 4,
             answer_deadline_ms: 1_000,
             epoch_ms: 3_600_000,
             unresponsive_after_ms: 600_000,

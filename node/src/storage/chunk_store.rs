@@ -165,6 +165,11 @@ impl ChunkStore {
         }
     }
 
+    /// The size of the held copy of `address`, if one is held.
+    pub fn size_of(&self, address: &ChunkAddress) -> Option<u64> {
+        fs::metadata(self.chunk_path(address)).ok().filter(fs::Metadata::is_file).map(|meta| meta.len())
+    }
+
     /// This holder's answer to a challenge on one of its chunks, reading only the
     /// challenged groups of the chunk's file.
     pub fn answer(&self, item: &ChallengeItem) -> Result<Vec<u8>, ChunkStoreError> {

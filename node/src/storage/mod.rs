@@ -58,8 +58,6 @@ pub struct StorageSettings {
     pub grace: Duration,
     /// Chunks challenged per holder per round.
     pub audit_chunks: usize,
-    /// Blocks challenged per chunk.
-    pub audit_blocks: usize,
     /// How long a holder has to answer one challenge before correct proofs count as late.
     pub answer_deadline: Duration,
 }
@@ -211,7 +209,6 @@ impl Storage {
         let book_settings = BookSettings {
             grace: settings.grace,
             audit_chunks: settings.audit_chunks,
-            audit_blocks: settings.audit_blocks,
             answer_deadline: settings.answer_deadline,
         };
         let book = StorageBook::new(section.me(), pool_account(""), book_settings, paid);
@@ -545,7 +542,7 @@ impl Storage {
     /// the audit rounds, which they must not hold up.
     fn stand_in_copies(self: &Arc<Self>, state: &acre_ledger::section_state::SectionState) {
         let elders: Vec<AccountId> = self.section.membership().elders.iter().copied().collect();
-        let copies = lock(&self.book).stand_in_plan(state.registry(), &self.members(), &elders);
+        let copies = lock(&self.book).stand_in_plan(state.registry(), &self.members(), &elders, self.now());
         if copies.is_empty() {
             return;
         }
@@ -589,6 +586,9 @@ impl Storage {
                 AuditReply::Judged { outcome: judge(&audit, &signed.answer), after: latency }
             }
             Some(WireAuditReply::Missing(_)) => AuditReply::Missing,
+            // A refusal proves nothing and is held against the holder like silence, which
+            // a holder whose view of the section still lags after a restart is excused.
+            Some(WireAuditReply::Refused(_)) => AuditReply::Silent,
             Some(_) => AuditReply::Other,
             None => {
                 // Look again: a holder that went down during this round has only just
@@ -995,6 +995,19 @@ impl Storage {
         }
         if challenge.items.len() > MAX_CHALLENGE_ITEMS {
             return WireAuditReply::Refused(format!("at most {MAX_CHALLENGE_ITEMS} chunks per challenge"));
+        }
+        // Only the blocks the challenge's seed draws for this holder: a member asked about
+        // some blocks cannot have them proven here under a challenge of its own making.
+        let registry = self.agreed();
+        let unfair = challenge.items.iter().find(|item| {
+            let size = registry.as_ref().and_then(|state| state.registry().get(&item.address).copied());
+            size.or_else(|| self.chunks.size_of(&item.address)).is_some_and(|size| !challenge.drew(item, size))
+        });
+        if let Some(item) = unfair {
+            return WireAuditReply::Refused(format!(
+                "the blocks asked of {} are not drawn from the seed",
+                item.address
+            ));
         }
         self.answer_challenge(challenge).await
     }
