@@ -150,6 +150,12 @@ pub struct NodeConfig {
     /// Where this farmer's rewards go; its node id when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reward_address: Option<AccountId>,
+    /// No longer read: the blocks challenged per chunk are a protocol constant
+    /// (`acre_proofs::challenge::BLOCKS_PER_ITEM`), since a holder answers only challenges
+    /// drawn with exactly that many. Accepted so that configurations written before still
+    /// load.
+    #[serde(default, skip_serializing)]
+    pub audit_blocks: Option<usize>,
 }
 
 impl Default for NodeConfig {
@@ -172,6 +178,7 @@ impl Default for NodeConfig {
             unresponsive_after_ms: 600_000,
             round_delay_ms: 200,
             reward_address: None,
+            audit_blocks: None,
         }
     }
 }
@@ -265,6 +272,17 @@ mod tests {
             jail.create_file(CONFIG_FILE, "apii = \"127.0.0.1:9000\"\n")?;
             let error = NodeConfig::load(jail.directory(), &Overrides::default()).expect_err("unknown field");
             assert!(error.to_string().contains("apii"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_file_written_when_blocks_per_chunk_were_a_setting_still_loads() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(CONFIG_FILE, "audit_chunks = 16\naudit_blocks = 4\n")?;
+            let config = NodeConfig::load(jail.directory(), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.audit_chunks, 16);
+            assert!(!config.to_toml().map_err(|e| e.to_string())?.contains("audit_blocks"), "not written again");
             Ok(())
         });
     }
