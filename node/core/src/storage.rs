@@ -122,6 +122,56 @@ fn answer_digest(challenge: &Challenge, answer: &Answer) -> Digest {
     Digest::derive(ANSWER_CONTEXT, &[&bytes])
 }
 
+/// Why a holder does not answer a challenge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChallengeRefusal {
+    /// The sender is not an elder of the section.
+    #[error("only elders of this section audit")]
+    NotAnElder,
+    /// The challenge names another challenger than the elder that sent it.
+    #[error("the challenge names another challenger than its sender")]
+    OtherChallenger,
+    /// The challenge is for another holder.
+    #[error("the challenge is for another holder")]
+    OtherHolder,
+    /// More chunks than one challenge may name.
+    #[error("at most {MAX_CHALLENGE_ITEMS} chunks per challenge")]
+    TooLarge,
+    /// The blocks asked of this chunk are not the ones the seed draws for this holder.
+    #[error("the blocks asked of {0} are not drawn from the seed")]
+    NotDrawn(ChunkAddress),
+}
+
+/// Whether holder `me` answers `challenge` from `sender`, the sender's id if it is an elder
+/// of the section: only an elder's, only one naming `me` as the holder and that elder as
+/// the challenger, of a bounded size, and only for the blocks its seed draws for `me`
+/// (each chunk's size from `size_of`, the registry's or else the held copy's; a chunk of
+/// no known size is left for the answer to call missing). So a member that keeps nothing
+/// cannot get its challenge answered here: not by sending it on (it names another
+/// holder), not by posing as its challenger, and not, as an elder, by putting the blocks
+/// it was asked in a challenge of its own (the seed would have to draw them for `me`).
+pub fn check_challenge(
+    challenge: &Challenge,
+    sender: Option<&AccountId>,
+    me: &AccountId,
+    size_of: impl Fn(&ChunkAddress) -> Option<u64>,
+) -> Result<(), ChallengeRefusal> {
+    let elder = sender.ok_or(ChallengeRefusal::NotAnElder)?;
+    if challenge.challenger != node_name(&elder.0) {
+        return Err(ChallengeRefusal::OtherChallenger);
+    }
+    if challenge.holder != node_name(&me.0) {
+        return Err(ChallengeRefusal::OtherHolder);
+    }
+    if challenge.items.len() > MAX_CHALLENGE_ITEMS {
+        return Err(ChallengeRefusal::TooLarge);
+    }
+    match challenge.items.iter().find(|item| size_of(&item.address).is_some_and(|size| !challenge.drew(item, size))) {
+        Some(item) => Err(ChallengeRefusal::NotDrawn(item.address)),
+        None => Ok(()),
+    }
+}
+
 /// How the audit sent to a holder was answered, as the storage service saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditReply {
@@ -200,7 +250,7 @@ pub struct BookSettings {
     pub audit_chunks: usize,
     /// How long a holder has to answer a challenge: well under the time fetching the
     /// challenged chunks from another node takes, so that only a holder reading its own
-    /// copy can meet it (the margin is measured by `proofs-bench`, `specs/storage.md`).
+    /// copy can meet it (the margin is measured by `audit-bench`, `specs/storage.md`).
     pub answer_deadline: Duration,
 }
 
@@ -582,6 +632,10 @@ impl StorageBook {
         now: Duration,
         started: Duration,
     ) {
+        // What is kept per member is kept for members only.
+        self.silent.retain(|member| members.contains(member));
+        self.forwarded.retain(|member, _| members.contains(member));
+        self.stood_in.retain(|member| members.contains(member));
         for member in members {
             let up = connected.contains(member);
             let entry = self.connections.entry(*member).or_insert((up, started, 0));
@@ -945,6 +999,32 @@ mod tests {
         let record = AuditRecord { round: 1, outcome: Outcome::Timeout, latency_ms: 1, at_unix_ms: 0, chunks: 0 };
         book.record_audit(lost, &audit, Outcome::Timeout, record);
         assert_eq!(book.stand_in_plan(&registry, &members, &members, at(42)), expected);
+    }
+
+    #[test]
+    fn a_holder_answers_only_an_elders_fair_challenge_naming_it() {
+        let members = members(3);
+        let (elder, me, co_holder) = (members[0], members[1], members[2]);
+        let address = chunk(1);
+        let fair = |holder: &AccountId, challenger: &AccountId| {
+            let (holder, challenger) = (node_name(&holder.0), node_name(&challenger.0));
+            let item =
+                acre_proofs::challenge::ChallengeItem::for_holder(&[9; 32], &challenger, &holder, 4, address, MIB);
+            Challenge { nonce: 4, seed: [9; 32], holder, challenger, items: vec![item] }
+        };
+        let size_of = |_: &ChunkAddress| Some(MIB);
+        let own = fair(&me, &elder);
+        assert_eq!(check_challenge(&own, Some(&elder), &me, size_of), Ok(()));
+        assert_eq!(check_challenge(&own, None, &me, size_of), Err(ChallengeRefusal::NotAnElder));
+        assert_eq!(check_challenge(&own, Some(&co_holder), &me, size_of), Err(ChallengeRefusal::OtherChallenger));
+        let relayed = fair(&co_holder, &elder);
+        assert_eq!(check_challenge(&relayed, Some(&elder), &me, size_of), Err(ChallengeRefusal::OtherHolder));
+        // The co-holder's blocks, put to this holder by an elder under its own name.
+        let rewritten = Challenge { holder: node_name(&me.0), ..relayed };
+        assert_eq!(check_challenge(&rewritten, Some(&elder), &me, size_of), Err(ChallengeRefusal::NotDrawn(address)));
+        assert_eq!(check_challenge(&rewritten, Some(&elder), &me, |_| None), Ok(()), "an unknown chunk is missing");
+        let huge = Challenge { items: vec![own.items[0].clone(); MAX_CHALLENGE_ITEMS + 1], ..own };
+        assert_eq!(check_challenge(&huge, Some(&elder), &me, size_of), Err(ChallengeRefusal::TooLarge));
     }
 
     #[test]

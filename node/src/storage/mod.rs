@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use acre_core::storage::{
-    check_entries, AuditReply, BookError, BookSettings, EpochAudits, PaymentDue, SignedAnswer, StorageBook,
-    FORWARDED_PAYMENTS, FORWARD_WINDOW, MAX_CHALLENGE_ITEMS, MAX_ENTRIES,
+    check_challenge, check_entries, AuditReply, BookError, BookSettings, EpochAudits, PaymentDue, SignedAnswer,
+    StorageBook, FORWARDED_PAYMENTS, FORWARD_WINDOW, MAX_ENTRIES,
 };
 use acre_ledger::economics::{check_store_payment, pool_account, store_cost, StorePaymentError};
 use acre_ledger::{AccountId, Amount, AppId, Certificate, Digest, LedgerError};
@@ -874,25 +874,37 @@ impl Storage {
         self.section.membership().members.iter().any(|(_, p)| p == peer)
     }
 
-    /// Answers a challenge from the chunk files, signed: a missing chunk is said at once.
-    async fn answer_challenge(&self, challenge: Challenge) -> WireAuditReply {
-        let asked = challenge.clone();
+    /// Answers a challenge from `sender` from the chunk files, signed, if this holder
+    /// answers it: a missing chunk is said at once. The sizes the draw is checked against
+    /// are the registry's, or the held copy's (read on the blocking thread, with the rest).
+    async fn answer_challenge(&self, sender: Option<AccountId>, challenge: Challenge) -> WireAuditReply {
+        let me = self.section.me();
+        let registry = self.agreed();
         let answered = self
             .local(move |chunks| {
+                let size_of = |address: &ChunkAddress| {
+                    registry
+                        .as_ref()
+                        .and_then(|state| state.registry().get(address).copied())
+                        .or_else(|| chunks.size_of(address))
+                };
+                if let Err(refusal) = check_challenge(&challenge, sender.as_ref(), &me, size_of) {
+                    return Ok(Err(WireAuditReply::Refused(refusal.to_string())));
+                }
                 let mut proofs = Vec::with_capacity(challenge.items.len());
                 for item in &challenge.items {
                     match chunks.answer(item) {
                         Ok(proof) => proofs.push(proof),
-                        Err(ChunkStoreError::Missing(address)) => return Ok(Err(address)),
+                        Err(ChunkStoreError::Missing(address)) => return Ok(Err(WireAuditReply::Missing(address))),
                         Err(error) => return Err(error),
                     }
                 }
-                Ok(Ok(Answer { nonce: challenge.nonce, proofs }))
+                Ok(Ok((Answer { nonce: challenge.nonce, proofs }, challenge)))
             })
             .await;
         match answered {
-            Ok(Ok(answer)) => WireAuditReply::Answer(SignedAnswer::sign(&self.key, &asked, answer)),
-            Ok(Err(address)) => WireAuditReply::Missing(address),
+            Ok(Ok((answer, asked))) => WireAuditReply::Answer(SignedAnswer::sign(&self.key, &asked, answer)),
+            Ok(Err(reply)) => reply,
             Err(error) => WireAuditReply::Refused(error.to_string()),
         }
     }
@@ -977,39 +989,11 @@ impl Storage {
             .is_some_and(|state| state.registry().get(address) == Some(&size) || state.paid_size(address) == Some(size))
     }
 
-    /// The answer to an audit: only to an elder of this section, only to a challenge
-    /// that names this node as the holder and that elder as the challenger, and only of
-    /// a bounded size. So a member that keeps nothing cannot get its own challenge
-    /// answered here: neither by sending it on (it names another holder) nor by posing
-    /// as its challenger (it is not the elder the challenge names).
+    /// The answer to an audit, if this holder answers it (`check_challenge`).
     pub async fn answer_audit(&self, peer: PeerId, challenge: Challenge) -> WireAuditReply {
-        let elder = self.member_of_peer(&peer).filter(|id| self.section.membership().elders.contains(id));
-        let Some(elder) = elder else {
-            return WireAuditReply::Refused("only elders of this section audit".into());
-        };
-        if challenge.challenger != node_name(&elder.0) {
-            return WireAuditReply::Refused("the challenge names another challenger than its sender".into());
-        }
-        if challenge.holder != node_name(&self.section.me().0) {
-            return WireAuditReply::Refused("the challenge is for another holder".into());
-        }
-        if challenge.items.len() > MAX_CHALLENGE_ITEMS {
-            return WireAuditReply::Refused(format!("at most {MAX_CHALLENGE_ITEMS} chunks per challenge"));
-        }
-        // Only the blocks the challenge's seed draws for this holder: a member asked about
-        // some blocks cannot have them proven here under a challenge of its own making.
-        let registry = self.agreed();
-        let unfair = challenge.items.iter().find(|item| {
-            let size = registry.as_ref().and_then(|state| state.registry().get(&item.address).copied());
-            size.or_else(|| self.chunks.size_of(&item.address)).is_some_and(|size| !challenge.drew(item, size))
-        });
-        if let Some(item) = unfair {
-            return WireAuditReply::Refused(format!(
-                "the blocks asked of {} are not drawn from the seed",
-                item.address
-            ));
-        }
-        self.answer_challenge(challenge).await
+        let elders = self.section.membership().elders;
+        let sender = self.member_of_peer(&peer).filter(|id| elders.contains(id));
+        self.answer_challenge(sender, challenge).await
     }
 
     /// The answer to a metering request: a member's attestation goes to this elder's
