@@ -254,6 +254,26 @@ pub struct BookSettings {
     pub answer_deadline: Duration,
 }
 
+/// What the network says of a member's connection: whether one is open, and how many
+/// times one was opened after none was (a restart begins a new session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Link {
+    /// A connection is open now.
+    pub up: bool,
+    /// Connections opened while none was open, since this node started.
+    pub sessions: u64,
+}
+
+/// What this node last saw of a member's connection: whether it was up, since when, how
+/// often it came or went this epoch, and the sessions the network had counted.
+#[derive(Debug, Clone, Copy)]
+struct LinkWatch {
+    up: bool,
+    since: Duration,
+    changes: u32,
+    sessions: u64,
+}
+
 /// The storage book of one node; see the module documentation.
 #[derive(Debug)]
 pub struct StorageBook {
@@ -278,9 +298,8 @@ pub struct StorageBook {
     statuses: BTreeMap<AccountId, (u64, u64)>,
     /// Copies handed to holders this epoch after a failed audit, by (holder, chunk).
     recopied: BTreeSet<(AccountId, ChunkAddress)>,
-    /// Per member: whether its connection is up, since when, and how often it came or
-    /// went this epoch.
-    connections: BTreeMap<AccountId, (bool, Duration, u32)>,
+    /// Per member: what this node last saw of its connection.
+    connections: BTreeMap<AccountId, LinkWatch>,
     farmers: BTreeMap<AccountId, (ChallengeTally, Option<AuditRecord>)>,
     /// Members whose last audit from this node went unanswered past their grace.
     silent: BTreeSet<AccountId>,
@@ -413,8 +432,9 @@ impl StorageBook {
         elders: &[AccountId],
         now: Duration,
     ) -> Vec<Repair> {
-        let down =
-            |member: &AccountId| self.connections.get(member).is_some_and(|c| !c.0) && !self.settling(member, now);
+        let down = |member: &AccountId| {
+            self.connections.get(member).is_some_and(|watch| !watch.up) && !self.settling(member, now)
+        };
         let lost: BTreeSet<AccountId> = members
             .iter()
             .filter(|member| **member != self.me)
@@ -623,11 +643,13 @@ impl StorageBook {
         self.payments.get(id)?.get(address).copied()
     }
 
-    /// Notes which members are connected at `now`. A member first seen counts as
-    /// having changed when this node started (`started`).
+    /// Notes what the network says of each member's connection at `now`. A member first
+    /// seen counts as having changed when this node started (`started`). Looks are
+    /// samples, so a restart quicker than the gap between two looks shows only as a new
+    /// session: it counts as the going and the coming it was.
     pub fn observe_connections(
         &mut self,
-        connected: &BTreeSet<AccountId>,
+        links: &BTreeMap<AccountId, Link>,
         members: &[AccountId],
         now: Duration,
         started: Duration,
@@ -636,11 +658,26 @@ impl StorageBook {
         self.silent.retain(|member| members.contains(member));
         self.forwarded.retain(|member, _| members.contains(member));
         self.stood_in.retain(|member| members.contains(member));
+        self.connections.retain(|member, _| members.contains(member));
         for member in members {
-            let up = connected.contains(member);
-            let entry = self.connections.entry(*member).or_insert((up, started, 0));
-            if entry.0 != up {
-                *entry = (up, now, entry.2.saturating_add(1));
+            let link = links.get(member).copied();
+            let up = link.is_some_and(|link| link.up);
+            let watch = self.connections.entry(*member).or_insert(LinkWatch {
+                up,
+                since: started,
+                changes: 0,
+                sessions: link.map_or(0, |link| link.sessions),
+            });
+            let sessions = link.map_or(watch.sessions, |link| link.sessions.max(watch.sessions));
+            let begun = u32::try_from(sessions - watch.sessions).unwrap_or(u32::MAX);
+            // Each session begun is one coming, after a going unless it was the first
+            // change from down; ending down adds the last going.
+            let changes = match begun {
+                0 => u32::from(watch.up != up),
+                n => n.saturating_mul(2).saturating_add(u32::from(watch.up)).saturating_sub(u32::from(up)),
+            };
+            if changes > 0 {
+                *watch = LinkWatch { up, since: now, changes: watch.changes.saturating_add(changes), sessions };
             }
         }
     }
@@ -651,8 +688,8 @@ impl StorageBook {
     /// whose connection changes more often in an epoch is dropping it to dodge
     /// challenges it cannot answer, and its silence counts.
     pub fn settling(&self, node: &AccountId, now: Duration) -> bool {
-        self.connections.get(node).is_none_or(|(_, since, changes)| {
-            *changes <= RESTART_CHANGES && now.saturating_sub(*since) < self.settings.grace
+        self.connections.get(node).is_none_or(|watch| {
+            watch.changes <= RESTART_CHANGES && now.saturating_sub(watch.since) < self.settings.grace
         })
     }
 
@@ -688,7 +725,7 @@ impl StorageBook {
     /// Hands over what the audits showed since the last call, and starts afresh.
     pub fn take_epoch_audits(&mut self) -> EpochAudits {
         self.recopied.clear();
-        self.connections.values_mut().for_each(|(_, _, changes)| *changes = 0);
+        self.connections.values_mut().for_each(|watch| watch.changes = 0);
         std::mem::take(&mut self.epoch_audits)
     }
 
@@ -737,6 +774,11 @@ mod tests {
 
     fn members(count: u8) -> Vec<AccountId> {
         (1..=count).map(|n| AccountId::of(&SigningKey::from_bytes(&[n; 32]))).collect()
+    }
+
+    /// The links of `up` as first sessions, everyone else down.
+    fn links(up: &BTreeSet<AccountId>) -> BTreeMap<AccountId, Link> {
+        up.iter().map(|member| (*member, Link { up: true, sessions: 1 })).collect()
     }
 
     fn book(me: AccountId) -> StorageBook {
@@ -934,26 +976,44 @@ mod tests {
         let holder = members[1];
         let started = Duration::ZERO;
         let up: BTreeSet<AccountId> = members.iter().copied().collect();
-        book.observe_connections(&up, &members, Duration::from_secs(1), started);
+        book.observe_connections(&links(&up), &members, Duration::from_secs(1), started);
         assert_eq!(book.outcome_of(&holder, AuditReply::Silent, Duration::from_secs(5)), Outcome::Excused);
         assert_eq!(book.outcome_of(&holder, AuditReply::Silent, Duration::from_secs(30)), Outcome::Timeout);
         // It goes down: excused again for the grace period, then not.
-        book.observe_connections(&BTreeSet::new(), &members, Duration::from_secs(40), started);
+        book.observe_connections(&BTreeMap::new(), &members, Duration::from_secs(40), started);
         assert_eq!(book.outcome_of(&holder, AuditReply::Silent, Duration::from_secs(50)), Outcome::Excused);
         assert_eq!(book.outcome_of(&holder, AuditReply::Silent, Duration::from_secs(61)), Outcome::Timeout);
         // It comes back: still one restart, still excused while settling.
-        book.observe_connections(&up, &members, Duration::from_secs(70), started);
+        book.observe_connections(&links(&up), &members, Duration::from_secs(70), started);
         assert_eq!(book.outcome_of(&holder, AuditReply::Silent, Duration::from_secs(75)), Outcome::Excused);
         // It drops the connection again on a challenge it cannot answer: no more excuses
         // this epoch, however fresh the change.
-        book.observe_connections(&BTreeSet::new(), &members, Duration::from_secs(80), started);
+        book.observe_connections(&BTreeMap::new(), &members, Duration::from_secs(80), started);
         assert_eq!(book.outcome_of(&holder, AuditReply::Silent, Duration::from_secs(81)), Outcome::Timeout);
         // A new epoch grants a restart again.
         book.take_epoch_audits();
-        book.observe_connections(&up, &members, Duration::from_secs(90), started);
+        book.observe_connections(&links(&up), &members, Duration::from_secs(90), started);
         assert_eq!(book.outcome_of(&holder, AuditReply::Silent, Duration::from_secs(91)), Outcome::Excused);
         assert_eq!(book.outcome_of(&holder, AuditReply::Other, Duration::from_secs(50)), Outcome::WrongBytes);
         assert_eq!(book.outcome_of(&holder, AuditReply::Missing, Duration::from_secs(50)), Outcome::Missing);
+    }
+
+    #[test]
+    fn a_restart_between_two_looks_is_seen_by_its_new_session() {
+        let members = members(2);
+        let mut book = book(members[0]);
+        let holder = members[1];
+        let at = Duration::from_secs;
+        let session = |sessions| BTreeMap::from([(holder, Link { up: true, sessions })]);
+        book.observe_connections(&session(1), &members, at(1), Duration::ZERO);
+        assert_eq!(book.outcome_of(&holder, AuditReply::Silent, at(30)), Outcome::Timeout);
+        // Down and up again between two looks: up both times, but a new session.
+        book.observe_connections(&session(2), &members, at(40), Duration::ZERO);
+        assert_eq!(book.outcome_of(&holder, AuditReply::Silent, at(41)), Outcome::Excused, "one restart");
+        assert_eq!(book.outcome_of(&holder, AuditReply::Silent, at(61)), Outcome::Timeout, "past the grace");
+        // Two more quick restarts in the epoch are dodging, not restarting.
+        book.observe_connections(&session(4), &members, at(62), Duration::ZERO);
+        assert_eq!(book.outcome_of(&holder, AuditReply::Silent, at(63)), Outcome::Timeout);
     }
 
     #[test]
@@ -969,11 +1029,11 @@ mod tests {
         let me = named(&closest(&first, &names(&rest), 1)[0]);
         let mut book = book(me);
         let up: BTreeSet<AccountId> = members.iter().copied().collect();
-        book.observe_connections(&up, &members, Duration::from_secs(1), Duration::ZERO);
+        book.observe_connections(&links(&up), &members, Duration::from_secs(1), Duration::ZERO);
         let at = Duration::from_secs;
         assert!(book.stand_in_plan(&registry, &members, &members, at(1)).is_empty(), "nobody is lost");
         let down: BTreeSet<AccountId> = up.iter().filter(|m| **m != lost).copied().collect();
-        book.observe_connections(&down, &members, at(2), Duration::ZERO);
+        book.observe_connections(&links(&down), &members, at(2), Duration::ZERO);
         assert!(book.stand_in_plan(&registry, &members, &members, at(10)).is_empty(), "within the grace: a restart");
         let plan = book.stand_in_plan(&registry, &members, &members, at(30));
         let after: Vec<AccountId> = members.iter().filter(|m| **m != lost).copied().collect();
@@ -983,7 +1043,7 @@ mod tests {
         assert!(plan.iter().all(|repair| closest(&repair.chunk, &names(&after), COPIES).contains(&repair.to)));
         assert!(book.stand_in_plan(&registry, &members, &members, at(31)).is_empty(), "once per loss");
         // Heard from again, then lost again (its audit timed out): copied for again.
-        book.observe_connections(&up, &members, at(40), Duration::ZERO);
+        book.observe_connections(&links(&up), &members, at(40), Duration::ZERO);
         assert!(book.stand_in_plan(&registry, &members, &members, at(41)).is_empty());
         let audit = Audit {
             holder: node_name(&lost.0),

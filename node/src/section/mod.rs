@@ -6,7 +6,7 @@
 
 mod vote_queue;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,6 +188,16 @@ impl Section {
     pub async fn connected(&self) -> HashSet<PeerId> {
         let peers = self.network.peers().await.unwrap_or_default();
         peers.into_iter().filter(|peer| peer.connected).map(|peer| peer.peer).collect()
+    }
+
+    /// What the network says of each known peer's connection: open now, and how many
+    /// sessions it has had.
+    pub async fn links(&self) -> HashMap<PeerId, acre_core::storage::Link> {
+        let peers = self.network.peers().await.unwrap_or_default();
+        peers
+            .into_iter()
+            .map(|peer| (peer.peer, acre_core::storage::Link { up: peer.connected, sessions: peer.sessions }))
+            .collect()
     }
 
     /// The peers that are connected and answered one of this node's requests within

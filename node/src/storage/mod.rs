@@ -10,13 +10,13 @@
 pub mod chunk_store;
 pub mod records;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use acre_core::storage::{
-    check_challenge, check_entries, AuditReply, BookError, BookSettings, EpochAudits, PaymentDue, SignedAnswer,
+    check_challenge, check_entries, AuditReply, BookError, BookSettings, EpochAudits, Link, PaymentDue, SignedAnswer,
     StorageBook, FORWARDED_PAYMENTS, FORWARD_WINDOW, MAX_ENTRIES,
 };
 use acre_ledger::economics::{check_store_payment, pool_account, store_cost, StorePaymentError};
@@ -551,15 +551,15 @@ impl Storage {
         tokio::spawn(async move { storage.copy_to_new_holders(copies).await });
     }
 
-    /// Tells the book which members are connected now.
+    /// Tells the book what the network says of each member's connection now.
     async fn observe_connections(&self) {
-        let connected = self.section.connected().await;
+        let links = self.section.links().await;
         let membership = self.section.membership();
-        let up: BTreeSet<AccountId> =
-            membership.members.iter().filter(|(_, peer)| connected.contains(peer)).map(|(id, _)| *id).collect();
+        let links: BTreeMap<AccountId, Link> =
+            membership.members.iter().filter_map(|(id, peer)| Some((*id, *links.get(peer)?))).collect();
         let members: Vec<AccountId> = membership.members.iter().map(|(id, _)| *id).collect();
         let started = Duration::ZERO;
-        lock(&self.book).observe_connections(&up, &members, self.now(), started);
+        lock(&self.book).observe_connections(&links, &members, self.now(), started);
     }
 
     /// Sends one audit and records what it showed.

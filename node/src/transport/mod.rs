@@ -100,6 +100,9 @@ pub struct PeerInfo {
     pub connected: bool,
     /// When it last answered a request of this node's.
     pub last_answer: Option<std::time::Instant>,
+    /// How many times a connection to it opened while none was open: a restart between
+    /// two looks at `connected` shows here.
+    pub sessions: u64,
 }
 
 /// Where an outbound request's reply bytes (or its failure) go.
@@ -329,6 +332,7 @@ impl Network {
                         addresses: addresses.iter().cloned().collect(),
                         connected: self.swarm.is_connected(peer),
                         last_answer: self.book.answered.get(peer).copied(),
+                        sessions: self.book.sessions.get(peer).copied().unwrap_or(0),
                     })
                     .collect();
                 let _ = reply.send(peers);
@@ -362,7 +366,10 @@ impl Network {
     fn event(&mut self, event: SwarmEvent<BehaviourEvent>, handler: &Arc<impl InboundHandler>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => tracing::info!(%address, "listening"),
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+                if num_established.get() == 1 {
+                    *self.book.sessions.entry(peer_id).or_default() += 1;
+                }
                 if endpoint.is_dialer() {
                     let address = endpoint.get_remote_address().clone();
                     self.book.dialled.insert(without_peer_id(&address), peer_id);
@@ -443,6 +450,8 @@ struct AddressBook {
     /// When each peer last answered a request: a process that is stopped keeps its
     /// connections open but answers nothing.
     answered: HashMap<PeerId, std::time::Instant>,
+    /// Per peer, the connections opened while none was open.
+    sessions: HashMap<PeerId, u64>,
 }
 
 impl AddressBook {
