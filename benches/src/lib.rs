@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use acre_ledger::store::RocksStore;
 use acre_ledger::testkit::{key, order_from, LocalCommittee};
 use acre_ledger::{vote_message, AccountId, Allocation, Amount, Digest, SignedOrder};
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 /// Operations per second of `work`, which performs `count` operations per call, over at
@@ -243,8 +243,20 @@ fn libp2p_round_trip(samples: usize) -> Result<Duration> {
 
 /// The median time of one elder voting on one order, synced to RocksDB.
 fn vote_commit(samples: usize) -> Result<Duration> {
+    let (root, mut elder, orders) = voting_elder(samples, 0)?;
+    let times = orders.iter().map(|order| timed_vote(&mut elder, order)).collect::<Result<Vec<_>>>()?;
+    drop(root);
+    Ok(median(times))
+}
+
+/// An elder on RocksDB in a fresh directory (kept while the directory lives) and
+/// `samples` orders from distinct funded senders for it to vote on.
+fn voting_elder(
+    samples: usize,
+    index: u64,
+) -> Result<(tempfile::TempDir, acre_ledger::DurableElder<RocksStore>, Vec<SignedOrder>)> {
     let root = tempfile::tempdir()?;
-    let elder_key = key(92, 0);
+    let elder_key = key(92, index);
     let committee = acre_ledger::Committee::new([AccountId::of(&elder_key)])?;
     let mut elder =
         acre_ledger::DurableElder::open(committee, elder_key, RocksStore::open(root.path().join("elder"))?)?;
@@ -253,15 +265,53 @@ fn vote_commit(samples: usize) -> Result<Duration> {
     elder.genesis(senders.iter().map(|k| Allocation { account: AccountId::of(k), amount }).collect())?;
     let sink = key(94, 0);
     let network = elder.state().network();
-    let mut times = Vec::with_capacity(samples);
-    for sender in &senders {
-        let order = order_from(&network, sender, &sink, 1_000, 0);
-        let started = Instant::now();
-        let votes = elder.handle_orders(std::slice::from_ref(&order));
-        times.push(started.elapsed());
-        ensure!(votes.iter().all(Result::is_ok), "the elder refused a vote: {votes:?}");
-    }
-    Ok(median(times))
+    let orders = senders.iter().map(|sender| order_from(&network, sender, &sink, 1_000, 0)).collect();
+    Ok((root, elder, orders))
+}
+
+/// How long one synced vote on `order` took.
+fn timed_vote(elder: &mut acre_ledger::DurableElder<RocksStore>, order: &SignedOrder) -> Result<Duration> {
+    let started = Instant::now();
+    let votes = elder.handle_orders(std::slice::from_ref(order));
+    let took = started.elapsed();
+    ensure!(votes.iter().all(Result::is_ok), "the elder refused a vote: {votes:?}");
+    Ok(took)
+}
+
+/// The median time until the `quorum`-th of `elders` elders, each with its own RocksDB on
+/// this machine's one disk and all starting together, has its vote synced: what a lone
+/// transfer's round of votes waits on when the section's elders share a disk, as a devnet's
+/// do (their syncs queue at the disk).
+pub fn shared_disk_commit(samples: usize, elders: usize, quorum: usize) -> Result<Duration> {
+    let mut setups = (0..elders as u64).map(|index| voting_elder(samples, index)).collect::<Result<Vec<_>>>()?;
+    let start = std::sync::Barrier::new(elders);
+    let per_elder: Vec<Result<Vec<Duration>>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = setups
+            .iter_mut()
+            .map(|(_, elder, orders)| {
+                let start = &start;
+                scope.spawn(move || {
+                    orders
+                        .iter()
+                        .map(|order| {
+                            start.wait();
+                            timed_vote(elder, order)
+                        })
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap_or_else(|_| bail!("an elder thread panicked"))).collect()
+    });
+    let per_elder = per_elder.into_iter().collect::<Result<Vec<_>>>()?;
+    let quorum_times = (0..samples)
+        .map(|sample| {
+            let mut round: Vec<Duration> = per_elder.iter().map(|times| times[sample]).collect();
+            round.sort();
+            round[quorum.clamp(1, elders) - 1]
+        })
+        .collect();
+    Ok(median(quorum_times))
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {

@@ -58,6 +58,11 @@ impl VerifiedCertificate {
     pub fn certificate(&self) -> &Certificate {
         &self.0
     }
+
+    /// The certificate, owned.
+    pub fn into_certificate(self) -> Certificate {
+        self.0
+    }
 }
 
 /// An elder's signature inside a certificate (the order digest is the certificate's).
@@ -300,7 +305,17 @@ impl CertificateBuilder {
 
     /// The certificate, if a quorum of votes is in.
     pub fn certificate(&self) -> Option<Certificate> {
-        (self.votes.len() >= self.committee.quorum())
-            .then(|| Certificate { order: self.order.clone(), votes: self.votes.values().copied().collect() })
+        self.verified().map(VerifiedCertificate::into_certificate)
+    }
+
+    /// The certificate as checked: every vote was checked against the committee as it
+    /// was added, so it needs no second check before it is applied.
+    pub fn verified(&self) -> Option<VerifiedCertificate> {
+        (self.votes.len() >= self.committee.quorum()).then(|| {
+            VerifiedCertificate(Certificate {
+                order: self.order.clone(),
+                votes: self.votes.values().copied().collect(),
+            })
+        })
     }
 }

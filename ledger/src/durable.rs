@@ -6,8 +6,11 @@ use ed25519_dalek::SigningKey;
 use crate::store::{AppliedPage, Durability, Store};
 use crate::{
     AccountId, Allocation, Certificate, Committee, Confirmation, Digest, Effects, ElderState, HistoryEntry,
-    LedgerError, SignedOrder, VerifiedCertificate, VerifiedOrder, Vote,
+    LedgerError, SignedOrder, VerifiedCertificate, VerifiedOrder, Vote, WriteBatch,
 };
+
+/// The answers of a mixed group commit: one per certificate, then one per order.
+pub type GroupAnswers = (Vec<Result<Confirmation, LedgerError>>, Vec<Result<Vote, LedgerError>>);
 
 /// An [`ElderState`] and its [`Store`]. Answers leave only after their writes are durable;
 /// if a commit fails, memory is rebuilt from the store so nothing unacknowledged lingers.
@@ -124,6 +127,62 @@ impl<S: Store> DurableElder<S> {
         self.commit_group(certificates, |elder, verified| elder.apply_verified(verified.certificate()))
     }
 
+    /// Applies certificates and then votes on orders, all under one sync: an order whose
+    /// sender's previous certificate travels with it costs the elder one sync, not two.
+    /// The certificates are decided first, so the orders see what they settled.
+    pub fn handle_verified_group(
+        &mut self,
+        certificates: Vec<Result<VerifiedCertificate, LedgerError>>,
+        orders: Vec<Result<VerifiedOrder, LedgerError>>,
+    ) -> GroupAnswers {
+        if let Err(error) = self.check_usable() {
+            return (
+                certificates.iter().map(|_| Err(error.clone())).collect(),
+                orders.iter().map(|_| Err(error.clone())).collect(),
+            );
+        }
+        let mut batches = Vec::with_capacity(certificates.len() + orders.len());
+        let confirmations = self
+            .decide_into(&mut batches, certificates, |elder, verified| elder.apply_verified(verified.certificate()));
+        let votes = self.decide_into(&mut batches, orders, |elder, order| {
+            elder.settle_order(order.signed(), elder.state.handle_verified_order(&order))
+        });
+        match self.commit_batches(&batches) {
+            Ok(()) => (confirmations, votes),
+            Err(error) => (
+                confirmations.iter().map(|_| Err(error.clone())).collect(),
+                votes.iter().map(|_| Err(error.clone())).collect(),
+            ),
+        }
+    }
+
+    /// Applies certificates another elder made a moment ago and handed over in the
+    /// background, without a sync of their own. Nothing that rests on them leaves before
+    /// a sync: every vote is synced, and a synced write syncs the log before it. A killed
+    /// process keeps them (the write reached the system); a power cut can lose only what
+    /// the network still holds, since the elder that made them keeps them durable, and
+    /// catch-up (whose applies are synced, so its cursor never passes an unsynced one) or
+    /// the next vote on their sender hands them over again.
+    pub fn handle_handed_certificates(
+        &mut self,
+        certificates: Vec<Result<VerifiedCertificate, LedgerError>>,
+    ) -> Vec<Result<Confirmation, LedgerError>> {
+        if let Err(error) = self.check_usable() {
+            return certificates.iter().map(|_| Err(error.clone())).collect();
+        }
+        let mut batches = Vec::with_capacity(certificates.len());
+        let answers = self
+            .decide_into(&mut batches, certificates, |elder, verified| elder.apply_verified(verified.certificate()));
+        for batch in &batches {
+            if let Err(error) = self.store.commit(batch, Durability::Buffered) {
+                self.rebuild_after_failed_commit();
+                let error = LedgerError::from(error);
+                return answers.iter().map(|_| Err(error.clone())).collect();
+            }
+        }
+        answers
+    }
+
     fn apply_verified(&self, certificate: &Certificate) -> Result<Effects<Confirmation>, LedgerError> {
         self.state.handle_verified_certificate(certificate).and_then(|effects| self.check_not_conflicting(effects))
     }
@@ -216,6 +275,22 @@ impl<S: Store> DurableElder<S> {
             return inputs.iter().map(|_| Err(error.clone())).collect();
         }
         let mut batches = Vec::with_capacity(inputs.len());
+        let answers = self.decide_into(&mut batches, inputs, decide);
+        match self.commit_batches(&batches) {
+            Ok(()) => answers,
+            Err(error) => answers.iter().map(|_| Err(error.clone())).collect(),
+        }
+    }
+
+    /// Decides each message against the state left by the ones before it, applying its
+    /// writes to memory and keeping them in `batches` for the one sync that must come
+    /// before any of the answers leaves.
+    fn decide_into<M, T>(
+        &mut self,
+        batches: &mut Vec<WriteBatch>,
+        inputs: Vec<Result<M, LedgerError>>,
+        decide: impl Fn(&Self, M) -> Result<Effects<T>, LedgerError>,
+    ) -> Vec<Result<T, LedgerError>> {
         let mut answers = Vec::with_capacity(inputs.len());
         for input in inputs {
             let answer = input.and_then(|message| decide(self, message)).map(|effects| {
@@ -225,13 +300,17 @@ impl<S: Store> DurableElder<S> {
             });
             answers.push(answer);
         }
-        if let Err(error) = self.store.commit_group(&batches) {
-            // Refusals too were decided against memory that never reached the disk.
-            let error = LedgerError::from(error);
-            self.rebuild_after_failed_commit();
-            return answers.iter().map(|_| Err(error.clone())).collect();
-        }
         answers
+    }
+
+    /// Writes and syncs what [`DurableElder::decide_into`] decided. On failure the
+    /// refusals too were decided against memory that never reached the disk, so every
+    /// answer becomes the error.
+    fn commit_batches(&mut self, batches: &[WriteBatch]) -> Result<(), LedgerError> {
+        self.store.commit_group(batches).map_err(|error| {
+            self.rebuild_after_failed_commit();
+            LedgerError::from(error)
+        })
     }
 
     /// After a failed commit the store may hold some of the writes, visible but unsynced.
@@ -267,6 +346,7 @@ mod tests {
         durable: MemoryStore,
         full: bool,
         failing_syncs: u32,
+        syncs: u32,
     }
 
     impl Store for PowerCutStore {
@@ -288,6 +368,7 @@ mod tests {
                 self.failing_syncs -= 1;
                 return Err(StoreError::Database("fsync: Input/output error".into()));
             }
+            self.syncs += 1;
             self.durable = self.visible.clone();
             Ok(())
         }
@@ -360,6 +441,64 @@ mod tests {
         assert!(matches!(confirmations[0], Err(LedgerError::InvalidVote { .. })), "{confirmations:?}");
         assert!(confirmations[1].is_ok(), "{confirmations:?}");
         assert_eq!(elder.state().account(&AccountId::of(&bob)).map(|a| a.balance.nanos()), Some(10));
+    }
+
+    /// The certificate of `order` from a one-elder committee's vote.
+    fn voted_certificate(elder: &mut DurableElder<PowerCutStore>, order: &SignedOrder) -> Certificate {
+        let vote = elder.handle_order(order).expect("vote");
+        Certificate {
+            order: order.order.clone(),
+            votes: vec![crate::ElderSignature { elder: vote.elder, signature: vote.signature }],
+        }
+    }
+
+    #[test]
+    fn a_certificate_and_its_senders_next_order_cost_one_sync_together() {
+        let (mut elder, [alice, bob, _]) = funded_elder(63);
+        let network = elder.state().network();
+        let first = order_from(&network, &alice, &bob, 10, 0);
+        let certificate = voted_certificate(&mut elder, &first);
+        let next = order_from(&network, &alice, &bob, 10, 1);
+        let verified = elder.state().committee().verify_all(vec![certificate]);
+        let syncs = elder.store.syncs;
+        let (applied, votes) =
+            elder.handle_verified_group(verified.clone(), vec![next.clone().into_verified(&network)]);
+        assert!(applied[0].is_ok() && votes[0].is_ok(), "{applied:?} {votes:?}");
+        assert_eq!(elder.store.syncs, syncs + 1, "one sync for both");
+        assert_eq!(
+            elder.store.durable.lock(&AccountId::of(&alice), 1).expect("read").map(|l| l.vote),
+            votes[0].clone().ok()
+        );
+
+        // A failed sync refuses both, and a retry decides them again from the disk.
+        let (mut elder, [_, bob, _]) = funded_elder(63);
+        elder.handle_order(&first).expect("vote");
+        elder.store.failing_syncs = 1;
+        let (applied, votes) =
+            elder.handle_verified_group(verified.clone(), vec![next.clone().into_verified(&network)]);
+        assert!(matches!(applied[0], Err(LedgerError::Storage { .. })), "{applied:?}");
+        assert!(matches!(votes[0], Err(LedgerError::Storage { .. })), "{votes:?}");
+        let (applied, votes) = elder.handle_verified_group(verified, vec![next.into_verified(&network)]);
+        assert!(applied[0].is_ok() && votes[0].is_ok(), "{applied:?} {votes:?}");
+        assert_eq!(elder.state().account(&AccountId::of(&bob)).map(|a| a.balance.nanos()), Some(10));
+    }
+
+    #[test]
+    fn a_handed_certificate_costs_no_sync_and_is_durable_before_any_vote_on_it_leaves() {
+        let (mut elder, [alice, bob, carol]) = funded_elder(64);
+        let network = elder.state().network();
+        let first = order_from(&network, &alice, &bob, 10, 0);
+        let certificate = voted_certificate(&mut elder, &first);
+        let syncs = elder.store.syncs;
+        let verified = elder.state().committee().verify_all(vec![certificate.clone()]);
+        let applied = elder.handle_handed_certificates(verified);
+        assert!(applied[0].is_ok(), "{applied:?}");
+        assert_eq!(elder.store.syncs, syncs, "no sync of its own");
+        assert_eq!(elder.store.durable.certificate(&certificate.id()).expect("read"), None, "not durable yet");
+        // Bob spends what it brought: the vote is synced, and the certificate with it.
+        let spend = order_from(&network, &bob, &carol, 10, 0);
+        elder.handle_order(&spend).expect("a vote on what the certificate credited");
+        assert_eq!(elder.store.durable.certificate(&certificate.id()).expect("read"), Some(certificate));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! either a certificate, or the reason none can form once that is certain. The node asks
 //! the elders and feeds the answers; every decision about them is made here.
 
-use crate::{Certificate, CertificateBuilder, Committee, LedgerError, TransferOrder, Vote};
+use crate::{Certificate, CertificateBuilder, Committee, LedgerError, TransferOrder, VerifiedCertificate, Vote};
 
 /// What one asked elder answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +87,13 @@ impl Gathering {
     /// other refusal, else the count of votes. Call once settled, or once every asked
     /// elder was recorded.
     pub fn finish(self) -> Result<Certificate, GatherError> {
-        if let Some(certificate) = self.builder.certificate() {
+        self.finish_verified().map(VerifiedCertificate::into_certificate)
+    }
+
+    /// [`Gathering::finish`], keeping that the votes were checked as they came, so the
+    /// certificate can be applied without checking them again.
+    pub fn finish_verified(self) -> Result<VerifiedCertificate, GatherError> {
+        if let Some(certificate) = self.builder.verified() {
             return Ok(certificate);
         }
         let votes = self.builder.votes();

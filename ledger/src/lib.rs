@@ -74,7 +74,7 @@ pub use certificate::{
     quorum, vote_message, Certificate, CertificateBuilder, Committee, CommitteeError, ElderSignature,
     VerifiedCertificate, Vote,
 };
-pub use durable::DurableElder;
+pub use durable::{DurableElder, GroupAnswers};
 pub use elder::{ElderState, ProofDuty};
 pub use epoch::{EpochRecord, EpochReport, Farmer, MintItem, Verdict};
 pub use error::LedgerError;

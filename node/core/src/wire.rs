@@ -70,6 +70,9 @@ pub enum LedgerRequest {
     Orders(Vec<SignedOrder>),
     /// Apply these certificates.
     Certificates(Vec<Certificate>),
+    /// Apply these certificates, which another elder made a moment ago and hands over in
+    /// the background, without a sync of their own: the next synced write covers them.
+    Handed(Vec<Certificate>),
     /// Send up to `limit` certificates in the order you applied them, from `position` on.
     AppliedSince {
         /// Where to start in the peer's own order.

@@ -28,6 +28,8 @@ type Checked<T> = Vec<Result<T, LedgerError>>;
 enum Job {
     Orders(Checked<VerifiedOrder>, oneshot::Sender<Vec<Result<Vote, LedgerError>>>),
     Certificates(Checked<VerifiedCertificate>, oneshot::Sender<Vec<Result<Confirmation, LedgerError>>>),
+    /// Certificates another elder handed over, applied without a sync of their own.
+    Handed(Checked<VerifiedCertificate>, oneshot::Sender<Vec<Result<Confirmation, LedgerError>>>),
     Read(Read),
     Epoch(Box<EpochRecord>, Vec<Certificate>, AccountId, oneshot::Sender<Result<Digest, LedgerError>>),
 }
@@ -37,6 +39,7 @@ impl Job {
         match self {
             Job::Orders(orders, _) => orders.len(),
             Job::Certificates(certificates, _) => certificates.len(),
+            Job::Handed(certificates, _) => certificates.len(),
             Job::Read(_) | Job::Epoch(..) => 1,
         }
     }
@@ -88,21 +91,41 @@ impl LedgerHandle {
     pub async fn orders(&self, orders: Vec<SignedOrder>) -> Result<Vec<Result<Vote, LedgerError>>, LedgerStopped> {
         // A range proof costs a millisecond: the ledger first refuses what it would refuse
         // anyway, and says which proofs its decision does not depend on.
-        let duties: Vec<Result<ProofDuty, LedgerError>> = if orders.iter().any(|o| o.order.hidden.is_some()) {
+        let orders_shape = (orders.len(), orders.iter().any(|o| o.order.hidden.is_some()));
+        let duties: Vec<Result<ProofDuty, LedgerError>> = if orders_shape.1 {
             let heads: Vec<TransferOrder> = orders.iter().map(|o| o.order.clone()).collect();
             self.read(move |elder| heads.iter().map(|order| elder.state().precheck(order)).collect()).await?
         } else {
             vec![Ok(ProofDuty::ALWAYS); orders.len()]
         };
         let network = self.network;
-        let checked = off_thread(move || {
+        let check = move || {
             let checks = orders.into_iter().zip(duties);
             checks.map(|(order, duty)| duty.and_then(|duty| order.into_verified_given(&network, duty))).collect()
-        })
-        .await?;
-        let (reply, answer) = oneshot::channel();
-        self.jobs.send(Job::Orders(checked, reply)).await.map_err(|_| LedgerStopped)?;
-        answer.await.map_err(|_| LedgerStopped)
+        };
+        let checked = if few_plain(&orders_shape) { check() } else { off_thread(check).await? };
+        self.submit(|reply| Job::Orders(checked, reply)).await
+    }
+
+    /// Applies certificates another elder made and hands over in the background, without
+    /// a sync of their own (see [`DurableElder::handle_handed_certificates`]).
+    pub async fn handed_certificates(
+        &self,
+        certificates: Vec<Certificate>,
+    ) -> Result<Vec<Result<Confirmation, LedgerError>>, LedgerStopped> {
+        let committee = self.committee.clone();
+        let checked = off_thread(move || committee.verify_all(certificates)).await?;
+        self.submit(|reply| Job::Handed(checked, reply)).await
+    }
+
+    /// Applies certificates already checked (a certificate this node gathered: each vote
+    /// was checked as it came in).
+    pub async fn verified_certificates(
+        &self,
+        certificates: Vec<VerifiedCertificate>,
+    ) -> Result<Vec<Result<Confirmation, LedgerError>>, LedgerStopped> {
+        let checked = certificates.into_iter().map(Ok).collect();
+        self.submit(|reply| Job::Certificates(checked, reply)).await
     }
 
     /// Applies certificates (see [`DurableElder::handle_certificates`]).
@@ -112,9 +135,7 @@ impl LedgerHandle {
     ) -> Result<Vec<Result<Confirmation, LedgerError>>, LedgerStopped> {
         let committee = self.committee.clone();
         let checked = off_thread(move || committee.verify_all(certificates)).await?;
-        let (reply, answer) = oneshot::channel();
-        self.jobs.send(Job::Certificates(checked, reply)).await.map_err(|_| LedgerStopped)?;
-        answer.await.map_err(|_| LedgerStopped)
+        self.submit(|reply| Job::Certificates(checked, reply)).await
     }
 
     /// Applies an agreed epoch record once, after the payments it was closed with (see
@@ -125,8 +146,13 @@ impl LedgerHandle {
         payments: Vec<Certificate>,
         pool: AccountId,
     ) -> Result<Result<Digest, LedgerError>, LedgerStopped> {
+        self.submit(|reply| Job::Epoch(Box::new(record), payments, pool, reply)).await
+    }
+
+    /// Queues the job `make` builds around where its answer goes, and waits for the answer.
+    async fn submit<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Job) -> Result<T, LedgerStopped> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Job::Epoch(Box::new(record), payments, pool, reply)).await.map_err(|_| LedgerStopped)?;
+        self.jobs.send(make(reply)).await.map_err(|_| LedgerStopped)?;
         answer.await.map_err(|_| LedgerStopped)
     }
 
@@ -162,12 +188,16 @@ fn serve(mut elder: DurableElder<RocksStore>, mut queue: mpsc::Receiver<Job>) {
             match job {
                 Job::Orders(batch, reply) => orders.push((batch, reply)),
                 Job::Certificates(batch, reply) => certificates.push((batch, reply)),
+                // Applied first, so that orders drained with them see them; the group's
+                // sync then covers them too.
+                Job::Handed(batch, reply) => {
+                    let _ = reply.send(elder.handle_handed_certificates(batch));
+                }
                 Job::Read(query) => reads.push(query),
                 Job::Epoch(record, payments, pool, reply) => epochs.push((record, payments, pool, reply)),
             }
         }
-        group_commit(certificates, "certificates", |all| elder.handle_verified_certificates(all));
-        group_commit(orders, "orders", |all| elder.handle_verified_orders(all));
+        group_commit(&mut elder, certificates, orders);
         for (record, payments, pool, reply) in epochs {
             let _ = reply.send(elder.handle_epoch(&record, &pool, &payments));
         }
@@ -177,31 +207,64 @@ fn serve(mut elder: DurableElder<RocksStore>, mut queue: mpsc::Receiver<Job>) {
     }
 }
 
-/// Decides the messages of several jobs in one call and splits the answers back among
-/// the jobs, in order.
-fn group_commit<M, T>(
-    jobs: Vec<(Vec<M>, oneshot::Sender<Vec<T>>)>,
-    kind: &'static str,
-    decide: impl FnOnce(Vec<M>) -> Vec<T>,
+/// The jobs of one kind drained together, each with where its answers go.
+type Jobs<M, T> = Vec<(Checked<M>, oneshot::Sender<Checked<T>>)>;
+
+/// How many answers each job is owed, and where they go.
+type Replies<T> = Vec<(usize, oneshot::Sender<Checked<T>>)>;
+
+/// Decides every certificate and then every order drained together under one sync, and
+/// splits the answers back among the jobs, in order.
+fn group_commit(
+    elder: &mut DurableElder<RocksStore>,
+    certificates: Jobs<VerifiedCertificate, Confirmation>,
+    orders: Jobs<VerifiedOrder, Vote>,
 ) {
-    if jobs.is_empty() {
+    if certificates.is_empty() && orders.is_empty() {
         return;
     }
     let started = Instant::now();
+    let (all_certificates, certificate_replies) = gather(certificates);
+    let (all_orders, order_replies) = gather(orders);
+    let sizes = (all_certificates.len(), all_orders.len());
+    let (confirmations, votes) = elder.handle_verified_group(all_certificates, all_orders);
+    answer(certificate_replies, confirmations);
+    answer(order_replies, votes);
+    metrics::histogram!("acre_ledger_group_size", "kind" => "certificates").record(sizes.0 as f64);
+    metrics::histogram!("acre_ledger_group_size", "kind" => "orders").record(sizes.1 as f64);
+    metrics::histogram!("acre_ledger_call_seconds", "kind" => "group").record(started.elapsed().as_secs_f64());
+}
+
+/// The messages of several jobs as one run, and how many answers each job is owed.
+fn gather<M, T>(jobs: Jobs<M, T>) -> (Checked<M>, Replies<T>) {
     let mut replies = Vec::with_capacity(jobs.len());
     let mut all = Vec::new();
     for (messages, reply) in jobs {
         replies.push((messages.len(), reply));
         all.extend(messages);
     }
-    let size = all.len();
-    let mut answers = decide(all).into_iter();
+    (all, replies)
+}
+
+/// Hands each job its share of `answers`, in order.
+fn answer<T>(replies: Replies<T>, answers: Checked<T>) {
+    let mut answers = answers.into_iter();
     for (count, reply) in replies {
+        let share = answers.by_ref().take(count).collect();
         // A sender that gave up (a timed-out request) no longer needs its answer.
-        let _ = reply.send(answers.by_ref().take(count).collect());
+        let _ = reply.send(share);
     }
-    metrics::histogram!("acre_ledger_group_size", "kind" => kind).record(size as f64);
-    metrics::histogram!("acre_ledger_call_seconds", "kind" => kind).record(started.elapsed().as_secs_f64());
+}
+
+/// Most plain orders checked on the asking task itself: one signature check costs less
+/// than handing the work to another thread and waking again, which a lone transfer pays
+/// on every elder.
+const CHECKED_IN_PLACE: usize = 2;
+
+/// Whether a batch of `(count, any hidden)` is checked in place (see [`CHECKED_IN_PLACE`]);
+/// a range proof takes a millisecond and always goes to the blocking pool.
+fn few_plain(&(count, hidden): &(usize, bool)) -> bool {
+    count <= CHECKED_IN_PLACE && !hidden
 }
 
 /// Runs CPU-heavy checking on the blocking pool, off the async workers and the ledger.
