@@ -498,7 +498,16 @@ mod tests {
         // Bob spends what it brought: the vote is synced, and the certificate with it.
         let spend = order_from(&network, &bob, &carol, 10, 0);
         elder.handle_order(&spend).expect("a vote on what the certificate credited");
-        assert_eq!(elder.store.durable.certificate(&certificate.id()).expect("read"), Some(certificate));
+        assert_eq!(elder.store.durable.certificate(&certificate.id()).expect("read"), Some(certificate.clone()));
+
+        // Any peer may hand certificates over: one without a quorum's votes writes nothing,
+        // and one handed again changes nothing.
+        let forged = Certificate { order: order_from(&network, &alice, &carol, 90, 1).order, votes: vec![] };
+        let checked = elder.state().committee().verify_all(vec![forged.clone(), certificate]);
+        let answers = elder.handle_handed_certificates(checked);
+        assert!(answers[0].is_err() && answers[1].is_ok(), "{answers:?}");
+        assert_eq!(elder.store.visible.certificate(&forged.id()).expect("read"), None);
+        assert_eq!(elder.state().account(&AccountId::of(&alice)).map(|a| a.balance.nanos()), Some(90));
     }
 
     #[test]

@@ -91,8 +91,11 @@ impl LedgerHandle {
     pub async fn orders(&self, orders: Vec<SignedOrder>) -> Result<Vec<Result<Vote, LedgerError>>, LedgerStopped> {
         // A range proof costs a millisecond: the ledger first refuses what it would refuse
         // anyway, and says which proofs its decision does not depend on.
-        let orders_shape = (orders.len(), orders.iter().any(|o| o.order.hidden.is_some()));
-        let duties: Vec<Result<ProofDuty, LedgerError>> = if orders_shape.1 {
+        let hidden = orders.iter().any(|o| o.order.hidden.is_some());
+        // One signature check costs less than handing it to another thread and waking
+        // again, which a lone transfer pays on every elder; a range proof always goes.
+        let in_place = !hidden && orders.len() <= CHECKED_IN_PLACE;
+        let duties: Vec<Result<ProofDuty, LedgerError>> = if hidden {
             let heads: Vec<TransferOrder> = orders.iter().map(|o| o.order.clone()).collect();
             self.read(move |elder| heads.iter().map(|order| elder.state().precheck(order)).collect()).await?
         } else {
@@ -103,7 +106,7 @@ impl LedgerHandle {
             let checks = orders.into_iter().zip(duties);
             checks.map(|(order, duty)| duty.and_then(|duty| order.into_verified_given(&network, duty))).collect()
         };
-        let checked = if few_plain(&orders_shape) { check() } else { off_thread(check).await? };
+        let checked = if in_place { check() } else { off_thread(check).await? };
         self.submit(|reply| Job::Orders(checked, reply)).await
     }
 
@@ -256,16 +259,9 @@ fn answer<T>(replies: Replies<T>, answers: Checked<T>) {
     }
 }
 
-/// Most plain orders checked on the asking task itself: one signature check costs less
-/// than handing the work to another thread and waking again, which a lone transfer pays
-/// on every elder.
+/// Most plain orders whose signatures are checked on the asking task itself rather than
+/// on the blocking pool.
 const CHECKED_IN_PLACE: usize = 2;
-
-/// Whether a batch of `(count, any hidden)` is checked in place (see [`CHECKED_IN_PLACE`]);
-/// a range proof takes a millisecond and always goes to the blocking pool.
-fn few_plain(&(count, hidden): &(usize, bool)) -> bool {
-    count <= CHECKED_IN_PLACE && !hidden
-}
 
 /// Runs CPU-heavy checking on the blocking pool, off the async workers and the ledger.
 async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, LedgerStopped> {

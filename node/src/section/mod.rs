@@ -437,22 +437,23 @@ impl Section {
     /// The answer to a peer's ledger request: votes only as an elder of the committee,
     /// batches no larger than [`MAX_BATCH`], catch-up pages no longer than a page.
     pub async fn answer(&self, request: LedgerRequest) -> LedgerReply {
-        let stopped = stopped_reply;
         match request {
             LedgerRequest::Orders(orders) if orders.len() > MAX_BATCH => too_many(orders.len()),
             LedgerRequest::Orders(_) if !self.votes_on_transfers() => LedgerReply::Refused("not an elder".into()),
-            LedgerRequest::Orders(orders) => self.ledger.orders(orders).await.map_or_else(stopped, LedgerReply::Votes),
+            LedgerRequest::Orders(orders) => {
+                self.ledger.orders(orders).await.map_or_else(stopped_reply, LedgerReply::Votes)
+            }
             LedgerRequest::Handed(certificates) if certificates.len() > MAX_BATCH => too_many(certificates.len()),
-            LedgerRequest::Handed(certificates) => match self.ledger.handed_certificates(certificates).await {
-                Ok(results) => {
+            LedgerRequest::Handed(certificates) => {
+                let results = self.ledger.handed_certificates(certificates).await;
+                results.map_or_else(stopped_reply, |results| {
                     self.note_applied(&results);
                     LedgerReply::Confirmations(results)
-                }
-                Err(stopped) => stopped_reply(stopped),
-            },
+                })
+            }
             LedgerRequest::Certificates(certificates) if certificates.len() > MAX_BATCH => too_many(certificates.len()),
             LedgerRequest::Certificates(certificates) => {
-                self.accept(certificates).await.map_or_else(stopped, LedgerReply::Confirmations)
+                self.accept(certificates).await.map_or_else(stopped_reply, LedgerReply::Confirmations)
             }
             LedgerRequest::AppliedSince { position, limit } => {
                 let limit = limit.min(CATCH_UP_PAGE) as usize;
@@ -477,6 +478,7 @@ impl Section {
     }
 }
 
+/// The reply to any request once the ledger thread has stopped.
 fn stopped_reply(_: LedgerStopped) -> LedgerReply {
     LedgerReply::Refused("the ledger has stopped".into())
 }

@@ -368,7 +368,7 @@ impl Network {
             SwarmEvent::NewListenAddr { address, .. } => tracing::info!(%address, "listening"),
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
                 if num_established.get() == 1 {
-                    *self.book.sessions.entry(peer_id).or_default() += 1;
+                    self.book.count_session(peer_id, |peer| self.swarm.is_connected(peer));
                 }
                 if endpoint.is_dialer() {
                     let address = endpoint.get_remote_address().clone();
@@ -441,6 +441,9 @@ impl Network {
     }
 }
 
+/// Most peers whose sessions are counted at once (see [`AddressBook::count_session`]).
+const MAX_SESSION_PEERS: usize = 4096;
+
 /// Addresses learnt from identify and from dialling.
 #[derive(Default)]
 struct AddressBook {
@@ -455,6 +458,16 @@ struct AddressBook {
 }
 
 impl AddressBook {
+    /// Counts a new session of `peer`. Anyone can connect under fresh keys, so past
+    /// [`MAX_SESSION_PEERS`] the counts of peers not connected now are dropped (a member
+    /// among them loses only the excuse for a restart it had between two looks).
+    fn count_session(&mut self, peer: PeerId, connected: impl Fn(&PeerId) -> bool) {
+        if self.sessions.len() >= MAX_SESSION_PEERS && !self.sessions.contains_key(&peer) {
+            self.sessions.retain(|known, _| connected(known));
+        }
+        *self.sessions.entry(peer).or_default() += 1;
+    }
+
     fn learn(&mut self, peer: PeerId, address: Multiaddr) {
         self.addresses.entry(peer).or_default().insert(without_peer_id(&address));
     }
