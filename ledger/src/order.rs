@@ -176,6 +176,47 @@ impl SignedOrder {
     }
 }
 
+/// Checks many orders as [`SignedOrder::into_verified_given`] checks one, each with the
+/// proof duty the ledger gave it (an order it already refused keeps that refusal), but
+/// with one ed25519 batch verification of all the owners' signatures. Only if the batch
+/// fails are the signatures checked one by one, strictly, to say which failed.
+///
+/// A batch is not strict: an owner can craft a signature of its own order that the batch
+/// takes and a strict check refuses (`specs/ledger.md`, *Signature checks*). Only its own
+/// order is at stake, whose votes it can split that way no more than by signing two
+/// orders; nobody without its key can make such a signature.
+pub fn verify_orders(
+    orders: Vec<(SignedOrder, Result<crate::ProofDuty, LedgerError>)>,
+    network: &Digest,
+) -> Vec<Result<VerifiedOrder, LedgerError>> {
+    let mut batch = crate::certificate::SignatureBatch::default();
+    let decoded: Vec<Result<(SignedOrder, crate::ProofDuty, VerifyingKey), LedgerError>> = orders
+        .into_iter()
+        .map(|(signed, duty)| {
+            let duty = duty?;
+            signed.order.check_well_formed()?;
+            let sender =
+                signed.order.from.verifying_key().ok_or(LedgerError::InvalidAccount { account: signed.order.from })?;
+            batch.push(signed.order.digest(), signed.signature, sender);
+            Ok((signed, duty, sender))
+        })
+        .collect();
+    let all_signed = batch.verify();
+    decoded
+        .into_iter()
+        .map(|decoded| {
+            let (signed, duty, sender) = decoded?;
+            if !all_signed {
+                signed.verify_with(&sender)?;
+            }
+            if duty.needed() {
+                signed.order.check_hidden(network)?;
+            }
+            Ok(VerifiedOrder(signed))
+        })
+        .collect()
+}
+
 /// A signed order whose owner signature (and range proof, if hidden) has been checked
 /// ([`SignedOrder::into_verified`]). The check is the costly part of voting; a node runs it on other threads than the one
 /// that holds the ledger. Only `into_verified` makes one, so none skips the check.
@@ -186,5 +227,53 @@ impl VerifiedOrder {
     /// The order and its signature.
     pub fn signed(&self) -> &SignedOrder {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{keys, order_from};
+    use crate::ProofDuty;
+
+    #[test]
+    fn a_batch_with_one_forged_signature_refuses_that_order_alone() {
+        let network = Digest::derive("acre test batch network", &[]);
+        let [alice, bob, carol, mallory] = keys::<4>(71);
+        let honest: Vec<SignedOrder> =
+            [&alice, &bob, &carol].iter().map(|key| order_from(&network, key, &mallory, 5, 0)).collect();
+        // Mallory signs an order paying from Alice's account with its own key.
+        let mut forged = order_from(&network, &alice, &mallory, 500, 1);
+        forged.signature = SignatureBytes::sign(&mallory, &forged.order.digest());
+        let refused_before = (honest[2].clone(), Err(LedgerError::UnknownAccount { account: AccountId::of(&carol) }));
+        let batch = vec![
+            (honest[0].clone(), Ok(ProofDuty::ALWAYS)),
+            (forged, Ok(ProofDuty::ALWAYS)),
+            (honest[1].clone(), Ok(ProofDuty::ALWAYS)),
+            refused_before,
+        ];
+
+        let checked = verify_orders(batch, &network);
+
+        assert_eq!(checked.len(), 4);
+        assert_eq!(checked[0].as_ref().map(VerifiedOrder::signed), Ok(&honest[0]));
+        assert_eq!(checked[1].as_ref().err(), Some(&LedgerError::InvalidSignature));
+        assert_eq!(checked[2].as_ref().map(VerifiedOrder::signed), Ok(&honest[1]));
+        assert_eq!(
+            checked[3].as_ref().err(),
+            Some(&LedgerError::UnknownAccount { account: AccountId::of(&carol) }),
+            "a refusal given before the check is kept"
+        );
+    }
+
+    #[test]
+    fn a_batch_of_honest_orders_passes_whole_and_an_empty_one_is_empty() {
+        let network = Digest::derive("acre test batch network", &[]);
+        let senders = keys::<64>(72);
+        let [recipient] = keys::<1>(73);
+        let orders: Vec<_> =
+            senders.iter().map(|key| (order_from(&network, key, &recipient, 1, 3), Ok(ProofDuty::ALWAYS))).collect();
+        assert!(verify_orders(orders, &network).iter().all(Result::is_ok));
+        assert!(verify_orders(Vec::new(), &network).is_empty());
     }
 }

@@ -7,14 +7,15 @@
 //! Signatures — most of the work — are checked before a job is queued, on the blocking
 //! pool, so they use every core while the ledger thread decides and syncs.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use acre_ledger::store::RocksStore;
 use acre_ledger::{
-    AccountId, Certificate, Committee, Confirmation, Digest, DurableElder, EpochRecord, LedgerError, ProofDuty,
-    SignedOrder, TransferOrder, VerifiedCertificate, VerifiedOrder, Vote,
+    verify_orders, AccountId, Certificate, Committee, Confirmation, Digest, DurableElder, EpochRecord, LedgerError,
+    ProofDuty, SignedOrder, TransferOrder, VerifiedCertificate, VerifiedOrder, Vote,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 /// Jobs waiting for the ledger; senders wait when it is full (backpressure).
 const QUEUE_DEPTH: usize = 4096;
@@ -63,6 +64,8 @@ pub struct LedgerHandle {
     committee: Committee,
     /// The network's identity, which orders name and hidden orders' range proofs are bound to.
     network: Digest,
+    /// One permit per core for signature checks (see [`off_thread`]).
+    checkers: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for LedgerHandle {
@@ -79,7 +82,9 @@ impl LedgerHandle {
         let network = elder.state().network();
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new().name("ledger".into()).spawn(move || serve(elder, queue))?;
-        Ok((LedgerHandle { jobs, committee, network }, thread))
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let checkers = Arc::new(Semaphore::new(cores));
+        Ok((LedgerHandle { jobs, committee, network, checkers }, thread))
     }
 
     /// The network every order must name (see [`acre_ledger::network_id`]).
@@ -102,11 +107,13 @@ impl LedgerHandle {
             vec![Ok(ProofDuty::ALWAYS); orders.len()]
         };
         let network = self.network;
-        let check = move || {
-            let checks = orders.into_iter().zip(duties);
+        let checks = orders.into_iter().zip(duties);
+        let checked = if in_place {
             checks.map(|(order, duty)| duty.and_then(|duty| order.into_verified_given(&network, duty))).collect()
+        } else {
+            let checks: Vec<_> = checks.collect();
+            off_thread(&self.checkers, move || verify_orders(checks, &network)).await?
         };
-        let checked = if in_place { check() } else { off_thread(check).await? };
         self.submit(|reply| Job::Orders(checked, reply)).await
     }
 
@@ -117,7 +124,7 @@ impl LedgerHandle {
         certificates: Vec<Certificate>,
     ) -> Result<Vec<Result<Confirmation, LedgerError>>, LedgerStopped> {
         let committee = self.committee.clone();
-        let checked = off_thread(move || committee.verify_all(certificates)).await?;
+        let checked = off_thread(&self.checkers, move || committee.verify_all(certificates)).await?;
         self.submit(|reply| Job::Handed(checked, reply)).await
     }
 
@@ -137,7 +144,7 @@ impl LedgerHandle {
         certificates: Vec<Certificate>,
     ) -> Result<Vec<Result<Confirmation, LedgerError>>, LedgerStopped> {
         let committee = self.committee.clone();
-        let checked = off_thread(move || committee.verify_all(certificates)).await?;
+        let checked = off_thread(&self.checkers, move || committee.verify_all(certificates)).await?;
         self.submit(|reply| Job::Certificates(checked, reply)).await
     }
 
@@ -263,7 +270,15 @@ fn answer<T>(replies: Replies<T>, answers: Checked<T>) {
 /// on the blocking pool.
 const CHECKED_IN_PLACE: usize = 2;
 
-/// Runs CPU-heavy checking on the blocking pool, off the async workers and the ledger.
-async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, LedgerStopped> {
+/// Runs CPU-heavy checking on the blocking pool, off the async workers and the ledger,
+/// at most one check per core at once. Run all at once, a burst of requests would share
+/// the cores and finish together, late, leaving the ledger thread idle until then and the
+/// cores idle while it signs; one per core, the first checked goes to the ledger while the
+/// rest are still being checked.
+async fn off_thread<T: Send + 'static>(
+    checkers: &Semaphore,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, LedgerStopped> {
+    let _permit = checkers.acquire().await.map_err(|_| LedgerStopped)?;
     tokio::task::spawn_blocking(work).await.map_err(|_| LedgerStopped)
 }
