@@ -443,6 +443,26 @@ mod tests {
         assert_eq!(elder.state().account(&AccountId::of(&bob)).map(|a| a.balance.nanos()), Some(10));
     }
 
+    #[test]
+    fn a_vote_signed_ahead_is_the_vote_given_and_one_signed_by_another_key_is_not() {
+        // Three elders of one seed: same keys, same genesis, separate stores.
+        let (mut ahead, [alice, bob, _]) = funded_elder(64);
+        let (mut signing_here, _) = funded_elder(64);
+        let (mut misled, _) = funded_elder(64);
+        let stranger = funded_elder(65).0.state().vote_signer();
+        let network = ahead.state().network();
+        let order = order_from(&network, &alice, &bob, 10, 0);
+        let checked = || order.clone().into_verified(&network).expect("checked");
+
+        let own = ahead.state().vote_signer();
+        let vote = ahead.handle_verified_orders(vec![Ok(checked().signed_ahead(&own))]).remove(0).expect("vote");
+        assert_eq!(signing_here.handle_order(&order).expect("vote"), vote, "signed ahead or here, one vote");
+
+        let vote = misled.handle_verified_orders(vec![Ok(checked().signed_ahead(&stranger))]).remove(0).expect("vote");
+        assert_eq!(vote.elder, misled.state().id(), "a vote signed under another key is not given");
+        misled.state().committee().verify_vote(&order.order.digest(), &vote).expect("its own valid vote");
+    }
+
     /// The certificate of `order` from a one-elder committee's vote.
     fn voted_certificate(elder: &mut DurableElder<PowerCutStore>, order: &SignedOrder) -> Certificate {
         let vote = elder.handle_order(order).expect("vote");

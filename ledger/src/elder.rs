@@ -228,6 +228,11 @@ impl ElderState {
         &self.signer
     }
 
+    /// The key, for order checks to sign votes ahead ([`crate::VerifiedOrder::signed_ahead`]).
+    pub fn vote_signer(&self) -> crate::VoteSigner {
+        crate::VoteSigner::new(self.signer.clone())
+    }
+
     /// The network this elder's ledger belongs to, which every order must name: its
     /// genesis hash ([`crate::network_id`]), known from the start for a network that
     /// starts unfunded and from its genesis record for one that does not.
@@ -307,15 +312,22 @@ impl ElderState {
     /// vote is released, or a restart could let the elder vote twice. A repeated order
     /// returns the same vote and no writes.
     pub fn handle_order(&self, signed: &SignedOrder) -> Result<Effects<Vote>, LedgerError> {
-        self.decide_order(signed, true)
+        self.decide_order(signed, true, None)
     }
 
-    /// [`ElderState::handle_order`] for an order whose signature was already checked.
+    /// [`ElderState::handle_order`] for an order whose signature was already checked; a
+    /// vote it carries signed ahead by this elder is the one given.
     pub fn handle_verified_order(&self, order: &VerifiedOrder) -> Result<Effects<Vote>, LedgerError> {
-        self.decide_order(order.signed(), false)
+        self.decide_order(order.signed(), false, order.vote_ahead(&self.id()))
     }
 
-    fn decide_order(&self, signed: &SignedOrder, check_signature: bool) -> Result<Effects<Vote>, LedgerError> {
+    /// Decides an order; `ahead` is this elder's vote signed ahead, if any.
+    fn decide_order(
+        &self,
+        signed: &SignedOrder,
+        check_signature: bool,
+        ahead: Option<Vote>,
+    ) -> Result<Effects<Vote>, LedgerError> {
         let order = &signed.order;
         order.check_well_formed()?;
         self.check_network(order)?;
@@ -337,7 +349,8 @@ impl ElderState {
             return Err(LedgerError::ConflictingOrder { voted: lock.vote.order });
         }
         sender.check_funds(order)?;
-        let vote = Vote::sign(&self.signer, digest);
+        let ahead = ahead.filter(|vote| vote.order == digest);
+        let vote = ahead.unwrap_or_else(|| Vote::sign(&self.signer, digest));
         let lock = Lock { order: signed.clone(), vote };
         Ok(Effects { answer: vote, writes: WriteBatch { writes: vec![Write::Lock(lock)] } })
     }

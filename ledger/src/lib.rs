@@ -80,7 +80,7 @@ pub use epoch::{EpochRecord, EpochReport, Farmer, MintItem, Verdict};
 pub use error::LedgerError;
 pub use gathering::{ElderAnswer, GatherError, Gathering};
 pub use ids::{AccountId, AppId, Digest, EncodeError, IdError, SignatureBytes, ACCOUNT_HRP};
-pub use order::{verify_orders, SignedOrder, TransferOrder, VerifiedOrder, MAX_MEMO_BYTES};
+pub use order::{verify_orders, SignedOrder, TransferOrder, VerifiedOrder, VoteSigner, MAX_MEMO_BYTES};
 pub use record::{
     network_id, AccountState, Allocation, Change, Confirmation, Effects, GenesisRecord, HistoryEntry, Lock, Write,
     WriteBatch,

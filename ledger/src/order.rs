@@ -4,7 +4,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::confidential::HiddenMove;
-use crate::{AccountId, Amount, AppId, Digest, LedgerError, SignatureBytes};
+use crate::{AccountId, Amount, AppId, Digest, LedgerError, SignatureBytes, Vote};
 
 /// Longest memo the ledger stores, in bytes.
 pub const MAX_MEMO_BYTES: usize = 256;
@@ -166,7 +166,7 @@ impl SignedOrder {
         if duty.needed() {
             self.order.check_hidden(network)?;
         }
-        Ok(VerifiedOrder(self))
+        Ok(VerifiedOrder(self, None))
     }
 
     /// Verifies the owner's signature, decoding the sender's key first.
@@ -212,21 +212,55 @@ pub fn verify_orders(
             if duty.needed() {
                 signed.order.check_hidden(network)?;
             }
-            Ok(VerifiedOrder(signed))
+            Ok(VerifiedOrder(signed, None))
         })
         .collect()
 }
 
 /// A signed order whose owner signature (and range proof, if hidden) has been checked
-/// ([`SignedOrder::into_verified`]). The check is the costly part of voting; a node runs it on other threads than the one
-/// that holds the ledger. Only `into_verified` makes one, so none skips the check.
+/// ([`SignedOrder::into_verified`], [`verify_orders`]). The check is the costly part of
+/// voting; a node runs it on other threads than the one that holds the ledger. Only those
+/// make one, so none skips the check. It may carry this elder's vote signed ahead
+/// ([`VerifiedOrder::signed_ahead`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifiedOrder(SignedOrder);
+pub struct VerifiedOrder(SignedOrder, Option<Vote>);
 
 impl VerifiedOrder {
     /// The order and its signature.
     pub fn signed(&self) -> &SignedOrder {
         &self.0
+    }
+
+    /// Signs the vote this elder would give the order, on the checking thread rather than
+    /// the ledger's, which otherwise signs every vote one after another. The vote leaves
+    /// only if the ledger decides for the order and its lock is durable; ed25519 is
+    /// deterministic, so it is the vote the ledger would have signed.
+    pub fn signed_ahead(self, signer: &VoteSigner) -> VerifiedOrder {
+        let vote = Vote::sign(&signer.0, self.0.order.digest());
+        VerifiedOrder(self.0, Some(vote))
+    }
+
+    /// The vote signed ahead, if `elder` signed it.
+    pub(crate) fn vote_ahead(&self, elder: &AccountId) -> Option<Vote> {
+        self.1.filter(|vote| vote.elder == *elder)
+    }
+}
+
+/// An elder's key as the order checks hold it: it signs votes ahead
+/// ([`VerifiedOrder::signed_ahead`]) and nothing else (see
+/// [`crate::ElderState::vote_signer`]).
+#[derive(Clone)]
+pub struct VoteSigner(SigningKey);
+
+impl VoteSigner {
+    pub(crate) fn new(key: SigningKey) -> VoteSigner {
+        VoteSigner(key)
+    }
+}
+
+impl std::fmt::Debug for VoteSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("VoteSigner").field(&AccountId::of(&self.0)).finish()
     }
 }
 

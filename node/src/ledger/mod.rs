@@ -13,7 +13,7 @@ use std::time::Instant;
 use acre_ledger::store::RocksStore;
 use acre_ledger::{
     verify_orders, AccountId, Certificate, Committee, Confirmation, Digest, DurableElder, EpochRecord, LedgerError,
-    ProofDuty, SignedOrder, TransferOrder, VerifiedCertificate, VerifiedOrder, Vote,
+    ProofDuty, SignedOrder, TransferOrder, VerifiedCertificate, VerifiedOrder, Vote, VoteSigner,
 };
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -66,6 +66,8 @@ pub struct LedgerHandle {
     network: Digest,
     /// One permit per core for signature checks (see [`off_thread`]).
     checkers: Arc<Semaphore>,
+    /// This elder's key, to sign votes where the orders are checked, off the ledger thread.
+    signer: VoteSigner,
 }
 
 impl std::fmt::Debug for LedgerHandle {
@@ -80,11 +82,12 @@ impl LedgerHandle {
     pub fn spawn(elder: DurableElder<RocksStore>) -> std::io::Result<(LedgerHandle, std::thread::JoinHandle<()>)> {
         let committee = elder.state().committee().clone();
         let network = elder.state().network();
+        let signer = elder.state().vote_signer();
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new().name("ledger".into()).spawn(move || serve(elder, queue))?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let checkers = Arc::new(Semaphore::new(cores));
-        Ok((LedgerHandle { jobs, committee, network, checkers }, thread))
+        Ok((LedgerHandle { jobs, committee, network, checkers, signer }, thread))
     }
 
     /// The network every order must name (see [`acre_ledger::network_id`]).
@@ -107,12 +110,18 @@ impl LedgerHandle {
             vec![Ok(ProofDuty::ALWAYS); orders.len()]
         };
         let network = self.network;
+        let signer = self.signer.clone();
+        let sign_ahead = move |checked: Vec<Result<VerifiedOrder, LedgerError>>| -> Vec<_> {
+            checked.into_iter().map(|order| order.map(|order| order.signed_ahead(&signer))).collect()
+        };
         let checks = orders.into_iter().zip(duties);
         let checked = if in_place {
-            checks.map(|(order, duty)| duty.and_then(|duty| order.into_verified_given(&network, duty))).collect()
+            sign_ahead(
+                checks.map(|(order, duty)| duty.and_then(|duty| order.into_verified_given(&network, duty))).collect(),
+            )
         } else {
             let checks: Vec<_> = checks.collect();
-            off_thread(&self.checkers, move || verify_orders(checks, &network)).await?
+            off_thread(&self.checkers, move || sign_ahead(verify_orders(checks, &network))).await?
         };
         self.submit(|reply| Job::Orders(checked, reply)).await
     }
