@@ -14,6 +14,7 @@
 //!
 //! `cargo run --release -p acre-benches --bin proofs-bench`
 
+use std::path::Path;
 use std::time::Duration;
 
 use std::io::Write;
@@ -69,9 +70,13 @@ fn main() -> Result<()> {
         "answers made by a holder          {answered:>10.0} /s   (encodes the 16 KiB group of the block, from memory)"
     );
 
-    let disk = synced_write_rate()?;
-    let ingest = chunk_ingest_rate()?;
-    let through_node = node_ingest_rate()?;
+    // Every phase writes under one directory, removed only at the end: files a phase
+    // deleted would slow the next phase's file creations (ext4 passes over inodes freed in
+    // the last minute when it allocates one), charging one phase for another's cleanup.
+    let scratch = tempfile::tempdir()?;
+    let disk = synced_write_rate(&scratch.path().join("disk"))?;
+    let ingest = chunk_ingest_rate(&scratch.path().join("store"))?;
+    let through_node = node_ingest_rate(&scratch.path().join("node"))?;
     let bound = disk.min(hashing);
     println!("\nchunk ingest, 1 MiB chunks, each synced before it is acknowledged");
     println!("disk, synced 1 MiB sequential writes {:>7.0} MB/s", disk / 1e6);
@@ -87,7 +92,7 @@ fn main() -> Result<()> {
     );
 
     let sealing = sealing_rates()?;
-    let upload = devnet_uploads()?;
+    let upload = devnet_uploads(&scratch.path().join("devnet"))?;
     println!("\nacre put, 64 MiB, 7-node devnet on this machine, 4 synced copies of every chunk");
     println!(
         "upload, encrypted (the default)   {:>10.1} MB/s   ratio to one node's PUT rate / 4 copies {:.2}   (target >= 0.80)",
@@ -146,19 +151,18 @@ struct Uploads {
 /// Bytes per second of `acre put` of fresh 64 MiB files on a new 7-node devnet, payment
 /// included: encrypted and `--public` alternately, twice each, so neither mode gets the
 /// emptier disks; each mode's figure is its total bytes over its total time.
-fn devnet_uploads() -> Result<Uploads> {
+fn devnet_uploads(dir: &Path) -> Result<Uploads> {
     const FILE_BYTES: usize = 64 << 20;
-    let dir = tempfile::tempdir()?;
-    let devnet_dir = dir.path().join("devnet");
+    let devnet_dir = dir.join("devnet");
     let mut devnet = DevnetProcess::start(&sibling_binary("acre-node")?, &devnet_dir, 7);
-    let wallet = devnet_wallet(dir.path().join("keys"), devnet_dir.clone())?;
+    let wallet = devnet_wallet(dir.join("keys"), devnet_dir.clone())?;
     wallet(&["key", "new", "payer"])?;
     wallet(&["faucet", "payer", "1000"])?;
     let mut times = [Duration::ZERO; 2];
     for (round, public) in [false, true, true, false].into_iter().enumerate() {
         let mut content = vec![0u8; FILE_BYTES];
         blake3::Hasher::new().update(b"upload bench").update(&[round as u8]).finalize_xof().fill(&mut content);
-        let file = dir.path().join(format!("file-{round}.bin"));
+        let file = dir.join(format!("file-{round}.bin"));
         std::fs::write(&file, &content)?;
         let path = file.to_str().context("a UTF-8 path")?;
         let mut args = vec!["--json", "put", path, "--from", "payer", "--yes"];
@@ -176,10 +180,9 @@ fn devnet_uploads() -> Result<Uploads> {
 
 /// Bytes per second of distinct 1 MiB chunks put raw to one node's API (a section of one,
 /// so one copy), 4 requests in flight, after one payment for all of them.
-fn node_ingest_rate() -> Result<f64> {
+fn node_ingest_rate(dir: &Path) -> Result<f64> {
     const IN_FLIGHT: usize = 4;
-    let dir = tempfile::tempdir()?;
-    let data_dir = dir.path().join("node");
+    let data_dir = dir.join("node");
     let binary = sibling_binary("acre-node")?;
     let init = std::process::Command::new(&binary).arg("init").arg("--data-dir").arg(&data_dir).output()?;
     ensure!(init.status.success(), "init: {}", String::from_utf8_lossy(&init.stderr));
@@ -237,9 +240,9 @@ fn node_ingest_rate() -> Result<f64> {
 const INGEST_CHUNKS: usize = 256;
 
 /// Bytes per second of 1 MiB appends to a file, each followed by `fdatasync`.
-fn synced_write_rate() -> Result<f64> {
-    let dir = tempfile::tempdir()?;
-    let mut file = std::fs::File::create(dir.path().join("disk"))?;
+fn synced_write_rate(dir: &Path) -> Result<f64> {
+    std::fs::create_dir_all(dir)?;
+    let mut file = std::fs::File::create(dir.join("disk"))?;
     let block = vec![7u8; MAX_CHUNK_BYTES];
     let started = Instant::now();
     for _ in 0..INGEST_CHUNKS {
@@ -250,9 +253,8 @@ fn synced_write_rate() -> Result<f64> {
 }
 
 /// Bytes per second of distinct 1 MiB chunks through `ChunkStore::put`, hashing included.
-fn chunk_ingest_rate() -> Result<f64> {
-    let dir = tempfile::tempdir()?;
-    let store = ChunkStore::open(dir.path(), u64::MAX)?;
+fn chunk_ingest_rate(dir: &Path) -> Result<f64> {
+    let store = ChunkStore::open(dir, u64::MAX)?;
     let payloads: Vec<Vec<u8>> = (0..INGEST_CHUNKS as u32)
         .map(|i| (0..MAX_CHUNK_BYTES as u32).map(|j| (j.wrapping_mul(2_654_435_761) ^ i) as u8).collect())
         .collect();

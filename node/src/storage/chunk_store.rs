@@ -79,6 +79,12 @@ impl ChunkStore {
             fs::remove_dir_all(&incoming)?;
         }
         fs::create_dir_all(&incoming)?;
+        // Every shard up front, made durable once: a put into a shard made on the way
+        // would pay a directory creation and a sync of the root besides its own syncs.
+        for shard in 0..=u8::MAX {
+            fs::create_dir_all(root.join(format!("{shard:02x}")))?;
+        }
+        File::open(&root)?.sync_all()?;
         let store = ChunkStore { root, capacity, used: Mutex::new(0) };
         let used = store.held()?.iter().map(|(_, size)| size).sum();
         *store.lock_used() = used;
@@ -254,6 +260,18 @@ mod tests {
 
     fn chunk(size: usize, seed: u8) -> Chunk {
         Chunk::new((0..size).map(|i| (i as u8).wrapping_add(seed)).collect()).expect("chunk")
+    }
+
+    #[test]
+    fn every_shard_exists_from_the_start_so_a_put_creates_no_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ChunkStore::open(dir.path(), u64::MAX).expect("open");
+        let shards = fs::read_dir(dir.path()).expect("list").filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir()));
+        assert_eq!(shards.count(), 256 + 1, "256 shards and the incoming directory");
+        assert!(store.held().expect("held").is_empty(), "empty shards hold nothing");
+        let piece = chunk(4096, 3);
+        store.put(&piece).expect("put");
+        assert_eq!(store.held().expect("held"), vec![(piece.address(), 4096)]);
     }
 
     #[test]
