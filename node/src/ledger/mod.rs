@@ -7,7 +7,6 @@
 //! Signatures — most of the work — are checked before a job is queued, on the blocking
 //! pool, so they use every core while the ledger thread decides and syncs.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use acre_ledger::store::RocksStore;
@@ -15,7 +14,7 @@ use acre_ledger::{
     verify_orders, AccountId, Certificate, Committee, Confirmation, Digest, DurableElder, EpochRecord, LedgerError,
     ProofDuty, SignedOrder, TransferOrder, VerifiedCertificate, VerifiedOrder, Vote, VoteSigner,
 };
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 /// Jobs waiting for the ledger; senders wait when it is full (backpressure).
 const QUEUE_DEPTH: usize = 4096;
@@ -64,8 +63,6 @@ pub struct LedgerHandle {
     committee: Committee,
     /// The network's identity, which orders name and hidden orders' range proofs are bound to.
     network: Digest,
-    /// One permit per core for signature checks (see [`off_thread`]).
-    checkers: Arc<Semaphore>,
     /// This elder's key, to sign votes where the orders are checked, off the ledger thread.
     signer: VoteSigner,
 }
@@ -85,9 +82,7 @@ impl LedgerHandle {
         let signer = elder.state().vote_signer();
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new().name("ledger".into()).spawn(move || serve(elder, queue))?;
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let checkers = Arc::new(Semaphore::new(cores));
-        Ok((LedgerHandle { jobs, committee, network, checkers, signer }, thread))
+        Ok((LedgerHandle { jobs, committee, network, signer }, thread))
     }
 
     /// The network every order must name (see [`acre_ledger::network_id`]).
@@ -121,7 +116,7 @@ impl LedgerHandle {
             )
         } else {
             let checks: Vec<_> = checks.collect();
-            off_thread(&self.checkers, move || sign_ahead(verify_orders(checks, &network))).await?
+            off_thread(move || sign_ahead(verify_orders(checks, &network))).await?
         };
         self.submit(|reply| Job::Orders(checked, reply)).await
     }
@@ -133,7 +128,7 @@ impl LedgerHandle {
         certificates: Vec<Certificate>,
     ) -> Result<Vec<Result<Confirmation, LedgerError>>, LedgerStopped> {
         let committee = self.committee.clone();
-        let checked = off_thread(&self.checkers, move || committee.verify_all(certificates)).await?;
+        let checked = off_thread(move || committee.verify_all(certificates)).await?;
         self.submit(|reply| Job::Handed(checked, reply)).await
     }
 
@@ -153,7 +148,7 @@ impl LedgerHandle {
         certificates: Vec<Certificate>,
     ) -> Result<Vec<Result<Confirmation, LedgerError>>, LedgerStopped> {
         let committee = self.committee.clone();
-        let checked = off_thread(&self.checkers, move || committee.verify_all(certificates)).await?;
+        let checked = off_thread(move || committee.verify_all(certificates)).await?;
         self.submit(|reply| Job::Certificates(checked, reply)).await
     }
 
@@ -279,15 +274,7 @@ fn answer<T>(replies: Replies<T>, answers: Checked<T>) {
 /// on the blocking pool.
 const CHECKED_IN_PLACE: usize = 2;
 
-/// Runs CPU-heavy checking on the blocking pool, off the async workers and the ledger,
-/// at most one check per core at once. Run all at once, a burst of requests would share
-/// the cores and finish together, late, leaving the ledger thread idle until then and the
-/// cores idle while it signs; one per core, the first checked goes to the ledger while the
-/// rest are still being checked.
-async fn off_thread<T: Send + 'static>(
-    checkers: &Semaphore,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, LedgerStopped> {
-    let _permit = checkers.acquire().await.map_err(|_| LedgerStopped)?;
+/// Runs CPU-heavy checking on the blocking pool, off the async workers and the ledger.
+async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, LedgerStopped> {
     tokio::task::spawn_blocking(work).await.map_err(|_| LedgerStopped)
 }
