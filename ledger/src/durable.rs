@@ -457,6 +457,13 @@ mod tests {
         let own = ahead.state().vote_signer();
         let vote = ahead.handle_verified_orders(vec![Ok(checked().signed_ahead(&own))]).remove(0).expect("vote");
         assert_eq!(signing_here.handle_order(&order).expect("vote"), vote, "signed ahead or here, one vote");
+        let rival = order_from(&network, &alice, &bob, 20, 0);
+        let rival_ahead = rival.into_verified(&network).expect("checked").signed_ahead(&own);
+        let refused = ahead.handle_verified_orders(vec![Ok(rival_ahead)]).remove(0);
+        assert!(
+            matches!(refused, Err(LedgerError::ConflictingOrder { .. })),
+            "the vote signed ahead stays: {refused:?}"
+        );
 
         let vote = misled.handle_verified_orders(vec![Ok(checked().signed_ahead(&stranger))]).remove(0).expect("vote");
         assert_eq!(vote.elder, misled.state().id(), "a vote signed under another key is not given");

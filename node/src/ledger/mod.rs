@@ -4,8 +4,10 @@
 //! commit of [`DurableElder`]: one fsync answers them all, so load from the API and
 //! the elder network shares the disk's sync instead of queueing behind it.
 //!
-//! Signatures — most of the work — are checked before a job is queued, on the blocking
-//! pool, so they use every core while the ledger thread decides and syncs.
+//! Signatures — most of the work — are checked before a job is queued, and the votes
+//! signed there too ([`acre_ledger::VerifiedOrder::signed_ahead`]): on the blocking pool,
+//! so they use every core while the ledger thread decides and syncs, except a lone
+//! order's, which costs less than the hop to another thread.
 
 use std::time::Instant;
 
@@ -95,8 +97,9 @@ impl LedgerHandle {
         // A range proof costs a millisecond: the ledger first refuses what it would refuse
         // anyway, and says which proofs its decision does not depend on.
         let hidden = orders.iter().any(|o| o.order.hidden.is_some());
-        // One signature check costs less than handing it to another thread and waking
-        // again, which a lone transfer pays on every elder; a range proof always goes.
+        // One signature check and one vote signature cost less than handing them to another
+        // thread and waking again, which a lone transfer pays on every elder; a range proof
+        // always goes.
         let in_place = !hidden && orders.len() <= CHECKED_IN_PLACE;
         let duties: Vec<Result<ProofDuty, LedgerError>> = if hidden {
             let heads: Vec<TransferOrder> = orders.iter().map(|o| o.order.clone()).collect();
