@@ -16,11 +16,13 @@ use std::time::Duration;
 use acre_core::wire::{self, Audits, Chunks, Ledger, Log, Meter, Protocol};
 use acre_ledger::AccountId;
 use futures::StreamExt;
-use libp2p::request_response::{self, cbor, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, identity, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
-use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
+
+mod frames;
+use frames::FrameCodec;
 
 pub use acre_core::wire::MAX_BATCH;
 
@@ -161,7 +163,7 @@ pub fn refusal(protocol: ProtocolId, reason: String) -> Vec<u8> {
 }
 
 /// One request/reply stream of frames.
-type Frames = cbor::Behaviour<ByteBuf, ByteBuf>;
+type Frames = request_response::Behaviour<FrameCodec>;
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
@@ -187,16 +189,11 @@ impl Behaviour {
 
 /// The frames behaviour of protocol `P`, capped at its sizes.
 fn frames<P: Protocol>(timeout: Duration) -> Frames {
-    // The CBOR of a byte string is its bytes behind a short header: the caps bound the
-    // message itself.
-    let header = 16;
-    let codec = cbor::codec::Codec::default()
-        .set_request_size_maximum(P::MAX_REQUEST_BYTES + header)
-        .set_response_size_maximum(P::MAX_REPLY_BYTES + header);
+    let codec = FrameCodec::new(P::MAX_REQUEST_BYTES as usize, P::MAX_REPLY_BYTES as usize);
     let settings = request_response::Config::default()
         .with_request_timeout(timeout)
         .with_max_concurrent_streams(CONCURRENT_STREAMS);
-    cbor::Behaviour::with_codec(codec, [(StreamProtocol::new(P::NAME), ProtocolSupport::Full)], settings)
+    request_response::Behaviour::with_codec(codec, [(StreamProtocol::new(P::NAME), ProtocolSupport::Full)], settings)
 }
 
 /// Settings of the network.
@@ -227,7 +224,7 @@ pub struct Network {
 }
 
 /// An inbound request's answer and the channel it goes back on.
-type Answered = (ProtocolId, ResponseChannel<ByteBuf>, Vec<u8>);
+type Answered = (ProtocolId, ResponseChannel<Vec<u8>>, Vec<u8>);
 
 /// A cheap, cloneable way to reach the swarm task.
 #[derive(Debug, Clone)]
@@ -308,7 +305,7 @@ impl Network {
                 }
                 Some((protocol, channel, reply)) = self.answered.recv() => {
                     // Fails only if the peer gave up waiting; nothing is owed then.
-                    let _ = self.swarm.behaviour_mut().frames(protocol).send_response(channel, ByteBuf::from(reply));
+                    let _ = self.swarm.behaviour_mut().frames(protocol).send_response(channel, reply);
                 }
                 _ = redial.tick() => self.redial(),
                 event = self.swarm.select_next_some() => self.event(event, &handler),
@@ -319,7 +316,7 @@ impl Network {
     fn command(&mut self, command: Command) {
         match command {
             Command::Request { peer, protocol, bytes, reply } => {
-                let id = self.swarm.behaviour_mut().frames(protocol).send_request(&peer, ByteBuf::from(bytes));
+                let id = self.swarm.behaviour_mut().frames(protocol).send_request(&peer, bytes);
                 self.pending.insert((protocol, id), reply);
             }
             Command::Peers(reply) => {
@@ -408,7 +405,7 @@ impl Network {
     fn frames_event(
         &mut self,
         protocol: ProtocolId,
-        event: request_response::Event<ByteBuf, ByteBuf>,
+        event: request_response::Event<Vec<u8>, Vec<u8>>,
         handler: &Arc<impl InboundHandler>,
     ) {
         match event {
@@ -417,14 +414,14 @@ impl Network {
                     let handler = Arc::clone(handler);
                     let answers = self.answers.clone();
                     tokio::spawn(async move {
-                        let reply = handler.answer(peer, protocol, request.into_vec()).await;
+                        let reply = handler.answer(peer, protocol, request).await;
                         let _ = answers.send((protocol, channel, reply)).await;
                     });
                 }
                 request_response::Message::Response { request_id, response } => {
                     self.book.answered.insert(peer, std::time::Instant::now());
                     if let Some(reply) = self.pending.remove(&(protocol, request_id)) {
-                        let _ = reply.send(Ok(response.into_vec()));
+                        let _ = reply.send(Ok(response));
                     }
                 }
             },
