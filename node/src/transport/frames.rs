@@ -1,9 +1,8 @@
 //! The codec of every request/reply stream: a frame is its length (4 bytes,
 //! little-endian) and then its bytes. Each message is already encoded when it gets here,
-//! so the frame only has to carry it: the bytes are written as they are and read into a
-//! buffer of exactly their size. Wrapping them in CBOR instead copied every frame once
-//! more on each side and grew the reading buffer by doubling, which a 1 MiB chunk paid on
-//! every hop to its holders.
+//! so the frame only has to carry it: the bytes are written as they are and read straight
+//! into the buffer the message is decoded from. Wrapping them in CBOR copied every frame
+//! once more on each side, which a 1 MiB chunk paid on every hop to its holders.
 
 use std::io;
 
@@ -11,8 +10,11 @@ use async_trait::async_trait;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::{request_response, StreamProtocol};
 
+/// What a frame's buffer starts at before its bytes arrive.
+const FIRST_READ: usize = 64 << 10;
+
 /// Length-prefixed frames, refused past the protocol's caps before a byte of the body is
-/// read, so a peer announcing a huge frame costs nothing.
+/// read.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FrameCodec {
     request_maximum: usize,
@@ -67,8 +69,13 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, maximum: usize) -> 
     if length > maximum {
         return Err(too_long(length as u64, maximum));
     }
-    let mut frame = vec![0u8; length];
-    io.read_exact(&mut frame).await?;
+    // The buffer grows with what arrives, never ahead of it by more than `FIRST_READ` or
+    // double: a peer that announces a large frame and sends nothing holds no memory.
+    let mut frame = Vec::with_capacity(length.min(FIRST_READ));
+    io.take(length as u64).read_to_end(&mut frame).await?;
+    if frame.len() != length {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "a frame cut short"));
+    }
     Ok(frame)
 }
 
