@@ -112,15 +112,10 @@ impl LedgerHandle {
         let sign_ahead = move |checked: Vec<Result<VerifiedOrder, LedgerError>>| -> Vec<_> {
             checked.into_iter().map(|order| order.map(|order| order.signed_ahead(&signer))).collect()
         };
-        let checks = orders.into_iter().zip(duties);
-        let checked = if in_place {
-            sign_ahead(
-                checks.map(|(order, duty)| duty.and_then(|duty| order.into_verified_given(&network, duty))).collect(),
-            )
-        } else {
-            let checks: Vec<_> = checks.collect();
-            off_thread(move || sign_ahead(verify_orders(checks, &network))).await?
-        };
+        let checks: Vec<_> = orders.into_iter().zip(duties).collect();
+        // Two or fewer are checked strictly, one by one, by `verify_orders` itself.
+        let check = move || sign_ahead(verify_orders(checks, &network));
+        let checked = if in_place { check() } else { off_thread(check).await? };
         self.submit(|reply| Job::Orders(checked, reply)).await
     }
 
@@ -130,9 +125,7 @@ impl LedgerHandle {
         &self,
         certificates: Vec<Certificate>,
     ) -> Result<Vec<Result<Confirmation, LedgerError>>, LedgerStopped> {
-        let committee = self.committee.clone();
-        let checked = off_thread(move || committee.verify_all(certificates)).await?;
-        self.submit(|reply| Job::Handed(checked, reply)).await
+        self.check_and_submit(certificates, Job::Handed).await
     }
 
     /// Applies certificates already checked (a certificate this node gathered: each vote
@@ -150,9 +143,18 @@ impl LedgerHandle {
         &self,
         certificates: Vec<Certificate>,
     ) -> Result<Vec<Result<Confirmation, LedgerError>>, LedgerStopped> {
+        self.check_and_submit(certificates, Job::Certificates).await
+    }
+
+    /// Checks certificates' votes on the blocking pool, then queues them as `job`.
+    async fn check_and_submit(
+        &self,
+        certificates: Vec<Certificate>,
+        job: fn(Checked<VerifiedCertificate>, oneshot::Sender<Checked<Confirmation>>) -> Job,
+    ) -> Result<Vec<Result<Confirmation, LedgerError>>, LedgerStopped> {
         let committee = self.committee.clone();
         let checked = off_thread(move || committee.verify_all(certificates)).await?;
-        self.submit(|reply| Job::Certificates(checked, reply)).await
+        self.submit(|reply| job(checked, reply)).await
     }
 
     /// Applies an agreed epoch record once, after the payments it was closed with (see
