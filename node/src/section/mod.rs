@@ -255,12 +255,23 @@ impl Section {
                 if expected < got && got - expected <= u64::from(CATCH_UP_PAGE) =>
             {
                 let from = order.order.from;
-                let missing = self.ledger.read(move |ledger| {
-                    let read: Result<Vec<_>, _> = (expected..got).map(|s| ledger.certificate_at(&from, s)).collect();
-                    // Only the whole run is worth sending: the elder applies it in order.
-                    read.map(|found| found.into_iter().collect::<Option<Vec<_>>>().unwrap_or_default())
-                });
-                self.hand_over((elder, peer), order, refusal, missing.await).await
+                let read_missing = || {
+                    self.ledger.read(move |ledger| {
+                        let read: Result<Vec<_>, _> =
+                            (expected..got).map(|s| ledger.certificate_at(&from, s)).collect();
+                        // Only the whole run is worth sending: the elder applies it in order.
+                        read.map(|found| found.into_iter().collect::<Option<Vec<_>>>().unwrap_or_default())
+                    })
+                };
+                let mut missing = read_missing().await;
+                // This node may lack them too (they were certified elsewhere a moment ago and
+                // are still on their way): fetch them, then hand them over.
+                if matches!(&missing, Ok(Ok(found)) if found.is_empty())
+                    && self.fetch_certificates_of(from, expected, got).await
+                {
+                    missing = read_missing().await;
+                }
+                self.hand_over((elder, peer), order, refusal, missing).await
             }
             asked => asked,
         }
