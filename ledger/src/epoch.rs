@@ -260,8 +260,8 @@ pub fn close_epoch(
 /// raise a holder above the honest verdicts; with q >= 2f + 1 values, f liars cannot sink
 /// a holder that is not an elder either. A holder's own report is left out — counting it
 /// as proven would give a freeloading elder a vote for itself — so an elder, with one
-/// value fewer, can be lowered by f liars when the epoch closes on a bare quorum; never
-/// raised. (Reading the (f+1)-th highest instead would leave slack for absent verdicts,
+/// value fewer, could be lowered by f liars were the epoch to close on a bare quorum (so
+/// the section state waits for every report, or for a grace); never raised. (Reading the (f+1)-th highest instead would leave slack for absent verdicts,
 /// but lets one liar pay a freeloading elder in a section of 3 elders, where f is 0: the
 /// simulator found it.)
 fn held_fraction(holder: &AccountId, reports: &BTreeMap<AccountId, &EpochReport>) -> (u64, u64) {
@@ -472,6 +472,29 @@ mod tests {
         sunk.push(report(1, &[(10, 0, 80)]));
         sunk.push(report(2, &[(10, 0, 80), (1, 0, 80)]));
         assert_eq!(proven(&sunk, 10), 1 << 29, "nor sink one that is not an elder");
+    }
+
+    /// Why an epoch waits for every report (or for the grace) rather than closing on the
+    /// first quorum: an elder is not judged on its own report, so on a bare quorum two
+    /// liars of seven sink an honest elder's pay to nothing; with every report in they
+    /// cannot.
+    #[test]
+    fn with_every_report_in_liars_cannot_sink_an_elder_as_on_a_bare_quorum() {
+        let members = farmers(&[(7, 1 << 30)]);
+        let proven = |reports: &[EpochReport]| {
+            let record = close_epoch(1, &elders(7), reports, &members, funds(1 << 50, 0), &AppLedger::default())
+                .expect("record");
+            record.items.iter().find(|item| item.farmer == id(7)).map_or(0, |item| item.proven_bytes)
+        };
+        let liar = |elder| report(elder, &[(7, 0, 80)]);
+        let honest = |elder| report(elder, &[(7, 40, 80)]);
+        let own = report(7, &[]);
+        let bare = [liar(1), liar(2), honest(3), honest(4), own.clone()];
+        assert_eq!(proven(&bare), 0, "on a bare quorum two of the elder's four verdicts are lies");
+        let mut every: Vec<EpochReport> = vec![liar(1), liar(2)];
+        every.extend((3..=6).map(honest));
+        every.push(own);
+        assert_eq!(proven(&every), 1 << 29, "every report in: the liars are outvoted");
     }
 
     #[test]

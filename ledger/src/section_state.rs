@@ -28,7 +28,7 @@ pub const MIN_ELDERS: usize = 4;
 /// Members admitted per epoch at most, so a flood of joins cannot take over a section.
 pub const JOINS_PER_EPOCH: usize = 1;
 /// Hash context of the state hash.
-const STATE_CONTEXT: &str = "acre 2026 section state v2";
+const STATE_CONTEXT: &str = "acre 2026 section state v3";
 /// Holders that must sign that they store a paid chunk before it enters the registry:
 /// three of its four, so one holder alone (or one lying uploader) cannot make the
 /// section audit and pay for a chunk nobody received.
@@ -79,8 +79,17 @@ pub enum SectionEvent {
     },
     /// An app owner's signed command: register, set the price or the payout account.
     App(Box<SignedAppCommand>),
-    /// An elder's audit report; a quorum of reports for the current epoch closes it.
+    /// An elder's audit report. Reports from every elder close the epoch; a quorum of
+    /// them closes it once enough elders say the grace for the rest is over.
     Report(EpochReport),
+    /// An elder waited its grace for the missing reports after a quorum of them was
+    /// ordered: once more than f elders say so, the epoch closes on the reports it has.
+    GraceOver {
+        /// The elder.
+        elder: AccountId,
+        /// The epoch it waited on.
+        epoch: u64,
+    },
 }
 
 /// A member of the section.
@@ -133,6 +142,8 @@ pub struct SectionState {
     payments: BTreeSet<Digest>,
     joined_this_epoch: usize,
     reports: BTreeMap<AccountId, EpochReport>,
+    /// Elders that waited out the grace for the open epoch's missing reports.
+    grace_over: BTreeSet<AccountId>,
     unresponsive: BTreeMap<AccountId, BTreeSet<AccountId>>,
     /// The last `RECENT_RECORDS` records closed, oldest first: enough to re-apply one the
     /// ledger may have missed in a crash, while older ones live in the epoch files and the
@@ -164,6 +175,7 @@ impl SectionState {
             payments: BTreeSet::new(),
             joined_this_epoch: 0,
             reports: BTreeMap::new(),
+            grace_over: BTreeSet::new(),
             unresponsive: BTreeMap::new(),
             records: VecDeque::new(),
             apps: BTreeMap::new(),
@@ -366,12 +378,38 @@ impl SectionState {
                 self.reports.insert(report.elder, report.clone());
                 self.try_close(&elders)
             }
+            SectionEvent::GraceOver { elder, epoch } => {
+                let elders = self.elders();
+                if *epoch != self.epoch || !elders.contains(elder) || !self.grace_over.insert(*elder) {
+                    return SectionChange::None;
+                }
+                self.try_close(&elders)
+            }
         }
     }
 
-    /// Closes the open epoch once a quorum of elders reported on it.
+    /// Elders whose reports on the open epoch are in.
+    pub fn reports_in(&self) -> usize {
+        let elders = self.elders();
+        self.reports.keys().filter(|elder| elders.contains(elder)).count()
+    }
+
+    /// Closes the open epoch once every elder reported on it, or once a quorum did and
+    /// more than f elders (so at least one honest) waited out the grace for the rest.
+    ///
+    /// Why not at a bare quorum: an elder is not judged on its own report, so on a quorum
+    /// of reports it has one verdict fewer than a quorum, and f liars among them could
+    /// lower its pay (on a section of four, one liar could take the honest elders' share).
+    /// With every report in, each elder has 3f verdicts from the others and the lower
+    /// median outvotes f liars both ways. Why not wait for every report: one elder that
+    /// never reports would stop every epoch; the grace bounds what its silence costs, and
+    /// f liars cannot end the grace early, nor hold the honest elders from ending it.
     fn try_close(&mut self, elders: &BTreeSet<AccountId>) -> SectionChange {
-        if self.reports.len() < quorum(elders.len()) {
+        let reported = self.reports.keys().filter(|elder| elders.contains(elder)).count();
+        let waited = self.grace_over.iter().filter(|elder| elders.contains(elder)).count();
+        let quorum = quorum(elders.len());
+        let faulty = elders.len().saturating_sub(quorum);
+        if reported < elders.len() && (reported < quorum || waited <= faulty) {
             return SectionChange::Reported;
         }
         // Only members are paid, each for what the registry places on it now: a node
@@ -410,6 +448,7 @@ impl SectionState {
         self.epoch += 1;
         self.joined_this_epoch = 0;
         self.reports.clear();
+        self.grace_over.clear();
         self.unresponsive.clear();
         if self.records.len() == RECENT_RECORDS {
             self.records.pop_front();
@@ -470,8 +509,10 @@ mod tests {
         assert_eq!(state.apply(&SectionEvent::Stored { chunk, holders }), SectionChange::Stored(chunk));
     }
 
+    /// A quorum of reports closes the epoch only once more than f elders waited out the
+    /// grace for the rest (every report closes it at once: see the epoch tests).
     #[test]
-    fn a_quorum_of_reports_closes_the_epoch_and_pays_the_pool_out() {
+    fn a_quorum_of_reports_closes_the_epoch_after_the_grace_and_pays_the_pool_out() {
         let mut state =
             SectionState::new(Digest::default(), &founders(4), Amount::from_credits(1_000).expect("amount"));
         store(&mut state, 9);
@@ -482,7 +523,13 @@ mod tests {
         assert_eq!(state.apply(&report(1, 1, &[(2, 4)])), SectionChange::Reported);
         assert_eq!(state.apply(&report(9, 1, &[(2, 4)])), SectionChange::None, "not an elder");
         assert_eq!(state.apply(&report(2, 1, &[(2, 4)])), SectionChange::Reported);
-        let SectionChange::Closed(record) = state.apply(&report(3, 1, &[(2, 4)])) else { panic!("not closed") };
+        assert_eq!(state.apply(&report(3, 1, &[(2, 4)])), SectionChange::Reported, "a bare quorum waits");
+        let grace = |elder: u8, epoch: u64| SectionEvent::GraceOver { elder: id(elder), epoch };
+        assert_eq!(state.apply(&grace(1, 1)), SectionChange::Reported, "f elders cannot end the grace");
+        assert_eq!(state.apply(&grace(1, 1)), SectionChange::None, "one elder twice is still one");
+        assert_eq!(state.apply(&grace(9, 1)), SectionChange::None, "not an elder");
+        assert_eq!(state.apply(&grace(2, 2)), SectionChange::None, "another epoch");
+        let SectionChange::Closed(record) = state.apply(&grace(2, 1)) else { panic!("not closed") };
         assert_eq!(record.items.len(), 1);
         assert_eq!(record.items[0].reward_address, id(102));
         assert_eq!(record.from_pool, paid);
@@ -528,7 +575,7 @@ mod tests {
             chunks: vec![(late, 1)],
         });
         for epoch in 1..=PAID_EPOCHS {
-            for elder in 1..=5 {
+            for elder in 1..=7 {
                 state.apply(&report(elder, epoch, &[]));
             }
         }
@@ -552,7 +599,7 @@ mod tests {
         assert!(!state.elders().contains(&id(20)), "a newcomer is no elder, however few the members");
         // The newcomer serves MIN_ELDER_AGE epochs; then, with fewer than 7 members, all are elders.
         for epoch in 1..=MIN_ELDER_AGE {
-            for elder in 1..=3 {
+            for elder in 1..=4 {
                 state.apply(&report(elder, epoch, &[]));
             }
         }
@@ -614,7 +661,7 @@ mod tests {
             state.apply(&SectionEvent::Unresponsive { elder: valid(elder), node: valid(6) });
         }
         assert!(!state.members().contains_key(&valid(6)));
-        for elder in 2..5 {
+        for elder in 2..6 {
             state.apply(&report(elder));
         }
         let record = state.records().next().expect("closed").clone();
@@ -653,7 +700,7 @@ mod tests {
         assert!(!state.elders().contains(&id(0)), "not even in a removed elder's place, before its time");
         assert_eq!(state.elders().len(), 6);
         for epoch in 1..=MIN_ELDER_AGE {
-            for elder in 1..=5 {
+            for elder in 1..=6 {
                 state.apply(&report(elder, epoch, &[]));
             }
         }

@@ -197,6 +197,7 @@ fn create(dir: &Path, count: usize, node_binary: &Path) -> Result<Vec<PathBuf>> 
             // Epochs of seconds, so rewards show while you watch; a member unreachable for
             // 20 s is reported.
             epoch_ms: 10_000,
+            report_grace_ms: 1_000,
             unresponsive_after_ms: 20_000,
             ..NodeConfig::default()
         };

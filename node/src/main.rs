@@ -187,6 +187,7 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
     let inbound = Router::new(Arc::clone(&section), Arc::clone(&storage), farming.clone());
     let farming_settings = FarmingSettings {
         epoch: Duration::from_millis(config.epoch_ms),
+        report_grace: Duration::from_millis(config.report_grace_ms),
         unresponsive_after: Duration::from_millis(config.unresponsive_after_ms),
         reward_address: config.reward_address.unwrap_or(node),
         round_delay: Duration::from_millis(config.round_delay_ms),

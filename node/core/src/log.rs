@@ -133,6 +133,8 @@ pub enum LogItem {
     Unresponsive(AccountId),
     /// An app owner's signed command.
     App(SignedAppCommand),
+    /// The proposing elder waited out the grace for the missing reports on this epoch.
+    GraceOver(u64),
 }
 
 /// The event an ordered item stands for in `state` (the state the log has reached), or
@@ -184,6 +186,7 @@ pub fn admit(
         }
         LogItem::Report(report) => (report.elder == *creator).then(|| SectionEvent::Report(report.clone())),
         LogItem::Unresponsive(node) => Some(SectionEvent::Unresponsive { elder: *creator, node: *node }),
+        LogItem::GraceOver(epoch) => Some(SectionEvent::GraceOver { elder: *creator, epoch: *epoch }),
         LogItem::App(command) => {
             if command.command.network != state.network() {
                 return None;
@@ -214,7 +217,7 @@ pub struct LogBudget {
 impl LogBudget {
     /// Whether the item `creator` had ordered fits its budget, counting it if so.
     pub fn admits(&mut self, creator: usize, item: &LogItem) -> bool {
-        if matches!(item, LogItem::Report(_) | LogItem::Unresponsive(_)) {
+        if item.is_elders_own() {
             return true;
         }
         spend(self.spent.entry(creator).or_default(), item.encoded_len(), LOG_BYTES_PER_ELDER)
@@ -233,6 +236,13 @@ pub(crate) fn spend(spent: &mut usize, bytes: usize, limit: usize) -> bool {
 }
 
 impl LogItem {
+    /// Whether it is what an elder proposes of its own (its report, complaints and the end
+    /// of its grace): small, a few an epoch, and never crowded out by what it proposes for
+    /// others.
+    pub fn is_elders_own(&self) -> bool {
+        matches!(self, LogItem::Report(_) | LogItem::Unresponsive(_) | LogItem::GraceOver(_))
+    }
+
     /// Its size on the wire and in the log.
     pub fn encoded_len(&self) -> usize {
         // Encoding into a Vec fails only for types postcard cannot encode, which a

@@ -69,6 +69,11 @@ const STALLED_EPOCHS: u32 = 2;
 pub struct SectionSettings {
     /// How long an epoch runs before the elders report on it.
     pub epoch: Duration,
+    /// How long an elder waits for the missing reports once a quorum of them is ordered
+    /// before it says the epoch may close without them (`LogItem::GraceOver`). Longer
+    /// than honest elders' clocks drift apart over an epoch, far shorter than the epoch:
+    /// it is what one silent elder can delay each close by.
+    pub report_grace: Duration,
     /// How long a member may stay unreachable before an elder complains.
     pub unresponsive_after: Duration,
     /// Where this farmer's rewards go.
@@ -318,7 +323,7 @@ impl Session {
     /// Whether this elder may hand `item` to the session within its share of the log,
     /// counting it if so: what does not fit waits for the next session.
     fn offer(&mut self, item: &LogItem) -> bool {
-        if matches!(item, LogItem::Report(_) | LogItem::Unresponsive(_)) {
+        if item.is_elders_own() {
             return true;
         }
         spend(&mut self.offered, item.encoded_len(), LOG_BYTES_PER_ELDER)
@@ -357,6 +362,10 @@ pub struct SectionMachine {
     now: Duration,
     epoch_started: Duration,
     reported: bool,
+    /// When the running session first held a quorum of reports.
+    quorum_reported_at: Option<Duration>,
+    /// Whether this elder said its grace for the missing reports is over.
+    grace_over: bool,
     awaiting_audits: Option<AuditsFor>,
     /// Audits taken for the report, kept for the epoch's outcome.
     observed: BTreeMap<AccountId, ChallengeTally>,
@@ -419,6 +428,8 @@ impl SectionMachine {
             now: Duration::ZERO,
             epoch_started: Duration::ZERO,
             reported: false,
+            quorum_reported_at: None,
+            grace_over: false,
             awaiting_audits: None,
             observed: BTreeMap::new(),
             last_seen: BTreeMap::new(),
@@ -538,6 +549,13 @@ impl SectionMachine {
             self.reported = true;
             self.take_audits(AuditsFor::Report, effects);
         }
+        let waited = self.quorum_reported_at.is_some_and(|at| self.elapsed(at) >= self.settings.report_grace);
+        if self.reported && waited && !self.grace_over {
+            self.grace_over = true;
+            let epoch = self.state.epoch();
+            tracing::info!(epoch, "a quorum reported and the grace for the rest is over");
+            self.propose(LogItem::GraceOver(epoch), effects);
+        }
         let stalled =
             self.session.is_some() && self.elapsed(self.last_progress) >= self.settings.epoch * STALLED_EPOCHS;
         let following = self.session.is_none() || self.behind || stalled;
@@ -588,6 +606,8 @@ impl SectionMachine {
         self.epoch_started = self.now;
         self.last_progress = self.now;
         self.reported = false;
+        self.quorum_reported_at = None;
+        self.grace_over = false;
         self.complained.clear();
         effects.push(Effect::RemoveBackups { before: epoch });
         let elders = session_elders(&self.state);
@@ -629,8 +649,7 @@ impl SectionMachine {
     /// allows, and remembers it so a session that ends before ordering it does not lose
     /// it. Its own report and complaints are always kept.
     fn propose(&mut self, item: LogItem, effects: &mut Vec<Effect>) {
-        let own = matches!(item, LogItem::Report(_) | LogItem::Unresponsive(_));
-        if self.proposed.contains(&item) || (!own && self.proposed.len() >= MAX_PROPOSED) {
+        if self.proposed.contains(&item) || (!item.is_elders_own() && self.proposed.len() >= MAX_PROPOSED) {
             return;
         }
         if self.session.as_mut().is_some_and(|session| session.offer(&item)) {
@@ -655,6 +674,10 @@ impl SectionMachine {
         let Some(event) = admit(&item, &proposer, &self.committee, &self.pool, &session.working) else { return };
         let before = placement_names(&session.working);
         let change = session.working.apply(&event);
+        let elders = session.working.elders().len();
+        if self.quorum_reported_at.is_none() && session.working.reports_in() >= acre_ledger::quorum(elders) {
+            self.quorum_reported_at = Some(self.now);
+        }
         match change {
             SectionChange::Admitted(_) | SectionChange::Removed(_) | SectionChange::RemovedAndClosed(..) => {
                 let working = session.working.clone();
@@ -740,8 +763,9 @@ impl SectionMachine {
         self.state = next;
         effects.push(self.publish(Some(outcome)));
         effects.push(self.membership());
-        // Reports for the closed epoch are moot; everything else is proposed again.
-        self.proposed.retain(|item| !matches!(item, LogItem::Report(_)));
+        // Reports and graces for the closed epoch are moot; everything else is proposed
+        // again.
+        self.proposed.retain(|item| !matches!(item, LogItem::Report(_) | LogItem::GraceOver(_)));
         self.member_bytes.clear();
         self.outsiders.clear();
         self.apply_records(effects);
@@ -930,6 +954,7 @@ mod tests {
     use crate::log::{StoreReceipt, StoredChunk};
 
     const EPOCH: Duration = Duration::from_secs(10);
+    const GRACE: Duration = Duration::from_secs(1);
 
     fn keys(count: u8) -> Vec<SigningKey> {
         (1..=count).map(|n| SigningKey::from_bytes(&[n; 32])).collect()
@@ -938,6 +963,7 @@ mod tests {
     fn settings(key: &SigningKey) -> SectionSettings {
         SectionSettings {
             epoch: EPOCH,
+            report_grace: GRACE,
             unresponsive_after: Duration::from_secs(30),
             reward_address: AccountId::of(key),
             follow_interval: Duration::from_secs(2),
@@ -1189,16 +1215,18 @@ mod tests {
     /// The close, as every elder runs it: the outcome is written before its record reaches
     /// the ledger, the elder signs it and sends the signature, and the next session starts.
     #[test]
-    fn a_quorum_of_reports_closes_the_epoch_and_each_elder_persists_signs_and_moves_on() {
+    fn every_elders_report_closes_the_epoch_and_each_elder_persists_signs_and_moves_on() {
         let mut machines = section(&keys(4), &[]);
         let items = reports(&mut machines);
         assert_eq!(items.len(), 4);
-        let per_machine = order(&mut machines, 1, &items);
+        let quorum = order(&mut machines, 1, &items[..3]);
+        assert!(quorum.iter().all(|effects| persisted(effects).is_none()), "a bare quorum waits for the fourth");
+        let per_machine = order(&mut machines, 1, &items[3..]);
         let mut hashes = BTreeSet::new();
         for (machine, effects) in machines.iter().zip(&per_machine) {
             let outcome = persisted(effects).expect("closed");
             hashes.insert(outcome.state_hash);
-            assert_eq!(outcome.log.len(), 3, "the cut is at the quorum's report: {:?}", outcome.log.len());
+            assert_eq!(outcome.log.len(), 4, "the cut is at the last report: {:?}", outcome.log.len());
             assert!(outcome.signatures.contains_key(&machine.me()));
             let position = |wanted: fn(&Effect) -> bool| effects.iter().position(wanted).expect("effect");
             assert!(
@@ -1214,6 +1242,41 @@ mod tests {
         assert_eq!(hashes.len(), 1, "one state at every elder");
         let late = order(&mut machines, 1, &items[3..]);
         assert!(late.iter().all(Vec::is_empty), "items of a closed session change nothing");
+    }
+
+    /// One elder never reports: the others wait out the grace once a quorum is in, then
+    /// say so, and the epoch closes on the quorum once more than f of them did — one
+    /// elder's word (a liar's, say) is not enough.
+    #[test]
+    fn a_silent_elder_delays_a_close_by_the_grace_and_no_more() {
+        let mut machines = section(&keys(4), &[]);
+        let proposed_at = |machines: &mut Vec<SectionMachine>, now: Duration| -> Vec<(usize, LogItem)> {
+            (0..3)
+                .flat_map(|index| {
+                    let creator = session_elders(machines[index].state())
+                        .iter()
+                        .position(|elder| *elder == machines[index].me())
+                        .expect("an elder");
+                    proposals(&tick(machines, index, now)).into_iter().map(move |item| (creator, item))
+                })
+                .collect()
+        };
+        let items = proposed_at(&mut machines, EPOCH);
+        assert_eq!(items.len(), 3, "machine 3 stays silent");
+        let at_quorum = order(&mut machines, 1, &items);
+        assert!(at_quorum.iter().all(|effects| persisted(effects).is_none()));
+        assert!(proposed_at(&mut machines, EPOCH + GRACE / 2).is_empty(), "still within the grace");
+        let waited = proposed_at(&mut machines, EPOCH + GRACE);
+        assert_eq!(waited.len(), 3);
+        assert!(waited.iter().all(|(_, item)| *item == LogItem::GraceOver(1)), "{waited:?}");
+        let one = order(&mut machines, 1, &waited[..1]);
+        assert!(one.iter().all(|effects| persisted(effects).is_none()), "f elders cannot end the grace");
+        let two = order(&mut machines, 1, &waited[1..2]);
+        for effects in &two {
+            let outcome = persisted(effects).expect("closed on the quorum");
+            assert_eq!(outcome.log.len(), 5);
+        }
+        assert!(machines.iter().all(|machine| machine.proposed().is_empty()), "graces of a closed epoch are moot");
     }
 
     #[test]

@@ -2,11 +2,11 @@
 //! about (it follows the log, closes epochs, signs outcomes, applies records), and its
 //! shell lies where a Byzantine node profits:
 //!
-//! - **forged reports**: each report its machine makes is replaced by one that says every
-//!   holder proved everything, the freeloader (a member that stores nothing) included,
-//!   and that the liar itself proved a thousand challenges; a second copy goes out in
-//!   another elder's name. The log's admission drops the copy (its creator is not its elder), and a
-//!   quorum of honest reports outvotes the rest;
+//! - **forged reports**: each report its machine makes is replaced by one that says the
+//!   freeloader (a member that stores nothing) proved everything, every other holder
+//!   nothing, and the liar itself a thousand challenges nobody sent; a second copy goes
+//!   out in another elder's name. The log's admission drops the copy (its creator is not
+//!   its elder), and the honest reports outvote the rest both ways;
 //! - **equivocating votes**: it votes for every order it is sent, by hand with
 //!   `vote_message`, without a lock — so for both of a double-spender's orders.
 //!
@@ -22,10 +22,10 @@ use crate::NodeRole;
 impl Simulation {
     /// The reports a lying elder proposes in place of its honest `report`.
     pub(crate) fn forged_reports(&mut self, liar: usize, report: &EpochReport) -> Vec<LogItem> {
-        // Every holder it saw proved everything it was asked, the freeloader included, and
-        // the liar itself proved a great many challenges nobody sent.
+        // Every holder it saw proved nothing, the freeloader everything, and the liar
+        // itself a great many challenges nobody sent: the others' share, moved to them.
         let mut verdicts: Vec<Verdict> =
-            report.verdicts.iter().map(|verdict| Verdict { passed: verdict.sampled, ..*verdict }).collect();
+            report.verdicts.iter().map(|verdict| Verdict { passed: 0, ..*verdict }).collect();
         if let Some(freeloader) = self.freeloader {
             let holder = self.ids[freeloader];
             let sampled = u32::try_from(self.chunks.held_by(freeloader).count()).unwrap_or(u32::MAX).max(1);

@@ -150,6 +150,8 @@ pub struct SimConfig {
     pub wallet_credits: u64,
     /// How long an epoch runs before the elders report, in simulated ms.
     pub epoch_ms: u64,
+    /// How long an elder waits for missing reports once a quorum is in, in ms.
+    pub report_grace_ms: u64,
     /// How long a member may be unreachable before elders complain, in ms.
     pub unresponsive_after_ms: u64,
     /// How often a node outside the session asks for closed epochs, in ms.
@@ -189,6 +191,7 @@ impl SimConfig {
             wallets: 6,
             wallet_credits: 10_000,
             epoch_ms: 10_000,
+            report_grace_ms: 1_000,
             unresponsive_after_ms: 30_000,
             follow_interval_ms: 2_000,
             tick_ms: 250,

@@ -157,6 +157,11 @@ pub struct SimReport {
     pub freeloader: Option<AccountId>,
     /// What the records paid it (the lying elders claim it passes).
     pub freeloader_minted: Amount,
+    /// The honest farmer (the freeloader aside) paid least against its fair share, in
+    /// thousandths: its share of everything the records paid farmers over the run, over
+    /// its share of the duties of the farmers that store (all but the freeloader). 1,000 is exactly fair; `None`
+    /// when nobody was paid.
+    pub worst_honest_share_permille: Option<u64>,
     /// Every node.
     pub node_reports: Vec<NodeReport>,
     /// Faults that struck.
@@ -234,6 +239,7 @@ impl SimReport {
             session_disagreements: 0,
             freeloader: None,
             freeloader_minted: Amount::ZERO,
+            worst_honest_share_permille: None,
             node_reports: Vec::new(),
             faults_injected: FaultCounts::default(),
             traffic: TrafficCounts::default(),
@@ -282,6 +288,9 @@ impl fmt::Display for SimReport {
         )?;
         if let Some(freeloader) = &self.freeloader {
             writeln!(f, "  freeloader                   {freeloader}: minted {}", self.freeloader_minted)?;
+        }
+        if let Some(share) = self.worst_honest_share_permille {
+            writeln!(f, "  worst honest farmer's pay    {:.3} of its fair share", share as f64 / 1000.0)?;
         }
         writeln!(
             f,
@@ -413,6 +422,8 @@ pub(crate) fn report(sim: &Simulation) -> SimReport {
         });
     }
     let mut supply_problems = Vec::new();
+    let duties = reference.and_then(|node| sim.nodes[node].running()).map(|running| running.machine.state().farmers());
+    let worst_honest_share_permille = duties.and_then(|duties| worst_honest_share(sim, &reference_outcomes, &duties));
 
     let mut every_mint_itemised = true;
     let mut records_agree = true;
@@ -546,6 +557,7 @@ pub(crate) fn report(sim: &Simulation) -> SimReport {
         session_disagreements: sim.broadcast.disagreements,
         freeloader,
         freeloader_minted,
+        worst_honest_share_permille,
         node_reports,
         faults_injected: FaultCounts {
             kills: sim.stats.kills,
@@ -565,4 +577,35 @@ pub(crate) fn report(sim: &Simulation) -> SimReport {
         timeline: sim.stats.timeline.clone(),
         run_hash: sim.run_hash(),
     }
+}
+
+/// The least any honest farmer was paid over the run against its fair share, in
+/// thousandths (see [`SimReport::worst_honest_share_permille`]).
+fn worst_honest_share(
+    sim: &Simulation,
+    records: &BTreeMap<u64, &EpochRecord>,
+    duties: &BTreeMap<AccountId, acre_ledger::Farmer>,
+) -> Option<u64> {
+    let freeloader = sim.freeloader.map(|node| sim.ids[node]);
+    let mut paid: BTreeMap<AccountId, u128> = BTreeMap::new();
+    for item in records.values().flat_map(|record| &record.items) {
+        *paid.entry(item.farmer).or_default() += u128::from(item.amount.nanos());
+    }
+    let paid_total: u128 = paid.values().sum();
+    let duty_total: u128 =
+        duties.iter().filter(|(id, _)| Some(**id) != freeloader).map(|(_, farmer)| u128::from(farmer.bytes)).sum();
+    if paid_total == 0 || duty_total == 0 {
+        return None;
+    }
+    sim.honest_nodes()
+        .map(|node| sim.ids[node])
+        .filter(|id| Some(*id) != freeloader)
+        .filter_map(|id| duties.get(&id).filter(|farmer| farmer.bytes > 0).map(|farmer| (id, farmer.bytes)))
+        .map(|(id, duty)| {
+            let got = paid.get(&id).copied().unwrap_or(0);
+            // (got / paid_total) / (duty / duty_total), in thousandths.
+            let share = got * duty_total * 1000 / (paid_total * u128::from(duty));
+            u64::try_from(share).unwrap_or(u64::MAX)
+        })
+        .min()
 }

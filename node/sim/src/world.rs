@@ -479,6 +479,7 @@ impl Simulation {
     pub(crate) fn settings(&self, node: usize) -> SectionSettings {
         SectionSettings {
             epoch: Duration::from_millis(self.config.epoch_ms),
+            report_grace: Duration::from_millis(self.config.report_grace_ms),
             unresponsive_after: Duration::from_millis(self.config.unresponsive_after_ms),
             reward_address: self.ids[node],
             follow_interval: Duration::from_millis(self.config.follow_interval_ms),

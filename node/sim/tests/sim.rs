@@ -105,6 +105,25 @@ fn a_lying_elder_mints_nothing_for_a_holder_that_stores_nothing() {
         assert_eq!(report.freeloader_minted, Amount::ZERO, "{report}");
         assert!(report.records.iter().all(|record| !record.farmers.contains(&freeloader)), "{report}");
         assert!(report.records.iter().all(|record| record.minted > Amount::ZERO), "the honest farmers are paid");
+        let fair = report.worst_honest_share_permille.expect("farmers were paid");
+        assert!(fair >= 950, "its lies took nothing from the honest farmers: {report}");
+    }
+}
+
+/// On a section of four every member is an elder, and no elder is judged on its own
+/// report: were the epoch to close on the first three reports, one lying elder among them
+/// (saying every other holder proved nothing) would leave each honest elder one honest
+/// verdict against one lie, and take their share for itself.
+#[test]
+fn a_lying_elder_takes_nothing_from_the_honest_elders_of_a_section_of_four() {
+    for seed in 1..=3 {
+        let mut config = SimConfig::new(4, 4, seed).with_faults(FaultSet { byzantine: true, ..FaultSet::NONE });
+        config.byzantine = Some(1);
+        let report = run(config);
+        assert_every_check(&report);
+        assert!(report.forged_reports >= report.epochs, "{report}");
+        let fair = report.worst_honest_share_permille.expect("farmers were paid");
+        assert!(fair >= 950, "the honest elders are paid their share: {report}");
     }
 }
 

@@ -67,7 +67,7 @@ pub fn sync_parent(path: &Path) -> std::io::Result<()> {
 }
 
 /// Fields that `ACRE_*` variables may set; others (the wallet's, say) are not the node's.
-const ENV_KEYS: [&str; 17] = [
+const ENV_KEYS: [&str; 18] = [
     "api",
     "listen",
     "bootstrap",
@@ -82,6 +82,7 @@ const ENV_KEYS: [&str; 17] = [
     "audit_chunks",
     "answer_deadline_ms",
     "epoch_ms",
+    "report_grace_ms",
     "unresponsive_after_ms",
     "round_delay_ms",
     "reward_address",
@@ -142,6 +143,10 @@ pub struct NodeConfig {
     /// How long an epoch runs before the elders report their audits and it closes, in
     /// milliseconds.
     pub epoch_ms: u64,
+    /// How long an elder waits for the other elders' reports once a quorum of them is in,
+    /// in milliseconds; after it (and once more than f elders say so) the epoch closes on
+    /// the reports it has. Each close waits at most this long for one silent elder.
+    pub report_grace_ms: u64,
     /// How long a member may stay unreachable before an elder reports it, in milliseconds;
     /// a quorum of reports in one epoch removes it.
     pub unresponsive_after_ms: u64,
@@ -175,6 +180,7 @@ impl Default for NodeConfig {
             audit_chunks: 16,
             answer_deadline_ms: 1_000,
             epoch_ms: 3_600_000,
+            report_grace_ms: 60_000,
             unresponsive_after_ms: 600_000,
             round_delay_ms: 200,
             reward_address: None,

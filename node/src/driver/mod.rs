@@ -59,6 +59,8 @@ const RECENT_ON_START: u64 = 16;
 pub struct FarmingSettings {
     /// How long an epoch runs before the elders report on it.
     pub epoch: Duration,
+    /// How long an elder waits for missing reports once a quorum of them is in.
+    pub report_grace: Duration,
     /// How long a member may stay unreachable before an elder reports it.
     pub unresponsive_after: Duration,
     /// Where this farmer's rewards go.
@@ -186,7 +188,7 @@ impl Farming {
                             .collect();
                         signers.len() >= acre_ledger::section_state::STORED_RECEIPTS
                     }
-                    LogItem::Report(_) | LogItem::Unresponsive(_) => false,
+                    LogItem::Report(_) | LogItem::Unresponsive(_) | LogItem::GraceOver(_) => false,
                 };
                 if !proves_itself {
                     return LogReply::Refused("only items that prove themselves are proposed for a peer".into());
@@ -314,6 +316,7 @@ impl Driver {
         farming.view.write().unwrap_or_else(std::sync::PoisonError::into_inner).epochs = Arc::new(epochs);
         let machine_settings = SectionSettings {
             epoch: settings.epoch,
+            report_grace: settings.report_grace,
             unresponsive_after: settings.unresponsive_after,
             reward_address: settings.reward_address,
             follow_interval: FOLLOW_INTERVAL,
