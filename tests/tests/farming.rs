@@ -30,6 +30,10 @@ const REPAIRED_WITHIN: Duration = Duration::from_secs(150);
 /// audit round, and the copies of 12 MiB follow. Its removal waits 20 s of silence and then
 /// a quorum's complaints.
 const STOOD_IN_WITHIN: Duration = Duration::from_secs(18);
+/// The bound this test states for copies placed elsewhere after a join to be deleted: the
+/// repair copies to the newcomer, then two sweeps 10 s apart that find the copy placed
+/// elsewhere and its four holders holding it.
+const SWEPT_WITHIN: Duration = Duration::from_secs(60);
 
 /// The chunks whose files are in `data_dir`.
 fn held_chunks(data_dir: &Path) -> BTreeSet<ChunkAddress> {
@@ -211,6 +215,15 @@ fn a_new_node_joins_and_earns_and_a_dead_one_is_replaced_by_copies() {
     fixture.wallet_json(&["key", "new", "alice"]);
     fixture.wallet_json(&["faucet", "alice", "1000"]);
     let reward = fixture.wallet_json(&["key", "new", "payee"])["address"].as_str().expect("address").to_owned();
+    // Data stored before the join: the newcomer takes some of it from an old holder.
+    let earlier: Vec<ChunkAddress> =
+        put_file(&fixture, dir.path(), "earlier.bin", 6 << 20).iter().map(|c| c.parse().expect("address")).collect();
+    eventually_within(EPOCHS, "the earlier chunks are in the registry", || {
+        earlier
+            .iter()
+            .all(|chunk| !fixture.get(fixture.api(1), &format!("/v1/chunks/{chunk}/holders"))["size"].is_null())
+            .then_some(())
+    });
 
     // A new node, from the devnet's genesis, bootstrapping from its elders.
     let joiner_dir = dir.path().join("joiner");
@@ -244,6 +257,29 @@ fn a_new_node_joins_and_earns_and_a_dead_one_is_replaced_by_copies() {
     let entry = members.iter().find(|m| m["node"] == joiner_id.to_string().as_str()).expect("member");
     assert_eq!(entry["reward_address"], reward.as_str(), "its configured reward address");
     assert_eq!(entry["elder"], false, "a newcomer is not an elder among 7 older members");
+
+    // Every earlier chunk ends on exactly its 4 closest members: the newcomer was handed
+    // its copies, and the holders it displaced deleted theirs.
+    let everyone: Vec<(AccountId, PathBuf)> = fixture
+        .manifest
+        .nodes
+        .iter()
+        .map(|node| (node.id, node.data_dir.clone()))
+        .chain([(joiner_id, joiner_dir.clone())])
+        .collect();
+    let names: Vec<[u8; 32]> = everyone.iter().map(|(id, _)| node_name(&id.0)).collect();
+    let moved = earlier.iter().filter(|chunk| closest(chunk, &names, COPIES).contains(&node_name(&joiner_id.0)));
+    assert!(moved.count() > 0, "some earlier chunk moves to the newcomer");
+    eventually_within(SWEPT_WITHIN, "each earlier chunk is held by its 4 closest members and nobody else", || {
+        let held: Vec<BTreeSet<ChunkAddress>> = everyone.iter().map(|(_, dir)| held_chunks(dir)).collect();
+        earlier
+            .iter()
+            .all(|chunk| {
+                let placed = closest(chunk, &names, COPIES);
+                names.iter().zip(&held).all(|(name, held)| held.contains(chunk) == placed.contains(name))
+            })
+            .then_some(())
+    });
 
     // Data put now lands partly on it; it is audited and paid like the others.
     let chunks = put_file(&fixture, dir.path(), "data.bin", 12 << 20);

@@ -309,6 +309,8 @@ pub struct StorageBook {
     /// Lost members (down or silent) this node has made stand-in copies for; a member
     /// leaves the set when it is heard from again.
     stood_in: BTreeSet<AccountId>,
+    /// Registered chunks held here that placement put on others at the last sweep.
+    unplaced: BTreeSet<ChunkAddress>,
     epoch_audits: EpochAudits,
 }
 
@@ -344,6 +346,7 @@ impl StorageBook {
             silent: BTreeSet::new(),
             forwarded: BTreeMap::new(),
             stood_in: BTreeSet::new(),
+            unplaced: BTreeSet::new(),
             connections: BTreeMap::new(),
             farmers: BTreeMap::new(),
             epoch_audits: EpochAudits::default(),
@@ -451,6 +454,40 @@ impl StorageBook {
         let elders_left: Vec<AccountId> = elders.iter().filter(|e| !lost.contains(e)).copied().collect();
         self.stood_in.extend(newly);
         self.repair_plan(registry, &names(&before), &names(&after), &names(&elders_left))
+    }
+
+    /// The copies held here that are no longer this node's to hold: chunks of `registry`
+    /// among `held` that placement among `members` puts on others, now and at the last
+    /// sweep too (a placement that flickers while a member joins or is lost deletes
+    /// nothing), each with the members it is placed on. The shell deletes one only once
+    /// every one of those says it holds the chunk, so a copy goes only where its four
+    /// placed copies stand (three true ones if one holder lied). What this frees: a
+    /// stand-in's copy once the lost member is back (`stand_in_plan`), and the copy a
+    /// holder kept after a newcomer took its place. Chunks outside the registry (paid and
+    /// still being placed) are never surplus.
+    pub fn surplus(
+        &mut self,
+        held: &[ChunkAddress],
+        registry: &BTreeMap<ChunkAddress, u64>,
+        members: &[AccountId],
+    ) -> Vec<(ChunkAddress, Vec<AccountId>)> {
+        let names = names(members);
+        let me = node_name(&self.me.0);
+        let placed_on = |chunk: &ChunkAddress| closest(chunk, &names, COPIES);
+        let unplaced: BTreeSet<ChunkAddress> = held
+            .iter()
+            .filter(|chunk| registry.contains_key(chunk) && !placed_on(chunk).contains(&me))
+            .copied()
+            .collect();
+        let due = unplaced
+            .intersection(&self.unplaced)
+            .map(|chunk| {
+                let holders = placed_on(chunk).iter().filter_map(|name| member_named(members, name)).collect();
+                (*chunk, holders)
+            })
+            .collect();
+        self.unplaced = unplaced;
+        due
     }
 
     /// Whether `member` may have one more new forwarded payment checked here at `now`
@@ -791,6 +828,53 @@ mod tests {
 
     fn chunk(n: u8) -> ChunkAddress {
         ChunkAddress([n; 32])
+    }
+
+    #[test]
+    fn a_copy_placed_elsewhere_at_two_sweeps_in_a_row_is_surplus_with_its_holders() {
+        let all = members(12);
+        let me = all[0];
+        let (mut book, placement) = (book(me), book(me));
+        // Spread over the whole address space, so placement differs from chunk to chunk.
+        let chunks: Vec<ChunkAddress> = (0..=u8::MAX).map(chunk).collect();
+        let registry: BTreeMap<ChunkAddress, u64> = chunks.iter().map(|chunk| (*chunk, MIB)).collect();
+        let placed_here = |members: &[AccountId], chunk: &ChunkAddress| placement.holders(chunk, members).contains(&me);
+        // A chunk that comes to this node while one of its holders is gone.
+        let (back, gone) = chunks
+            .iter()
+            .filter(|chunk| !placed_here(&all, chunk))
+            .find_map(|chunk| {
+                let holders = book.holders(chunk, &all);
+                holders
+                    .into_iter()
+                    .find(|holder| {
+                        let without: Vec<AccountId> = all.iter().copied().filter(|m| m != holder).collect();
+                        placed_here(&without, chunk)
+                    })
+                    .map(|holder| (*chunk, holder))
+            })
+            .expect("such a chunk");
+        let without: Vec<AccountId> = all.iter().copied().filter(|member| *member != gone).collect();
+        let elsewhere_both: BTreeSet<ChunkAddress> =
+            chunks.iter().copied().filter(|c| !placed_here(&all, c) && !placed_here(&without, c)).collect();
+        assert!(!elsewhere_both.is_empty());
+        let mut unregistered = ChunkAddress([0; 32]);
+        unregistered.0[0] = 1;
+        let mut held = chunks.clone();
+        held.push(unregistered);
+
+        assert!(book.surplus(&held, &registry, &all).is_empty(), "the first sweep only notes them");
+        let due: BTreeMap<ChunkAddress, Vec<AccountId>> =
+            book.surplus(&held, &registry, &without).into_iter().collect();
+        assert_eq!(due.keys().copied().collect::<BTreeSet<_>>(), elsewhere_both, "placed elsewhere at both sweeps");
+        for (chunk, holders) in &due {
+            assert_eq!(holders, &placement.holders(chunk, &without), "asked of the four it is placed on");
+        }
+        assert!(!due.contains_key(&unregistered), "a chunk still being placed is never surplus");
+        let after_return: BTreeSet<ChunkAddress> =
+            book.surplus(&held, &registry, &all).into_iter().map(|(chunk, _)| chunk).collect();
+        assert!(!after_return.contains(&back), "placed here at the last sweep: kept");
+        assert!(after_return.iter().all(|chunk| !placed_here(&all, chunk)));
     }
 
     fn payment(to: AccountId, amount: Amount, chunks: &[(ChunkAddress, u64)]) -> TransferOrder {

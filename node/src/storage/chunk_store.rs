@@ -162,6 +162,30 @@ impl ChunkStore {
         self.chunk_path(address).is_file()
     }
 
+    /// Deletes the copy of `address` and its outboard, durably, and frees its room;
+    /// whether one was held. The chunk goes first, so no chunk is ever left without its
+    /// outboard (an outboard left alone by a crash between the two proves nothing and is
+    /// never listed).
+    pub fn remove(&self, address: &ChunkAddress) -> Result<bool, ChunkStoreError> {
+        let Some(size) = self.size_of(address) else { return Ok(false) };
+        let path = self.chunk_path(address);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(error) => return Err(error.into()),
+        }
+        self.release(size);
+        match fs::remove_file(self.outboard_path(address)) {
+            Ok(()) => {}
+            Err(error) if error.kind() == ErrorKind::NotFound => {}
+            Err(error) => return Err(error.into()),
+        }
+        if let Some(shard) = path.parent() {
+            File::open(shard)?.sync_all()?;
+        }
+        Ok(true)
+    }
+
     /// The chunk's bytes, as stored (the reader checks them against the address).
     pub fn get(&self, address: &ChunkAddress) -> Result<Option<Vec<u8>>, ChunkStoreError> {
         match fs::read(self.chunk_path(address)) {
@@ -299,6 +323,23 @@ mod tests {
         verify(&item, big.size(), &proof).expect("verifies");
         let absent = ChallengeItem::draw(&[5; 32], 1, chunk(10, 9).address(), 10, 1);
         assert!(matches!(store.answer(&absent), Err(ChunkStoreError::Missing(_))));
+    }
+
+    #[test]
+    fn a_removed_copy_frees_its_room_and_is_gone_after_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ChunkStore::open(dir.path(), 150_000).expect("open");
+        let (kept, removed) = (chunk(60_000, 1), chunk(80_000, 2));
+        store.put(&kept).expect("put");
+        store.put(&removed).expect("put");
+        assert!(store.remove(&removed.address()).expect("remove"));
+        assert!(!store.remove(&removed.address()).expect("again"), "nothing left to remove");
+        assert_eq!(store.used(), 60_000);
+        assert!(!store.outboard_path(&removed.address()).exists(), "its outboard went with it");
+        store.put(&chunk(90_000, 3)).expect("the room is free again");
+        let reopened = ChunkStore::open(dir.path(), 150_000).expect("reopen");
+        assert_eq!(reopened.used(), 150_000);
+        assert!(!reopened.contains(&removed.address()) && reopened.contains(&kept.address()));
     }
 
     #[test]

@@ -47,6 +47,11 @@ use ed25519_dalek::SigningKey;
 
 pub use acre_core::storage::QUOTE_VALIDITY;
 
+/// Challenge rounds between two sweeps for copies no longer this node's to hold
+/// (`StorageBook::surplus`): a copy goes at the second sweep that finds it placed
+/// elsewhere, so 10–20 s after placement moves on a devnet, 5–10 minutes by default.
+const SWEEP_ROUNDS: u64 = 5;
+
 /// Settings of the storage service, from the node's configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct StorageSettings {
@@ -511,18 +516,79 @@ impl Storage {
     }
 
     /// Forever: every challenge interval, learns each member's fullness and, as an elder,
-    /// audits every other holder on chunks it must hold.
+    /// audits every other holder on chunks it must hold; every [`SWEEP_ROUNDS`], deletes
+    /// the copies it no longer has to hold.
     pub async fn audit_rounds(self: Arc<Self>) {
         let mut ticker = tokio::time::interval(self.settings.challenge_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut round = unix_millis();
+        let mut rounds = 0u64;
         loop {
             ticker.tick().await;
             round += 1;
+            rounds += 1;
             self.refresh_statuses().await;
             if self.section.is_elder() {
                 self.audit_round(round).await;
             }
+            if rounds % SWEEP_ROUNDS == 0 {
+                self.sweep_surplus().await;
+            }
+        }
+    }
+
+    /// Deletes the copies held here that the book finds surplus (`StorageBook::surplus`),
+    /// each only once every member it is placed on says it holds the chunk, and only if
+    /// placement, looked at again after the answers, still puts it elsewhere.
+    async fn sweep_surplus(&self) {
+        let Some(state) = self.agreed() else { return };
+        let held = match self.local(ChunkStore::held).await {
+            Ok(held) => held.into_iter().map(|(address, _)| address).collect::<Vec<_>>(),
+            Err(error) => return tracing::warn!(%error, "cannot list the chunks held for the sweep"),
+        };
+        let due = lock(&self.book).surplus(&held, state.registry(), &self.members());
+        if due.is_empty() {
+            return;
+        }
+        let mut asked: BTreeMap<AccountId, Vec<ChunkAddress>> = BTreeMap::new();
+        for (chunk, holders) in &due {
+            for holder in holders {
+                asked.entry(*holder).or_default().push(*chunk);
+            }
+        }
+        let answers = asked.into_iter().map(|(holder, chunks)| async move {
+            let mut held = Vec::new();
+            let Some(peer) = self.peer_of(&holder) else { return (holder, held) };
+            for batch in chunks.chunks(MAX_ENTRIES) {
+                if let Some(ChunkReply::Held(answer)) =
+                    self.section.request::<Chunks>(peer, ChunkRequest::Holds(batch.to_vec())).await
+                {
+                    held.extend(batch.iter().zip(answer).filter(|(_, held)| *held).map(|(chunk, _)| *chunk));
+                }
+            }
+            (holder, held)
+        });
+        let confirmed: BTreeMap<AccountId, std::collections::BTreeSet<ChunkAddress>> =
+            join_all(answers).await.into_iter().map(|(holder, held)| (holder, held.into_iter().collect())).collect();
+        let me = self.section.me();
+        let mut removed = 0u64;
+        for (chunk, holders) in due {
+            let everywhere =
+                holders.iter().all(|holder| confirmed.get(holder).is_some_and(|held| held.contains(&chunk)));
+            let still_elsewhere = !self.holders_of(&chunk).contains(&me);
+            if !everywhere || !still_elsewhere {
+                continue;
+            }
+            match self.local(move |chunks| chunks.remove(&chunk)).await {
+                Ok(true) => removed += 1,
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, %chunk, "a surplus copy could not be deleted"),
+            }
+        }
+        metrics::counter!("acre_surplus_copies_removed_total").increment(removed);
+        if removed > 0 {
+            self.refresh_own_status();
+            tracing::info!(removed, "deleted copies that are no longer this node's to hold");
         }
     }
 
