@@ -324,7 +324,11 @@ fn app_items(
             fees_left -= fees;
             let usage_share = shares.get(app).copied().unwrap_or(0);
             let (usage, usage_total) = fresh.get(app).copied().unwrap_or((0, balance.usage_paid));
-            (fees > 0 || usage_share > 0).then(|| AppItem {
+            // Fresh use earns now or never: an app whose use earned nothing (it had no
+            // allowance) still gets its line, so its counted use moves on and reads looped
+            // while nothing was paid through it are not a backlog that a later payment
+            // through it would cash in at once.
+            (fees > 0 || usage_share > 0 || usage > 0).then(|| AppItem {
                 app: *app,
                 payout: balance.payout,
                 fees: Amount::from_nanos(fees).unwrap_or(Amount::ZERO),
@@ -574,11 +578,31 @@ mod tests {
         let members = farmers(&[(10, 1 << 20)]);
         let supply = Amount::from_credits(1_000).expect("supply");
         let record = close_epoch(1, &elders(4), &reports, &members, (supply, Amount::ZERO), &apps).expect("record");
-        assert!(record.apps.iter().all(|item| item.app != looped), "nothing paid through it, nothing earned");
+        let forfeited = record.apps.iter().find(|item| item.app == looped).expect("the looped app's line");
+        assert_eq!(forfeited.amount, Amount::ZERO, "nothing paid through it, nothing earned");
+        assert_eq!(forfeited.usage_total, 1_000_000, "its use counted as used up, not kept for later");
         let item = record.apps.iter().find(|item| item.app == paying).expect("the paying app's line");
         assert_eq!(item.usage_share.nanos(), 1_000, "capped at what was paid through it");
         let farmers_got: u64 = record.items.iter().map(|i| i.amount.nanos()).sum();
         assert_eq!(farmers_got + 1_000, record.total.nanos(), "what the cap holds back stays with the farmers");
+        // Paying through it later earns nothing for the reads made while nothing was: the
+        // use counted in that epoch is not a backlog.
+        let later = AppLedger {
+            apps: BTreeMap::from([(
+                looped,
+                AppBalance { usage_paid: forfeited.usage_total, ..balance(Amount::MAX.nanos()) },
+            )]),
+        };
+        let paid_later = close_epoch(
+            2,
+            &elders(4),
+            &reports.iter().map(|r| EpochReport { epoch: 2, ..r.clone() }).collect::<Vec<_>>(),
+            &members,
+            (supply, Amount::ZERO),
+            &later,
+        )
+        .expect("record");
+        assert!(paid_later.apps.iter().all(|item| item.app != looped), "no fresh use, no line: {:?}", paid_later.apps);
 
         // Looped reads dilute nobody: with room to spare, the paying app takes the whole
         // share, a million looped reads beside it or not; and a capped app's excess goes to

@@ -109,7 +109,9 @@ pub struct PayoutsQuery {
     pub cursor: Option<u64>,
 }
 
-/// An app's payouts, epoch by epoch, itemised into fees and its share of use.
+/// An app's payouts, epoch by epoch, itemised into fees and its share of use. An epoch
+/// whose line paid nothing (use counted while nothing paid through the app left it an
+/// allowance) is in the epoch's record, not here.
 #[utoipa::path(get, path = "/v1/apps/{id}/payouts", tag = "apps",
     params(("id" = String, Path, description = "The app's id (hex)"), PayoutsQuery),
     responses((status = 200, description = "A page of payouts", body = PayoutsPage),
@@ -125,7 +127,7 @@ async fn payouts(
     let after = query.cursor.unwrap_or(0);
     let view = storage.farming().view();
     let mut lines = view.epochs.iter().filter(|outcome| outcome.record.epoch > after).filter_map(|outcome| {
-        let item = outcome.record.apps.iter().find(|item| item.app == id)?;
+        let item = outcome.record.apps.iter().find(|item| item.app == id && !item.amount.is_zero())?;
         Some(PayoutLine {
             epoch: outcome.record.epoch,
             payout: item.payout,
