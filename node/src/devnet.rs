@@ -296,19 +296,57 @@ fn store_seed(dir: &Path, node_binary: &Path, faucet: &Faucet) -> Result<String>
     Ok(stored.file)
 }
 
-/// (API, TCP, UDP) ports for `count` nodes, free now. Every socket stays bound until all
-/// are chosen, so no port is handed out twice.
+/// The lowest port a devnet node listens on.
+const LOWEST_PORT: u16 = 10_000;
+/// Where the kernel's ephemeral ports begin when it does not say (Linux's default).
+const EPHEMERAL_FROM: u16 = 32_768;
+
+/// (API, TCP, UDP) ports for `count` nodes, free now. They come from below the kernel's
+/// ephemeral range: a node binds its ports only once it starts, and a port from that
+/// range could meanwhile be taken by any process's outgoing connection or `bind(0)` (on a
+/// busy machine that made a node exit at start). Each is tried from a random place, and
+/// every socket stays bound until all are chosen, so no port is handed out twice.
 fn free_ports(count: usize) -> Result<Vec<(u16, u16, u16)>> {
-    let mut held = Vec::with_capacity(count);
+    // A kernel whose ephemeral range starts low leaves no room below it: then any port.
+    let below = Some(ephemeral_from()).filter(|from| *from > LOWEST_PORT + 1_000).unwrap_or(u16::MAX);
+    let span = below - LOWEST_PORT;
+    let mut next = LOWEST_PORT + rand::random::<u16>() % span;
+    let mut tries = 0u32;
+    let mut take = |bind: &dyn Fn(u16) -> std::io::Result<Box<dyn std::any::Any>>| loop {
+        tries += 1;
+        if tries > u32::from(span) {
+            bail!("no free ports below {below}");
+        }
+        let port = next;
+        next = if next + 1 >= below { LOWEST_PORT } else { next + 1 };
+        if let Ok(socket) = bind(port) {
+            return Ok((port, socket));
+        }
+    };
+    let tcp = |port: u16| -> std::io::Result<Box<dyn std::any::Any>> {
+        Ok(Box::new(std::net::TcpListener::bind(("127.0.0.1", port))?))
+    };
+    let udp = |port: u16| -> std::io::Result<Box<dyn std::any::Any>> {
+        Ok(Box::new(std::net::UdpSocket::bind(("127.0.0.1", port))?))
+    };
+    let mut held = Vec::with_capacity(count * 3);
+    let mut ports = Vec::with_capacity(count);
     for _ in 0..count {
-        let api = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-        let tcp = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-        let udp = std::net::UdpSocket::bind(("127.0.0.1", 0))?;
-        held.push((api, tcp, udp));
+        let (api, api_socket) = take(&tcp)?;
+        let (tcp_port, tcp_socket) = take(&tcp)?;
+        let (udp_port, udp_socket) = take(&udp)?;
+        held.extend([api_socket, tcp_socket, udp_socket]);
+        ports.push((api, tcp_port, udp_port));
     }
-    held.iter()
-        .map(|(api, tcp, udp)| Ok((api.local_addr()?.port(), tcp.local_addr()?.port(), udp.local_addr()?.port())))
-        .collect()
+    Ok(ports)
+}
+
+/// The first of the kernel's ephemeral ports.
+fn ephemeral_from() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(EPHEMERAL_FROM)
 }
 
 fn start(node_binary: &Path, data_dir: &Path) -> Result<Child> {
@@ -383,4 +421,21 @@ fn print_usage(manifest: &Manifest) {
     println!("  curl {first}/v1/section");
     println!();
     println!("Ctrl-C stops every node; running this again resumes the same network.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_devnets_ports_are_distinct_and_below_the_ephemeral_range() {
+        let ports = free_ports(7).expect("ports");
+        let all: std::collections::BTreeSet<(u16, bool)> =
+            ports.iter().flat_map(|(api, tcp, udp)| [(*api, true), (*tcp, true), (*udp, false)]).collect();
+        assert_eq!(all.len(), 21, "no port handed out twice: {ports:?}");
+        let below = ephemeral_from();
+        if below > LOWEST_PORT + 1_000 {
+            assert!(all.iter().all(|(port, _)| (LOWEST_PORT..below).contains(port)), "{ports:?} from {below}");
+        }
+    }
 }
