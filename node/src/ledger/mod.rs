@@ -9,6 +9,8 @@
 //! so they use every core while the ledger thread decides and syncs, except a lone
 //! order's, which costs less than the hop to another thread.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use acre_ledger::store::RocksStore;
@@ -67,6 +69,51 @@ pub struct LedgerHandle {
     network: Digest,
     /// This elder's key, to sign votes where the orders are checked, off the ledger thread.
     signer: VoteSigner,
+    /// The votes this elder gave lately, for answering replays.
+    recent: Arc<RecentVotes>,
+}
+
+/// Votes in each of [`RecentVotes`]' two generations at most.
+const RECENT_VOTES: usize = 32_768;
+
+/// The votes this elder gave lately, by the digest of the order voted for, so an order
+/// sent again (a wallet's retry, a gathering node asking twice, or anyone replaying an
+/// order it saw) is answered without a signature check and a signature: the vote is no
+/// secret (every certificate carries it) and the digest names exactly the order it is
+/// for. The owner's signature is not part of the digest, so a replay with a broken one
+/// gets the vote too: nothing it did not already have, since the vote is for the order
+/// the owner signed. Two generations of at most
+/// [`RECENT_VOTES`]: when the newer fills it becomes the older and the older goes, so it
+/// stays bounded whatever is sent, and a replay of an order older than that is checked
+/// again and answered by the ledger from its store, as before.
+#[derive(Default)]
+struct RecentVotes {
+    generations: Mutex<[HashMap<Digest, Vote>; 2]>,
+}
+
+impl RecentVotes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, [HashMap<Digest, Vote>; 2]> {
+        // The maps stay consistent whatever a panicking holder was doing: each insert is whole.
+        self.generations.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The vote given for each digest, if it is known here.
+    fn find(&self, digests: &[Digest]) -> Vec<Option<Vote>> {
+        let generations = self.lock();
+        digests.iter().map(|digest| generations.iter().find_map(|votes| votes.get(digest)).copied()).collect()
+    }
+
+    /// Keeps votes just given (durably: the ledger answered them).
+    fn remember(&self, votes: impl Iterator<Item = Vote>) {
+        let mut generations = self.lock();
+        for vote in votes {
+            if generations[0].len() >= RECENT_VOTES {
+                generations.swap(0, 1);
+                generations[0].clear();
+            }
+            generations[0].insert(vote.order, vote);
+        }
+    }
 }
 
 impl std::fmt::Debug for LedgerHandle {
@@ -84,7 +131,7 @@ impl LedgerHandle {
         let signer = elder.state().vote_signer();
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new().name("ledger".into()).spawn(move || serve(elder, queue))?;
-        Ok((LedgerHandle { jobs, committee, network, signer }, thread))
+        Ok((LedgerHandle { jobs, committee, network, signer, recent: Arc::default() }, thread))
     }
 
     /// The network every order must name (see [`acre_ledger::network_id`]).
@@ -92,8 +139,28 @@ impl LedgerHandle {
         self.network
     }
 
-    /// Votes on orders (see [`DurableElder::handle_orders`]).
+    /// Votes on orders (see [`DurableElder::handle_orders`]). An order this elder voted on
+    /// lately is answered with that vote at once ([`RecentVotes`]); the rest are checked
+    /// and decided.
     pub async fn orders(&self, orders: Vec<SignedOrder>) -> Result<Vec<Result<Vote, LedgerError>>, LedgerStopped> {
+        let digests: Vec<Digest> = orders.iter().map(|signed| signed.order.digest()).collect();
+        let known = self.recent.find(&digests);
+        let fresh: Vec<SignedOrder> =
+            orders.into_iter().zip(&known).filter(|(_, known)| known.is_none()).map(|(signed, _)| signed).collect();
+        let mut decided = if fresh.is_empty() { Vec::new() } else { self.decide(fresh).await? }.into_iter();
+        let answers: Vec<Result<Vote, LedgerError>> = known
+            .into_iter()
+            .map(|known| match known {
+                Some(vote) => Ok(vote),
+                None => decided.next().unwrap_or(Err(LedgerError::from(LedgerStopped))),
+            })
+            .collect();
+        self.recent.remember(answers.iter().filter_map(|answer| answer.as_ref().ok()).copied());
+        Ok(answers)
+    }
+
+    /// Checks and decides orders none of which is known to [`RecentVotes`].
+    async fn decide(&self, orders: Vec<SignedOrder>) -> Result<Vec<Result<Vote, LedgerError>>, LedgerStopped> {
         // A range proof costs a millisecond: the ledger first refuses what it would refuse
         // anyway, and says which proofs its decision does not depend on.
         let hidden = orders.iter().any(|o| o.order.hidden.is_some());
@@ -282,4 +349,27 @@ const CHECKED_IN_PLACE: usize = 2;
 /// Runs CPU-heavy checking on the blocking pool, off the async workers and the ledger.
 async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, LedgerStopped> {
     tokio::task::spawn_blocking(work).await.map_err(|_| LedgerStopped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acre_ledger::SignatureBytes;
+
+    fn vote(n: u32) -> Vote {
+        let mut digest = [0u8; 32];
+        digest[..4].copy_from_slice(&n.to_le_bytes());
+        Vote { order: Digest(digest), elder: AccountId([1; 32]), signature: SignatureBytes([2; 64]) }
+    }
+
+    #[test]
+    fn recent_votes_answer_replays_and_stay_bounded() {
+        let recent = RecentVotes::default();
+        let count = u32::try_from(RECENT_VOTES).expect("fits") * 2 + 1;
+        recent.remember((0..count).map(vote));
+        let found = recent.find(&[vote(0).order, vote(count - 1).order, vote(count).order]);
+        assert_eq!(found, vec![None, Some(vote(count - 1)), None], "the oldest went, the newest is known");
+        let held: usize = recent.lock().iter().map(HashMap::len).sum();
+        assert!(held <= 2 * RECENT_VOTES, "{held}");
+    }
 }
