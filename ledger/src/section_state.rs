@@ -319,6 +319,7 @@ impl SectionState {
                 self.unresponsive.remove(node);
                 self.members.remove(node);
                 self.reports.remove(node);
+                self.grace_over.remove(node);
                 // A smaller elder set may already have a quorum of reports.
                 if let SectionChange::Closed(record) = self.try_close(&self.elders()) {
                     return SectionChange::RemovedAndClosed(*node, record);
@@ -388,6 +389,11 @@ impl SectionState {
         }
     }
 
+    /// Whether `elder`'s report on the open epoch is in.
+    pub fn has_reported(&self, elder: &AccountId) -> bool {
+        self.reports.contains_key(elder)
+    }
+
     /// Elders whose reports on the open epoch are in.
     pub fn reports_in(&self) -> usize {
         let elders = self.elders();
@@ -395,7 +401,8 @@ impl SectionState {
     }
 
     /// Closes the open epoch once every elder reported on it, or once a quorum did and
-    /// more than f elders (so at least one honest) waited out the grace for the rest.
+    /// more than f elders (so at least one honest) waited out the grace for the rest, f
+    /// being the current elder set's (a removal mid-epoch lowers it).
     ///
     /// Why not at a bare quorum: an elder is not judged on its own report, so on a quorum
     /// of reports it has one verdict fewer than a quorum, and f liars among them could

@@ -22,7 +22,7 @@ use acre_node::section::Section;
 use acre_node::storage::{Storage, StorageSettings};
 use acre_node::supervisor::Tasks;
 use acre_node::transport::{identity_of, peer_id_of, Network, NetworkConfig};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use libp2p::Multiaddr;
 use tracing::info;
@@ -150,6 +150,14 @@ fn init(data_dir: &Path, genesis: Option<&Path>) -> Result<()> {
 async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
     let config = NodeConfig::load(data_dir, overrides)?;
     init_logging(config.log_format);
+    // A grace of nothing would let this elder join f liars in closing an epoch on the
+    // first quorum of reports, which the grace exists to prevent.
+    ensure!(
+        config.report_grace_ms >= MIN_REPORT_GRACE_MS && config.report_grace_ms < config.epoch_ms,
+        "report_grace_ms is {}: it must be at least {MIN_REPORT_GRACE_MS} and less than epoch_ms ({})",
+        config.report_grace_ms,
+        config.epoch_ms
+    );
     let node_key = key::load(&data_dir.join(KEY_FILE))?;
     let genesis = Genesis::read(&data_dir.join(GENESIS_FILE))?;
     let committee = genesis.committee()?;
@@ -246,6 +254,10 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
         None => Ok(()),
     }
 }
+
+/// The shortest grace an elder waits for missing reports (`report_grace_ms`): longer
+/// than the log takes to order the reports honest elders make at about the same time.
+const MIN_REPORT_GRACE_MS: u64 = 500;
 
 /// What a node logs when `RUST_LOG` does not say: its own events at info, and the
 /// consensus engine's only when something is wrong (its status lines, every few seconds,

@@ -212,12 +212,16 @@ pub const LOG_BYTES_PER_ELDER: usize = 2 << 20;
 #[derive(Debug, Clone, Default)]
 pub struct LogBudget {
     spent: BTreeMap<usize, usize>,
+    /// Elders whose one unbudgeted `GraceOver` is ordered: an elder needs one per session,
+    /// and more (naming other epochs) would be a flood no budget held.
+    graced: std::collections::BTreeSet<usize>,
 }
 
 impl LogBudget {
     /// Whether the item `creator` had ordered fits its budget, counting it if so.
     pub fn admits(&mut self, creator: usize, item: &LogItem) -> bool {
-        if item.is_elders_own() {
+        let first_grace = matches!(item, LogItem::GraceOver(_)) && self.graced.insert(creator);
+        if first_grace || matches!(item, LogItem::Report(_) | LogItem::Unresponsive(_)) {
             return true;
         }
         spend(self.spent.entry(creator).or_default(), item.encoded_len(), LOG_BYTES_PER_ELDER)
@@ -402,6 +406,41 @@ mod tests {
     use super::*;
     use acre_ledger::economics::pool_account;
     use acre_ledger::Verdict;
+
+    /// An elder's first `GraceOver` of a session is never budgeted; further ones, naming
+    /// whatever epochs, count against its share like any item, so they cannot flood the log.
+    #[test]
+    fn only_an_elders_first_grace_goes_unbudgeted() {
+        let mut budget = LogBudget::default();
+        let mut filler = 0usize;
+        while budget.admits(0, &LogItem::Unresponsive(AccountId([1; 32])))
+            && budget.admits(0, &LogItem::Enrol(enrolment_filler()))
+        {
+            filler += 1;
+            assert!(filler < 100_000, "the budget never filled");
+        }
+        assert!(budget.admits(0, &LogItem::GraceOver(7)), "the first grace, whatever the budget");
+        // What the share has left (less than an enrolment) takes a few more, then none.
+        let more = (8..1_000).take_while(|epoch| budget.admits(0, &LogItem::GraceOver(*epoch))).count();
+        assert!(more < 100, "further graces are budgeted: {more} more went in");
+        assert!(budget.admits(1, &LogItem::GraceOver(7)), "another elder's first");
+        assert!(
+            budget.admits(
+                0,
+                &LogItem::Report(acre_ledger::EpochReport {
+                    elder: AccountId([2; 32]),
+                    epoch: 1,
+                    verdicts: vec![],
+                    usage: BTreeMap::new(),
+                })
+            ),
+            "reports stay unbudgeted"
+        );
+    }
+
+    fn enrolment_filler() -> Enrolment {
+        Enrolment::new(&SigningKey::from_bytes(&[3; 32]), AccountId([4; 32]), Digest::default(), 1)
+    }
 
     fn keys(count: u8) -> Vec<SigningKey> {
         (1..=count).map(|n| SigningKey::from_bytes(&[n; 32])).collect()

@@ -550,7 +550,10 @@ impl SectionMachine {
             self.take_audits(AuditsFor::Report, effects);
         }
         let waited = self.quorum_reported_at.is_some_and(|at| self.elapsed(at) >= self.settings.report_grace);
-        if self.reported && waited && !self.grace_over {
+        // Only once its own report is ordered: an elder late itself does not end the grace
+        // for others, and one restarted after its report was ordered still can.
+        let own_in = self.session.as_ref().is_some_and(|session| session.working.has_reported(&self.me));
+        if own_in && waited && !self.grace_over {
             self.grace_over = true;
             let epoch = self.state.epoch();
             tracing::info!(epoch, "a quorum reported and the grace for the rest is over");
@@ -1266,6 +1269,8 @@ mod tests {
         let at_quorum = order(&mut machines, 1, &items);
         assert!(at_quorum.iter().all(|effects| persisted(effects).is_none()));
         assert!(proposed_at(&mut machines, EPOCH + GRACE / 2).is_empty(), "still within the grace");
+        let late = proposals(&tick(&mut machines, 3, EPOCH + GRACE));
+        assert!(late.iter().all(|item| matches!(item, LogItem::Report(_))), "its own report is not in: {late:?}");
         let waited = proposed_at(&mut machines, EPOCH + GRACE);
         assert_eq!(waited.len(), 3);
         assert!(waited.iter().all(|(_, item)| *item == LogItem::GraceOver(1)), "{waited:?}");

@@ -459,17 +459,18 @@ impl StorageBook {
     /// The copies held here that are no longer this node's to hold: chunks of `registry`
     /// among `held` that placement among `members` puts on others, now and at the last
     /// sweep too (a placement that flickers while a member joins or is lost deletes
-    /// nothing), each with the members it is placed on. The shell deletes one only once
-    /// every one of those says it holds the chunk, so a copy goes only where its four
-    /// placed copies stand (three true ones if one holder lied). What this frees: a
-    /// stand-in's copy once the lost member is back (`stand_in_plan`), and the copy a
-    /// holder kept after a newcomer took its place. Chunks outside the registry (paid and
-    /// still being placed) are never surplus.
+    /// nothing), and placed only on `seasoned` members, each with the members it is
+    /// placed on. The shell deletes one only once every one of those says it holds the
+    /// chunk. What this frees: a stand-in's copy once the lost member is back
+    /// (`stand_in_plan`), and the copy a holder kept after a newcomer took its place, once
+    /// the newcomer has served its epochs. Chunks outside the registry (paid and still
+    /// being placed) are never surplus. `specs/section-log.md` says what liars can do.
     pub fn surplus(
         &mut self,
         held: &[ChunkAddress],
         registry: &BTreeMap<ChunkAddress, u64>,
         members: &[AccountId],
+        seasoned: &BTreeSet<AccountId>,
     ) -> Vec<(ChunkAddress, Vec<AccountId>)> {
         let names = names(members);
         let me = node_name(&self.me.0);
@@ -482,9 +483,11 @@ impl StorageBook {
         let due = unplaced
             .intersection(&self.unplaced)
             .map(|chunk| {
-                let holders = placed_on(chunk).iter().filter_map(|name| member_named(members, name)).collect();
+                let holders: Vec<AccountId> =
+                    placed_on(chunk).iter().filter_map(|name| member_named(members, name)).collect();
                 (*chunk, holders)
             })
+            .filter(|(_, holders)| holders.len() == COPIES && holders.iter().all(|holder| seasoned.contains(holder)))
             .collect();
         self.unplaced = unplaced;
         due
@@ -863,16 +866,32 @@ mod tests {
         let mut held = chunks.clone();
         held.push(unregistered);
 
-        assert!(book.surplus(&held, &registry, &all).is_empty(), "the first sweep only notes them");
+        let seasoned: BTreeSet<AccountId> = all.iter().copied().collect();
+        assert!(book.surplus(&held, &registry, &all, &seasoned).is_empty(), "the first sweep only notes them");
+        // A newcomer placed on a chunk holds its copy back until it has served its epochs.
+        let newcomer = *placement.holders(elsewhere_both.first().expect("one"), &without).first().expect("a holder");
+        let unseasoned: BTreeSet<AccountId> = seasoned.iter().copied().filter(|m| *m != newcomer).collect();
+        let held_back: BTreeSet<ChunkAddress> =
+            book.surplus(&held, &registry, &without, &unseasoned).into_iter().map(|(chunk, _)| chunk).collect();
+        let with_newcomer: BTreeSet<ChunkAddress> = elsewhere_both
+            .iter()
+            .copied()
+            .filter(|chunk| placement.holders(chunk, &without).contains(&newcomer))
+            .collect();
+        assert!(!with_newcomer.is_empty());
+        let expected: BTreeSet<ChunkAddress> = elsewhere_both.difference(&with_newcomer).copied().collect();
+        assert_eq!(held_back, expected, "placed elsewhere at both sweeps, on seasoned members only");
+        let elsewhere_now: BTreeSet<ChunkAddress> =
+            chunks.iter().copied().filter(|c| !placed_here(&without, c)).collect();
         let due: BTreeMap<ChunkAddress, Vec<AccountId>> =
-            book.surplus(&held, &registry, &without).into_iter().collect();
-        assert_eq!(due.keys().copied().collect::<BTreeSet<_>>(), elsewhere_both, "placed elsewhere at both sweeps");
+            book.surplus(&held, &registry, &without, &seasoned).into_iter().collect();
+        assert_eq!(due.keys().copied().collect::<BTreeSet<_>>(), elsewhere_now, "once the newcomer is seasoned");
         for (chunk, holders) in &due {
             assert_eq!(holders, &placement.holders(chunk, &without), "asked of the four it is placed on");
         }
         assert!(!due.contains_key(&unregistered), "a chunk still being placed is never surplus");
         let after_return: BTreeSet<ChunkAddress> =
-            book.surplus(&held, &registry, &all).into_iter().map(|(chunk, _)| chunk).collect();
+            book.surplus(&held, &registry, &all, &seasoned).into_iter().map(|(chunk, _)| chunk).collect();
         assert!(!after_return.contains(&back), "placed here at the last sweep: kept");
         assert!(after_return.iter().all(|chunk| !placed_here(&all, chunk)));
     }

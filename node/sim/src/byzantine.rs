@@ -6,7 +6,8 @@
 //!   freeloader (a member that stores nothing) proved everything, every other holder
 //!   nothing, and the liar itself a thousand challenges nobody sent; a second copy goes
 //!   out in another elder's name. The log's admission drops the copy (its creator is not
-//!   its elder), and the honest reports outvote the rest both ways;
+//!   its elder), and the honest reports outvote the rest both ways; with them it says at
+//!   once that the grace for missing reports is over, which f elders alone cannot end;
 //! - **equivocating votes**: it votes for every order it is sent, by hand with
 //!   `vote_message`, without a lock — so for both of a double-spender's orders.
 //!
@@ -45,6 +46,9 @@ impl Simulation {
             items.push(LogItem::Report(EpochReport { elder: victim, ..forged }));
         }
         self.stats.forged_reports += items.len() as u64;
+        // And it says at once that the grace for the others' reports is over: with f
+        // liars that is not enough to close on a bare quorum.
+        items.push(LogItem::GraceOver(report.epoch));
         items
     }
 

@@ -9,7 +9,7 @@
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use acre_proofs::challenge::{answer, ChallengeItem, Outboard};
 use acre_proofs::{Chunk, ChunkAddress, ProofError};
@@ -66,6 +66,10 @@ pub struct ChunkStore {
     capacity: u64,
     /// Bytes of chunks held or being written.
     used: Mutex<u64>,
+    /// One lock per shard: puts share it, a removal takes it alone, so a put of a chunk
+    /// never interleaves with its removal (which could leave the chunk without its
+    /// outboard, or its room counted twice or not at all).
+    shards: Vec<RwLock<()>>,
 }
 
 impl ChunkStore {
@@ -85,7 +89,8 @@ impl ChunkStore {
             fs::create_dir_all(root.join(format!("{shard:02x}")))?;
         }
         File::open(&root)?.sync_all()?;
-        let store = ChunkStore { root, capacity, used: Mutex::new(0) };
+        let shards = (0..=u8::MAX).map(|_| RwLock::new(())).collect();
+        let store = ChunkStore { root, capacity, used: Mutex::new(0), shards };
         let used = store.held()?.iter().map(|(_, size)| size).sum();
         *store.lock_used() = used;
         Ok(store)
@@ -130,6 +135,7 @@ impl ChunkStore {
     /// them (how a copy that failed its audit with wrong bytes is repaired).
     pub fn put(&self, chunk: &Chunk) -> Result<Stored, ChunkStoreError> {
         let address = chunk.address();
+        let _shard = self.shard(&address).read().unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.contains(&address) {
             if self.holds_intact(&address)? {
                 return Ok(Stored::AlreadyHeld);
@@ -150,11 +156,15 @@ impl ChunkStore {
         written.map(|()| Stored::New)
     }
 
-    /// Whether the held bytes are still the chunk `address` names.
+    /// Whether the held bytes are still the chunk `address` names, with its outboard.
     fn holds_intact(&self, address: &ChunkAddress) -> Result<bool, ChunkStoreError> {
         let intact =
             self.get(address)?.and_then(|bytes| Chunk::new(bytes).ok()).is_some_and(|c| c.address() == *address);
-        Ok(intact)
+        Ok(intact && self.outboard_path(address).is_file())
+    }
+
+    fn shard(&self, address: &ChunkAddress) -> &RwLock<()> {
+        &self.shards[usize::from(address.0[0])]
     }
 
     /// Whether the chunk is held.
@@ -167,6 +177,7 @@ impl ChunkStore {
     /// outboard (an outboard left alone by a crash between the two proves nothing and is
     /// never listed).
     pub fn remove(&self, address: &ChunkAddress) -> Result<bool, ChunkStoreError> {
+        let _shard = self.shard(address).write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(size) = self.size_of(address) else { return Ok(false) };
         let path = self.chunk_path(address);
         match fs::remove_file(&path) {

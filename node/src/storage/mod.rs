@@ -185,6 +185,8 @@ pub struct Storage {
     /// The certificates of the payments accepted lately, to hand a holder that missed
     /// one (older ones are read back from the ledger).
     recent_payments: Mutex<std::collections::VecDeque<Certificate>>,
+    /// Whether a sweep for surplus copies is running (one at a time).
+    sweeping: std::sync::atomic::AtomicBool,
 }
 
 /// Payment certificates kept at hand for holders that missed them.
@@ -228,6 +230,7 @@ impl Storage {
             farming,
             key,
             recent_payments: Mutex::default(),
+            sweeping: std::sync::atomic::AtomicBool::new(false),
         };
         storage.refresh_own_status();
         Ok(storage)
@@ -531,8 +534,13 @@ impl Storage {
             if self.section.is_elder() {
                 self.audit_round(round).await;
             }
-            if rounds % SWEEP_ROUNDS == 0 {
-                self.sweep_surplus().await;
+            // Beside the rounds: slow holders answering the sweep must not delay audits.
+            if rounds % SWEEP_ROUNDS == 0 && !self.sweeping.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                let storage = Arc::clone(&self);
+                tokio::spawn(async move {
+                    storage.sweep_surplus().await;
+                    storage.sweeping.store(false, std::sync::atomic::Ordering::Release);
+                });
             }
         }
     }
@@ -546,7 +554,13 @@ impl Storage {
             Ok(held) => held.into_iter().map(|(address, _)| address).collect::<Vec<_>>(),
             Err(error) => return tracing::warn!(%error, "cannot list the chunks held for the sweep"),
         };
-        let due = lock(&self.book).surplus(&held, state.registry(), &self.members());
+        let seasoned = state
+            .members()
+            .iter()
+            .filter(|(_, member)| member.age >= acre_ledger::section_state::MIN_ELDER_AGE)
+            .map(|(id, _)| *id)
+            .collect();
+        let due = lock(&self.book).surplus(&held, state.registry(), &self.members(), &seasoned);
         if due.is_empty() {
             return;
         }
@@ -563,6 +577,9 @@ impl Storage {
                 if let Some(ChunkReply::Held(answer)) =
                     self.section.request::<Chunks>(peer, ChunkRequest::Holds(batch.to_vec())).await
                 {
+                    if answer.len() != batch.len() {
+                        continue;
+                    }
                     held.extend(batch.iter().zip(answer).filter(|(_, held)| *held).map(|(chunk, _)| *chunk));
                 }
             }
