@@ -8,17 +8,21 @@
 //! hands it on to an honest co-holder, whose answer proves the same blocks — as it is,
 //! or, from an elder, rewritten as a challenge of its own naming the co-holder. Each
 //! holder used to answer any member's challenge about any blocks of any chunk it held.
+//!
+//! The same holder proves a chunk to a member about to delete its own extra copy
+//! (`ChunkRequest::Prove`): for a chunk it holds the proof verifies, for one it does not
+//! it says so, and it refuses an outsider and an oversized question.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use acre_core::storage::SignedAnswer;
-use acre_core::wire::{AuditReply, Audits};
+use acre_core::wire::{AuditReply, Audits, ChunkReply, ChunkRequest, Chunks, MAX_PROVE_ITEMS};
 use acre_ledger::AccountId;
 use acre_node::transport::{identity_of, Network, NetworkConfig, NetworkHandle, RefuseAll};
 use acre_proofs::audit::{judge, Audit, Outcome};
-use acre_proofs::challenge::{Challenge, ChallengeItem};
+use acre_proofs::challenge::{verify, Challenge, ChallengeItem, BLOCKS_PER_ITEM};
 use acre_proofs::placement::node_name;
 use acre_proofs::ChunkAddress;
 use acre_tests::send_signal;
@@ -130,5 +134,21 @@ fn a_holder_answers_only_its_own_challenge_from_the_elder_it_names_and_signs_wha
         let reply =
             outsider.request::<Audits>(peer, &challenge(&asked.id, &AccountId::of(&stranger), 5)).await.expect("reply");
         assert!(refusal(&reply).contains("only elders"), "{reply:?}");
+
+        // Proofs for a member's sweep: blocks it drew, checked against the address.
+        let drawn = ChallengeItem::draw(&rand_secret(), 0, chunk, size, BLOCKS_PER_ITEM);
+        let absent = ChallengeItem::draw(&rand_secret(), 0, ChunkAddress(rand_secret()), size, BLOCKS_PER_ITEM);
+        let prove = |items: Vec<ChallengeItem>| ChunkRequest::Prove(items);
+        let reply = network.request::<Chunks>(peer, &prove(vec![drawn.clone(), absent.clone()])).await.expect("reply");
+        let ChunkReply::Proofs(proofs) = reply else { panic!("no proofs: {reply:?}") };
+        assert_eq!(proofs.len(), 2);
+        let proof = proofs[0].as_ref().expect("it holds the chunk");
+        assert!(verify(&drawn, size, proof).is_ok(), "the proof is of the drawn blocks of this chunk");
+        assert!(proofs[1].is_none(), "a chunk it does not hold is said to be absent");
+        let too_many = prove(vec![drawn.clone(); MAX_PROVE_ITEMS + 1]);
+        let reply = network.request::<Chunks>(peer, &too_many).await.expect("reply");
+        assert!(matches!(&reply, ChunkReply::Refused(reason) if reason.contains("at most")), "{reply:?}");
+        let reply = outsider.request::<Chunks>(peer, &prove(vec![drawn])).await.expect("reply");
+        assert!(matches!(&reply, ChunkReply::Refused(reason) if reason.contains("only members")), "{reply:?}");
     });
 }

@@ -22,7 +22,7 @@ use acre_core::storage::{
 use acre_ledger::economics::{check_store_payment, pool_account, store_cost, StorePaymentError};
 use acre_ledger::{AccountId, Amount, AppId, Certificate, Digest, LedgerError};
 use acre_proofs::audit::{judge, Audit};
-use acre_proofs::challenge::{Answer, Challenge};
+use acre_proofs::challenge::{verify, Answer, Challenge, ChallengeItem, BLOCKS_PER_ITEM};
 use acre_proofs::placement::{node_name, Repair};
 use acre_proofs::{Chunk, ChunkAddress};
 use futures::future::join_all;
@@ -40,7 +40,7 @@ use acre_core::log::{StoreReceipt, StoredChunk};
 use acre_core::section::AuditSummary;
 use acre_core::wire::{
     AuditReply as WireAuditReply, Audits, ChunkReply, ChunkRequest, Chunks, Log, LogRequest, Meter, MeterReply,
-    MeterRequest,
+    MeterRequest, MAX_PROVE_ITEMS,
 };
 use acre_core::LogItem;
 use ed25519_dalek::SigningKey;
@@ -546,8 +546,9 @@ impl Storage {
     }
 
     /// Deletes the copies held here that the book finds surplus (`StorageBook::surplus`),
-    /// each only once every member it is placed on says it holds the chunk, and only if
-    /// placement, looked at again after the answers, still puts it elsewhere.
+    /// each only once every member it is placed on proved it holds the chunk (blocks drawn
+    /// here at random, the proof checked against the address: a word would not do), and
+    /// only if placement, looked at again after the answers, still puts it elsewhere.
     async fn sweep_surplus(&self) {
         let Some(state) = self.agreed() else { return };
         let held = match self.local(ChunkStore::held).await {
@@ -570,21 +571,33 @@ impl Storage {
                 asked.entry(*holder).or_default().push(*chunk);
             }
         }
-        let answers = asked.into_iter().map(|(holder, chunks)| async move {
-            let mut held = Vec::new();
-            let Some(peer) = self.peer_of(&holder) else { return (holder, held) };
-            for batch in chunks.chunks(MAX_ENTRIES) {
-                if let Some(ChunkReply::Held(answer)) =
-                    self.section.request::<Chunks>(peer, ChunkRequest::Holds(batch.to_vec())).await
-                {
-                    if answer.len() != batch.len() {
+        let registry = state.registry();
+        let answers =
+            asked.into_iter().map(|(holder, chunks)| async move {
+                let mut held = Vec::new();
+                let Some(peer) = self.peer_of(&holder) else { return (holder, held) };
+                for batch in chunks.chunks(MAX_PROVE_ITEMS) {
+                    let randomness: [u8; 32] = rand::random();
+                    let items: Vec<(ChallengeItem, u64)> = batch
+                        .iter()
+                        .filter_map(|chunk| {
+                            let size = *registry.get(chunk)?;
+                            Some((ChallengeItem::draw(&randomness, 0, *chunk, size, BLOCKS_PER_ITEM), size))
+                        })
+                        .collect();
+                    let request = ChunkRequest::Prove(items.iter().map(|(item, _)| item.clone()).collect());
+                    let Some(ChunkReply::Proofs(proofs)) = self.section.request::<Chunks>(peer, request).await else {
+                        continue;
+                    };
+                    if proofs.len() != items.len() {
                         continue;
                     }
-                    held.extend(batch.iter().zip(answer).filter(|(_, held)| *held).map(|(chunk, _)| *chunk));
+                    held.extend(items.iter().zip(proofs).filter_map(|((item, size), proof)| {
+                        verify(item, *size, &proof?).is_ok().then_some(item.address)
+                    }));
                 }
-            }
-            (holder, held)
-        });
+                (holder, held)
+            });
         let confirmed: BTreeMap<AccountId, std::collections::BTreeSet<ChunkAddress>> =
             join_all(answers).await.into_iter().map(|(holder, held)| (holder, held.into_iter().collect())).collect();
         let me = self.section.me();
@@ -1031,6 +1044,25 @@ impl Storage {
         match request {
             ChunkRequest::Store(_) | ChunkRequest::Pay { .. } if !self.is_member(&peer) => {
                 ChunkReply::Refused("only members of this section place chunks".into())
+            }
+            ChunkRequest::Prove(_) if !self.is_member(&peer) => {
+                ChunkReply::Refused("only members of this section ask for proofs".into())
+            }
+            ChunkRequest::Prove(items)
+                if items.len() > MAX_PROVE_ITEMS || items.iter().any(|item| item.blocks.len() > BLOCKS_PER_ITEM) =>
+            {
+                ChunkReply::Refused(format!("at most {MAX_PROVE_ITEMS} items of {BLOCKS_PER_ITEM} blocks"))
+            }
+            ChunkRequest::Prove(items) => {
+                let proofs = self
+                    .local(move |chunks| {
+                        Ok(items.iter().map(|item| chunks.answer(item).ok().map(serde_bytes::ByteBuf::from)).collect())
+                    })
+                    .await;
+                match proofs {
+                    Ok(proofs) => ChunkReply::Proofs(proofs),
+                    Err(error) => ChunkReply::Refused(error.to_string()),
+                }
             }
             ChunkRequest::Holds(addresses) if addresses.len() > MAX_ENTRIES => {
                 ChunkReply::Refused(format!("at most {MAX_ENTRIES} chunks per question"))
