@@ -190,12 +190,23 @@ fn a_file_stands_on_four_holders_audits_tell_loss_rot_and_death_apart_and_bad_co
     fixture.wallet_json(&["--node", observer, "get", &address, "-o", second.to_str().expect("utf-8 path")]);
     assert!(std::fs::read(&second).expect("read") == original, "served from the honest copies");
 
-    // A put cut short after paying (a chunk's holder is the dead node) is finished by
-    // repeating it once the node is back, with the same payment.
-    let members: Vec<[u8; 32]> = fixture.manifest.nodes.iter().map(|n| node_name(&n.id.0)).collect();
+    // A put cut short after paying (a chunk's holder is down) is finished by repeating it
+    // once the node is back, with the same payment. The holder is stopped just before the
+    // put, and placement taken from the section's members now: the node killed above may
+    // have been removed meanwhile (it is, 20 s after it went silent).
+    let view = fixture.get(observer, "/v1/section/members");
+    let members: Vec<[u8; 32]> = view["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| node_name(&m["node"].as_str().expect("node").parse::<AccountId>().expect("id").0))
+        .collect();
+    let down = deleted;
+    assert!(members.contains(&node_name(&down.id.0)), "a live member");
     let stranded = std::iter::repeat_with(|| random_bytes(1 << 20))
-        .find(|bytes| closest(&ChunkAddress::of(bytes), &members, COPIES).contains(&node_name(&killed.id.0)))
-        .expect("a chunk the dead node must hold");
+        .find(|bytes| closest(&ChunkAddress::of(bytes), &members, COPIES).contains(&node_name(&down.id.0)))
+        .expect("a chunk the stopped node must hold");
+    send_signal(down.pid, "KILL");
     let cut = dir.path().join("cut.bin");
     std::fs::write(&cut, [stranded.as_slice(), &random_bytes(5_000)].concat()).expect("write");
     let cut_arg = cut.to_str().expect("utf-8 path");
@@ -205,7 +216,14 @@ fn a_file_stands_on_four_holders_audits_tell_loss_rot_and_death_apart_and_bad_co
     assert_eq!(failed.status.code(), Some(1), "{}", String::from_utf8_lossy(&failed.stdout));
     let paid = fixture.wallet_json(&["--node", observer, "balance", "alice"])["balance"].clone();
     assert_ne!(paid, balance, "the payment was made before the upload failed");
-    let _restarted = NodeProcess::start_with(&workspace_binary("acre-node"), &killed.data_dir, &[]);
+    // Its files and ports are free once the process is gone (or a zombie).
+    eventually("the stopped node has exited", || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", down.pid));
+        stat.map_or(true, |stat| stat.rsplit(") ").next().is_some_and(|rest| rest.starts_with('Z'))).then_some(())
+    });
+    let _restarted = NodeProcess::start_with(&workspace_binary("acre-node"), &down.data_dir, &[]);
+    // And the node killed earlier, so every elder is up again.
+    let _killed_back = NodeProcess::start_with(&workspace_binary("acre-node"), &killed.data_dir, &[]);
     fixture.wait_connected(&[observer]);
     let finished = fixture.wallet_json(&via);
     assert_eq!(fixture.wallet_json(&["--node", observer, "balance", "alice"])["balance"], paid, "paid once");
