@@ -370,7 +370,8 @@ impl Network {
                 if endpoint.is_dialer() {
                     let address = endpoint.get_remote_address().clone();
                     self.book.dialled.insert(without_peer_id(&address), peer_id);
-                    self.book.learn(peer_id, address);
+                    let swarm = &self.swarm;
+                    self.book.learn(peer_id, address, |peer| swarm.is_connected(peer));
                 }
                 tracing::debug!(peer = %peer_id, "connected");
                 metrics::gauge!("acre_peers").set(self.swarm.connected_peers().count() as f64);
@@ -383,8 +384,12 @@ impl Network {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                 for address in info.listen_addrs.into_iter().filter(is_dialable) {
-                    self.swarm.add_peer_address(peer_id, address.clone());
-                    self.book.learn(peer_id, address);
+                    let swarm = &self.swarm;
+                    // What the book refuses (a peer announcing a flood of addresses, a
+                    // flood of peers) the swarm is not told either.
+                    if self.book.learn(peer_id, address.clone(), |peer| swarm.is_connected(peer)) {
+                        self.swarm.add_peer_address(peer_id, address);
+                    }
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ledger(event)) => {
@@ -465,10 +470,32 @@ impl AddressBook {
         *self.sessions.entry(peer).or_default() += 1;
     }
 
-    fn learn(&mut self, peer: PeerId, address: Multiaddr) {
-        self.addresses.entry(peer).or_default().insert(without_peer_id(&address));
+    /// Keeps `address` for `peer`, if the book has room; whether it did. Anyone can
+    /// connect under fresh keys and announce any addresses, so a peer keeps at most
+    /// [`ADDRESSES_PER_PEER`], and past [`MAX_ADDRESS_PEERS`] peers the addresses of those
+    /// not connected now are dropped (a member among them is learnt again when it next
+    /// connects, and the elders' own are dialled from the bootstrap list).
+    fn learn(&mut self, peer: PeerId, address: Multiaddr, connected: impl Fn(&PeerId) -> bool) -> bool {
+        if self.addresses.len() >= MAX_ADDRESS_PEERS && !self.addresses.contains_key(&peer) {
+            self.addresses.retain(|known, _| connected(known));
+            self.answered.retain(|known, _| connected(known));
+            if self.addresses.len() >= MAX_ADDRESS_PEERS {
+                return false;
+            }
+        }
+        let known = self.addresses.entry(peer).or_default();
+        let address = without_peer_id(&address);
+        if known.len() >= ADDRESSES_PER_PEER && !known.contains(&address) {
+            return false;
+        }
+        known.insert(address)
     }
 }
+
+/// Peers whose addresses the book keeps at once (see [`AddressBook::learn`]).
+const MAX_ADDRESS_PEERS: usize = 4096;
+/// Addresses kept per peer: a node listens on a few (TCP and QUIC, a few interfaces).
+const ADDRESSES_PER_PEER: usize = 8;
 
 /// An address a peer can be dialled at: not the unspecified address.
 fn is_dialable(address: &Multiaddr) -> bool {
@@ -511,5 +538,34 @@ impl NetworkHandle {
         let (reply, answer) = oneshot::channel();
         self.commands.send(Command::ListenAddresses(reply)).await.map_err(|_| NetworkError::Stopped)?;
         answer.await.map_err(|_| NetworkError::Stopped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(port: u16) -> Multiaddr {
+        format!("/ip4/127.0.0.1/tcp/{port}").parse().expect("address")
+    }
+
+    #[test]
+    fn the_address_book_stays_bounded_whatever_peers_announce() {
+        let mut book = AddressBook::default();
+        let flooder = PeerId::random();
+        let kept = (1..=100).filter(|port| book.learn(flooder, address(*port), |_| true)).count();
+        assert_eq!(kept, ADDRESSES_PER_PEER, "a peer keeps a few addresses");
+        assert!(!book.learn(flooder, address(1), |_| true), "a known one is no news");
+        let member = PeerId::random();
+        book.learn(member, address(7070), |_| true);
+        for _ in 0..MAX_ADDRESS_PEERS * 2 {
+            book.learn(PeerId::random(), address(9), |peer| *peer == member);
+        }
+        assert!(book.addresses.len() <= MAX_ADDRESS_PEERS, "{}", book.addresses.len());
+        assert!(book.addresses.contains_key(&member), "a connected peer's addresses stay");
+        while book.addresses.len() < MAX_ADDRESS_PEERS {
+            book.learn(PeerId::random(), address(9), |_| true);
+        }
+        assert!(!book.learn(PeerId::random(), address(9), |_| true), "with every known peer connected, newcomers wait");
     }
 }
