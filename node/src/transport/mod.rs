@@ -470,7 +470,7 @@ impl AddressBook {
         *self.sessions.entry(peer).or_default() += 1;
     }
 
-    /// Keeps `address` for `peer`, if the book has room; whether it did. Anyone can
+    /// Keeps `address` for `peer`, if the book has room; whether it holds it now. Anyone can
     /// connect under fresh keys and announce any addresses, so a peer keeps at most
     /// [`ADDRESSES_PER_PEER`], and past [`MAX_ADDRESS_PEERS`] peers the addresses of those
     /// not connected now are dropped (a member among them is learnt again when it next
@@ -488,7 +488,8 @@ impl AddressBook {
         if known.len() >= ADDRESSES_PER_PEER && !known.contains(&address) {
             return false;
         }
-        known.insert(address)
+        known.insert(address);
+        true
     }
 }
 
@@ -555,7 +556,7 @@ mod tests {
         let flooder = PeerId::random();
         let kept = (1..=100).filter(|port| book.learn(flooder, address(*port), |_| true)).count();
         assert_eq!(kept, ADDRESSES_PER_PEER, "a peer keeps a few addresses");
-        assert!(!book.learn(flooder, address(1), |_| true), "a known one is no news");
+        assert!(book.learn(flooder, address(1), |_| true), "a known one is still held");
         let member = PeerId::random();
         book.learn(member, address(7070), |_| true);
         for _ in 0..MAX_ADDRESS_PEERS * 2 {
