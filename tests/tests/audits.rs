@@ -10,19 +10,20 @@
 //! holder used to answer any member's challenge about any blocks of any chunk it held.
 //!
 //! The same holder proves a chunk to a member about to delete its own extra copy
-//! (`ChunkRequest::Prove`): for a chunk it holds the proof verifies, for one it does not
-//! it says so, and it refuses an outsider and an oversized question.
+//! (`ChunkRequest::Prove`), under the same rules: a chunk it holds is proven, one it does
+//! not is said missing, a challenge relayed from another holder's is refused, and so is an
+//! outsider.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use acre_core::storage::SignedAnswer;
-use acre_core::wire::{AuditReply, Audits, ChunkReply, ChunkRequest, Chunks, MAX_PROVE_ITEMS};
+use acre_core::wire::{AuditReply, Audits, ChunkReply, ChunkRequest, Chunks};
 use acre_ledger::AccountId;
 use acre_node::transport::{identity_of, Network, NetworkConfig, NetworkHandle, RefuseAll};
 use acre_proofs::audit::{judge, Audit, Outcome};
-use acre_proofs::challenge::{verify, Challenge, ChallengeItem, BLOCKS_PER_ITEM};
+use acre_proofs::challenge::{Challenge, ChallengeItem};
 use acre_proofs::placement::node_name;
 use acre_proofs::ChunkAddress;
 use acre_tests::send_signal;
@@ -135,20 +136,34 @@ fn a_holder_answers_only_its_own_challenge_from_the_elder_it_names_and_signs_wha
             outsider.request::<Audits>(peer, &challenge(&asked.id, &AccountId::of(&stranger), 5)).await.expect("reply");
         assert!(refusal(&reply).contains("only elders"), "{reply:?}");
 
-        // Proofs for a member's sweep: blocks it drew, checked against the address.
-        let drawn = ChallengeItem::draw(&rand_secret(), 0, chunk, size, BLOCKS_PER_ITEM);
-        let absent = ChallengeItem::draw(&rand_secret(), 0, ChunkAddress(rand_secret()), size, BLOCKS_PER_ITEM);
-        let prove = |items: Vec<ChallengeItem>| ChunkRequest::Prove(items);
-        let reply = network.request::<Chunks>(peer, &prove(vec![drawn.clone(), absent.clone()])).await.expect("reply");
-        let ChunkReply::Proofs(proofs) = reply else { panic!("no proofs: {reply:?}") };
-        assert_eq!(proofs.len(), 2);
-        let proof = proofs[0].as_ref().expect("it holds the chunk");
-        assert!(verify(&drawn, size, proof).is_ok(), "the proof is of the drawn blocks of this chunk");
-        assert!(proofs[1].is_none(), "a chunk it does not hold is said to be absent");
-        let too_many = prove(vec![drawn.clone(); MAX_PROVE_ITEMS + 1]);
-        let reply = network.request::<Chunks>(peer, &too_many).await.expect("reply");
-        assert!(matches!(&reply, ChunkReply::Refused(reason) if reason.contains("at most")), "{reply:?}");
-        let reply = outsider.request::<Chunks>(peer, &prove(vec![drawn])).await.expect("reply");
+        // Proofs for a member's sweep, under the audit's rules (the killed elder is still a
+        // member, as any member would be).
+        let prove = |challenge: Challenge| {
+            let network = network.clone();
+            async move {
+                match network.request::<Chunks>(peer, &ChunkRequest::Prove(challenge)).await.expect("a reply") {
+                    ChunkReply::Proved(reply) => reply,
+                    other => panic!("not an answer to a proof: {other:?}"),
+                }
+            }
+        };
+        let own = challenge(&asked.id, &elder.id, 7);
+        let AuditReply::Answer(signed) = prove(own.clone()).await else { panic!("the holder did not prove it") };
+        let audit = Audit { holder: own.holder, challenge: own.clone(), sizes: vec![size] };
+        assert!(signed.is_from(&asked.id, &own));
+        assert_eq!(judge(&audit, &signed.answer), Outcome::Passed, "the chunk it holds is proven");
+        let absent = ChunkAddress(rand_secret());
+        let seed = rand_secret();
+        let (holder_name, challenger_name) = (node_name(&asked.id.0), node_name(&elder.id.0));
+        let item = ChallengeItem::for_holder(&seed, &challenger_name, &holder_name, 8, absent, size);
+        let missing = Challenge { nonce: 8, seed, holder: holder_name, challenger: challenger_name, items: vec![item] };
+        assert!(matches!(prove(missing).await, AuditReply::Missing(a) if a == absent), "a chunk it lacks is missing");
+        // The relay through a proof: the blocks of another holder's challenge are refused.
+        let relayed = Challenge { holder: node_name(&asked.id.0), ..challenge(&co_holder.id, &elder.id, 9) };
+        let reply = prove(relayed).await;
+        assert!(refusal(&reply).contains("not drawn from the seed"), "{reply:?}");
+        let from_outsider = ChunkRequest::Prove(challenge(&asked.id, &AccountId::of(&stranger), 10));
+        let reply = outsider.request::<Chunks>(peer, &from_outsider).await.expect("reply");
         assert!(matches!(&reply, ChunkReply::Refused(reason) if reason.contains("only members")), "{reply:?}");
     });
 }

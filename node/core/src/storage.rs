@@ -142,9 +142,10 @@ pub enum ChallengeRefusal {
     NotDrawn(ChunkAddress),
 }
 
-/// Whether holder `me` answers `challenge` from `sender`, the sender's id if it is an elder
-/// of the section: only an elder's, only one naming `me` as the holder and that elder as
-/// the challenger, of a bounded size, and only for the blocks its seed draws for `me`
+/// Whether holder `me` answers `challenge` from `sender`, the sender's id if it may
+/// challenge here (an elder of the section, for audits; a member, for a sweep's
+/// `ChunkRequest::Prove`): only one naming `me` as the holder and the sender as the
+/// challenger, of a bounded size, and only for the blocks its seed draws for `me`
 /// (each chunk's size from `size_of`, the registry's or else the held copy's; a chunk of
 /// no known size is left for the answer to call missing). So a member that keeps nothing
 /// cannot get its challenge answered here: not by sending it on (it names another

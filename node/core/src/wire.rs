@@ -142,16 +142,13 @@ pub enum ChunkRequest {
         /// The chunks and sizes it pays for.
         chunks: Vec<(ChunkAddress, u64)>,
     },
-    /// Prove that you hold these chunks: the proof of each item's blocks (from a member
-    /// only, at most [`MAX_PROVE_ITEMS`] items of at most
-    /// `acre_proofs::challenge::BLOCKS_PER_ITEM` blocks). A member about to delete its
-    /// extra copy of a chunk asks this of the chunk's holders rather than taking their word.
-    Prove(Vec<acre_proofs::challenge::ChallengeItem>),
+    /// Answer this challenge, as an audit is answered (from a member only): a member about
+    /// to delete its extra copy of a chunk asks it of the chunk's holders rather than
+    /// taking their word. It is checked as an elder's is (`check_challenge`): it must name
+    /// this holder, the asking member as its challenger, and blocks its seed draws for the
+    /// two, so a member cannot have a co-holder prove the blocks of its own audit.
+    Prove(Challenge),
 }
-
-/// Items one `ChunkRequest::Prove` may ask for: answering reads at most this many times
-/// four 16 KiB groups, and the reply stays under half a megabyte.
-pub const MAX_PROVE_ITEMS: usize = 64;
 
 /// A chunk reply.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,8 +171,8 @@ pub enum ChunkReply {
     Chunk(Option<serde_bytes::ByteBuf>),
     /// Per chunk asked, whether it is held here.
     Held(Vec<bool>),
-    /// Per item asked to prove, its proof, or `None` if the chunk is not held here.
-    Proofs(Vec<Option<serde_bytes::ByteBuf>>),
+    /// The answer to a `Prove`, as an audit's.
+    Proved(AuditReply),
     /// This node's chunk store.
     Status {
         /// Bytes held.

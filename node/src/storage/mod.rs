@@ -21,8 +21,9 @@ use acre_core::storage::{
 };
 use acre_ledger::economics::{check_store_payment, pool_account, store_cost, StorePaymentError};
 use acre_ledger::{AccountId, Amount, AppId, Certificate, Digest, LedgerError};
+use acre_proofs::audit::Outcome;
 use acre_proofs::audit::{judge, Audit};
-use acre_proofs::challenge::{verify, Answer, Challenge, ChallengeItem, BLOCKS_PER_ITEM};
+use acre_proofs::challenge::{Answer, Challenge, ChallengeItem};
 use acre_proofs::placement::{node_name, Repair};
 use acre_proofs::{Chunk, ChunkAddress};
 use futures::future::join_all;
@@ -40,7 +41,7 @@ use acre_core::log::{StoreReceipt, StoredChunk};
 use acre_core::section::AuditSummary;
 use acre_core::wire::{
     AuditReply as WireAuditReply, Audits, ChunkReply, ChunkRequest, Chunks, Log, LogRequest, Meter, MeterReply,
-    MeterRequest, MAX_PROVE_ITEMS,
+    MeterRequest,
 };
 use acre_core::LogItem;
 use ed25519_dalek::SigningKey;
@@ -51,6 +52,8 @@ pub use acre_core::storage::QUOTE_VALIDITY;
 /// (`StorageBook::surplus`): a copy goes at the second sweep that finds it placed
 /// elsewhere, so 10–20 s after placement moves on a devnet, 5–10 minutes by default.
 const SWEEP_ROUNDS: u64 = 5;
+/// Chunks one holder is asked to prove in one challenge by the sweep.
+const SWEEP_BATCH: usize = 64;
 
 /// Settings of the storage service, from the node's configuration.
 #[derive(Debug, Clone, Copy)]
@@ -572,32 +575,24 @@ impl Storage {
             }
         }
         let registry = state.registry();
-        let answers =
-            asked.into_iter().map(|(holder, chunks)| async move {
-                let mut held = Vec::new();
-                let Some(peer) = self.peer_of(&holder) else { return (holder, held) };
-                for batch in chunks.chunks(MAX_PROVE_ITEMS) {
-                    let randomness: [u8; 32] = rand::random();
-                    let items: Vec<(ChallengeItem, u64)> = batch
-                        .iter()
-                        .filter_map(|chunk| {
-                            let size = *registry.get(chunk)?;
-                            Some((ChallengeItem::draw(&randomness, 0, *chunk, size, BLOCKS_PER_ITEM), size))
-                        })
-                        .collect();
-                    let request = ChunkRequest::Prove(items.iter().map(|(item, _)| item.clone()).collect());
-                    let Some(ChunkReply::Proofs(proofs)) = self.section.request::<Chunks>(peer, request).await else {
-                        continue;
-                    };
-                    if proofs.len() != items.len() {
-                        continue;
-                    }
-                    held.extend(items.iter().zip(proofs).filter_map(|((item, size), proof)| {
-                        verify(item, *size, &proof?).is_ok().then_some(item.address)
-                    }));
+        let answers = asked.into_iter().map(|(holder, chunks)| async move {
+            let mut held = Vec::new();
+            let Some(peer) = self.peer_of(&holder) else { return (holder, held) };
+            for batch in chunks.chunks(SWEEP_BATCH) {
+                let audit = self.sweep_audit(&holder, batch, registry);
+                let request = ChunkRequest::Prove(audit.challenge.clone());
+                // Proofs count only as the holder's own signed word on this challenge.
+                let Some(ChunkReply::Proved(WireAuditReply::Answer(signed))) =
+                    self.section.request::<Chunks>(peer, request).await
+                else {
+                    continue;
+                };
+                if signed.is_from(&holder, &audit.challenge) && judge(&audit, &signed.answer) == Outcome::Passed {
+                    held.extend(audit.challenge.items.iter().map(|item| item.address));
                 }
-                (holder, held)
-            });
+            }
+            (holder, held)
+        });
         let confirmed: BTreeMap<AccountId, std::collections::BTreeSet<ChunkAddress>> =
             join_all(answers).await.into_iter().map(|(holder, held)| (holder, held.into_iter().collect())).collect();
         let me = self.section.me();
@@ -645,6 +640,26 @@ impl Storage {
         tracing::info!(copies = copies.len(), "copying a lost holder's chunks to their next holders");
         let storage = Arc::clone(self);
         tokio::spawn(async move { storage.copy_to_new_holders(copies).await });
+    }
+
+    /// The challenge the sweep puts to `holder` on `chunks` (registered ones), drawn as an
+    /// elder's audit is, for the two of them, with fresh randomness.
+    fn sweep_audit(
+        &self,
+        holder: &AccountId,
+        chunks: &[ChunkAddress],
+        registry: &BTreeMap<ChunkAddress, u64>,
+    ) -> Audit {
+        let (seed, nonce): ([u8; 32], u64) = (rand::random(), rand::random());
+        let (challenger, name) = (node_name(&self.section.me().0), node_name(&holder.0));
+        let (items, sizes) = chunks
+            .iter()
+            .filter_map(|chunk| {
+                let size = *registry.get(chunk)?;
+                Some((ChallengeItem::for_holder(&seed, &challenger, &name, nonce, *chunk, size), size))
+            })
+            .unzip();
+        Audit { holder: name, challenge: Challenge { nonce, seed, holder: name, challenger, items }, sizes }
     }
 
     /// Tells the book what the network says of each member's connection now.
@@ -1045,25 +1060,10 @@ impl Storage {
             ChunkRequest::Store(_) | ChunkRequest::Pay { .. } if !self.is_member(&peer) => {
                 ChunkReply::Refused("only members of this section place chunks".into())
             }
-            ChunkRequest::Prove(_) if !self.is_member(&peer) => {
-                ChunkReply::Refused("only members of this section ask for proofs".into())
-            }
-            ChunkRequest::Prove(items)
-                if items.len() > MAX_PROVE_ITEMS || items.iter().any(|item| item.blocks.len() > BLOCKS_PER_ITEM) =>
-            {
-                ChunkReply::Refused(format!("at most {MAX_PROVE_ITEMS} items of {BLOCKS_PER_ITEM} blocks"))
-            }
-            ChunkRequest::Prove(items) => {
-                let proofs = self
-                    .local(move |chunks| {
-                        Ok(items.iter().map(|item| chunks.answer(item).ok().map(serde_bytes::ByteBuf::from)).collect())
-                    })
-                    .await;
-                match proofs {
-                    Ok(proofs) => ChunkReply::Proofs(proofs),
-                    Err(error) => ChunkReply::Refused(error.to_string()),
-                }
-            }
+            ChunkRequest::Prove(challenge) => match self.member_of_peer(&peer) {
+                Some(member) => ChunkReply::Proved(self.answer_challenge(Some(member), challenge).await),
+                None => ChunkReply::Refused("only members of this section ask for proofs".into()),
+            },
             ChunkRequest::Holds(addresses) if addresses.len() > MAX_ENTRIES => {
                 ChunkReply::Refused(format!("at most {MAX_ENTRIES} chunks per question"))
             }
