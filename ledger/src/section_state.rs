@@ -394,10 +394,11 @@ impl SectionState {
         self.reports.contains_key(elder)
     }
 
-    /// Elders whose reports on the open epoch are in.
-    pub fn reports_in(&self) -> usize {
+    /// Whether a quorum of the elders' reports on the open epoch is in: from then on, an
+    /// elder that has reported waits out its grace for the rest.
+    pub fn quorum_reported(&self) -> bool {
         let elders = self.elders();
-        self.reports.keys().filter(|elder| elders.contains(elder)).count()
+        among(self.reports.keys(), &elders) >= quorum(elders.len())
     }
 
     /// Closes the open epoch once every elder reported on it, or once a quorum did and
@@ -412,8 +413,8 @@ impl SectionState {
     /// never reports would stop every epoch; the grace bounds what its silence costs, and
     /// f liars cannot end the grace early, nor hold the honest elders from ending it.
     fn try_close(&mut self, elders: &BTreeSet<AccountId>) -> SectionChange {
-        let reported = self.reports.keys().filter(|elder| elders.contains(elder)).count();
-        let waited = self.grace_over.iter().filter(|elder| elders.contains(elder)).count();
+        let reported = among(self.reports.keys(), elders);
+        let waited = among(self.grace_over.iter(), elders);
         let quorum = quorum(elders.len());
         let faulty = elders.len().saturating_sub(quorum);
         if reported < elders.len() && (reported < quorum || waited <= faulty) {
@@ -463,6 +464,11 @@ impl SectionState {
         self.records.push_back(record.clone());
         SectionChange::Closed(record)
     }
+}
+
+/// How many of `ids` are `elders`.
+fn among<'a>(ids: impl Iterator<Item = &'a AccountId>, elders: &BTreeSet<AccountId>) -> usize {
+    ids.filter(|id| elders.contains(id)).count()
 }
 
 /// The members by placement name, computed once for a run of chunks.

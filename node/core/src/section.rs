@@ -677,8 +677,7 @@ impl SectionMachine {
         let Some(event) = admit(&item, &proposer, &self.committee, &self.pool, &session.working) else { return };
         let before = placement_names(&session.working);
         let change = session.working.apply(&event);
-        let elders = session.working.elders().len();
-        if self.quorum_reported_at.is_none() && session.working.reports_in() >= acre_ledger::quorum(elders) {
+        if self.quorum_reported_at.is_none() && session.working.quorum_reported() {
             self.quorum_reported_at = Some(self.now);
         }
         match change {
