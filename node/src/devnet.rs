@@ -304,41 +304,29 @@ const EPHEMERAL_FROM: u16 = 32_768;
 /// (API, TCP, UDP) ports for `count` nodes, free now. They come from below the kernel's
 /// ephemeral range: a node binds its ports only once it starts, and a port from that
 /// range could meanwhile be taken by any process's outgoing connection or `bind(0)` (on a
-/// busy machine that made a node exit at start). Each is tried from a random place, and
-/// every socket stays bound until all are chosen, so no port is handed out twice.
+/// busy machine that made a node exit at start). They are tried from a random place, and
+/// each stays bound until all are chosen, so no port is handed out twice.
 fn free_ports(count: usize) -> Result<Vec<(u16, u16, u16)>> {
     // A kernel whose ephemeral range starts low leaves no room below it: then any port.
     let below = Some(ephemeral_from()).filter(|from| *from > LOWEST_PORT + 1_000).unwrap_or(u16::MAX);
     let span = below - LOWEST_PORT;
     let mut next = LOWEST_PORT + rand::random::<u16>() % span;
-    let mut tries = 0u32;
-    let mut take = |bind: &dyn Fn(u16) -> std::io::Result<Box<dyn std::any::Any>>| loop {
-        tries += 1;
-        if tries > u32::from(span) {
-            bail!("no free ports below {below}");
+    // Each port is held for TCP and UDP alike until every one is chosen.
+    let mut held: Vec<(std::net::TcpListener, std::net::UdpSocket)> = Vec::with_capacity(count * 3);
+    let mut take = || -> Result<u16> {
+        for _ in 0..span {
+            let port = next;
+            next = if next + 1 >= below { LOWEST_PORT } else { next + 1 };
+            let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+            let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+            if let (Ok(tcp), Ok(udp)) = (tcp, udp) {
+                held.push((tcp, udp));
+                return Ok(port);
+            }
         }
-        let port = next;
-        next = if next + 1 >= below { LOWEST_PORT } else { next + 1 };
-        if let Ok(socket) = bind(port) {
-            return Ok((port, socket));
-        }
+        bail!("no free ports below {below}")
     };
-    let tcp = |port: u16| -> std::io::Result<Box<dyn std::any::Any>> {
-        Ok(Box::new(std::net::TcpListener::bind(("127.0.0.1", port))?))
-    };
-    let udp = |port: u16| -> std::io::Result<Box<dyn std::any::Any>> {
-        Ok(Box::new(std::net::UdpSocket::bind(("127.0.0.1", port))?))
-    };
-    let mut held = Vec::with_capacity(count * 3);
-    let mut ports = Vec::with_capacity(count);
-    for _ in 0..count {
-        let (api, api_socket) = take(&tcp)?;
-        let (tcp_port, tcp_socket) = take(&tcp)?;
-        let (udp_port, udp_socket) = take(&udp)?;
-        held.extend([api_socket, tcp_socket, udp_socket]);
-        ports.push((api, tcp_port, udp_port));
-    }
-    Ok(ports)
+    (0..count).map(|_| Ok((take()?, take()?, take()?))).collect()
 }
 
 /// The first of the kernel's ephemeral ports.
