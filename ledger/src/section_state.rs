@@ -202,11 +202,17 @@ impl SectionState {
     /// oldest members fill up to that many: removals must not leave a section with too
     /// few elders for a quorum while its newcomers wait out their age.
     pub fn elders(&self) -> BTreeSet<AccountId> {
-        let seasoned = self.members.values().filter(|member| member.age >= MIN_ELDER_AGE).count();
+        let seasoned = self.seasoned().count();
         let count = if seasoned >= MIN_ELDERS { seasoned.min(ELDER_COUNT) } else { MIN_ELDERS.min(ELDER_COUNT) };
         let mut by_age: Vec<(&AccountId, &Member)> = self.members.iter().collect();
         by_age.sort_by(|a, b| b.1.age.cmp(&a.1.age).then(a.0.cmp(b.0)));
         by_age.into_iter().take(count).map(|(id, _)| *id).collect()
+    }
+
+    /// The members that have served [`MIN_ELDER_AGE`] epochs: those that may be elders, and
+    /// whose word a holder's sweep of its surplus copies waits for.
+    pub fn seasoned(&self) -> impl Iterator<Item = AccountId> + '_ {
+        self.members.iter().filter(|(_, member)| member.age >= MIN_ELDER_AGE).map(|(id, _)| *id)
     }
 
     /// The network it belongs to, which enrolments and app commands must name.

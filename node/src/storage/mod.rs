@@ -558,12 +558,7 @@ impl Storage {
             Ok(held) => held.into_iter().map(|(address, _)| address).collect::<Vec<_>>(),
             Err(error) => return tracing::warn!(%error, "cannot list the chunks held for the sweep"),
         };
-        let seasoned = state
-            .members()
-            .iter()
-            .filter(|(_, member)| member.age >= acre_ledger::section_state::MIN_ELDER_AGE)
-            .map(|(id, _)| *id)
-            .collect();
+        let seasoned = state.seasoned().collect();
         let due = lock(&self.book).surplus(&held, state.registry(), &self.members(), &seasoned);
         if due.is_empty() {
             return;
