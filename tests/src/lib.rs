@@ -140,6 +140,24 @@ impl Drop for DevnetProcess {
             let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
             let _ = self.child.wait();
         }
+        if std::thread::panicking() {
+            keep_logs(&self.dir);
+        }
+    }
+}
+
+/// Copies the `node.log` of every node under `dir` to a folder that outlives the test's
+/// temporary directory, and says where: a devnet test that failed is read from its logs.
+fn keep_logs(dir: &Path) {
+    let Ok(nodes) = std::fs::read_dir(dir) else { return };
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis());
+    let kept = std::env::temp_dir().join("acre-failed-devnets").join(format!("{stamp}-{}", std::process::id()));
+    for node in nodes.flatten() {
+        let log = node.path().join("node.log");
+        let copy = kept.join(node.file_name()).with_extension("log");
+        if log.is_file() && std::fs::create_dir_all(&kept).is_ok() && std::fs::copy(&log, &copy).is_ok() {
+            eprintln!("kept {}", copy.display());
+        }
     }
 }
 
