@@ -202,13 +202,15 @@ pub(crate) fn put(cli: &Cli, request: &PutRequest<'_>) -> Result<()> {
 /// Chunk uploads in flight at once: enough to keep the node's holders all writing while
 /// the next chunks travel, few enough that a slow node is not swamped.
 const UPLOADS_IN_FLIGHT: usize = 8;
-/// Tries of one chunk while its holders are unavailable (503): a holder slow to answer
-/// the node, or restarting, is usually back within a second or two, and storing a chunk
-/// again is harmless.
-const PUT_TRIES: u32 = 4;
+/// Tries of one chunk while its holders are unavailable (503) or the node ran out of time
+/// (408): a holder slow to answer the node, or restarting, is usually back within seconds,
+/// and storing a chunk again is harmless.
+const PUT_TRIES: u32 = 6;
+/// The longest pause between two tries; the pauses double up to it (about 12 s in all).
+const PUT_PAUSE_CAP: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// Stores one chunk, trying again after a pause while the node says its holders are
-/// unavailable; any other answer is final.
+/// unavailable or it ran out of time; any other answer is final.
 fn put_chunk(
     client: &NodeClient,
     chunk: &Chunk,
@@ -218,9 +220,12 @@ fn put_chunk(
     loop {
         match client.put_chunk(&chunk.address(), chunk.bytes(), payment) {
             Err(ClientError::Refused(problem))
-                if problem.code == acre_api::ProblemCode::HoldersUnavailable && tried < PUT_TRIES =>
+                if matches!(
+                    problem.code,
+                    acre_api::ProblemCode::HoldersUnavailable | acre_api::ProblemCode::Timeout
+                ) && tried < PUT_TRIES =>
             {
-                std::thread::sleep(std::time::Duration::from_millis(500 << (tried - 1)));
+                std::thread::sleep(PUT_PAUSE_CAP.min(std::time::Duration::from_millis(500 << (tried - 1))));
                 tried += 1;
             }
             answer => return answer,

@@ -337,6 +337,22 @@ impl Section {
         request_within::<P>(&self.network, peer, request, self.timeout).await
     }
 
+    /// A request to a peer on protocol `P`, given up after `timeout`; why, when it brought
+    /// no reply.
+    pub async fn request_or_why<P: Routed>(
+        &self,
+        peer: PeerId,
+        request: P::Request,
+        timeout: Duration,
+    ) -> Result<P::Reply, Unanswered> {
+        ask_within::<P>(&self.network, peer, request, timeout).await
+    }
+
+    /// How long a holder is given to store a chunk durably.
+    pub fn store_timeout(&self) -> Duration {
+        self.timeout * crate::transport::STORE_PATIENCE
+    }
+
     /// Applies certificates here; a gap wakes the catch-up task.
     pub async fn accept(
         &self,
@@ -494,21 +510,42 @@ fn stopped_reply(_: LedgerStopped) -> LedgerReply {
     LedgerReply::Refused("the ledger has stopped".into())
 }
 
-/// A request to a peer, given up after `timeout`.
+/// Why a request to a peer brought no reply.
+#[derive(Debug, thiserror::Error)]
+pub enum Unanswered {
+    /// The peer said nothing within the time allowed.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    /// The network could not carry the request or its reply.
+    #[error(transparent)]
+    Network(#[from] crate::transport::NetworkError),
+}
+
+/// A request to a peer, given up after `timeout`; why, when it brought no reply.
+pub async fn ask_within<P: Routed>(
+    network: &NetworkHandle,
+    peer: PeerId,
+    request: P::Request,
+    timeout: Duration,
+) -> Result<P::Reply, Unanswered> {
+    match tokio::time::timeout(timeout, network.request::<P>(peer, &request)).await {
+        Ok(answer) => Ok(answer?),
+        Err(_) => Err(Unanswered::Timeout(timeout)),
+    }
+}
+
+/// A request to a peer, given up after `timeout`: for callers to whom silence and a
+/// failed request mean the same.
 pub async fn request_within<P: Routed>(
     network: &NetworkHandle,
     peer: PeerId,
     request: P::Request,
     timeout: Duration,
 ) -> Option<P::Reply> {
-    match tokio::time::timeout(timeout, network.request::<P>(peer, &request)).await {
-        Ok(Ok(response)) => Some(response),
-        Ok(Err(error)) => {
-            tracing::debug!(%error, "request failed");
-            None
-        }
-        Err(_) => None,
-    }
+    ask_within::<P>(network, peer, request, timeout)
+        .await
+        .inspect_err(|error| tracing::debug!(%error, %peer, "request failed"))
+        .ok()
 }
 
 fn too_many(count: usize) -> LedgerReply {

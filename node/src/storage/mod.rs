@@ -932,14 +932,16 @@ impl Storage {
         let peer = self
             .peer_of(&holder)
             .ok_or_else(|| StorageError::HoldersUnavailable(format!("{holder} has no peer id")))?;
-        match self.section.request::<Chunks>(peer, ChunkRequest::Store(chunk.bytes().to_vec())).await {
-            Some(ChunkReply::Stored(receipt)) if receipt.holder == holder && receipt.is_valid_for(&address, size) => {
+        let request = ChunkRequest::Store(chunk.bytes().to_vec());
+        match self.section.request_or_why::<Chunks>(peer, request, self.section.store_timeout()).await {
+            Ok(ChunkReply::Stored(receipt)) if receipt.holder == holder && receipt.is_valid_for(&address, size) => {
                 Ok(receipt)
             }
-            Some(ChunkReply::Full { used, capacity }) => Err(StorageError::HolderFull { holder, used, capacity }),
-            Some(ChunkReply::NotPaid) => Err(StorageError::HolderUnpaid(holder)),
-            Some(ChunkReply::Refused(reason)) => Err(StorageError::HoldersUnavailable(format!("{holder}: {reason}"))),
-            _ => Err(StorageError::HoldersUnavailable(format!("{holder} did not answer"))),
+            Ok(ChunkReply::Full { used, capacity }) => Err(StorageError::HolderFull { holder, used, capacity }),
+            Ok(ChunkReply::NotPaid) => Err(StorageError::HolderUnpaid(holder)),
+            Ok(ChunkReply::Refused(reason)) => Err(StorageError::HoldersUnavailable(format!("{holder}: {reason}"))),
+            Ok(_) => Err(StorageError::HoldersUnavailable(format!("{holder} answered with no valid receipt"))),
+            Err(unanswered) => Err(StorageError::HoldersUnavailable(format!("{holder} did not answer: {unanswered}"))),
         }
     }
 

@@ -34,6 +34,11 @@ const COMMAND_DEPTH: usize = 1024;
 const REDIAL_INTERVAL: Duration = Duration::from_secs(1);
 /// Most inbound streams open at once per connection and protocol.
 const CONCURRENT_STREAMS: usize = 256;
+/// A chunk store writes and syncs up to a MiB on a disk that may be busy with every other
+/// upload: it is given this many times the usual request timeout, so a holder that is
+/// slow is waited for instead of being reported silent (at the defaults, 9 s: under the
+/// API's 10 s, so the client hears which holder was silent rather than a bare timeout).
+pub const STORE_PATIENCE: u32 = 3;
 
 /// Which protocol a frame travels on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -267,7 +272,7 @@ impl Network {
             .with_quic()
             .with_behaviour(|key| Behaviour {
                 ledger: frames::<Ledger>(timeout),
-                chunks: frames::<Chunks>(timeout),
+                chunks: frames::<Chunks>(timeout * STORE_PATIENCE),
                 audits: frames::<Audits>(timeout),
                 log: frames::<Log>(timeout),
                 meter: frames::<Meter>(timeout),
