@@ -10,7 +10,7 @@
 pub mod chunk_store;
 pub mod records;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -190,6 +190,54 @@ pub struct Storage {
     recent_payments: Mutex<std::collections::VecDeque<Certificate>>,
     /// Whether a sweep for surplus copies is running (one at a time).
     sweeping: std::sync::atomic::AtomicBool,
+    /// The challenges each sender has this holder answering now.
+    answering: AnswersInFlight,
+}
+
+/// Challenges one sender may have this holder answering at once. An honest elder has at
+/// most two (its round's audit and a sweep's batch) and each waits for its answer; past
+/// the bound a challenge is refused at once, so a flood from one elder, or from everyone
+/// who is not an elder (they share one count), costs this holder no disk reads and keeps
+/// no honest elder's challenge waiting.
+const ANSWERS_PER_SENDER: usize = 4;
+
+/// How many challenges each sender (an elder, or `None` for everyone else) has this holder
+/// answering now.
+#[derive(Debug, Default)]
+struct AnswersInFlight {
+    counts: Mutex<HashMap<Option<AccountId>, usize>>,
+}
+
+/// One challenge being answered; its sender's count goes down when it is dropped.
+struct AnswerSlot<'a> {
+    table: &'a AnswersInFlight,
+    sender: Option<AccountId>,
+}
+
+impl AnswersInFlight {
+    /// A slot for one more of `sender`'s challenges, unless it has
+    /// [`ANSWERS_PER_SENDER`] being answered already.
+    fn enter(&self, sender: Option<AccountId>) -> Option<AnswerSlot<'_>> {
+        let mut counts = lock(&self.counts);
+        let count = counts.entry(sender).or_default();
+        if *count >= ANSWERS_PER_SENDER {
+            return None;
+        }
+        *count += 1;
+        Some(AnswerSlot { table: self, sender })
+    }
+}
+
+impl Drop for AnswerSlot<'_> {
+    fn drop(&mut self) {
+        let mut counts = lock(&self.table.counts);
+        if let Some(count) = counts.get_mut(&self.sender) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.sender);
+            }
+        }
+    }
 }
 
 /// Payment certificates kept at hand for holders that missed them.
@@ -234,6 +282,7 @@ impl Storage {
             key,
             recent_payments: Mutex::default(),
             sweeping: std::sync::atomic::AtomicBool::new(false),
+            answering: AnswersInFlight::default(),
         };
         storage.refresh_own_status();
         Ok(storage)
@@ -986,6 +1035,9 @@ impl Storage {
     /// answers it: a missing chunk is said at once. The sizes the draw is checked against
     /// are the registry's, or the held copy's (read on the blocking thread, with the rest).
     async fn answer_challenge(&self, sender: Option<AccountId>, challenge: Challenge) -> WireAuditReply {
+        let Some(_slot) = self.answering.enter(sender) else {
+            return WireAuditReply::Refused(format!("at most {ANSWERS_PER_SENDER} challenges of one sender at once"));
+        };
         let me = self.section.me();
         let registry = self.agreed();
         let answered = self
@@ -1131,5 +1183,24 @@ impl Storage {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_sender_has_at_most_a_few_challenges_answered_at_once_and_others_are_unaffected() {
+        let table = AnswersInFlight::default();
+        let flooder = Some(AccountId::of(&acre_ledger::testkit::key(1, 1)));
+        let honest = Some(AccountId::of(&acre_ledger::testkit::key(1, 2)));
+        let held: Vec<_> = (0..10).filter_map(|_| table.enter(flooder)).collect();
+        assert_eq!(held.len(), ANSWERS_PER_SENDER, "past the bound a flood is refused at once");
+        assert!(table.enter(honest).is_some(), "another elder's challenge is still answered");
+        assert!(table.enter(None).is_some(), "and so is one from outside the elders");
+        drop(held);
+        assert!(table.enter(flooder).is_some(), "answered challenges free their slots");
+        assert!(lock(&table.counts).is_empty(), "and leave no count behind");
     }
 }
