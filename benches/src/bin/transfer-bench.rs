@@ -98,6 +98,16 @@ fn devnet_run(nodes: usize, per_load: Duration) -> Result<Outcome> {
 
     let lone = drive(&clients, &wallets[..1], &mut sequences, per_load.min(Duration::from_secs(3)))?;
     let (lone_p50, lone_p99) = (lone.percentile(0.50), lone.percentile(0.99));
+    // The lone wallet talks to the first node only: its figures are the lone transfers'.
+    let stages = LoneStages::scrape(&manifest.nodes[0].api)?;
+    println!(
+        "  lone transfer at the node it was sent to, p50: votes gathered {:.2} ms, then applied here \
+         {:.2} ms; a group commit there {:.2} ms; the API and the wallet the rest of {:.2} ms",
+        stages.votes * 1e3,
+        stages.applied * 1e3,
+        stages.group * 1e3,
+        lone_p50.as_secs_f64() * 1e3
+    );
     println!("  wallets   transfers/s      p50 ms      p99 ms");
     lone.print(1);
     let mut peak = (0.0, Duration::ZERO);
@@ -110,6 +120,32 @@ fn devnet_run(nodes: usize, per_load: Duration) -> Result<Outcome> {
     }
     devnet.stop();
     Ok(Outcome { peak: peak.0, p99_at_peak: peak.1, lone_p50, lone_p99 })
+}
+
+/// Where a lone transfer's time goes at the node that certified it, read from that node's
+/// own `/metrics` (medians over its last minute): gathering the quorum's votes, applying
+/// the certificate durably, and one group commit of its ledger thread.
+struct LoneStages {
+    votes: f64,
+    applied: f64,
+    group: f64,
+}
+
+impl LoneStages {
+    fn scrape(api: &str) -> Result<LoneStages> {
+        let text = reqwest::blocking::get(format!("{api}/metrics"))?.error_for_status()?.text()?;
+        let median = |series: &str| -> Result<f64> {
+            let wanted = |l: &&str| l.starts_with(series) && l.contains("quantile=\"0.5\"");
+            let found = text.lines().find(wanted).with_context(|| format!("no median of {series} in /metrics"))?;
+            let value = found.rsplit(' ').next().context("a metrics line without a value")?;
+            Ok(value.parse()?)
+        };
+        Ok(LoneStages {
+            votes: median("acre_certify_seconds{stage=\"votes\"")?,
+            applied: median("acre_certify_seconds{stage=\"applied\"")?,
+            group: median("acre_ledger_call_seconds{kind=\"group\"")?,
+        })
+    }
 }
 
 /// Latencies of the transfers confirmed during one load step.
