@@ -288,6 +288,8 @@ impl Section {
     ) -> ElderAnswer {
         match held {
             Ok(Ok(certificates)) if !certificates.is_empty() => {
+                // A second round trip on the order's path: how often is worth watching.
+                metrics::counter!("acre_votes_handed_over_total").increment(1);
                 // The elder's next answer says whether they were applied.
                 let _ = self.request::<Ledger>(peer, LedgerRequest::Certificates(certificates)).await;
                 self.ask_once(elder, order).await
