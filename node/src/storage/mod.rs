@@ -27,6 +27,7 @@ use acre_proofs::challenge::{Answer, Challenge, ChallengeItem};
 use acre_proofs::placement::{node_name, Repair};
 use acre_proofs::{Chunk, ChunkAddress};
 use futures::future::join_all;
+use futures::StreamExt;
 use libp2p::PeerId;
 
 use acre_api::storage::{AuditRecord, FarmerView, Placed, Quote};
@@ -194,17 +195,21 @@ pub struct Storage {
     answering: AnswersInFlight,
 }
 
-/// Challenges one sender may have this holder answering at once. An honest elder has at
-/// most two (its round's audit and a sweep's batch) and each waits for its answer; past
-/// the bound a challenge is refused at once, so a flood from one elder, or from everyone
-/// who is not an elder (they share one count), costs this holder no disk reads and keeps
-/// no honest elder's challenge waiting.
-const ANSWERS_PER_SENDER: usize = 4;
+/// Challenges one sender may have this holder answering at once, for each chunk an audit
+/// challenges per round (`audit_chunks`). An honest elder sends a round's challenges at
+/// once, one per chunk, and a round may still be answered when the next one starts; a
+/// sweep adds one batch. Past twice a round and one more, a challenge is refused at once,
+/// so a flood from one elder, or from everyone who is not an elder (they share one
+/// count), costs this holder no disk reads and keeps no honest elder's challenge waiting.
+fn answers_per_sender(audit_chunks: usize) -> usize {
+    2 * audit_chunks + 1
+}
 
 /// How many challenges each sender (an elder, or `None` for everyone else) has this holder
 /// answering now.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct AnswersInFlight {
+    limit: usize,
     counts: Mutex<HashMap<Option<AccountId>, usize>>,
 }
 
@@ -215,12 +220,16 @@ struct AnswerSlot<'a> {
 }
 
 impl AnswersInFlight {
-    /// A slot for one more of `sender`'s challenges, unless it has
-    /// [`ANSWERS_PER_SENDER`] being answered already.
+    fn new(limit: usize) -> Self {
+        AnswersInFlight { limit, counts: Mutex::default() }
+    }
+
+    /// A slot for one more of `sender`'s challenges, unless it has `limit` being answered
+    /// already.
     fn enter(&self, sender: Option<AccountId>) -> Option<AnswerSlot<'_>> {
         let mut counts = lock(&self.counts);
         let count = counts.entry(sender).or_default();
-        if *count >= ANSWERS_PER_SENDER {
+        if *count >= self.limit {
             return None;
         }
         *count += 1;
@@ -239,6 +248,10 @@ impl Drop for AnswerSlot<'_> {
         }
     }
 }
+
+/// Repair copies made at once: a lost holder's chunks go to several new holders, whose
+/// stores overlap, while one slow holder holds up only its own copies.
+const REPAIRS_IN_FLIGHT: usize = 4;
 
 /// Payment certificates kept at hand for holders that missed them.
 const RECENT_PAYMENTS: usize = 1024;
@@ -270,6 +283,7 @@ impl Storage {
             answer_deadline: settings.answer_deadline,
         };
         let book = StorageBook::new(section.me(), pool_account(""), book_settings, paid);
+        let answering = AnswersInFlight::new(answers_per_sender(settings.audit_chunks));
         let storage = Storage {
             chunks: Arc::new(chunks),
             book: Mutex::new(book),
@@ -282,7 +296,7 @@ impl Storage {
             key,
             recent_payments: Mutex::default(),
             sweeping: std::sync::atomic::AtomicBool::new(false),
-            answering: AnswersInFlight::default(),
+            answering,
         };
         storage.refresh_own_status();
         Ok(storage)
@@ -303,38 +317,49 @@ impl Storage {
         self.started.elapsed()
     }
 
-    /// Makes the copies: fetches each chunk (from here or from a holder that still has it,
-    /// checking its address) and has its new holder store it.
+    /// Makes the copies, up to [`REPAIRS_IN_FLIGHT`] at once: fetches each chunk (from
+    /// here or from a holder that still has it, checking its address) and has its new
+    /// holder store it.
     pub async fn repair(&self, copies: Vec<Repair>) {
-        let mut made = 0usize;
-        for repair in copies {
-            let Some(to) = self.member_named(&repair.to) else { continue };
-            // A copy counts only if it is the chunk: a rotten one here or at a holder
-            // moves on to the next source.
-            let good = |bytes: Vec<u8>| Chunk::new(bytes).ok().filter(|c| c.address() == repair.chunk);
-            let mut chunk = self.local(move |chunks| chunks.get(&repair.chunk)).await.ok().flatten().and_then(good);
-            for from in repair.from.iter().filter_map(|name| self.member_named(name)) {
-                if chunk.is_some() {
-                    break;
-                }
-                let Some(peer) = self.peer_of(&from) else { continue };
-                if let Some(ChunkReply::Chunk(Some(fetched))) =
-                    self.section.request::<Chunks>(peer, ChunkRequest::Fetch(repair.chunk)).await
-                {
-                    chunk = good(fetched.into_vec());
-                }
-            }
-            let Some(chunk) = chunk else {
-                tracing::warn!(chunk = %repair.chunk, "no holder could give a chunk to repair");
-                continue;
-            };
-            match self.store_on(to, Arc::new(chunk)).await {
-                Ok(_) => made += 1,
-                Err(error) => tracing::warn!(%error, chunk = %repair.chunk, "a repair copy failed"),
-            }
-        }
+        let made = futures::stream::iter(copies)
+            .map(|repair| self.repair_one(repair))
+            .buffer_unordered(REPAIRS_IN_FLIGHT)
+            .filter(|made| std::future::ready(*made))
+            .count()
+            .await;
         metrics::counter!("acre_repairs_total").increment(made as u64);
         tracing::info!(made, "repair copies made");
+    }
+
+    /// Makes one copy; whether it was made.
+    async fn repair_one(&self, repair: Repair) -> bool {
+        let Some(to) = self.member_named(&repair.to) else { return false };
+        // A copy counts only if it is the chunk: a rotten one here or at a holder moves on
+        // to the next source.
+        let good = |bytes: Vec<u8>| Chunk::new(bytes).ok().filter(|c| c.address() == repair.chunk);
+        let mut chunk = self.local(move |chunks| chunks.get(&repair.chunk)).await.ok().flatten().and_then(good);
+        for from in repair.from.iter().filter_map(|name| self.member_named(name)) {
+            if chunk.is_some() {
+                break;
+            }
+            let Some(peer) = self.peer_of(&from) else { continue };
+            if let Some(ChunkReply::Chunk(Some(fetched))) =
+                self.section.request::<Chunks>(peer, ChunkRequest::Fetch(repair.chunk)).await
+            {
+                chunk = good(fetched.into_vec());
+            }
+        }
+        let Some(chunk) = chunk else {
+            tracing::warn!(chunk = %repair.chunk, "no holder could give a chunk to repair");
+            return false;
+        };
+        match self.store_on(to, Arc::new(chunk)).await {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::warn!(%error, chunk = %repair.chunk, "a repair copy failed");
+                false
+            }
+        }
     }
 
     /// Makes the copies a new holder lacks: the copies a removal makes were mostly made
@@ -1036,7 +1061,8 @@ impl Storage {
     /// are the registry's, or the held copy's (read on the blocking thread, with the rest).
     async fn answer_challenge(&self, sender: Option<AccountId>, challenge: Challenge) -> WireAuditReply {
         let Some(_slot) = self.answering.enter(sender) else {
-            return WireAuditReply::Refused(format!("at most {ANSWERS_PER_SENDER} challenges of one sender at once"));
+            let limit = self.answering.limit;
+            return WireAuditReply::Refused(format!("at most {limit} challenges of one sender at once"));
         };
         let me = self.section.me();
         let registry = self.agreed();
@@ -1192,11 +1218,13 @@ mod tests {
 
     #[test]
     fn one_sender_has_at_most_a_few_challenges_answered_at_once_and_others_are_unaffected() {
-        let table = AnswersInFlight::default();
+        let limit = answers_per_sender(16);
+        let table = AnswersInFlight::new(limit);
         let flooder = Some(AccountId::of(&acre_ledger::testkit::key(1, 1)));
         let honest = Some(AccountId::of(&acre_ledger::testkit::key(1, 2)));
-        let held: Vec<_> = (0..10).filter_map(|_| table.enter(flooder)).collect();
-        assert_eq!(held.len(), ANSWERS_PER_SENDER, "past the bound a flood is refused at once");
+        let held: Vec<_> = (0..100).filter_map(|_| table.enter(flooder)).collect();
+        assert_eq!(held.len(), limit, "past the bound a flood is refused at once");
+        assert!(limit > 2 * 16, "two honest rounds of 16 and a sweep's batch fit");
         assert!(table.enter(honest).is_some(), "another elder's challenge is still answered");
         assert!(table.enter(None).is_some(), "and so is one from outside the elders");
         drop(held);

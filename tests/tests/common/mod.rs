@@ -13,7 +13,6 @@ use serde_json::Value;
 
 /// A devnet of elder processes and a wallet pointed at it.
 pub(crate) struct Fixture {
-    _dir: tempfile::TempDir,
     /// The devnet.
     pub(crate) devnet: DevnetProcess,
     /// Its manifest.
@@ -22,6 +21,9 @@ pub(crate) struct Fixture {
     pub(crate) keystore: PathBuf,
     /// A client for raw HTTP.
     pub(crate) http: reqwest::blocking::Client,
+    /// Where the devnet lives: dropped last, after the devnet has stopped (and kept the
+    /// logs of a failed test).
+    _dir: tempfile::TempDir,
 }
 
 impl Fixture {
