@@ -318,3 +318,31 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times.get(times.len() / 2).copied().unwrap_or(Duration::ZERO)
 }
+
+/// The CPU time of this machine, from `/proc/stat`: how much of it went to other guests of
+/// the host (steal) tells how far a run's figures can be trusted, since a stolen core stalls
+/// whichever process was about to answer.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuTime {
+    total: u64,
+    stolen: u64,
+}
+
+impl CpuTime {
+    /// Now, or `None` where `/proc/stat` cannot be read.
+    pub fn now() -> Option<CpuTime> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> =
+            stat.lines().next()?.split_whitespace().skip(1).map(|field| field.parse().ok()).collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal ...; guest time is inside user.
+        let stolen = *fields.get(7)?;
+        Some(CpuTime { total: fields.iter().take(8).sum(), stolen })
+    }
+
+    /// The share of the CPU time since `self` that the host took.
+    pub fn stolen_since(self) -> Option<f64> {
+        let now = CpuTime::now()?;
+        let total = now.total.checked_sub(self.total).filter(|&t| t > 0)?;
+        Some(now.stolen.saturating_sub(self.stolen) as f64 / total as f64)
+    }
+}

@@ -16,12 +16,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use acre_core::storage::SignedAnswer;
 use acre_core::wire::{AuditReply, Audits, ChunkReply, ChunkRequest, Chunks};
 use acre_ledger::AccountId;
-use acre_node::transport::{identity_of, Network, NetworkConfig, NetworkHandle, RefuseAll};
+use acre_node::transport::NetworkHandle;
 use acre_proofs::audit::{judge, Audit, Outcome};
 use acre_proofs::challenge::{Challenge, ChallengeItem};
 use acre_proofs::placement::node_name;
@@ -31,24 +31,11 @@ use common::{rand_secret, Fixture};
 use ed25519_dalek::SigningKey;
 use libp2p::PeerId;
 
-/// Starts a transport with `key`, dialling `bootstrap`, and waits until `peer` answers.
+/// Connects as `key` to `peer`, once it answers the audit protocol.
 async fn connect(key: &SigningKey, bootstrap: &[String], peer: PeerId) -> NetworkHandle {
-    let config = NetworkConfig {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("address")],
-        bootstrap: bootstrap.iter().map(|a| a.parse().expect("a libp2p address")).collect(),
-        keep_connected: vec![peer],
-        request_timeout: Duration::from_secs(10),
-    };
-    let (network, handle) = Network::new(identity_of(key).expect("identity"), config).expect("transport");
-    tokio::spawn(network.run(RefuseAll));
     let probe = Challenge { nonce: 0, seed: [0; 32], holder: [0; 32], challenger: [0; 32], items: vec![] };
     // Well inside the 20 s after which the elders would report the killed elder.
-    let deadline = Instant::now() + Duration::from_secs(12);
-    while handle.request::<Audits>(peer, &probe).await.is_err() {
-        assert!(Instant::now() < deadline, "the holder never answered over libp2p");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    handle
+    common::connect::<Audits>(key, bootstrap, &[peer], &probe, Duration::from_secs(12)).await
 }
 
 fn refusal(reply: &AuditReply) -> &str {

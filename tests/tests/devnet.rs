@@ -1,15 +1,20 @@
 //! A 4-elder devnet of real processes talking over libp2p on 127.0.0.1: transfers through
 //! the `acre` CLI and raw HTTP, an elder killed with SIGKILL mid-stream that catches up
-//! after a restart, two conflicting orders raced through different nodes, and requests
-//! that are malformed, oversized or wrongly signed.
+//! after a restart, two conflicting orders raced through different nodes, an elder handed
+//! an order's missing predecessor with the order, and requests that are malformed,
+//! oversized or wrongly signed.
 
 mod common;
 
 use acre_api::devnet::Manifest;
-use acre_ledger::{AccountId, Certificate};
+use std::time::Duration;
+
+use acre_core::wire::{Ledger, LedgerReply, LedgerRequest};
+use acre_ledger::{AccountId, Certificate, CertificateBuilder, LedgerError, TransferOrder};
 use acre_tests::{eventually, send_signal, workspace_binary, DevnetProcess, NodeProcess};
 use common::{all_apis, certificate_of, rand_secret, Fixture};
 use ed25519_dalek::SigningKey;
+use libp2p::PeerId;
 use serde_json::{json, Value};
 
 #[test]
@@ -176,6 +181,69 @@ fn conflicting_orders_raced_through_two_nodes_certify_at_most_one() {
     assert!(certified >= 1, "races are not all splits: the elders' refusals settle most of them");
     fixture.converged(&all_apis(&fixture));
     fixture.devnet.stop();
+}
+
+/// A wallet's next order often reaches an elder before the background delivery of its
+/// last certificate does, and takes that certificate along (`OrdersAfter`). Spoken over
+/// libp2p to an elder that lacks the certificate: the order alone is refused, with a
+/// forged predecessor it is still refused and nothing is applied, and with the real one
+/// the elder applies it and votes at once.
+#[test]
+fn an_elder_votes_at_once_on_an_order_that_brings_its_missing_predecessor() {
+    let fixture = Fixture::start(4);
+    let carol = fixture.funded_key("100");
+    let bob = AccountId::of(&SigningKey::from_bytes(&rand_secret()));
+    let (network, committee) = (fixture.network(), fixture.committee());
+    let order = |sequence| {
+        let (memo, amount) = (String::new(), "1".parse().expect("amount"));
+        TransferOrder { network, from: AccountId::of(&carol), to: bob, amount, sequence, app: None, memo, hidden: None }
+            .sign(&carol)
+    };
+    let (first, second) = (order(0), order(1));
+    let voters = &fixture.manifest.nodes[1..];
+    let peers: Vec<PeerId> = voters.iter().map(|node| node.peer_id.parse().expect("peer id")).collect();
+    let behind = *peers.last().expect("three voters");
+    let bootstrap: Vec<String> = voters.iter().flat_map(|node| node.libp2p.clone()).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let stranger = SigningKey::from_bytes(&rand_secret());
+        let probe = LedgerRequest::AppliedSince { position: u64::MAX, limit: 0 };
+        let wire = common::connect::<Ledger>(&stranger, &bootstrap, &peers, &probe, Duration::from_secs(10)).await;
+        let ask = |peer: PeerId, request: LedgerRequest| {
+            let wire = wire.clone();
+            async move {
+                match wire.request::<Ledger>(peer, &request).await.expect("an answer") {
+                    LedgerReply::Votes(mut votes) if votes.len() == 1 => votes.remove(0),
+                    other => panic!("expected one vote or refusal, got {other:?}"),
+                }
+            }
+        };
+        // Carol's first order is certified by three elders and applied by none of them.
+        let mut builder = CertificateBuilder::new(committee.clone(), first.order.clone());
+        for &peer in &peers {
+            builder.add(&ask(peer, LedgerRequest::Orders(vec![first.clone()])).await.expect("a vote")).expect("valid");
+        }
+        let certificate = builder.certificate().expect("a quorum of votes");
+
+        let refused = ask(behind, LedgerRequest::Orders(vec![second.clone()])).await;
+        assert!(matches!(refused, Err(LedgerError::UnexpectedSequence { expected: 0, got: 1 })), "{refused:?}");
+        // Below a quorum of votes: a certificate anyone could make up.
+        let mut forged = certificate.clone();
+        forged.votes.truncate(committee.quorum() - 1);
+        let with_forged = LedgerRequest::OrdersAfter { handed: vec![forged], orders: vec![second.clone()] };
+        let refused = ask(behind, with_forged).await;
+        assert!(matches!(refused, Err(LedgerError::UnexpectedSequence { expected: 0, got: 1 })), "{refused:?}");
+
+        let with_real = LedgerRequest::OrdersAfter { handed: vec![certificate], orders: vec![second.clone()] };
+        let vote = ask(behind, with_real).await.expect("a vote once the predecessor is applied");
+        committee.verify_vote(&second.order.digest(), &vote).expect("a valid vote on the second order");
+    });
+    let behind_api = &fixture.manifest.nodes[3].api;
+    assert_eq!(
+        fixture.balance(behind_api, &AccountId::of(&carol)).as_deref(),
+        Some("99"),
+        "the first is applied there"
+    );
 }
 
 #[test]

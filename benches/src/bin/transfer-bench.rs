@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use acre_api::devnet::Manifest;
-use acre_benches::{committee_transfers, shared_disk_commit, sibling_binary, TransferFloor};
+use acre_benches::{committee_transfers, shared_disk_commit, sibling_binary, CpuTime, TransferFloor};
 use acre_ledger::testkit::key;
 use acre_ledger::{AccountId, Amount, TransferOrder};
 use acre_tests::DevnetProcess;
@@ -32,6 +32,7 @@ fn main() -> Result<()> {
     let seconds: u64 = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(6);
     let per_load = Duration::from_secs(seconds);
     println!("acre transfer-bench: devnets of real processes on 127.0.0.1, {seconds}s per load");
+    let started = CpuTime::now();
     let floor = TransferFloor::measure(200)?;
     println!(
         "floor, this run: libp2p round trip p50 {:.2} ms + synced vote commit p50 {:.2} ms = {:.2} ms",
@@ -67,6 +68,9 @@ fn main() -> Result<()> {
             outcome.p99_at_peak.as_secs_f64() * 1e3,
         );
     }
+    if let Some(stolen) = started.and_then(CpuTime::stolen_since) {
+        println!("\nCPU time the host took from this machine during the run (steal): {:.0}%", stolen * 100.0);
+    }
     Ok(())
 }
 
@@ -101,14 +105,21 @@ fn devnet_run(nodes: usize, per_load: Duration) -> Result<Outcome> {
     let (lone_p50, lone_p99) = (lone.percentile(0.50), lone.percentile(0.99));
     // The lone wallet talks to the first node only: its figures are the lone transfers'.
     let stages = LoneStages::scrape(&manifest.nodes[0].api)?;
+    let answering = LoneStages::answering(&manifest.nodes[1].api)?;
     println!(
         "  lone transfer at the node it was sent to, p50: votes gathered {:.2} ms, then applied here \
          {:.2} ms; a group commit there {:.2} ms; the API and the wallet the rest of {:.2} ms\n  \
+         a vote, p50: this node's own {:.2} ms; another elder's {:.2} ms, of which answering there {:.2} ms \
+         (a ledger request's round trip at this node's swarm {:.2} ms)\n  \
          elders handed certificates they lacked before voting: {:.2} per lone transfer",
         stages.votes * 1e3,
         stages.applied * 1e3,
         stages.group * 1e3,
         lone_p50.as_secs_f64() * 1e3,
+        stages.own_vote * 1e3,
+        stages.remote_vote * 1e3,
+        answering * 1e3,
+        stages.on_wire * 1e3,
         (stages.handed_over - handed_before) / lone.latencies.len().max(1) as f64,
     );
     println!("  wallets   transfers/s      p50 ms      p99 ms");
@@ -132,33 +143,53 @@ struct LoneStages {
     votes: f64,
     applied: f64,
     group: f64,
+    /// This node's vote, asked of its own ledger.
+    own_vote: f64,
+    /// Another elder's vote, asked over the network.
+    remote_vote: f64,
+    /// A ledger request from this node's swarm sending it to the reply reaching the swarm.
+    on_wire: f64,
     /// Times so far that an elder lacked a certificate and was handed it before voting.
     handed_over: f64,
 }
 
 impl LoneStages {
     fn scrape(api: &str) -> Result<LoneStages> {
-        let text = reqwest::blocking::get(format!("{api}/metrics"))?.error_for_status()?.text()?;
-        let median = |series: &str| -> Result<f64> {
-            let wanted = |l: &&str| l.starts_with(series) && l.contains("quantile=\"0.5\"");
-            let found = text.lines().find(wanted).with_context(|| format!("no median of {series} in /metrics"))?;
-            let value = found.rsplit(' ').next().context("a metrics line without a value")?;
-            Ok(value.parse()?)
-        };
-        let counter = |name: &str| -> Result<f64> {
-            let found = text.lines().find(|l| l.split(' ').next() == Some(name));
-            // A counter never incremented is not rendered at all.
-            found.map_or(Ok(0.0), |line| {
-                Ok(line.rsplit(' ').next().context("a metrics line without a value")?.parse()?)
-            })
-        };
+        let text = metrics_of(api)?;
+        let median = |series: &str| median_in(&text, series);
+        let found = text.lines().find(|l| l.split(' ').next() == Some("acre_votes_handed_over_total"));
+        // A counter never incremented is not rendered at all.
+        let handed_over = found.map_or(Ok(0.0), |line| -> Result<f64> {
+            Ok(line.rsplit(' ').next().context("a metrics line without a value")?.parse()?)
+        })?;
         Ok(LoneStages {
-            handed_over: counter("acre_votes_handed_over_total")?,
+            handed_over,
             votes: median("acre_certify_seconds{stage=\"votes\"")?,
             applied: median("acre_certify_seconds{stage=\"applied\"")?,
             group: median("acre_ledger_call_seconds{kind=\"group\"")?,
+            own_vote: median("acre_vote_seconds{elder=\"local\"")?,
+            remote_vote: median("acre_vote_seconds{elder=\"remote\"")?,
+            on_wire: median("acre_request_seconds{protocol=\"ledger\"")?,
         })
     }
+
+    /// How long another elder took to answer this node's requests for votes, from their
+    /// arrival there to its reply.
+    fn answering(api: &str) -> Result<f64> {
+        median_in(&metrics_of(api)?, "acre_ledger_answer_seconds{kind=\"orders\"")
+    }
+}
+
+/// A node's `/metrics` page.
+fn metrics_of(api: &str) -> Result<String> {
+    Ok(reqwest::blocking::get(format!("{api}/metrics"))?.error_for_status()?.text()?)
+}
+
+/// The median of a summary on a `/metrics` page.
+fn median_in(text: &str, series: &str) -> Result<f64> {
+    let wanted = |l: &&str| l.starts_with(series) && l.contains("quantile=\"0.5\"");
+    let found = text.lines().find(wanted).with_context(|| format!("no median of {series} in /metrics"))?;
+    Ok(found.rsplit(' ').next().context("a metrics line without a value")?.parse()?)
 }
 
 /// Latencies of the transfers confirmed during one load step.

@@ -70,48 +70,60 @@ pub struct LedgerHandle {
     /// This elder's key, to sign votes where the orders are checked, off the ledger thread.
     signer: VoteSigner,
     /// The votes this elder gave lately, for answering replays.
-    recent: Arc<RecentVotes>,
+    recent: Arc<Recent<Vote>>,
+    /// The certificates applied here lately, so one handed over twice (with an order and
+    /// in the background) has its votes checked once.
+    applied: Arc<Recent<Confirmation>>,
 }
 
-/// Votes in each of [`RecentVotes`]' two generations at most.
-const RECENT_VOTES: usize = 32_768;
+/// Entries in each of [`Recent`]'s two generations at most.
+const RECENT_ENTRIES: usize = 32_768;
 
-/// The votes this elder gave lately, by the digest of the order voted for, so an order
-/// sent again (a wallet's retry, a gathering node asking twice, or anyone replaying an
-/// order it saw) is answered without a signature check and a signature: the vote is no
-/// secret (every certificate carries it) and the digest names exactly the order it is
-/// for. The owner's signature is not part of the digest, so a replay with a broken one
-/// gets the vote too: nothing it did not already have, since the vote is for the order
-/// the owner signed. Two generations of at most
-/// [`RECENT_VOTES`]: when the newer fills it becomes the older and the older goes, so it
-/// stays bounded whatever is sent, and a replay of an order older than that is checked
-/// again and answered by the ledger from its store, as before.
-#[derive(Default)]
-struct RecentVotes {
-    generations: Mutex<[HashMap<Digest, Vote>; 2]>,
+/// What this elder answered lately, by digest, so a message that comes again is answered
+/// without checking its signatures a second time. For votes: an order sent again (a
+/// wallet's retry, a gathering node asking twice, or anyone replaying an order it saw) gets
+/// the vote at once. The vote is no secret (every certificate carries it) and the digest
+/// names exactly the order it is for. The owner's signature is not part of the digest, so
+/// a replay with a broken one gets the vote too: nothing it did not already have, since
+/// the vote is for the order the owner signed. For certificates: one applied here names
+/// a transfer this ledger holds, so a copy of it, whatever its votes, changes nothing and
+/// is confirmed as the first was; only handed-over copies are answered so, since they
+/// promise no sync of their own.
+///
+/// Two generations of at most [`RECENT_ENTRIES`]: when the newer fills it becomes the
+/// older and the older goes, so it stays bounded whatever is sent, and a message older
+/// than that is checked again and answered by the ledger from its store, as before.
+struct Recent<T> {
+    generations: Mutex<[HashMap<Digest, T>; 2]>,
 }
 
-impl RecentVotes {
-    fn lock(&self) -> std::sync::MutexGuard<'_, [HashMap<Digest, Vote>; 2]> {
+impl<T> Default for Recent<T> {
+    fn default() -> Self {
+        Recent { generations: Mutex::new([HashMap::new(), HashMap::new()]) }
+    }
+}
+
+impl<T: Copy> Recent<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, [HashMap<Digest, T>; 2]> {
         // The maps stay consistent whatever a panicking holder was doing: each insert is whole.
         self.generations.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The vote given for each digest, if it is known here.
-    fn find(&self, digests: &[Digest]) -> Vec<Option<Vote>> {
+    /// The answer given for each digest, if it is known here.
+    fn find(&self, digests: &[Digest]) -> Vec<Option<T>> {
         let generations = self.lock();
-        digests.iter().map(|digest| generations.iter().find_map(|votes| votes.get(digest)).copied()).collect()
+        digests.iter().map(|digest| generations.iter().find_map(|known| known.get(digest)).copied()).collect()
     }
 
-    /// Keeps votes just given (durably: the ledger answered them).
-    fn remember(&self, votes: impl Iterator<Item = Vote>) {
+    /// Keeps answers just given (durably, for votes: the ledger answered them).
+    fn remember(&self, answers: impl Iterator<Item = (Digest, T)>) {
         let mut generations = self.lock();
-        for vote in votes {
-            if generations[0].len() >= RECENT_VOTES {
+        for (digest, answer) in answers {
+            if generations[0].len() >= RECENT_ENTRIES {
                 generations.swap(0, 1);
                 generations[0].clear();
             }
-            generations[0].insert(vote.order, vote);
+            generations[0].insert(digest, answer);
         }
     }
 }
@@ -131,7 +143,8 @@ impl LedgerHandle {
         let signer = elder.state().vote_signer();
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new().name("ledger".into()).spawn(move || serve(elder, queue))?;
-        Ok((LedgerHandle { jobs, committee, network, signer, recent: Arc::default() }, thread))
+        let (recent, applied) = (Arc::default(), Arc::default());
+        Ok((LedgerHandle { jobs, committee, network, signer, recent, applied }, thread))
     }
 
     /// The network every order must name (see [`acre_ledger::network_id`]).
@@ -140,7 +153,7 @@ impl LedgerHandle {
     }
 
     /// Votes on orders (see [`DurableElder::handle_orders`]). An order this elder voted on
-    /// lately is answered with that vote at once ([`RecentVotes`]); the rest are checked
+    /// lately is answered with that vote at once ([`Recent`]); the rest are checked
     /// and decided.
     pub async fn orders(&self, orders: Vec<SignedOrder>) -> Result<Vec<Result<Vote, LedgerError>>, LedgerStopped> {
         let digests: Vec<Digest> = orders.iter().map(|signed| signed.order.digest()).collect();
@@ -155,11 +168,26 @@ impl LedgerHandle {
                 None => decided.next().unwrap_or(Err(LedgerError::from(LedgerStopped))),
             })
             .collect();
-        self.recent.remember(answers.iter().filter_map(|answer| answer.as_ref().ok()).copied());
+        self.recent.remember(answers.iter().filter_map(|answer| answer.as_ref().ok()).map(|vote| (vote.order, *vote)));
         Ok(answers)
     }
 
-    /// Checks and decides orders none of which is known to [`RecentVotes`].
+    /// Applies `handed` (the senders' previous certificates, on their way here in the
+    /// background too) without a sync of their own, then votes on `orders`, which see
+    /// them: the votes' sync covers both. The certificates' answers come first.
+    pub async fn orders_after(
+        &self,
+        handed: Vec<Certificate>,
+        orders: Vec<SignedOrder>,
+    ) -> Result<(Checked<Confirmation>, Checked<Vote>), LedgerStopped> {
+        // Queued before the orders' job: the thread takes jobs in the order they came, and
+        // applies handed certificates before the orders drained with them.
+        let applied = self.hand(handed).await?;
+        let votes = self.orders(orders).await?;
+        Ok((applied.await?, votes))
+    }
+
+    /// Checks and decides orders none of which is known to [`Recent`].
     async fn decide(&self, orders: Vec<SignedOrder>) -> Result<Vec<Result<Vote, LedgerError>>, LedgerStopped> {
         // A range proof costs a millisecond: the ledger first refuses what it would refuse
         // anyway, and says which proofs its decision does not depend on.
@@ -192,7 +220,43 @@ impl LedgerHandle {
         &self,
         certificates: Vec<Certificate>,
     ) -> Result<Vec<Result<Confirmation, LedgerError>>, LedgerStopped> {
-        self.check_and_submit(certificates, Job::Handed).await
+        self.hand(certificates).await?.await
+    }
+
+    /// Queues handed-over certificates for the ledger thread once their votes are checked,
+    /// and returns their answers to come. A certificate applied here lately is confirmed at
+    /// once ([`Recent`]): it was handed over with an order and in the background too.
+    async fn hand(
+        &self,
+        certificates: Vec<Certificate>,
+    ) -> Result<impl std::future::Future<Output = Result<Checked<Confirmation>, LedgerStopped>>, LedgerStopped> {
+        let ids: Vec<Digest> = certificates.iter().map(Certificate::id).collect();
+        let known = self.applied.find(&ids);
+        let fresh: Vec<Certificate> =
+            certificates.into_iter().zip(&known).filter(|(_, known)| known.is_none()).map(|(c, _)| c).collect();
+        let answer = if fresh.is_empty() {
+            None
+        } else {
+            let committee = self.committee.clone();
+            let checked = off_thread(move || committee.verify_all(fresh)).await?;
+            let (reply, answer) = oneshot::channel();
+            self.jobs.send(Job::Handed(checked, reply)).await.map_err(|_| LedgerStopped)?;
+            Some(answer)
+        };
+        let applied = Arc::clone(&self.applied);
+        Ok(async move {
+            let mut decided = match answer {
+                Some(answer) => answer.await.map_err(|_| LedgerStopped)?,
+                None => Vec::new(),
+            }
+            .into_iter();
+            let answers: Checked<Confirmation> = known
+                .into_iter()
+                .map(|known| known.map_or_else(|| decided.next().unwrap_or(Err(LedgerError::from(LedgerStopped))), Ok))
+                .collect();
+            remember_applied(&applied, &answers);
+            Ok(answers)
+        })
     }
 
     /// Applies certificates already checked (a certificate this node gathered: each vote
@@ -202,7 +266,9 @@ impl LedgerHandle {
         certificates: Vec<VerifiedCertificate>,
     ) -> Result<Vec<Result<Confirmation, LedgerError>>, LedgerStopped> {
         let checked = certificates.into_iter().map(Ok).collect();
-        self.submit(|reply| Job::Certificates(checked, reply)).await
+        let answers = self.submit(|reply| Job::Certificates(checked, reply)).await?;
+        remember_applied(&self.applied, &answers);
+        Ok(answers)
     }
 
     /// Applies certificates (see [`DurableElder::handle_certificates`]).
@@ -221,7 +287,9 @@ impl LedgerHandle {
     ) -> Result<Vec<Result<Confirmation, LedgerError>>, LedgerStopped> {
         let committee = self.committee.clone();
         let checked = off_thread(move || committee.verify_all(certificates)).await?;
-        self.submit(|reply| job(checked, reply)).await
+        let answers = self.submit(|reply| job(checked, reply)).await?;
+        remember_applied(&self.applied, &answers);
+        Ok(answers)
     }
 
     /// Applies an agreed epoch record once, after the payments it was closed with (see
@@ -255,6 +323,11 @@ impl LedgerHandle {
         self.jobs.send(Job::Read(job)).await.map_err(|_| LedgerStopped)?;
         answer.await.map_err(|_| LedgerStopped)
     }
+}
+
+/// Keeps the certificates just applied, for handed-over copies of them ([`Recent`]).
+fn remember_applied(applied: &Recent<Confirmation>, answers: &Checked<Confirmation>) {
+    applied.remember(answers.iter().filter_map(|answer| answer.as_ref().ok()).map(|c| (c.certificate, *c)));
 }
 
 /// The thread's loop: take what is queued and answer it, certificates and orders each as
@@ -364,12 +437,12 @@ mod tests {
 
     #[test]
     fn recent_votes_answer_replays_and_stay_bounded() {
-        let recent = RecentVotes::default();
-        let count = u32::try_from(RECENT_VOTES).expect("fits") * 2 + 1;
-        recent.remember((0..count).map(vote));
+        let recent = Recent::default();
+        let count = u32::try_from(RECENT_ENTRIES).expect("fits") * 2 + 1;
+        recent.remember((0..count).map(vote).map(|vote| (vote.order, vote)));
         let found = recent.find(&[vote(0).order, vote(count - 1).order, vote(count).order]);
         assert_eq!(found, vec![None, Some(vote(count - 1)), None], "the oldest went, the newest is known");
         let held: usize = recent.lock().iter().map(HashMap::len).sum();
-        assert!(held <= 2 * RECENT_VOTES, "{held}");
+        assert!(held <= 2 * RECENT_ENTRIES, "{held}");
     }
 }

@@ -54,9 +54,24 @@ pub struct Section {
     deliveries: Arc<tokio::sync::Semaphore>,
     /// Orders on their way to each elder, batched ([`VoteQueue`]).
     vote_queues: BTreeMap<AccountId, VoteQueue>,
+    /// Each sender's last certificate made here while its background delivery is still on
+    /// its way to some elders ([`InDelivery`]).
+    in_delivery: std::sync::Mutex<HashMap<AccountId, InDelivery>>,
     /// The section's members as its agreed log last said, and which of them are its
     /// elders (who audit and order the log); the committee above certifies transfers.
     membership: std::sync::RwLock<Membership>,
+}
+
+/// A certificate this node made and the elders its background delivery has not reached
+/// yet. A wallet's next order often comes before it does; that order takes it along to
+/// those elders ([`LedgerRequest::OrdersAfter`]), so they can vote at once rather than
+/// refuse, be handed it, and be asked again. At most one per sender, and only while
+/// deliveries are in flight, so there are never more than [`MAX_DELIVERIES`] elders'
+/// worth.
+#[derive(Debug)]
+struct InDelivery {
+    certificate: Certificate,
+    to: std::collections::BTreeSet<AccountId>,
 }
 
 /// Members of the section, by the agreed log.
@@ -100,6 +115,7 @@ impl Section {
             elders,
             timeout,
             behind: Notify::new(),
+            in_delivery: std::sync::Mutex::default(),
             deliveries: Arc::new(tokio::sync::Semaphore::new(MAX_DELIVERIES)),
             membership: std::sync::RwLock::new(membership),
         }
@@ -166,11 +182,18 @@ impl Section {
     /// sequence (their owner signed both) may split the elders so that neither reaches a
     /// quorum; each elder's lock still votes once per (account, sequence), so at most one
     /// certificate can ever form, and only that owner's account loses its liveness.
-    pub async fn certify(&self, order: SignedOrder) -> Result<Certificate, GatherError> {
+    pub async fn certify(self: &Arc<Self>, order: SignedOrder) -> Result<Certificate, GatherError> {
         let started = std::time::Instant::now();
         let elders = self.elders.clone();
         let mut gathering = Gathering::new(self.committee.clone(), order.order.clone(), elders.len());
-        let mut asks: FuturesUnordered<_> = elders.into_iter().map(|elder| self.ask(elder, &order)).collect();
+        let previous = self.previous_in_delivery(&order);
+        let mut asks: FuturesUnordered<_> = elders
+            .into_iter()
+            .map(|elder| {
+                let handed = previous.as_ref().filter(|(_, to)| to.contains(&elder.0)).map(|(c, _)| c.clone());
+                self.ask(elder, &order, handed)
+            })
+            .collect();
         while !gathering.is_settled() {
             match asks.next().await {
                 Some(answer) => gathering.record(answer),
@@ -220,11 +243,19 @@ impl Section {
             .collect()
     }
 
-    /// One elder's vote on `order`. An elder that is behind on the sender's account, or
-    /// lacks incoming credits the order folds in, is sent the certificates it lacks (this
-    /// node has them) and asked once more.
-    async fn ask(&self, (elder, peer): (AccountId, PeerId), order: &SignedOrder) -> ElderAnswer {
-        match self.ask_once(elder, order).await {
+    /// One elder's vote on `order`, handed `previous` with it when given. An elder that is
+    /// behind on the sender's account, or lacks incoming credits the order folds in, is
+    /// sent the certificates it lacks (this node has them) and asked once more.
+    async fn ask(
+        &self,
+        (elder, peer): (AccountId, PeerId),
+        order: &SignedOrder,
+        previous: Option<Certificate>,
+    ) -> ElderAnswer {
+        if previous.is_some() {
+            metrics::counter!("acre_votes_asked_with_previous_total").increment(1);
+        }
+        match self.ask_once(elder, order, previous).await {
             ElderAnswer::Refused(refusal @ LedgerError::UnknownIncoming { .. }) if elder == self.me => {
                 // This node lacks credits the order folds in: catch-up brings them.
                 self.behind.notify_one();
@@ -245,7 +276,7 @@ impl Section {
                     && got - expected <= u64::from(CATCH_UP_PAGE)
                     && self.fetch_certificates_of(order.order.from, expected, got).await
                 {
-                    return self.ask_once(elder, order).await;
+                    return self.ask_once(elder, order, None).await;
                 }
                 self.behind.notify_one();
                 ElderAnswer::Refused(refusal)
@@ -292,7 +323,7 @@ impl Section {
                 metrics::counter!("acre_votes_handed_over_total").increment(1);
                 // The elder's next answer says whether they were applied.
                 let _ = self.request::<Ledger>(peer, LedgerRequest::Certificates(certificates)).await;
-                self.ask_once(elder, order).await
+                self.ask_once(elder, order, None).await
             }
             Ok(Err(error)) => {
                 tracing::warn!(%error, "the certificates an elder lacks could not be read here");
@@ -327,9 +358,9 @@ impl Section {
         false
     }
 
-    async fn ask_once(&self, elder: AccountId, order: &SignedOrder) -> ElderAnswer {
+    async fn ask_once(&self, elder: AccountId, order: &SignedOrder, previous: Option<Certificate>) -> ElderAnswer {
         match self.vote_queues.get(&elder) {
-            Some(queue) => queue.ask(order.clone()).await,
+            Some(queue) => queue.ask(order.clone(), previous).await,
             None => ElderAnswer::Silent,
         }
     }
@@ -388,22 +419,59 @@ impl Section {
     /// waits on it, and it costs them no sync of its own ([`LedgerRequest::Handed`]). An
     /// elder that misses it is handed it when next asked to vote on the sender's account
     /// ([`Section::ask`]), or catches up from its peers.
-    fn hand_to_elders(&self, certificate: &Certificate) {
+    fn hand_to_elders(self: &Arc<Self>, certificate: &Certificate) {
+        let mut to = std::collections::BTreeSet::new();
         for &(elder, peer) in self.elders.iter().filter(|(elder, _)| *elder != self.me) {
             let Ok(permit) = Arc::clone(&self.deliveries).try_acquire_owned() else {
                 tracing::debug!(%elder, "too many deliveries in flight; the elder will catch up");
                 continue;
             };
-            let (network, timeout) = (self.network.clone(), self.timeout);
+            to.insert(elder);
+            let section = Arc::clone(self);
             let request = LedgerRequest::Handed(vec![certificate.clone()]);
+            let (from, id) = (certificate.order.from, certificate.id());
             tokio::spawn(async move {
                 let _permit = permit;
-                let answer = request_within::<Ledger>(&network, peer, request, timeout).await;
+                let answer = section.request::<Ledger>(peer, request).await;
                 if !matches!(answer, Some(LedgerReply::Confirmations(ref c)) if c.iter().all(Result::is_ok)) {
                     tracing::debug!(%elder, "certificate not applied there yet; the elder will catch up");
                 }
+                section.delivered(from, id, elder);
             });
         }
+        if !to.is_empty() {
+            let delivery = InDelivery { certificate: certificate.clone(), to };
+            self.in_delivery
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(delivery.certificate.order.from, delivery);
+        }
+    }
+
+    /// Notes that the delivery of `from`'s certificate `id` to `elder` is over, whether or
+    /// not it was applied there: an elder it failed to reach is handed it when next asked.
+    fn delivered(&self, from: AccountId, id: acre_ledger::Digest, elder: AccountId) {
+        let mut in_delivery = self.in_delivery.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let std::collections::hash_map::Entry::Occupied(mut entry) = in_delivery.entry(from) {
+            if entry.get().certificate.id() == id {
+                entry.get_mut().to.remove(&elder);
+                if entry.get().to.is_empty() {
+                    entry.remove();
+                }
+            }
+        }
+    }
+
+    /// The certificate just before `order` in its sender's account, if this node made it
+    /// and is still delivering it, with the elders it has not reached yet.
+    fn previous_in_delivery(
+        &self,
+        order: &SignedOrder,
+    ) -> Option<(Certificate, std::collections::BTreeSet<AccountId>)> {
+        let in_delivery = self.in_delivery.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let delivery = in_delivery.get(&order.order.from)?;
+        (delivery.certificate.order.sequence.checked_add(1) == Some(order.order.sequence))
+            .then(|| (delivery.certificate.clone(), delivery.to.clone()))
     }
 
     /// Forever: every `interval`, or at once when a certificate arrived ahead of its
@@ -466,12 +534,36 @@ impl Section {
     /// The answer to a peer's ledger request: votes only as an elder of the committee,
     /// batches no larger than [`MAX_BATCH`], catch-up pages no longer than a page.
     pub async fn answer(&self, request: LedgerRequest) -> LedgerReply {
+        let started = std::time::Instant::now();
+        let votes = matches!(request, LedgerRequest::Orders(_) | LedgerRequest::OrdersAfter { .. });
+        let reply = self.answer_now(request).await;
+        if votes {
+            metrics::histogram!("acre_ledger_answer_seconds", "kind" => "orders")
+                .record(started.elapsed().as_secs_f64());
+        }
+        reply
+    }
+
+    async fn answer_now(&self, request: LedgerRequest) -> LedgerReply {
         match request {
             LedgerRequest::Orders(orders) if orders.len() > MAX_BATCH => too_many(orders.len()),
             LedgerRequest::Orders(_) if !self.votes_on_transfers() => LedgerReply::Refused("not an elder".into()),
             LedgerRequest::Orders(orders) => {
                 self.ledger.orders(orders).await.map_or_else(stopped_reply, LedgerReply::Votes)
             }
+            LedgerRequest::OrdersAfter { handed, orders } if handed.len().max(orders.len()) > MAX_BATCH => {
+                too_many(handed.len().max(orders.len()))
+            }
+            LedgerRequest::OrdersAfter { .. } if !self.votes_on_transfers() => {
+                LedgerReply::Refused("not an elder".into())
+            }
+            LedgerRequest::OrdersAfter { handed, orders } => match self.ledger.orders_after(handed, orders).await {
+                Ok((applied, votes)) => {
+                    self.note_applied(&applied);
+                    LedgerReply::Votes(votes)
+                }
+                Err(stopped) => stopped_reply(stopped),
+            },
             LedgerRequest::Handed(certificates) if certificates.len() > MAX_BATCH => too_many(certificates.len()),
             LedgerRequest::Handed(certificates) => {
                 let results = self.ledger.handed_certificates(certificates).await;

@@ -1,11 +1,12 @@
 //! Orders on their way to one elder, batched. While a request to the elder is in flight,
 //! the orders that arrive meanwhile wait and go together in the next one: one request per
 //! elder and one group commit there however many orders a node gathers at once, and a lone
-//! order still goes at once.
+//! order still goes at once. An order may bring its sender's previous certificate, for an
+//! elder it may not have reached yet; it goes in the same request, ahead of the orders.
 
 use std::time::Duration;
 
-use acre_ledger::{ElderAnswer, SignedOrder};
+use acre_ledger::{Certificate, ElderAnswer, SignedOrder};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot};
 
@@ -14,8 +15,8 @@ use crate::section::request_within;
 use crate::transport::{NetworkHandle, MAX_BATCH};
 use acre_core::wire::{Ledger, LedgerReply, LedgerRequest};
 
-/// An order and where its answer goes.
-type Job = (SignedOrder, oneshot::Sender<ElderAnswer>);
+/// An order, a certificate to hand over with it, and where its answer goes.
+type Job = (SignedOrder, Option<Certificate>, oneshot::Sender<ElderAnswer>);
 
 /// Where a queue's orders are voted on.
 #[derive(Debug, Clone)]
@@ -34,18 +35,28 @@ pub(crate) enum Voter {
 }
 
 impl Voter {
-    /// The elder's answer to each order, in order; silence for all if it gave none.
-    async fn votes(&self, orders: Vec<SignedOrder>) -> Vec<ElderAnswer> {
+    /// The elder's answer to each order, in order, once it has applied `handed`; silence
+    /// for all if it gave none.
+    async fn votes(&self, orders: Vec<SignedOrder>, handed: Vec<Certificate>) -> Vec<ElderAnswer> {
         let count = orders.len();
+        let started = std::time::Instant::now();
         let answers = match self {
+            // This node made the certificates it hands over: its own ledger has them.
             Voter::Local(ledger) => ledger.orders(orders).await.ok(),
             Voter::Remote { network, peer, timeout } => {
-                match request_within::<Ledger>(network, *peer, LedgerRequest::Orders(orders), *timeout).await {
+                let request = if handed.is_empty() {
+                    LedgerRequest::Orders(orders)
+                } else {
+                    LedgerRequest::OrdersAfter { handed, orders }
+                };
+                match request_within::<Ledger>(network, *peer, request, *timeout).await {
                     Some(LedgerReply::Votes(votes)) => Some(votes),
                     _ => None,
                 }
             }
         };
+        let elder = if matches!(self, Voter::Local(_)) { "local" } else { "remote" };
+        metrics::histogram!("acre_vote_seconds", "elder" => elder).record(started.elapsed().as_secs_f64());
         match answers {
             Some(answers) if answers.len() == count => answers
                 .into_iter()
@@ -73,11 +84,12 @@ impl VoteQueue {
         VoteQueue { jobs }
     }
 
-    /// The elder's answer to `order`. A full queue (the elder is not keeping up) is
-    /// silence at once rather than a wait: the other elders make the quorum.
-    pub(crate) async fn ask(&self, order: SignedOrder) -> ElderAnswer {
+    /// The elder's answer to `order`, handed `previous` first if given. A full queue (the
+    /// elder is not keeping up) is silence at once rather than a wait: the other elders
+    /// make the quorum.
+    pub(crate) async fn ask(&self, order: SignedOrder, previous: Option<Certificate>) -> ElderAnswer {
         let (reply, answer) = oneshot::channel();
-        if self.jobs.try_send((order, reply)).is_err() {
+        if self.jobs.try_send((order, previous, reply)).is_err() {
             return ElderAnswer::Silent;
         }
         answer.await.unwrap_or(ElderAnswer::Silent)
@@ -94,8 +106,15 @@ async fn serve(voter: Voter, mut queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let (orders, replies): (Vec<SignedOrder>, Vec<_>) = batch.into_iter().unzip();
-        for (reply, answer) in replies.into_iter().zip(voter.votes(orders).await) {
+        let mut handed = Vec::new();
+        let mut orders = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        for (order, previous, reply) in batch {
+            orders.push(order);
+            handed.extend(previous);
+            replies.push(reply);
+        }
+        for (reply, answer) in replies.into_iter().zip(voter.votes(orders, handed).await) {
             // The asker may have its quorum already and be gone.
             let _ = reply.send(answer);
         }

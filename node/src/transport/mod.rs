@@ -55,6 +55,19 @@ pub enum ProtocolId {
     Meter,
 }
 
+impl ProtocolId {
+    /// Its name in metrics.
+    fn name(self) -> &'static str {
+        match self {
+            ProtocolId::Ledger => "ledger",
+            ProtocolId::Chunks => "chunks",
+            ProtocolId::Audits => "audits",
+            ProtocolId::Log => "log",
+            ProtocolId::Meter => "meter",
+        }
+    }
+}
+
 /// The [`ProtocolId`] of a typed protocol.
 pub trait Routed: Protocol {
     /// Its id.
@@ -221,7 +234,7 @@ pub struct Network {
     config: NetworkConfig,
     /// Outbound requests waiting for their answer, by protocol and libp2p's id (ids are
     /// counted per protocol's behaviour).
-    pending: HashMap<(ProtocolId, OutboundRequestId), ReplySlot>,
+    pending: HashMap<(ProtocolId, OutboundRequestId), (ReplySlot, std::time::Instant)>,
     book: AddressBook,
     /// Answers to inbound requests, made on other tasks, for the swarm to send.
     answers: mpsc::Sender<Answered>,
@@ -322,7 +335,7 @@ impl Network {
         match command {
             Command::Request { peer, protocol, bytes, reply } => {
                 let id = self.swarm.behaviour_mut().frames(protocol).send_request(&peer, bytes);
-                self.pending.insert((protocol, id), reply);
+                self.pending.insert((protocol, id), (reply, std::time::Instant::now()));
             }
             Command::Peers(reply) => {
                 let peers = self
@@ -430,13 +443,15 @@ impl Network {
                 }
                 request_response::Message::Response { request_id, response } => {
                     self.book.answered.insert(peer, std::time::Instant::now());
-                    if let Some(reply) = self.pending.remove(&(protocol, request_id)) {
+                    if let Some((reply, sent)) = self.pending.remove(&(protocol, request_id)) {
+                        metrics::histogram!("acre_request_seconds", "protocol" => protocol.name())
+                            .record(sent.elapsed().as_secs_f64());
                         let _ = reply.send(Ok(response));
                     }
                 }
             },
             request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
-                if let Some(reply) = self.pending.remove(&(protocol, request_id)) {
+                if let Some((reply, _)) = self.pending.remove(&(protocol, request_id)) {
                     let _ = reply.send(Err(NetworkError::Failed { peer, reason: error.to_string() }));
                 }
             }

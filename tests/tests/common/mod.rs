@@ -188,3 +188,31 @@ pub(crate) fn certificate_of(answer: &Value) -> Certificate {
 pub(crate) fn all_apis(fixture: &Fixture) -> Vec<&str> {
     fixture.manifest.nodes.iter().map(|node| node.api.as_str()).collect()
 }
+
+/// Starts a transport of its own with `key`, dialling `bootstrap`, and waits until each of
+/// `peers` answers `probe` on protocol `P`, for tests that speak a protocol themselves.
+pub(crate) async fn connect<P: acre_node::transport::Routed>(
+    key: &SigningKey,
+    bootstrap: &[String],
+    peers: &[libp2p::PeerId],
+    probe: &P::Request,
+    within: std::time::Duration,
+) -> acre_node::transport::NetworkHandle {
+    use acre_node::transport::{identity_of, Network, NetworkConfig, RefuseAll};
+    let config = NetworkConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("address")],
+        bootstrap: bootstrap.iter().map(|a| a.parse().expect("a libp2p address")).collect(),
+        keep_connected: peers.to_vec(),
+        request_timeout: std::time::Duration::from_secs(10),
+    };
+    let (network, handle) = Network::new(identity_of(key).expect("identity"), config).expect("transport");
+    tokio::spawn(network.run(RefuseAll));
+    let deadline = std::time::Instant::now() + within;
+    for peer in peers {
+        while handle.request::<P>(*peer, probe).await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "{peer} never answered over libp2p");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    handle
+}
