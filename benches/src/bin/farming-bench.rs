@@ -61,6 +61,7 @@ impl Cluster {
             let (finalized, output) = mpsc::unbounded_channel();
             let (exit, stop) = oneshot::channel();
             let log = LogSession {
+                network: acre_ledger::Digest::derive("acre farming-bench network", &[]),
                 session,
                 signer: keys[index].clone(),
                 elders: elders.clone(),

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use acre_ledger::Digest;
 use aleph_bft::{
     Index, Keychain, MultiKeychain, NodeCount, NodeIndex, PartialMultisignature, Recipient, SignatureSet, SpawnHandle,
     TaskHandle,
@@ -55,8 +56,10 @@ impl aleph_bft::Hasher for Blake3 {
 pub struct ElderSignature(pub [u8; 64]);
 
 /// The elders' keys, in the session's order, and this elder's own: what the engine signs
-/// and checks units with. Every message is signed under a domain that hashes the session
-/// and the whole elder list, so an elder with another view of the set cannot sign validly.
+/// and checks units with. Every message is signed under a domain that hashes the network
+/// (its genesis), the session and the whole elder list, so an elder with another view of
+/// the set cannot sign validly, and a unit signed for one network is worth nothing on
+/// another whose elders hold the same keys.
 #[derive(Clone)]
 pub struct ElderKeychain {
     index: NodeIndex,
@@ -73,10 +76,11 @@ impl std::fmt::Debug for ElderKeychain {
 
 impl ElderKeychain {
     /// The keychain of `signer` among `elders` (sorted as every elder sorts them) for
-    /// `session`; `None` if the signer is not one of them.
-    pub fn new(signer: SigningKey, elders: Vec<VerifyingKey>, session: u64) -> Option<Self> {
+    /// `session` of `network`; `None` if the signer is not one of them.
+    pub fn new(signer: SigningKey, elders: Vec<VerifyingKey>, network: Digest, session: u64) -> Option<Self> {
         let index = elders.iter().position(|key| *key == signer.verifying_key())?;
         let mut hasher = blake3::Hasher::new_derive_key(DOMAIN_CONTEXT);
+        hasher.update(&network.0);
         hasher.update(&session.to_le_bytes());
         for key in &elders {
             hasher.update(key.as_bytes());
@@ -335,6 +339,8 @@ pub enum LogError {
 
 /// One elder's part in a session of the section log.
 pub struct LogSession {
+    /// The network the section belongs to (see [`acre_ledger::network_id`]).
+    pub network: Digest,
     /// The session's number (one per elder set).
     pub session: u64,
     /// This elder's key.
@@ -356,7 +362,8 @@ pub async fn run<T: Serialize + DeserializeOwned + Send + Sync + 'static>(
     finalized: mpsc::UnboundedSender<Ordered<T>>,
     exit: oneshot::Receiver<()>,
 ) -> Result<(), LogError> {
-    let keychain = ElderKeychain::new(session.signer, session.elders, session.session).ok_or(LogError::NotAnElder)?;
+    let keychain = ElderKeychain::new(session.signer, session.elders, session.network, session.session)
+        .ok_or(LogError::NotAnElder)?;
     let round_millis = session.round_delay.as_millis() as f64;
     let delays = aleph_bft::DelayConfig {
         // The first unit waits a little for the other elders to start the session too.
@@ -402,25 +409,29 @@ mod tests {
         keys
     }
 
+    const NETWORK: Digest = Digest([5; 32]);
+
     #[test]
-    fn signatures_bind_the_session_and_the_elder_set() {
+    fn signatures_bind_the_network_the_session_and_the_elder_set() {
         let keys = keys(4);
         let elders: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
-        let chain = ElderKeychain::new(keys[1].clone(), elders.clone(), 7).expect("an elder");
+        let chain = ElderKeychain::new(keys[1].clone(), elders.clone(), NETWORK, 7).expect("an elder");
         let signature = chain.sign(b"unit");
         assert!(chain.verify(b"unit", &signature, NodeIndex(1)));
         assert!(!chain.verify(b"unit", &signature, NodeIndex(2)), "another elder's index");
         assert!(!chain.verify(b"unit", &signature, NodeIndex(9)), "out of range");
-        let other_session = ElderKeychain::new(keys[0].clone(), elders.clone(), 8).expect("an elder");
+        let other_session = ElderKeychain::new(keys[0].clone(), elders.clone(), NETWORK, 8).expect("an elder");
         assert!(!other_session.verify(b"unit", &signature, NodeIndex(1)), "another session");
+        let other_network = ElderKeychain::new(keys[0].clone(), elders.clone(), Digest([6; 32]), 7).expect("an elder");
+        assert!(!other_network.verify(b"unit", &signature, NodeIndex(1)), "another network, the same keys");
         let mut multi = chain.bootstrap_multi(&signature, NodeIndex(1));
         assert!(!chain.is_complete(b"unit", &multi));
         for (index, key) in keys.iter().enumerate().filter(|(i, _)| *i != 1).take(2) {
-            let signer = ElderKeychain::new(key.clone(), elders.clone(), 7).expect("an elder");
+            let signer = ElderKeychain::new(key.clone(), elders.clone(), NETWORK, 7).expect("an elder");
             multi = multi.add_signature(&signer.sign(b"unit"), NodeIndex(index));
         }
         assert!(chain.is_complete(b"unit", &multi), "a quorum of 3 of 4");
-        assert!(ElderKeychain::new(SigningKey::from_bytes(&[99; 32]), elders, 7).is_none());
+        assert!(ElderKeychain::new(SigningKey::from_bytes(&[99; 32]), elders, NETWORK, 7).is_none());
     }
 
     /// Four elders over in-memory channels: each proposes its own events, and all of them
@@ -450,6 +461,7 @@ mod tests {
             let (finalized, output) = mpsc::unbounded_channel::<Ordered<SectionEvent>>();
             let (exit, stop) = oneshot::channel();
             let session = LogSession {
+                network: NETWORK,
                 session: 1,
                 signer: keys[index].clone(),
                 elders: elders.clone(),

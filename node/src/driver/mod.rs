@@ -512,6 +512,7 @@ impl Driver {
         let (finalized_in, finalized) = mpsc::unbounded_channel();
         let (exit, stop) = oneshot::channel();
         let session = LogSession {
+            network: self.section.ledger().network(),
             session: epoch,
             signer: self.key.clone(),
             elders: keys,
