@@ -250,6 +250,11 @@ impl SectionState {
         &self.registry
     }
 
+    /// Whether the store payment with certificate `id` has been collected into the pool.
+    pub fn collected(&self, id: &Digest) -> bool {
+        self.payments.contains(id)
+    }
+
     /// The size a payment paid for `chunk`, while it waits for its holders' receipts.
     pub fn paid_size(&self, chunk: &ChunkAddress) -> Option<u64> {
         self.paid.get(chunk).map(|(size, _)| *size)

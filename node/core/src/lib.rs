@@ -8,6 +8,8 @@
 //! lives in this crate, so the node (`acre-node`, on aleph-bft, libp2p and disks) and the
 //! deterministic simulator (`acre-sim`) run the same decisions.
 //!
+//! - [`awaiting`]: store payments accepted here that the log has not ordered yet, proposed
+//!   again until it does;
 //! - [`log`]: the log's items, their admission, epoch outcomes and their verification;
 //! - [`section`]: the section driver's machine — sessions, the cut, signatures, catch-up,
 //!   liveness, enrolment, records applied to the ledger;
@@ -16,6 +18,7 @@
 //! - [`meter`]: reads through apps, counted once two members attest them;
 //! - [`wire`]: what nodes say to each other, one request and reply type per protocol.
 
+pub mod awaiting;
 pub mod log;
 pub mod meter;
 pub mod section;

@@ -513,8 +513,11 @@ impl SectionMachine {
             }
             Input::Signature { signer, epoch, signature } => self.signature(signer, epoch, signature, &mut effects),
             Input::Propose { from, item } => {
-                // Kept even between sessions: the next one carries it.
-                if session_elders(&self.state).contains(&self.me) && self.within_budget(from, &item) {
+                // Kept even between sessions: the next one carries it. One this elder holds
+                // already is a proposer trying again: it costs that proposer's budget
+                // nothing, and nothing is done.
+                let again = self.proposed.contains(&item);
+                if !again && session_elders(&self.state).contains(&self.me) && self.within_budget(from, &item) {
                     self.propose(item, &mut effects);
                 }
             }
@@ -1124,6 +1127,29 @@ mod tests {
             proposals(&effects).iter().any(|item| matches!(item, LogItem::Report(_))),
             "the report goes to the session at once"
         );
+    }
+
+    /// A member whose node proposes its payments again until they are ordered spends its
+    /// budget once per item: a repeat of one the elder holds costs nothing, so trying again
+    /// never crowds out the member's new proposals.
+    #[test]
+    fn a_proposal_made_again_spends_the_members_budget_once() {
+        let mut machines = section(&keys(4), &[]);
+        let member = machines[1].me();
+        let (_, item) = enrolment_of(1, 1);
+        let per_item = item.encoded_len();
+        for _ in 0..10 * (MEMBER_PROPOSAL_BYTES / per_item) {
+            machines[0].handle(Input::Propose { from: Proposer::Member(member), item: item.clone() });
+        }
+        assert_eq!(machines[0].proposed().len(), 1, "proposed once");
+        let mut taken = 0;
+        for seed in 10_000..20_000 {
+            let (_, fresh) = enrolment_of(seed, 1);
+            let before = machines[0].proposed().len();
+            machines[0].handle(Input::Propose { from: Proposer::Member(member), item: fresh });
+            taken += machines[0].proposed().len() - before;
+        }
+        assert_eq!(taken, MEMBER_PROPOSAL_BYTES / per_item - 1, "the rest of the share is still the member's");
     }
 
     /// However much an elder has ordered, only its share counts, identically at every

@@ -38,6 +38,7 @@ use crate::driver::{Farming, Inbound, StorageDuties};
 use crate::section::Section;
 use crate::storage::chunk_store::{ChunkStore, ChunkStoreError, Stored};
 use crate::storage::records::RecordFile;
+use acre_core::awaiting::AwaitingLog;
 use acre_core::log::{StoreReceipt, StoredChunk};
 use acre_core::section::AuditSummary;
 use acre_core::wire::{
@@ -189,8 +190,13 @@ pub struct Storage {
     /// The certificates of the payments accepted lately, to hand a holder that missed
     /// one (older ones are read back from the ledger).
     recent_payments: Mutex<std::collections::VecDeque<Certificate>>,
+    /// The payments accepted here that the section log has not ordered yet, proposed
+    /// again each round until it has ([`AwaitingLog`]).
+    awaiting: Mutex<AwaitingLog<LogItem>>,
     /// Whether a sweep for surplus copies is running (one at a time).
     sweeping: std::sync::atomic::AtomicBool,
+    /// Whether payments are being proposed again (one round of that at a time).
+    proposing_again: std::sync::atomic::AtomicBool,
     /// The challenges each sender has this holder answering now.
     answering: AnswersInFlight,
 }
@@ -295,7 +301,9 @@ impl Storage {
             farming,
             key,
             recent_payments: Mutex::default(),
+            awaiting: Mutex::default(),
             sweeping: std::sync::atomic::AtomicBool::new(false),
+            proposing_again: std::sync::atomic::AtomicBool::new(false),
             answering,
         };
         storage.refresh_own_status();
@@ -392,9 +400,29 @@ impl Storage {
         join_all(asks).await.into_iter().flatten().collect()
     }
 
-    /// Hands a store payment, with the chunks it lists, to the section log.
+    /// Hands a store payment, with the chunks it lists, to the section log, and keeps it
+    /// to propose again until the log has ordered it.
     async fn propose_payment(&self, certificate: Certificate, chunks: Vec<(ChunkAddress, u64)>) {
-        self.propose(LogItem::Payment { certificate, chunks }).await;
+        let id = certificate.id();
+        let item = LogItem::Payment { certificate, chunks };
+        let epoch = self.agreed().map_or(0, |state| state.epoch());
+        if !lock(&self.awaiting).accepted(id, item.clone(), epoch, self.now()) {
+            tracing::warn!(payment = %id, "too many payments wait for the section log; this one is proposed once");
+        }
+        self.propose(item).await;
+    }
+
+    /// Proposes again the payments accepted here that the agreed state does not show
+    /// collected yet, and forgets those it does.
+    async fn propose_awaiting(&self) {
+        let Some(state) = self.agreed() else { return };
+        let round = lock(&self.awaiting)
+            .round(state.epoch(), self.now(), self.settings.challenge_interval, |id| state.collected(id));
+        for id in round.given_up {
+            tracing::warn!(payment = %id, "the section log has not ordered this store payment for epochs; given up");
+        }
+        metrics::counter!("acre_payments_proposed_again_total").increment(round.again.len() as u64);
+        join_all(round.again.into_iter().map(|item| self.propose(item))).await;
     }
 
     /// Puts an item that proves itself into the section log: proposed here as an elder,
@@ -608,6 +636,14 @@ impl Storage {
             round += 1;
             rounds += 1;
             self.refresh_statuses().await;
+            // Beside the rounds too: an elder that does not answer must not delay audits.
+            if !self.proposing_again.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                let storage = Arc::clone(&self);
+                tokio::spawn(async move {
+                    storage.propose_awaiting().await;
+                    storage.proposing_again.store(false, std::sync::atomic::Ordering::Release);
+                });
+            }
             if self.section.is_elder() {
                 self.audit_round(round).await;
             }
