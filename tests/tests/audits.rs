@@ -12,7 +12,8 @@
 //! The same holder proves a chunk to a member about to delete its own extra copy
 //! (`ChunkRequest::Prove`), under the same rules: a chunk it holds is proven, one it does
 //! not is said missing, a challenge relayed from another holder's is refused, and so is an
-//! outsider.
+//! outsider. And a member that asks the holder to keep a chunk nobody paid for is refused,
+//! and the holder keeps nothing.
 
 mod common;
 
@@ -152,5 +153,14 @@ fn a_holder_answers_only_its_own_challenge_from_the_elder_it_names_and_signs_wha
         let from_outsider = ChunkRequest::Prove(challenge(&asked.id, &AccountId::of(&stranger), 10));
         let reply = outsider.request::<Chunks>(peer, &from_outsider).await.expect("reply");
         assert!(matches!(&reply, ChunkReply::Refused(reason) if reason.contains("only members")), "{reply:?}");
+
+        // A member asking a holder to keep a chunk no payment lists: refused, nothing kept.
+        // Storing without paying would let one member fill every disk for free.
+        let unpaid: Vec<u8> = (0..128).flat_map(|_| rand_secret()).collect();
+        let address = acre_proofs::Chunk::new(unpaid.clone()).expect("a chunk").address();
+        let reply = network.request::<Chunks>(peer, &ChunkRequest::Store(unpaid)).await.expect("a reply");
+        assert!(matches!(reply, ChunkReply::NotPaid), "{reply:?}");
+        let held = network.request::<Chunks>(peer, &ChunkRequest::Holds(vec![address])).await.expect("a reply");
+        assert!(matches!(&held, ChunkReply::Held(held) if held == &[false]), "{held:?}");
     });
 }
