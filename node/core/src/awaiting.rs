@@ -6,28 +6,31 @@
 //! nothing new, a request to an elder can fail, and a session can end before ordering
 //! what it was offered. A payment lost so is not in the pool, so the farmers are never paid
 //! for the chunks it bought. So the node keeps what it accepted here until the agreed
-//! state shows the payment collected, and proposes it again each round meanwhile. A
-//! proposal an elder already holds costs it nothing (it is not counted against the
-//! proposer's budget twice), and the state counts a payment once however often it is
+//! state shows the payment collected, and proposes it again once in each epoch that opens
+//! without it. The agreed state this node sees changes at each close, and shows everything
+//! the closed epoch ordered, so a payment ordered already is never proposed again; an
+//! elder also drops a proposal of a payment its state has collected before counting it
+//! against anyone's budget, and the state counts a payment once however often it is
 //! ordered.
 //!
-//! The book is bounded: at most [`MAX_AWAITING`] payments, each kept for at most
+//! The book is bounded: at most [`MAX_AWAITING`] payments, each proposed in at most
 //! [`AWAITING_EPOCHS`] epochs. A payment the log still has not ordered by then is given up
-//! and said so in the node's log; it was refused there (an elder set that no longer
-//! admits it), and proposing it for ever would only grow the book.
+//! and said so in the node's log: the section refused it, and proposing it for ever would
+//! only grow the book. The book is in memory: a node that restarts forgets it, and a
+//! payment its API accepted just before is then proposed only if it was on its way already.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use acre_ledger::Digest;
 
 /// Most payments waiting for the log at once; past it a new one is proposed once, as
 /// before, and not kept.
 pub const MAX_AWAITING: usize = 4_096;
-/// Epochs after which a payment the log has not ordered is given up.
+/// Epochs a payment is proposed in (the one it was accepted in and the next ones) before
+/// it is given up.
 pub const AWAITING_EPOCHS: u64 = 3;
-/// Most payments proposed again in one round, oldest first, so a long book costs a
-/// round a bounded number of requests.
+/// Most payments proposed again in one round, those waiting longest first, so a long book
+/// costs a round a bounded number of requests; the rest go in the next rounds.
 pub const AGAIN_PER_ROUND: usize = 64;
 
 /// The payments waiting for the log, by certificate id.
@@ -39,10 +42,10 @@ pub struct AwaitingLog<T> {
 #[derive(Debug, Clone)]
 struct Waiting<T> {
     item: T,
-    /// The agreed epoch when it was accepted here.
-    epoch: u64,
-    /// When it was last proposed.
-    proposed: Duration,
+    /// The agreed epoch open when it was accepted here.
+    accepted: u64,
+    /// The agreed epoch open when it was last proposed.
+    proposed: u64,
 }
 
 /// What one round does with the book.
@@ -61,47 +64,42 @@ impl<T> Default for AwaitingLog<T> {
 }
 
 impl<T: Clone> AwaitingLog<T> {
-    /// Keeps a payment just accepted and proposed, in agreed epoch `epoch`, at `now`.
+    /// Keeps a payment just accepted and proposed while agreed epoch `epoch` is open.
     /// Whether it is kept (not when the book is full; one kept already stays as it was).
-    pub fn accepted(&mut self, id: Digest, item: T, epoch: u64, now: Duration) -> bool {
+    pub fn accepted(&mut self, id: Digest, item: T, epoch: u64) -> bool {
         if self.waiting.contains_key(&id) {
             return true;
         }
         if self.waiting.len() >= MAX_AWAITING {
             return false;
         }
-        self.waiting.insert(id, Waiting { item, epoch, proposed: now });
+        self.waiting.insert(id, Waiting { item, accepted: epoch, proposed: epoch });
         true
     }
 
-    /// One round at `now`, with the agreed state in `epoch`: drops what the state shows
-    /// `collected`, gives up what is too old, and proposes again what was last proposed at
-    /// least `interval` ago (at most [`AGAIN_PER_ROUND`], those waiting longest first).
-    pub fn round(
-        &mut self,
-        epoch: u64,
-        now: Duration,
-        interval: Duration,
-        collected: impl Fn(&Digest) -> bool,
-    ) -> Round<T> {
+    /// One round with the agreed state in `epoch`: drops what the state shows `collected`,
+    /// gives up what was proposed in [`AWAITING_EPOCHS`] epochs already, and proposes
+    /// again what was last proposed in an earlier epoch (at most [`AGAIN_PER_ROUND`], those
+    /// waiting longest first).
+    pub fn round(&mut self, epoch: u64, collected: impl Fn(&Digest) -> bool) -> Round<T> {
         self.waiting.retain(|id, _| !collected(id));
         let given_up: Vec<Digest> = self
             .waiting
             .iter()
-            .filter(|(_, waiting)| epoch > waiting.epoch.saturating_add(AWAITING_EPOCHS))
+            .filter(|(_, waiting)| epoch >= waiting.accepted.saturating_add(AWAITING_EPOCHS))
             .map(|(id, _)| *id)
             .collect();
         for id in &given_up {
             self.waiting.remove(id);
         }
         let mut due: Vec<(&Digest, &Waiting<T>)> =
-            self.waiting.iter().filter(|(_, waiting)| now.saturating_sub(waiting.proposed) >= interval).collect();
-        due.sort_by_key(|(_, waiting)| waiting.proposed);
+            self.waiting.iter().filter(|(_, waiting)| waiting.proposed < epoch).collect();
+        due.sort_by_key(|(_, waiting)| (waiting.proposed, waiting.accepted));
         let chosen: Vec<Digest> = due.into_iter().take(AGAIN_PER_ROUND).map(|(id, _)| *id).collect();
         let mut again = Vec::with_capacity(chosen.len());
         for id in chosen {
             if let Some(waiting) = self.waiting.get_mut(&id) {
-                waiting.proposed = now;
+                waiting.proposed = epoch;
                 again.push(waiting.item.clone());
             }
         }
@@ -123,38 +121,35 @@ impl<T: Clone> AwaitingLog<T> {
 mod tests {
     use super::*;
 
-    const ROUND: Duration = Duration::from_secs(2);
-
     fn id(n: u8) -> Digest {
         Digest([n; 32])
     }
 
-    fn at(rounds: u32) -> Duration {
-        ROUND * rounds
-    }
-
     #[test]
-    fn a_payment_is_proposed_each_round_until_the_state_shows_it_collected() {
+    fn a_payment_is_proposed_once_an_epoch_until_the_state_shows_it_collected() {
         let mut book = AwaitingLog::default();
-        assert!(book.accepted(id(1), "payment 1", 5, at(0)));
-        // Not again in the round it was proposed in.
-        assert_eq!(book.round(5, at(0), ROUND, |_| false).again, Vec::<&str>::new());
-        assert_eq!(book.round(5, at(1), ROUND, |_| false).again, vec!["payment 1"]);
-        assert_eq!(book.round(5, at(2), ROUND, |_| false).again, vec!["payment 1"]);
-        let collected = book.round(6, at(3), ROUND, |paid| *paid == id(1));
+        assert!(book.accepted(id(1), "payment 1", 5));
+        // Not again in the epoch it was proposed in, however many rounds it has.
+        for _ in 0..10 {
+            assert_eq!(book.round(5, |_| false).again, Vec::<&str>::new());
+        }
+        assert_eq!(book.round(6, |_| false).again, vec!["payment 1"]);
+        assert_eq!(book.round(6, |_| false).again, Vec::<&str>::new());
+        let collected = book.round(7, |paid| *paid == id(1));
         assert!(collected.again.is_empty() && collected.given_up.is_empty());
         assert!(book.is_empty(), "a collected payment is forgotten");
     }
 
     #[test]
-    fn a_payment_never_ordered_is_given_up_after_a_few_epochs() {
+    fn a_payment_never_ordered_is_given_up_after_its_epochs() {
         let mut book = AwaitingLog::default();
-        book.accepted(id(1), "old", 5, at(0));
-        book.accepted(id(2), "new", 7, at(0));
-        let round = book.round(5 + AWAITING_EPOCHS, at(1), ROUND, |_| false);
+        book.accepted(id(1), "old", 5);
+        book.accepted(id(2), "new", 7);
+        let round = book.round(5 + AWAITING_EPOCHS - 1, |_| false);
         assert!(round.given_up.is_empty(), "still within its epochs");
-        let round = book.round(6 + AWAITING_EPOCHS, at(2), ROUND, |_| false);
-        assert_eq!(round.given_up, vec![id(1)]);
+        assert_eq!(round.again, vec!["old"]);
+        let round = book.round(5 + AWAITING_EPOCHS, |_| false);
+        assert_eq!(round.given_up, vec![id(1)], "proposed in epochs 5, 6 and 7, then given up");
         assert_eq!(round.again, vec!["new"]);
         assert_eq!(book.len(), 1);
     }
@@ -165,14 +160,14 @@ mod tests {
         for n in 0..MAX_AWAITING + 10 {
             let mut digest = [0u8; 32];
             digest[..8].copy_from_slice(&(n as u64).to_le_bytes());
-            let kept = book.accepted(Digest(digest), n, 1, Duration::from_millis(n as u64));
-            assert_eq!(kept, n < MAX_AWAITING, "payment {n}");
+            let epoch = if n < 100 { 1 } else { 2 };
+            assert_eq!(book.accepted(Digest(digest), n, epoch), n < MAX_AWAITING, "payment {n}");
         }
         assert_eq!(book.len(), MAX_AWAITING);
-        let round = book.round(1, at(10_000), ROUND, |_| false);
+        let round = book.round(3, |_| false);
         assert_eq!(round.again.len(), AGAIN_PER_ROUND);
-        assert_eq!(round.again, (0..AGAIN_PER_ROUND).collect::<Vec<_>>(), "the longest waiting first");
-        let next = book.round(1, at(10_000), ROUND, |_| false);
-        assert_eq!(next.again[0], AGAIN_PER_ROUND, "then the next ones");
+        assert!(round.again.iter().all(|n| *n < 100), "the longest waiting first");
+        let next = book.round(3, |_| false);
+        assert_eq!(next.again.len(), AGAIN_PER_ROUND, "then the next ones, in the rounds after");
     }
 }

@@ -513,11 +513,16 @@ impl SectionMachine {
             }
             Input::Signature { signer, epoch, signature } => self.signature(signer, epoch, signature, &mut effects),
             Input::Propose { from, item } => {
-                // Kept even between sessions: the next one carries it. One this elder holds
-                // already is a proposer trying again: it costs that proposer's budget
-                // nothing, and nothing is done.
-                let again = self.proposed.contains(&item);
-                if !again && session_elders(&self.state).contains(&self.me) && self.within_budget(from, &item) {
+                // Kept even between sessions: the next one carries it. A payment the state
+                // has collected already, and an item this elder holds already, are a
+                // proposer trying again: they cost that proposer's budget nothing, and
+                // nothing is done.
+                let collected = matches!(&item, LogItem::Payment { certificate, .. } if self.current().collected(&certificate.id()));
+                if session_elders(&self.state).contains(&self.me)
+                    && !collected
+                    && !self.proposed.contains(&item)
+                    && self.within_budget(from, &item)
+                {
                     self.propose(item, &mut effects);
                 }
             }

@@ -68,17 +68,6 @@ pub struct Ledger;
 pub enum LedgerRequest {
     /// Vote on these orders.
     Orders(Vec<SignedOrder>),
-    /// Apply these certificates, then vote on these orders: the certificates are the
-    /// senders' previous ones, made a moment ago by the asking node and still on their way
-    /// to this elder in the background, which the orders would otherwise be refused for.
-    /// They are applied without a sync of their own, as [`LedgerRequest::Handed`] are;
-    /// the votes' sync covers them.
-    OrdersAfter {
-        /// Certificates the orders follow.
-        handed: Vec<Certificate>,
-        /// The orders to vote on.
-        orders: Vec<SignedOrder>,
-    },
     /// Apply these certificates.
     Certificates(Vec<Certificate>),
     /// Apply these certificates, which another elder made a moment ago and hands over in
@@ -100,6 +89,17 @@ pub enum LedgerRequest {
         from: u64,
         /// Most certificates wanted.
         limit: u32,
+    },
+    /// Apply these certificates, then vote on these orders: the certificates are the
+    /// senders' previous ones, made a moment ago by the asking node and still on their way
+    /// to this elder in the background, which the orders would otherwise be refused for.
+    /// They are applied without a sync of their own, as [`LedgerRequest::Handed`] are;
+    /// the votes' sync covers them. Last, so the variants before it keep their encoding.
+    OrdersAfter {
+        /// Certificates the orders follow.
+        handed: Vec<Certificate>,
+        /// The orders to vote on.
+        orders: Vec<SignedOrder>,
     },
 }
 

@@ -420,16 +420,24 @@ impl Section {
     /// elder that misses it is handed it when next asked to vote on the sender's account
     /// ([`Section::ask`]), or catches up from its peers.
     fn hand_to_elders(self: &Arc<Self>, certificate: &Certificate) {
-        let mut to = std::collections::BTreeSet::new();
+        let mut deliveries = Vec::new();
         for &(elder, peer) in self.elders.iter().filter(|(elder, _)| *elder != self.me) {
-            let Ok(permit) = Arc::clone(&self.deliveries).try_acquire_owned() else {
-                tracing::debug!(%elder, "too many deliveries in flight; the elder will catch up");
-                continue;
-            };
-            to.insert(elder);
+            match Arc::clone(&self.deliveries).try_acquire_owned() {
+                Ok(permit) => deliveries.push((elder, peer, permit)),
+                Err(_) => tracing::debug!(%elder, "too many deliveries in flight; the elder will catch up"),
+            }
+        }
+        if deliveries.is_empty() {
+            return;
+        }
+        // Noted before any delivery starts, so that one ending at once finds it to strike out.
+        let to = deliveries.iter().map(|(elder, _, _)| *elder).collect();
+        let delivery = InDelivery { certificate: certificate.clone(), to };
+        let (from, id) = (certificate.order.from, certificate.id());
+        self.in_delivery.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(from, delivery);
+        for (elder, peer, permit) in deliveries {
             let section = Arc::clone(self);
             let request = LedgerRequest::Handed(vec![certificate.clone()]);
-            let (from, id) = (certificate.order.from, certificate.id());
             tokio::spawn(async move {
                 let _permit = permit;
                 let answer = section.request::<Ledger>(peer, request).await;
@@ -438,13 +446,6 @@ impl Section {
                 }
                 section.delivered(from, id, elder);
             });
-        }
-        if !to.is_empty() {
-            let delivery = InDelivery { certificate: certificate.clone(), to };
-            self.in_delivery
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(delivery.certificate.order.from, delivery);
         }
     }
 

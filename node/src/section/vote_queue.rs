@@ -15,6 +15,11 @@ use crate::section::request_within;
 use crate::transport::{NetworkHandle, MAX_BATCH};
 use acre_core::wire::{Ledger, LedgerReply, LedgerRequest};
 
+/// Most certificates handed over in one request. They only save round trips, and must
+/// not push a full batch of orders past the protocol's 4 MiB request: a certificate is at
+/// most a few KiB (a hidden one carries its range proof), so these take well under 1 MiB.
+const MAX_HANDED: usize = 256;
+
 /// An order, a certificate to hand over with it, and where its answer goes.
 type Job = (SignedOrder, Option<Certificate>, oneshot::Sender<ElderAnswer>);
 
@@ -106,12 +111,15 @@ async fn serve(voter: Voter, mut queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let mut handed = Vec::new();
+        let mut handed: Vec<Certificate> = Vec::new();
         let mut orders = Vec::with_capacity(batch.len());
         let mut replies = Vec::with_capacity(batch.len());
         for (order, previous, reply) in batch {
             orders.push(order);
-            handed.extend(previous);
+            // Past the bound a certificate stays behind: the elder is handed it if it asks.
+            if let Some(previous) = previous.filter(|p| handed.len() < MAX_HANDED && !handed.contains(p)) {
+                handed.push(previous);
+            }
             replies.push(reply);
         }
         for (reply, answer) in replies.into_iter().zip(voter.votes(orders, handed).await) {

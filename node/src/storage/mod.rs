@@ -191,7 +191,7 @@ pub struct Storage {
     /// one (older ones are read back from the ledger).
     recent_payments: Mutex<std::collections::VecDeque<Certificate>>,
     /// The payments accepted here that the section log has not ordered yet, proposed
-    /// again each round until it has ([`AwaitingLog`]).
+    /// again once an epoch until it has ([`AwaitingLog`]).
     awaiting: Mutex<AwaitingLog<LogItem>>,
     /// Whether a sweep for surplus copies is running (one at a time).
     sweeping: std::sync::atomic::AtomicBool,
@@ -405,19 +405,20 @@ impl Storage {
     async fn propose_payment(&self, certificate: Certificate, chunks: Vec<(ChunkAddress, u64)>) {
         let id = certificate.id();
         let item = LogItem::Payment { certificate, chunks };
-        let epoch = self.agreed().map_or(0, |state| state.epoch());
-        if !lock(&self.awaiting).accepted(id, item.clone(), epoch, self.now()) {
-            tracing::warn!(payment = %id, "too many payments wait for the section log; this one is proposed once");
+        // Before this node knows the agreed state it cannot tell when the log has ordered it.
+        if let Some(state) = self.agreed() {
+            if !lock(&self.awaiting).accepted(id, item.clone(), state.epoch()) {
+                tracing::warn!(payment = %id, "too many payments wait for the section log; this one is proposed once");
+            }
         }
         self.propose(item).await;
     }
 
-    /// Proposes again the payments accepted here that the agreed state does not show
-    /// collected yet, and forgets those it does.
+    /// Proposes again the payments accepted here that the agreed state, as of the last
+    /// close, does not show collected, once in each epoch; forgets those it does.
     async fn propose_awaiting(&self) {
         let Some(state) = self.agreed() else { return };
-        let round = lock(&self.awaiting)
-            .round(state.epoch(), self.now(), self.settings.challenge_interval, |id| state.collected(id));
+        let round = lock(&self.awaiting).round(state.epoch(), |id| state.collected(id));
         for id in round.given_up {
             tracing::warn!(payment = %id, "the section log has not ordered this store payment for epochs; given up");
         }
