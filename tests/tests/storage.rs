@@ -212,10 +212,15 @@ fn a_file_stands_on_four_holders_audits_tell_loss_rot_and_death_apart_and_bad_co
     let cut_arg = cut.to_str().expect("utf-8 path");
     // Public, so the stranded piece is stored as it is, at the address chosen above.
     let via = ["--node", observer, "put", cut_arg, "--public", "--from", "alice", "--yes"];
-    let failed = fixture.wallet(&via);
-    assert_eq!(failed.status.code(), Some(1), "{}", String::from_utf8_lossy(&failed.stdout));
+    // The wallet tries a chunk again for some seconds. Usually the dead holder is still
+    // placed when it gives up, and the upload fails; on a slow run the section may have
+    // removed it by then and placed the chunk elsewhere, and the upload succeeds. Either
+    // way it paid once, and the put below finishes it without paying again.
+    let first = fixture.wallet(&via);
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert!(first.status.success() || first.status.code() == Some(1), "{said}");
     let paid = fixture.wallet_json(&["--node", observer, "balance", "alice"])["balance"].clone();
-    assert_ne!(paid, balance, "the payment was made before the upload failed");
+    assert_ne!(paid, balance, "the payment was made before the upload ended: {said}");
     // Its files and ports are free once the process is gone (or a zombie).
     eventually("the stopped node has exited", || {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", down.pid));

@@ -1157,6 +1157,51 @@ mod tests {
         assert_eq!(taken, MEMBER_PROPOSAL_BYTES / per_item - 1, "the rest of the share is still the member's");
     }
 
+    /// A node proposes a payment again until the state it sees shows it collected, and
+    /// that state lags the log: a repeat of a payment the log has ordered already is taken
+    /// for nothing, neither proposed again nor charged to the proposer's budget.
+    #[test]
+    fn a_payment_the_log_has_collected_is_taken_again_for_nothing() {
+        let founders = keys(4);
+        let mut machines = section(&founders, &[]);
+        let payer = SigningKey::from_bytes(&[77; 32]);
+        let chunks = vec![(ChunkAddress([3; 32]), 1 << 20)];
+        let named: Vec<([u8; 32], u64)> = chunks.iter().map(|(chunk, size)| (chunk.0, *size)).collect();
+        let transfer = acre_ledger::TransferOrder {
+            network: Digest::default(),
+            from: AccountId::of(&payer),
+            to: pool_account(""),
+            amount: crate::log::lowest_price(&chunks).expect("a price"),
+            sequence: 0,
+            app: None,
+            memo: acre_ledger::economics::store_memo(&named),
+            hidden: None,
+        };
+        let digest = transfer.digest();
+        let votes = founders
+            .iter()
+            .take(3)
+            .map(|key| acre_ledger::Vote::sign(key, digest))
+            .map(|vote| acre_ledger::ElderSignature { elder: vote.elder, signature: vote.signature })
+            .collect();
+        let certificate = acre_ledger::Certificate { order: transfer, votes };
+        let id = certificate.id();
+        let payment = LogItem::Payment { certificate, chunks };
+        let position = session_elders(machines[0].state()).iter().position(|e| *e == machines[0].me()).expect("elder");
+        order(&mut machines, 1, &[(position, payment.clone())]);
+        assert!(machines[0].current().collected(&id), "the log ordered the payment");
+
+        let member = machines[1].me();
+        let per_item = payment.encoded_len();
+        for _ in 0..2 * (MEMBER_PROPOSAL_BYTES / per_item) + 1 {
+            machines[0].handle(Input::Propose { from: Proposer::Member(member), item: payment.clone() });
+        }
+        assert!(machines[0].proposed().is_empty(), "not proposed again");
+        let (_, fresh) = enrolment_of(1, 1);
+        machines[0].handle(Input::Propose { from: Proposer::Member(member), item: fresh.clone() });
+        assert_eq!(machines[0].proposed(), &[fresh], "the member's budget is untouched");
+    }
+
     /// However much an elder has ordered, only its share counts, identically at every
     /// elder, and its report still closes the epoch; what an elder's own share left out is
     /// proposed again in the next session.
