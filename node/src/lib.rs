@@ -26,3 +26,9 @@ pub mod section;
 pub mod storage;
 pub mod supervisor;
 pub mod transport;
+
+/// Locks a mutex whose data stays consistent even if a holder panicked: every holder
+/// here makes each change whole before it can panic.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -169,7 +169,7 @@ impl LoneStages {
             group: median("acre_ledger_call_seconds{kind=\"group\"")?,
             own_vote: median("acre_vote_seconds{elder=\"local\"")?,
             remote_vote: median("acre_vote_seconds{elder=\"remote\"")?,
-            on_wire: median("acre_request_seconds{protocol=\"ledger\"")?,
+            on_wire: median("acre_request_seconds{protocol=\"/acre/ledger/2\"")?,
         })
     }
 

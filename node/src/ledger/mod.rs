@@ -106,7 +106,7 @@ impl<T> Default for Recent<T> {
 impl<T: Copy> Recent<T> {
     fn lock(&self) -> std::sync::MutexGuard<'_, [HashMap<Digest, T>; 2]> {
         // The maps stay consistent whatever a panicking holder was doing: each insert is whole.
-        self.generations.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock(&self.generations)
     }
 
     /// The answer given for each digest, if it is known here.
@@ -276,18 +276,10 @@ impl LedgerHandle {
         &self,
         certificates: Vec<Certificate>,
     ) -> Result<Vec<Result<Confirmation, LedgerError>>, LedgerStopped> {
-        self.check_and_submit(certificates, Job::Certificates).await
-    }
-
-    /// Checks certificates' votes on the blocking pool, then queues them as `job`.
-    async fn check_and_submit(
-        &self,
-        certificates: Vec<Certificate>,
-        job: fn(Checked<VerifiedCertificate>, oneshot::Sender<Checked<Confirmation>>) -> Job,
-    ) -> Result<Vec<Result<Confirmation, LedgerError>>, LedgerStopped> {
+        // Their votes are checked on the blocking pool, off the ledger thread.
         let committee = self.committee.clone();
         let checked = off_thread(move || committee.verify_all(certificates)).await?;
-        let answers = self.submit(|reply| job(checked, reply)).await?;
+        let answers = self.submit(|reply| Job::Certificates(checked, reply)).await?;
         remember_applied(&self.applied, &answers);
         Ok(answers)
     }

@@ -434,7 +434,7 @@ impl Section {
         let to = deliveries.iter().map(|(elder, _, _)| *elder).collect();
         let delivery = InDelivery { certificate: certificate.clone(), to };
         let (from, id) = (certificate.order.from, certificate.id());
-        self.in_delivery.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(from, delivery);
+        crate::lock(&self.in_delivery).insert(from, delivery);
         for (elder, peer, permit) in deliveries {
             let section = Arc::clone(self);
             let request = LedgerRequest::Handed(vec![certificate.clone()]);
@@ -452,7 +452,7 @@ impl Section {
     /// Notes that the delivery of `from`'s certificate `id` to `elder` is over, whether or
     /// not it was applied there: an elder it failed to reach is handed it when next asked.
     fn delivered(&self, from: AccountId, id: acre_ledger::Digest, elder: AccountId) {
-        let mut in_delivery = self.in_delivery.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut in_delivery = crate::lock(&self.in_delivery);
         if let std::collections::hash_map::Entry::Occupied(mut entry) = in_delivery.entry(from) {
             if entry.get().certificate.id() == id {
                 entry.get_mut().to.remove(&elder);
@@ -469,7 +469,7 @@ impl Section {
         &self,
         order: &SignedOrder,
     ) -> Option<(Certificate, std::collections::BTreeSet<AccountId>)> {
-        let in_delivery = self.in_delivery.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let in_delivery = crate::lock(&self.in_delivery);
         let delivery = in_delivery.get(&order.order.from)?;
         (delivery.certificate.order.sequence.checked_add(1) == Some(order.order.sequence))
             .then(|| (delivery.certificate.clone(), delivery.to.clone()))

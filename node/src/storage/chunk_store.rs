@@ -278,7 +278,7 @@ impl ChunkStore {
 
     fn lock_used(&self) -> std::sync::MutexGuard<'_, u64> {
         // The counter stays consistent even if a holder of the lock panicked.
-        self.used.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock(&self.used)
     }
 }
 

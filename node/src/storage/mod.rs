@@ -12,7 +12,7 @@ pub mod records;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use acre_core::storage::{
@@ -35,6 +35,7 @@ use acre_api::storage::{AuditRecord, FarmerView, Placed, Quote};
 use crate::blocking::blocking;
 use crate::config::{CHUNKS_DIR, PAYMENTS_FILE};
 use crate::driver::{Farming, Inbound, StorageDuties};
+use crate::lock;
 use crate::section::Section;
 use crate::storage::chunk_store::{ChunkStore, ChunkStoreError, Stored};
 use crate::storage::records::RecordFile;
@@ -261,11 +262,6 @@ const REPAIRS_IN_FLIGHT: usize = 4;
 
 /// Payment certificates kept at hand for holders that missed them.
 const RECENT_PAYMENTS: usize = 1024;
-
-/// Locks a mutex whose data stays consistent even if a holder panicked.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 fn disk(error: impl std::fmt::Display) -> StorageError {
     StorageError::Disk(error.to_string())

@@ -56,14 +56,14 @@ pub enum ProtocolId {
 }
 
 impl ProtocolId {
-    /// Its name in metrics.
+    /// Its name on the wire, which metrics label it with.
     fn name(self) -> &'static str {
         match self {
-            ProtocolId::Ledger => "ledger",
-            ProtocolId::Chunks => "chunks",
-            ProtocolId::Audits => "audits",
-            ProtocolId::Log => "log",
-            ProtocolId::Meter => "meter",
+            ProtocolId::Ledger => Ledger::NAME,
+            ProtocolId::Chunks => Chunks::NAME,
+            ProtocolId::Audits => Audits::NAME,
+            ProtocolId::Log => Log::NAME,
+            ProtocolId::Meter => Meter::NAME,
         }
     }
 }
