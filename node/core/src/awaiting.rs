@@ -16,8 +16,9 @@
 //! The book is bounded: at most [`MAX_AWAITING`] payments, each proposed in at most
 //! [`AWAITING_EPOCHS`] epochs. A payment the log still has not ordered by then is given up
 //! and said so in the node's log: the section refused it, and proposing it for ever would
-//! only grow the book. The book is in memory: a node that restarts forgets it, and a
-//! payment its API accepted just before is then proposed only if it was on its way already.
+//! only grow the book. The book is in memory; the node's payment records are on disk, so a
+//! node that starts again takes back every payment they hold that the agreed state does not
+//! show collected ([`AwaitingLog::restored`]), and proposes it in its first rounds.
 
 use std::collections::BTreeMap;
 
@@ -74,6 +75,20 @@ impl<T: Clone> AwaitingLog<T> {
             return false;
         }
         self.waiting.insert(id, Waiting { item, accepted: epoch, proposed: epoch });
+        true
+    }
+
+    /// Keeps a payment accepted before this node last started, which nothing shows was
+    /// proposed since: due in the next round, and given up as one accepted in `epoch`.
+    /// Whether it is kept.
+    pub fn restored(&mut self, id: Digest, item: T, epoch: u64) -> bool {
+        if self.waiting.contains_key(&id) {
+            return true;
+        }
+        if self.waiting.len() >= MAX_AWAITING {
+            return false;
+        }
+        self.waiting.insert(id, Waiting { item, accepted: epoch, proposed: epoch.saturating_sub(1) });
         true
     }
 
@@ -138,6 +153,24 @@ mod tests {
         let collected = book.round(7, |paid| *paid == id(1));
         assert!(collected.again.is_empty() && collected.given_up.is_empty());
         assert!(book.is_empty(), "a collected payment is forgotten");
+    }
+
+    #[test]
+    fn a_payment_accepted_before_a_restart_is_proposed_in_the_first_round_then_once_an_epoch() {
+        let mut book = AwaitingLog::default();
+        assert!(book.restored(id(1), "from the records", 5));
+        assert_eq!(book.round(5, |_| false).again, vec!["from the records"], "nothing shows it was proposed");
+        assert_eq!(book.round(5, |_| false).again, Vec::<&str>::new());
+        assert_eq!(book.round(6, |_| false).again, vec!["from the records"]);
+        assert_eq!(
+            book.round(5 + AWAITING_EPOCHS, |_| false).given_up,
+            vec![id(1)],
+            "its epochs count from the restart"
+        );
+        // One the book holds already keeps its place.
+        book.accepted(id(2), "accepted since", 9);
+        assert!(book.restored(id(2), "accepted since", 9));
+        assert_eq!(book.round(9, |_| false).again, Vec::<&str>::new(), "proposed when it was accepted");
     }
 
     #[test]

@@ -16,11 +16,13 @@
 //! - [`storage`]: the storage book — the registry, holders and duties, audit and repair
 //!   plans, required payments, the price window, audit tallies and the excuse rule;
 //! - [`meter`]: reads through apps, counted once two members attest them;
+//! - [`proposals`]: what an elder proposed and the log has not ordered, found by digest;
 //! - [`wire`]: what nodes say to each other, one request and reply type per protocol.
 
 pub mod awaiting;
 pub mod log;
 pub mod meter;
+pub mod proposals;
 pub mod section;
 pub mod storage;
 pub mod wire;

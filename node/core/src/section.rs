@@ -40,6 +40,7 @@ use crate::log::{
     LOG_BYTES_PER_ELDER,
 };
 use crate::meter::UseMeter;
+use crate::proposals::Proposals;
 
 /// Items an elder keeps proposing for others at most; beyond, new ones are refused until
 /// some are ordered. Its own report and complaints are kept whatever the count.
@@ -358,7 +359,7 @@ pub struct SectionMachine {
     state: SectionState,
     session: Option<Session>,
     /// This elder's proposals not yet seen in the agreed order.
-    proposed: Vec<LogItem>,
+    proposed: Proposals,
     now: Duration,
     epoch_started: Duration,
     reported: bool,
@@ -424,7 +425,7 @@ impl SectionMachine {
             settings,
             state,
             session: None,
-            proposed: Vec::new(),
+            proposed: Proposals::default(),
             now: Duration::ZERO,
             epoch_started: Duration::ZERO,
             reported: false,
@@ -491,7 +492,7 @@ impl SectionMachine {
     }
 
     /// Proposals waiting to be ordered.
-    pub fn proposed(&self) -> &[LogItem] {
+    pub fn proposed(&self) -> &Proposals {
         &self.proposed
     }
 
@@ -678,7 +679,7 @@ impl SectionMachine {
             return;
         }
         if proposer == self.me {
-            self.proposed.retain(|proposed| *proposed != item);
+            self.proposed.remove(&item);
         }
         self.last_progress = self.now;
         session.log.push((creator, item.clone()));
@@ -1199,7 +1200,7 @@ mod tests {
         assert!(machines[0].proposed().is_empty(), "not proposed again");
         let (_, fresh) = enrolment_of(1, 1);
         machines[0].handle(Input::Propose { from: Proposer::Member(member), item: fresh.clone() });
-        assert_eq!(machines[0].proposed(), &[fresh], "the member's budget is untouched");
+        assert_eq!(machines[0].proposed().iter().collect::<Vec<_>>(), [&fresh], "the member's budget is untouched");
     }
 
     /// However much an elder has ordered, only its share counts, identically at every

@@ -647,6 +647,11 @@ impl StorageBook {
         self.lists.get(id).cloned()
     }
 
+    /// Every accepted payment with the chunks it lists, in its memo's order.
+    pub fn payment_lists(&self) -> impl Iterator<Item = (&Digest, &Vec<(ChunkAddress, u64)>)> {
+        self.lists.iter()
+    }
+
     /// This node placed `chunk` on all its holders.
     pub fn placed(&mut self, chunk: ChunkAddress) {
         self.placed.insert(chunk);

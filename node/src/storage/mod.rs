@@ -198,10 +198,10 @@ pub struct Storage {
     sweeping: std::sync::atomic::AtomicBool,
     /// Whether payments are being proposed again (one round of that at a time).
     proposing_again: std::sync::atomic::AtomicBool,
+    /// Whether the payments accepted before this start are back in `awaiting`.
+    restored_awaiting: std::sync::atomic::AtomicBool,
     /// The challenges each sender has this holder answering now.
     answering: AnswersInFlight,
-    /// Rechecks of copies held here that elders found bad.
-    rechecking: Mutex<Rechecks>,
 }
 
 /// Challenges one sender may have this holder answering at once, for each chunk an audit
@@ -265,46 +265,6 @@ const REPAIRS_IN_FLIGHT: usize = 4;
 /// Payment certificates kept at hand for holders that missed them.
 const RECENT_PAYMENTS: usize = 1024;
 
-/// Rechecks of this node's own copies under way at once (each may hold a chunk's bytes).
-const MAX_RECHECKS: usize = 16;
-
-/// The chunks whose copy here is being rechecked: each elder that finds a copy bad says
-/// so, and one fetch serves them all.
-#[derive(Debug, Default)]
-struct Rechecks(std::collections::HashSet<ChunkAddress>);
-
-/// Whether a recheck starts.
-#[derive(Debug, PartialEq, Eq)]
-enum RecheckStart {
-    Started,
-    /// One of this chunk is under way already.
-    UnderWay,
-    /// [`MAX_RECHECKS`] are under way.
-    Busy,
-}
-
-impl Rechecks {
-    fn start(&mut self, address: ChunkAddress) -> RecheckStart {
-        if self.0.contains(&address) {
-            RecheckStart::UnderWay
-        } else if self.0.len() >= MAX_RECHECKS {
-            RecheckStart::Busy
-        } else {
-            self.0.insert(address);
-            RecheckStart::Started
-        }
-    }
-
-    fn finish(&mut self, address: &ChunkAddress) {
-        self.0.remove(address);
-    }
-}
-
-/// `bytes` as the chunk `address` names, if they are it.
-fn good_copy(address: ChunkAddress, bytes: Vec<u8>) -> Option<Chunk> {
-    Chunk::new(bytes).ok().filter(|chunk| chunk.address() == address)
-}
-
 fn disk(error: impl std::fmt::Display) -> StorageError {
     StorageError::Disk(error.to_string())
 }
@@ -342,8 +302,8 @@ impl Storage {
             awaiting: Mutex::default(),
             sweeping: std::sync::atomic::AtomicBool::new(false),
             proposing_again: std::sync::atomic::AtomicBool::new(false),
+            restored_awaiting: std::sync::atomic::AtomicBool::new(false),
             answering,
-            rechecking: Mutex::default(),
         };
         storage.refresh_own_status();
         Ok(storage)
@@ -381,13 +341,20 @@ impl Storage {
     /// Makes one copy; whether it was made.
     async fn repair_one(&self, repair: Repair) -> bool {
         let Some(to) = self.member_named(&repair.to) else { return false };
-        // A copy counts only if it is the chunk: a rotten one here moves on to the holders.
-        let address = repair.chunk;
-        let local = self.local(move |chunks| chunks.get(&address)).await.ok().flatten();
-        let mut chunk = local.and_then(|bytes| good_copy(address, bytes));
-        if chunk.is_none() {
-            let sources: Vec<AccountId> = repair.from.iter().filter_map(|name| self.member_named(name)).collect();
-            chunk = self.fetch_good(address, &sources).await;
+        // A copy counts only if it is the chunk: a rotten one here or at a holder moves on
+        // to the next source.
+        let good = |bytes: Vec<u8>| Chunk::new(bytes).ok().filter(|c| c.address() == repair.chunk);
+        let mut chunk = self.local(move |chunks| chunks.get(&repair.chunk)).await.ok().flatten().and_then(good);
+        for from in repair.from.iter().filter_map(|name| self.member_named(name)) {
+            if chunk.is_some() {
+                break;
+            }
+            let Some(peer) = self.peer_of(&from) else { continue };
+            if let Some(ChunkReply::Chunk(Some(fetched))) =
+                self.section.request::<Chunks>(peer, ChunkRequest::Fetch(repair.chunk)).await
+            {
+                chunk = good(fetched.into_vec());
+            }
         }
         let Some(chunk) = chunk else {
             tracing::warn!(chunk = %repair.chunk, "no holder could give a chunk to repair");
@@ -450,12 +417,40 @@ impl Storage {
     /// close, does not show collected, once in each epoch; forgets those it does.
     async fn propose_awaiting(&self) {
         let Some(state) = self.agreed() else { return };
+        self.restore_awaiting(&state).await;
         let round = lock(&self.awaiting).round(state.epoch(), |id| state.collected(id));
         for id in round.given_up {
             tracing::warn!(payment = %id, "the section log has not ordered this store payment for epochs; given up");
         }
         metrics::counter!("acre_payments_proposed_again_total").increment(round.again.len() as u64);
         join_all(round.again.into_iter().map(|item| self.propose(item))).await;
+    }
+
+    /// Once, at the first round that knows the agreed state: takes back into the book the
+    /// payments this node's files hold that the state does not show collected, for the
+    /// rounds to propose. The book is in memory, so a node that stopped after accepting a
+    /// payment and before the log ordered it would otherwise never propose it again, and
+    /// the farmers would never be paid for the chunks it bought.
+    async fn restore_awaiting(&self, state: &acre_ledger::section_state::SectionState) {
+        if self.restored_awaiting.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let unordered: Vec<(Digest, Vec<(ChunkAddress, u64)>)> = lock(&self.book)
+            .payment_lists()
+            .filter(|(id, _)| !state.collected(id))
+            .take(acre_core::awaiting::MAX_AWAITING)
+            .map(|(id, list)| (*id, list.clone()))
+            .collect();
+        if !unordered.is_empty() {
+            tracing::info!(payments = unordered.len(), "accepted payments the log has not ordered wait for it again");
+        }
+        for (id, chunks) in unordered {
+            let Some(certificate) = self.payment_certificate(id).await else {
+                tracing::warn!(payment = %id, "an accepted payment's certificate is not in this node's ledger");
+                continue;
+            };
+            lock(&self.awaiting).restored(id, LogItem::Payment { certificate, chunks }, state.epoch());
+        }
     }
 
     /// Puts an item that proves itself into the section log: proposed here as an elder,
@@ -868,81 +863,18 @@ impl Storage {
         }
     }
 
-    /// Tells `holder` that its copy of `chunk`, which it must hold, just failed its audit
-    /// (its bytes rotted, or it lost them), so it fetches a good copy itself
-    /// ([`Storage::take_recheck`]). Each elder that finds the fault says so, and the holder
-    /// pulls the bytes once: pushing them from every elder would send the chunk once per
-    /// elder to the one node least able to take it.
+    /// Hands `holder` a good copy of `chunk`, which it must hold and just failed to prove
+    /// (its bytes rotted, or it lost them): from this node if it holds the chunk intact,
+    /// else from another holder, each copy checked against the address. The holder keeps
+    /// a copy it still has intact and replaces one that is not, so the repair is made
+    /// within the round that found the fault; an elder that lies about a fault only makes
+    /// itself send bytes the holder already has.
     async fn recopy(&self, holder: AccountId, chunk: ChunkAddress) {
-        let Some(peer) = self.peer_of(&holder) else { return };
-        match self.section.request::<Chunks>(peer, ChunkRequest::Recheck(chunk)).await {
-            Some(ChunkReply::Done) => metrics::counter!("acre_rechecks_asked_total").increment(1),
-            other => tracing::debug!(%holder, %chunk, ?other, "a holder did not take a recheck"),
-        }
-    }
-
-    /// Starts a recheck of this node's copy of `address`, which an elder's audit found bad:
-    /// only an elder may ask, only of a registered chunk placed here, one recheck per chunk
-    /// at a time and at most [`MAX_RECHECKS`] at once.
-    fn take_recheck(self: &Arc<Self>, peer: PeerId, address: ChunkAddress) -> ChunkReply {
-        let elders = self.section.membership().elders;
-        if !self.member_of_peer(&peer).is_some_and(|id| elders.contains(&id)) {
-            return ChunkReply::Refused("only elders ask for a recheck".into());
-        }
-        let Some(state) = self.agreed() else {
-            return ChunkReply::Refused("this node does not know the section's state yet".into());
-        };
-        let me = self.section.me();
-        let holders = state.holders_of(&address);
-        if !state.registry().contains_key(&address) || !holders.contains(&me) {
-            return ChunkReply::Refused(format!("chunk {address} is not this node's to hold"));
-        }
-        match lock(&self.rechecking).start(address) {
-            RecheckStart::UnderWay => return ChunkReply::Done,
-            RecheckStart::Busy => return ChunkReply::Refused(format!("{MAX_RECHECKS} rechecks under way")),
-            RecheckStart::Started => {}
-        }
-        let storage = Arc::clone(self);
-        let sources: Vec<AccountId> = holders.into_iter().filter(|holder| *holder != me).collect();
-        tokio::spawn(async move {
-            storage.recheck(address, sources).await;
-            lock(&storage.rechecking).finish(&address);
-        });
-        ChunkReply::Done
-    }
-
-    /// Keeps a copy of `address` held here intact, or replaces it with a good copy from
-    /// `sources` (`ChunkStore::put` answers `Replaced`, or `New` for a lost one).
-    async fn recheck(&self, address: ChunkAddress, sources: Vec<AccountId>) {
-        if self.local(move |chunks| chunks.holds_intact(&address)).await.is_ok_and(|intact| intact) {
-            return;
-        }
-        let Some(chunk) = self.fetch_good(address, &sources).await else {
-            return tracing::warn!(chunk = %address, "no other holder could give a good copy of a bad one held here");
-        };
-        match self.local(move |chunks| chunks.put(&chunk)).await {
-            Ok(stored) => {
-                metrics::counter!("acre_rechecks_repaired_total").increment(1);
-                tracing::info!(chunk = %address, ?stored, "a bad copy held here was replaced");
-            }
-            Err(error) => tracing::warn!(%error, chunk = %address, "a good copy could not replace a bad one held here"),
-        }
-    }
-
-    /// The first copy of `address` that one of `sources` gives, in turn, whose bytes are
-    /// the chunk: a rotten copy at one source moves on to the next.
-    async fn fetch_good(&self, address: ChunkAddress, sources: &[AccountId]) -> Option<Chunk> {
-        for from in sources {
-            let Some(peer) = self.peer_of(from) else { continue };
-            if let Some(ChunkReply::Chunk(Some(fetched))) =
-                self.section.request::<Chunks>(peer, ChunkRequest::Fetch(address)).await
-            {
-                if let Some(chunk) = good_copy(address, fetched.into_vec()) {
-                    return Some(chunk);
-                }
-            }
-        }
-        None
+        let Some(state) = self.agreed() else { return };
+        let Some(size) = state.registry().get(&chunk).copied() else { return };
+        let from = state.holders_of(&chunk).into_iter().filter(|other| *other != holder).map(|id| node_name(&id.0));
+        let repair = Repair { chunk, size, to: node_name(&holder.0), from: from.collect() };
+        self.repair(vec![repair]).await;
     }
 
     /// Hands over what the audits showed since the last call, and starts afresh.
@@ -1262,7 +1194,7 @@ impl StorageDuties for Arc<Storage> {
 impl Storage {
     /// The answer to a member's chunk request. Placing and registering are members'
     /// business only; questions are bounded.
-    pub async fn answer_chunks(self: &Arc<Self>, peer: PeerId, request: ChunkRequest) -> ChunkReply {
+    pub async fn answer_chunks(&self, peer: PeerId, request: ChunkRequest) -> ChunkReply {
         match request {
             ChunkRequest::Store(_) | ChunkRequest::Pay { .. } if !self.is_member(&peer) => {
                 ChunkReply::Refused("only members of this section place chunks".into())
@@ -1298,7 +1230,6 @@ impl Storage {
                 ChunkReply::Held(blocking(|| addresses.iter().map(|address| self.chunks.contains(address)).collect()))
             }
             ChunkRequest::Status => ChunkReply::Status { used: self.chunks.used(), capacity: self.chunks.capacity() },
-            ChunkRequest::Recheck(address) => self.take_recheck(peer, address),
         }
     }
 
@@ -1363,20 +1294,5 @@ mod tests {
         drop(held);
         assert!(table.enter(flooder).is_some(), "answered challenges free their slots");
         assert!(lock(&table.counts).is_empty(), "and leave no count behind");
-    }
-
-    #[test]
-    fn a_chunk_is_rechecked_once_however_many_elders_ask_and_rechecks_are_bounded() {
-        let mut rechecks = Rechecks::default();
-        let chunk = |n: u8| ChunkAddress([n; 32]);
-        assert_eq!(rechecks.start(chunk(0)), RecheckStart::Started);
-        assert_eq!(rechecks.start(chunk(0)), RecheckStart::UnderWay, "a second elder's word adds no fetch");
-        for n in 1..MAX_RECHECKS as u8 {
-            assert_eq!(rechecks.start(chunk(n)), RecheckStart::Started);
-        }
-        assert_eq!(rechecks.start(chunk(200)), RecheckStart::Busy, "past the bound a recheck waits for another audit");
-        rechecks.finish(&chunk(0));
-        assert_eq!(rechecks.start(chunk(200)), RecheckStart::Started, "a finished recheck frees its place");
-        assert_eq!(rechecks.start(chunk(0)), RecheckStart::Busy);
     }
 }
