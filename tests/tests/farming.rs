@@ -322,16 +322,28 @@ fn a_new_node_joins_and_earns_and_a_dead_one_is_replaced_by_copies() {
         .collect();
     let names: Vec<[u8; 32]> = live.iter().map(|(id, _)| node_name(&id.0)).collect();
     let addresses: Vec<ChunkAddress> = chunks.iter().map(|chunk| chunk.parse().expect("address")).collect();
+    // Which copies are still missing, each time that changes: a failure says which.
+    let mut missing_before = Vec::new();
     eventually_within(STOOD_IN_WITHIN, "the dead node's chunks stand on 4 live copies", || {
         let held: Vec<BTreeSet<ChunkAddress>> = live.iter().map(|(_, dir)| held_chunks(dir)).collect();
-        addresses
+        let missing: Vec<(ChunkAddress, AccountId)> = addresses
             .iter()
-            .all(|address| {
-                closest(address, &names, COPIES)
+            .flat_map(|address| {
+                let placed = closest(address, &names, COPIES);
+                let held = &held;
+                names
                     .iter()
-                    .all(|name| names.iter().position(|n| n == name).is_some_and(|index| held[index].contains(address)))
+                    .zip(held)
+                    .zip(&live)
+                    .filter(move |((name, held), _)| placed.contains(name) && !held.contains(address))
+                    .map(move |(_, (id, _))| (*address, *id))
             })
-            .then_some(())
+            .collect();
+        if missing != missing_before {
+            eprintln!("copies missing on their live holders: {missing:?}");
+            missing_before.clone_from(&missing);
+        }
+        missing.is_empty().then_some(())
     });
     let view = fixture.get(fixture.api(0), "/v1/section/members");
     let still = view["members"].as_array().expect("members").iter().any(|m| m["node"] == dead.id.to_string().as_str());

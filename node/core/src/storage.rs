@@ -310,6 +310,11 @@ pub struct StorageBook {
     /// Lost members (down or silent) this node has made stand-in copies for; a member
     /// leaves the set when it is heard from again.
     stood_in: BTreeSet<AccountId>,
+    /// The stand-in copies planned for the members in `stood_in`, so a plan made again
+    /// (another loss, or a registry that grew) sends none twice; and the epoch of the
+    /// registry the last plan read.
+    stood_in_copies: BTreeSet<(ChunkAddress, [u8; 32])>,
+    stood_in_epoch: Option<u64>,
     /// Registered chunks held here that placement put on others at the last sweep.
     unplaced: BTreeSet<ChunkAddress>,
     epoch_audits: EpochAudits,
@@ -347,6 +352,8 @@ impl StorageBook {
             silent: BTreeSet::new(),
             forwarded: BTreeMap::new(),
             stood_in: BTreeSet::new(),
+            stood_in_copies: BTreeSet::new(),
+            stood_in_epoch: None,
             unplaced: BTreeSet::new(),
             connections: BTreeMap::new(),
             farmers: BTreeMap::new(),
@@ -417,21 +424,26 @@ impl StorageBook {
             .collect()
     }
 
-    /// The stand-in copies to make at `now`: for each member newly lost to this node (its
-    /// connection has been down past the grace period, or its last audit went unanswered
-    /// past it, so a restart or a blip copies nothing), the copies its removal
-    /// would make, of the chunks this node is the copier of among the elders left. They
-    /// are made at detection rather than at removal, which waits for a quorum's complaints
-    /// after `unresponsive_after`: the member that would hold each chunk next (its fifth
+    /// The stand-in copies to make at `now`: for the members lost to this node (a
+    /// connection down past the grace period, or an audit unanswered past it, so a
+    /// restart or a blip copies nothing), the copies their removal would make, of the
+    /// chunks this node is the copier of among the elders left. They are made at
+    /// detection rather than at removal, which waits for a quorum's complaints after
+    /// `unresponsive_after`: the member that would hold each chunk next (its fifth
     /// closest) holds it already, so a lost holder's chunks stand on four live copies
     /// again within a round, and its removal later finds nothing left to copy. A member
     /// that comes back is not punished: it keeps its chunks and its pay, and the stand-in
-    /// keeps one copy too many until placement moves. Each loss is copied for once, until
-    /// the member is heard from again; a member that flaps makes each of its chunks be
-    /// offered to the same stand-in again, which already has it.
+    /// keeps one copy too many until placement moves.
+    ///
+    /// A plan is made when a member is newly lost and again whenever the registry of
+    /// `epoch` is newer than the one planned against, since a chunk paid for while its
+    /// holder was alive may be registered only after the loss; a copy already planned is
+    /// not planned twice. A member heard from again leaves the lost set; one that flaps
+    /// makes each of its chunks be offered to the same stand-in again, which has it.
     pub fn stand_in_plan(
         &mut self,
         registry: &BTreeMap<ChunkAddress, u64>,
+        epoch: u64,
         members: &[AccountId],
         elders: &[AccountId],
         now: Duration,
@@ -446,15 +458,20 @@ impl StorageBook {
             .copied()
             .collect();
         self.stood_in.retain(|member| lost.contains(member));
-        let newly: Vec<AccountId> = lost.difference(&self.stood_in).copied().collect();
-        if newly.is_empty() {
+        if self.stood_in.is_empty() {
+            self.stood_in_copies.clear();
+        }
+        let newly = !lost.is_subset(&self.stood_in);
+        let registry_moved = !self.stood_in.is_empty() && self.stood_in_epoch != Some(epoch);
+        if !newly && !registry_moved {
             return Vec::new();
         }
-        let before: Vec<AccountId> = members.iter().filter(|m| !self.stood_in.contains(m)).copied().collect();
-        let after: Vec<AccountId> = before.iter().filter(|m| !newly.contains(m)).copied().collect();
-        let elders_left: Vec<AccountId> = elders.iter().filter(|e| !lost.contains(e)).copied().collect();
-        self.stood_in.extend(newly);
-        self.repair_plan(registry, &names(&before), &names(&after), &names(&elders_left))
+        self.stood_in = lost;
+        self.stood_in_epoch = Some(epoch);
+        let after: Vec<AccountId> = members.iter().filter(|m| !self.stood_in.contains(m)).copied().collect();
+        let elders_left: Vec<AccountId> = elders.iter().filter(|e| !self.stood_in.contains(e)).copied().collect();
+        let plan = self.repair_plan(registry, &names(members), &names(&after), &names(&elders_left));
+        plan.into_iter().filter(|repair| self.stood_in_copies.insert((repair.chunk, repair.to))).collect()
     }
 
     /// The copies held here that are no longer this node's to hold: chunks of `registry`
@@ -758,10 +775,17 @@ impl StorageBook {
     /// Keeps what an audit showed, for the epoch's report and the farmer's view.
     pub fn record_audit(&mut self, holder: AccountId, audit: &Audit, outcome: Outcome, record: AuditRecord) {
         self.epoch_audits.record(holder, audit, outcome);
-        if outcome == Outcome::Timeout {
-            self.silent.insert(holder);
-        } else {
-            self.silent.remove(&holder);
+        match outcome {
+            Outcome::Timeout => {
+                self.silent.insert(holder);
+            }
+            // An excuse is not an answer: a holder that went silent and then lost its
+            // connection (a killed process, seen late over QUIC) is still lost, and its
+            // stand-in copies do not wait out a restart's grace.
+            Outcome::Excused => {}
+            _ => {
+                self.silent.remove(&holder);
+            }
         }
         let entry = self.farmers.entry(holder).or_default();
         entry.0.add(outcome);
@@ -1125,49 +1149,103 @@ mod tests {
         assert_eq!(book.outcome_of(&holder, AuditReply::Silent, at(63)), Outcome::Timeout);
     }
 
-    #[test]
-    fn a_lost_holders_chunks_are_copied_to_their_next_holder_once_per_loss() {
+    /// Six members, `chunks` registered chunks, and the book of the member that becomes
+    /// the copier of the first chunk once its closest holder (`lost`) is gone; every
+    /// connection seen up at 1 s.
+    struct LossScene {
+        members: Vec<AccountId>,
+        registry: BTreeMap<ChunkAddress, u64>,
+        first: ChunkAddress,
+        lost: AccountId,
+        after: Vec<AccountId>,
+        up: BTreeSet<AccountId>,
+        book: StorageBook,
+    }
+
+    fn loss_scene(chunks: u8) -> LossScene {
         let members = members(6);
-        let registry: BTreeMap<ChunkAddress, u64> = (1..=40u8).map(|n| (ChunkAddress::of(&[n]), MIB)).collect();
-        // The lost member holds the first chunk; this node is the copier of it once the
-        // lost member is gone (the closest elder left).
+        let registry: BTreeMap<ChunkAddress, u64> = (1..=chunks).map(|n| (ChunkAddress::of(&[n]), MIB)).collect();
         let first = *registry.keys().next().expect("a chunk");
         let named = |name: &[u8; 32]| member_named(&members, name).expect("a member");
         let lost = named(&closest(&first, &names(&members), 1)[0]);
-        let rest: Vec<AccountId> = members.iter().filter(|m| **m != lost).copied().collect();
-        let me = named(&closest(&first, &names(&rest), 1)[0]);
-        let mut book = book(me);
+        let after: Vec<AccountId> = members.iter().filter(|m| **m != lost).copied().collect();
+        let mut book = book(named(&closest(&first, &names(&after), 1)[0]));
         let up: BTreeSet<AccountId> = members.iter().copied().collect();
         book.observe_connections(&links(&up), &members, Duration::from_secs(1), Duration::ZERO);
+        LossScene { members, registry, first, lost, after, up, book }
+    }
+
+    #[test]
+    fn a_lost_holders_chunks_are_copied_to_their_next_holder_once_per_loss() {
+        // The lost member holds the first chunk; this node is the copier of it once the
+        // lost member is gone (the closest elder left).
+        let LossScene { members, registry, lost, after, up, mut book, .. } = loss_scene(40);
         let at = Duration::from_secs;
-        assert!(book.stand_in_plan(&registry, &members, &members, at(1)).is_empty(), "nobody is lost");
+        assert!(book.stand_in_plan(&registry, 1, &members, &members, at(1)).is_empty(), "nobody is lost");
         let down: BTreeSet<AccountId> = up.iter().filter(|m| **m != lost).copied().collect();
         book.observe_connections(&links(&down), &members, at(2), Duration::ZERO);
-        assert!(book.stand_in_plan(&registry, &members, &members, at(10)).is_empty(), "within the grace: a restart");
-        let plan = book.stand_in_plan(&registry, &members, &members, at(30));
-        let after: Vec<AccountId> = members.iter().filter(|m| **m != lost).copied().collect();
+        assert!(book.stand_in_plan(&registry, 1, &members, &members, at(10)).is_empty(), "within the grace: a restart");
+        let plan = book.stand_in_plan(&registry, 1, &members, &members, at(30));
         let expected = book.repair_plan(&registry, &names(&members), &names(&after), &names(&after));
         assert!(!plan.is_empty(), "this node copies some of the lost holder's chunks");
         assert_eq!(plan, expected, "the copies its removal would make, made now");
         assert!(plan.iter().all(|repair| closest(&repair.chunk, &names(&after), COPIES).contains(&repair.to)));
-        assert!(book.stand_in_plan(&registry, &members, &members, at(31)).is_empty(), "once per loss");
+        assert!(book.stand_in_plan(&registry, 1, &members, &members, at(31)).is_empty(), "once per loss");
         // Heard from again, then lost again (its audit timed out): copied for again.
         book.observe_connections(&links(&up), &members, at(40), Duration::ZERO);
-        assert!(book.stand_in_plan(&registry, &members, &members, at(41)).is_empty());
-        let audit = Audit {
-            holder: node_name(&lost.0),
-            challenge: Challenge {
-                nonce: 1,
-                seed: [0; 32],
-                holder: node_name(&lost.0),
-                challenger: node_name(&me.0),
-                items: vec![],
-            },
-            sizes: vec![],
+        assert!(book.stand_in_plan(&registry, 1, &members, &members, at(41)).is_empty());
+        record_outcome(&mut book, lost, Outcome::Timeout);
+        assert_eq!(book.stand_in_plan(&registry, 1, &members, &members, at(42)), expected);
+    }
+
+    /// An audit of `holder` on no chunk that came out `outcome`, as the shell records one.
+    fn record_outcome(book: &mut StorageBook, holder: AccountId, outcome: Outcome) {
+        let name = node_name(&holder.0);
+        let challenge = Challenge { nonce: 1, seed: [0; 32], holder: name, challenger: name, items: vec![] };
+        let audit = Audit { holder: name, challenge, sizes: vec![] };
+        let record = AuditRecord { round: 1, outcome, latency_ms: 1, at_unix_ms: 0, chunks: 0 };
+        book.record_audit(holder, &audit, outcome, record);
+    }
+
+    #[test]
+    fn a_chunk_registered_after_its_holder_was_lost_is_copied_for_at_the_next_registry() {
+        let LossScene { members, registry, first, lost, after, mut book, .. } = loss_scene(80);
+        let at = Duration::from_secs;
+        let expected = book.repair_plan(&registry, &names(&members), &names(&after), &names(&after));
+        // All but the first chunk are registered when the loss is seen; it comes an epoch
+        // later.
+        let early: BTreeMap<ChunkAddress, u64> = registry.iter().skip(1).map(|(c, s)| (*c, *s)).collect();
+        record_outcome(&mut book, lost, Outcome::Timeout);
+        let first_plan = book.stand_in_plan(&early, 1, &members, &members, at(30));
+        assert!(first_plan.iter().all(|repair| early.contains_key(&repair.chunk)));
+        assert!(book.stand_in_plan(&early, 1, &members, &members, at(32)).is_empty(), "once per registry");
+        let second_plan = book.stand_in_plan(&registry, 2, &members, &members, at(34));
+        assert!(second_plan.iter().any(|repair| repair.chunk == first), "the later chunk is copied for too");
+        assert!(second_plan.iter().all(|repair| repair.chunk == first), "nothing twice");
+        let copies = |plan: Vec<Repair>| -> BTreeSet<(ChunkAddress, [u8; 32])> {
+            plan.into_iter().map(|repair| (repair.chunk, repair.to)).collect()
         };
-        let record = AuditRecord { round: 1, outcome: Outcome::Timeout, latency_ms: 1, at_unix_ms: 0, chunks: 0 };
-        book.record_audit(lost, &audit, Outcome::Timeout, record);
-        assert_eq!(book.stand_in_plan(&registry, &members, &members, at(42)), expected);
+        let both: BTreeSet<_> = copies(first_plan).into_iter().chain(copies(second_plan)).collect();
+        assert_eq!(both, copies(expected), "together, the copies its removal would make");
+    }
+
+    #[test]
+    fn a_holder_that_went_silent_stays_lost_when_its_connection_then_drops() {
+        let LossScene { members, registry, lost, after, up, mut book, .. } = loss_scene(40);
+        let at = Duration::from_secs;
+        book.observe_connections(&links(&up), &members, at(1), Duration::ZERO);
+        // Killed: its audits time out while the connection still looks up, and the
+        // connection's loss is seen only later, in the same round.
+        record_outcome(&mut book, lost, Outcome::Timeout);
+        let down: BTreeSet<AccountId> = after.iter().copied().collect();
+        book.observe_connections(&links(&down), &members, at(31), Duration::ZERO);
+        assert_eq!(book.outcome_of(&lost, AuditReply::Silent, at(31)), Outcome::Excused);
+        record_outcome(&mut book, lost, Outcome::Excused);
+        assert!(!book.stand_in_plan(&registry, 1, &members, &members, at(31)).is_empty(), "copied for at once");
+        // It answers again: heard from, no longer lost.
+        record_outcome(&mut book, lost, Outcome::Passed);
+        book.observe_connections(&links(&up), &members, at(40), Duration::ZERO);
+        assert!(book.stand_in_plan(&registry, 1, &members, &members, at(60)).is_empty());
     }
 
     #[test]

@@ -766,7 +766,8 @@ impl Storage {
     /// the audit rounds, which they must not hold up.
     fn stand_in_copies(self: &Arc<Self>, state: &acre_ledger::section_state::SectionState) {
         let elders: Vec<AccountId> = self.section.membership().elders.iter().copied().collect();
-        let copies = lock(&self.book).stand_in_plan(state.registry(), &self.members(), &elders, self.now());
+        let copies =
+            lock(&self.book).stand_in_plan(state.registry(), state.epoch(), &self.members(), &elders, self.now());
         if copies.is_empty() {
             return;
         }
