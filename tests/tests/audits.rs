@@ -153,6 +153,10 @@ fn a_holder_answers_only_its_own_challenge_from_the_elder_it_names_and_signs_wha
         let from_outsider = ChunkRequest::Prove(challenge(&asked.id, &AccountId::of(&stranger), 10));
         let reply = outsider.request::<Chunks>(peer, &from_outsider).await.expect("reply");
         assert!(matches!(&reply, ChunkReply::Refused(reason) if reason.contains("only members")), "{reply:?}");
+        // Only an elder's audit sends a holder to fetch a chunk again.
+        let recheck = ChunkRequest::Recheck(ChunkAddress(rand_secret()));
+        let reply = outsider.request::<Chunks>(peer, &recheck).await.expect("reply");
+        assert!(matches!(&reply, ChunkReply::Refused(reason) if reason.contains("only elders")), "{reply:?}");
 
         // A member asking a holder to keep a chunk no payment lists: refused, nothing kept.
         // Storing without paying would let one member fill every disk for free.

@@ -124,7 +124,7 @@ fn a_file_stands_on_four_holders_audits_tell_loss_rot_and_death_apart_and_bad_co
     }
     send_signal(killed.pid, "KILL");
 
-    // The first elder to find a bad copy replaces it at once, so the observer may see only
+    // The holder replaces a bad copy once the first elder finds it, so the observer may see only
     // passes afterwards: any elder's tallies show the fault.
     let others: Vec<&str> = fixture
         .manifest

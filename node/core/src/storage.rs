@@ -45,6 +45,13 @@ pub const FORWARD_WINDOW: Duration = Duration::from_secs(60);
 pub const RESTART_CHANGES: u32 = 2;
 /// Copies an elder hands holders after failed audits per epoch at most.
 pub const MAX_RECOPIES: usize = 1_024;
+/// Rechecks of this node's own copies under way at once (each may hold a chunk's bytes).
+pub const MAX_RECHECKS: usize = 16;
+/// Rechecks one elder may start here per [`FORWARD_WINDOW`]. An honest elder asks once
+/// per (holder, chunk) an epoch, after a failed audit; a lying one only makes this node
+/// read and hash its own intact copies, so it costs this node at most this many chunks
+/// read a minute (some 4 MiB a second).
+pub const RECHECKS_PER_ELDER: u32 = 256;
 /// Prices kept per app: a price changed in a loop cannot grow the history.
 const APP_PRICES: usize = 64;
 /// One price sample per this long at most (the cheapest), so quoting in a loop costs no
@@ -307,6 +314,10 @@ pub struct StorageBook {
     /// Per member: when its current forwarding window began, and the new payments it had
     /// checked in it.
     forwarded: BTreeMap<AccountId, (Duration, u32)>,
+    /// Chunks whose copy here is being rechecked, and per elder the rechecks it started in
+    /// its current window (as `forwarded` counts).
+    rechecking: BTreeSet<ChunkAddress>,
+    rechecks_asked: BTreeMap<AccountId, (Duration, u32)>,
     /// Lost members (down or silent) this node has made stand-in copies for; a member
     /// leaves the set when it is heard from again.
     stood_in: BTreeSet<AccountId>,
@@ -318,6 +329,38 @@ pub struct StorageBook {
     /// Registered chunks held here that placement put on others at the last sweep.
     unplaced: BTreeSet<ChunkAddress>,
     epoch_audits: EpochAudits,
+}
+
+/// Whether a recheck asked of this node starts ([`StorageBook::start_recheck`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecheckStart {
+    /// This ask starts one.
+    Started,
+    /// One of this chunk is under way already, and serves this ask too.
+    UnderWay,
+    /// [`MAX_RECHECKS`] are under way.
+    Busy,
+    /// The asking elder has started [`RECHECKS_PER_ELDER`] in this window.
+    OverBudget,
+}
+
+/// Counts one more for `member` in `counts` at `now`, whose windows last
+/// [`FORWARD_WINDOW`]: whether it is within `budget` (counted only if so).
+fn count_within(
+    counts: &mut BTreeMap<AccountId, (Duration, u32)>,
+    member: AccountId,
+    now: Duration,
+    budget: u32,
+) -> bool {
+    let (since, count) = counts.entry(member).or_insert((now, 0));
+    if now.saturating_sub(*since) >= FORWARD_WINDOW {
+        (*since, *count) = (now, 0);
+    }
+    if *count >= budget {
+        return false;
+    }
+    *count += 1;
+    true
 }
 
 impl StorageBook {
@@ -351,6 +394,8 @@ impl StorageBook {
             recopied: BTreeSet::new(),
             silent: BTreeSet::new(),
             forwarded: BTreeMap::new(),
+            rechecking: BTreeSet::new(),
+            rechecks_asked: BTreeMap::new(),
             stood_in: BTreeSet::new(),
             stood_in_copies: BTreeSet::new(),
             stood_in_epoch: None,
@@ -515,15 +560,30 @@ impl StorageBook {
     /// (counted if so): at most [`FORWARDED_PAYMENTS`] per [`FORWARD_WINDOW`]. Only members
     /// forward payments, so the map stays as large as the section.
     pub fn admit_forwarded_payment(&mut self, member: AccountId, now: Duration) -> bool {
-        let (since, count) = self.forwarded.entry(member).or_insert((now, 0));
-        if now.saturating_sub(*since) >= FORWARD_WINDOW {
-            (*since, *count) = (now, 0);
+        count_within(&mut self.forwarded, member, now, FORWARDED_PAYMENTS)
+    }
+
+    /// Whether a recheck of this node's copy of `chunk`, asked by `elder` after its audit
+    /// found the copy bad, starts at `now`: one per chunk at a time however many elders
+    /// ask (each that finds the fault says so, and one fetch serves them all), at most
+    /// [`MAX_RECHECKS`] at once and [`RECHECKS_PER_ELDER`] per elder per window. Started
+    /// ones end with [`StorageBook::finish_recheck`].
+    pub fn start_recheck(&mut self, elder: AccountId, chunk: ChunkAddress, now: Duration) -> RecheckStart {
+        if self.rechecking.contains(&chunk) {
+            RecheckStart::UnderWay
+        } else if self.rechecking.len() >= MAX_RECHECKS {
+            RecheckStart::Busy
+        } else if !count_within(&mut self.rechecks_asked, elder, now, RECHECKS_PER_ELDER) {
+            RecheckStart::OverBudget
+        } else {
+            self.rechecking.insert(chunk);
+            RecheckStart::Started
         }
-        if *count >= FORWARDED_PAYMENTS {
-            return false;
-        }
-        *count += 1;
-        true
+    }
+
+    /// A recheck started here is over.
+    pub fn finish_recheck(&mut self, chunk: &ChunkAddress) {
+        self.rechecking.remove(chunk);
     }
 
     /// What a member said of its bytes held and offered.
@@ -720,6 +780,7 @@ impl StorageBook {
         // What is kept per member is kept for members only.
         self.silent.retain(|member| members.contains(member));
         self.forwarded.retain(|member, _| members.contains(member));
+        self.rechecks_asked.retain(|member, _| members.contains(member));
         self.stood_in.retain(|member| members.contains(member));
         self.connections.retain(|member, _| members.contains(member));
         for member in members {
@@ -1246,6 +1307,38 @@ mod tests {
         record_outcome(&mut book, lost, Outcome::Passed);
         book.observe_connections(&links(&up), &members, at(40), Duration::ZERO);
         assert!(book.stand_in_plan(&registry, 1, &members, &members, at(60)).is_empty());
+    }
+
+    #[test]
+    fn a_chunk_is_rechecked_once_however_many_elders_ask_and_rechecks_are_bounded() {
+        let members = members(3);
+        let (holder, elder, liar) = (members[0], members[1], members[2]);
+        let mut book = book(holder);
+        let chunk = |n: u32| ChunkAddress::of(&n.to_le_bytes());
+        let now = Duration::from_secs(1);
+        assert_eq!(book.start_recheck(elder, chunk(0), now), RecheckStart::Started);
+        assert_eq!(book.start_recheck(liar, chunk(0), now), RecheckStart::UnderWay, "a second word adds no fetch");
+        for n in 1..MAX_RECHECKS as u32 {
+            assert_eq!(book.start_recheck(elder, chunk(n), now), RecheckStart::Started);
+        }
+        assert_eq!(book.start_recheck(elder, chunk(1_000), now), RecheckStart::Busy, "it waits for another audit");
+        book.finish_recheck(&chunk(0));
+        assert_eq!(
+            book.start_recheck(elder, chunk(1_000), now),
+            RecheckStart::Started,
+            "a finished one frees its place"
+        );
+        // A lying elder asking about intact copies in a loop runs out of its budget.
+        let mut started = 0;
+        for n in 2_000..2_000 + 2 * RECHECKS_PER_ELDER {
+            book.rechecking.clear();
+            if book.start_recheck(liar, chunk(n), now) == RecheckStart::Started {
+                started += 1;
+            }
+        }
+        assert_eq!(started, RECHECKS_PER_ELDER, "one window's budget");
+        assert_eq!(book.start_recheck(elder, chunk(9_000), now), RecheckStart::Started, "other elders keep theirs");
+        assert_eq!(book.start_recheck(liar, chunk(9_001), now + FORWARD_WINDOW), RecheckStart::Started, "next window");
     }
 
     #[test]

@@ -159,12 +159,17 @@ pub enum ChunkRequest {
     /// this holder, the asking member as its challenger, and blocks its seed draws for the
     /// two, so a member cannot have a co-holder prove the blocks of its own audit.
     Prove(Challenge),
+    /// An elder's audit found your copy of this chunk wrong or missing: check it, and if it
+    /// is, fetch a good copy from the chunk's other holders (from an elder only). The holder
+    /// pulls the bytes once however many elders say so, and checks them against the
+    /// address; a lying elder only makes it read its own copy.
+    Recheck(ChunkAddress),
 }
 
 /// A chunk reply.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ChunkReply {
-    /// The payment is kept.
+    /// Taken: the payment is kept, or the recheck is under way.
     Done,
     /// The chunk is stored (now or before), durably: the holder's signed receipt.
     Stored(crate::log::StoreReceipt),

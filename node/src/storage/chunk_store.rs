@@ -157,7 +157,7 @@ impl ChunkStore {
     }
 
     /// Whether the held bytes are still the chunk `address` names, with its outboard.
-    fn holds_intact(&self, address: &ChunkAddress) -> Result<bool, ChunkStoreError> {
+    pub fn holds_intact(&self, address: &ChunkAddress) -> Result<bool, ChunkStoreError> {
         let intact =
             self.get(address)?.and_then(|bytes| Chunk::new(bytes).ok()).is_some_and(|c| c.address() == *address);
         Ok(intact && self.outboard_path(address).is_file())

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use acre_core::storage::{
-    check_challenge, check_entries, AuditReply, BookError, BookSettings, EpochAudits, Link, PaymentDue, SignedAnswer,
-    StorageBook, FORWARDED_PAYMENTS, FORWARD_WINDOW, MAX_ENTRIES,
+    check_challenge, check_entries, AuditReply, BookError, BookSettings, EpochAudits, Link, PaymentDue, RecheckStart,
+    SignedAnswer, StorageBook, FORWARDED_PAYMENTS, FORWARD_WINDOW, MAX_ENTRIES, MAX_RECHECKS,
 };
 use acre_ledger::economics::{check_store_payment, pool_account, store_cost, StorePaymentError};
 use acre_ledger::{AccountId, Amount, AppId, Certificate, Digest, LedgerError};
@@ -265,6 +265,11 @@ const REPAIRS_IN_FLIGHT: usize = 4;
 /// Payment certificates kept at hand for holders that missed them.
 const RECENT_PAYMENTS: usize = 1024;
 
+/// `bytes` as the chunk `address` names, if they are it.
+fn good_copy(address: ChunkAddress, bytes: Vec<u8>) -> Option<Chunk> {
+    Chunk::new(bytes).ok().filter(|chunk| chunk.address() == address)
+}
+
 fn disk(error: impl std::fmt::Display) -> StorageError {
     StorageError::Disk(error.to_string())
 }
@@ -341,20 +346,13 @@ impl Storage {
     /// Makes one copy; whether it was made.
     async fn repair_one(&self, repair: Repair) -> bool {
         let Some(to) = self.member_named(&repair.to) else { return false };
-        // A copy counts only if it is the chunk: a rotten one here or at a holder moves on
-        // to the next source.
-        let good = |bytes: Vec<u8>| Chunk::new(bytes).ok().filter(|c| c.address() == repair.chunk);
-        let mut chunk = self.local(move |chunks| chunks.get(&repair.chunk)).await.ok().flatten().and_then(good);
-        for from in repair.from.iter().filter_map(|name| self.member_named(name)) {
-            if chunk.is_some() {
-                break;
-            }
-            let Some(peer) = self.peer_of(&from) else { continue };
-            if let Some(ChunkReply::Chunk(Some(fetched))) =
-                self.section.request::<Chunks>(peer, ChunkRequest::Fetch(repair.chunk)).await
-            {
-                chunk = good(fetched.into_vec());
-            }
+        // A copy counts only if it is the chunk: a rotten one here moves on to the holders.
+        let address = repair.chunk;
+        let local = self.local(move |chunks| chunks.get(&address)).await.ok().flatten();
+        let mut chunk = local.and_then(|bytes| good_copy(address, bytes));
+        if chunk.is_none() {
+            let sources: Vec<AccountId> = repair.from.iter().filter_map(|name| self.member_named(name)).collect();
+            chunk = self.fetch_good(address, &sources).await;
         }
         let Some(chunk) = chunk else {
             tracing::warn!(chunk = %repair.chunk, "no holder could give a chunk to repair");
@@ -864,18 +862,82 @@ impl Storage {
         }
     }
 
-    /// Hands `holder` a good copy of `chunk`, which it must hold and just failed to prove
-    /// (its bytes rotted, or it lost them): from this node if it holds the chunk intact,
-    /// else from another holder, each copy checked against the address. The holder keeps
-    /// a copy it still has intact and replaces one that is not, so the repair is made
-    /// within the round that found the fault; an elder that lies about a fault only makes
-    /// itself send bytes the holder already has.
+    /// Tells `holder` that its copy of `chunk`, which it must hold, just failed its audit
+    /// (its bytes rotted, or it lost them), so it fetches a good copy itself
+    /// ([`Storage::take_recheck`]). Each elder that finds the fault says so, and the holder
+    /// pulls the bytes once: pushing them from every elder would send the chunk once per
+    /// elder to the one node least able to take it.
     async fn recopy(&self, holder: AccountId, chunk: ChunkAddress) {
-        let Some(state) = self.agreed() else { return };
-        let Some(size) = state.registry().get(&chunk).copied() else { return };
-        let from = state.holders_of(&chunk).into_iter().filter(|other| *other != holder).map(|id| node_name(&id.0));
-        let repair = Repair { chunk, size, to: node_name(&holder.0), from: from.collect() };
-        self.repair(vec![repair]).await;
+        let Some(peer) = self.peer_of(&holder) else { return };
+        match self.section.request::<Chunks>(peer, ChunkRequest::Recheck(chunk)).await {
+            Some(ChunkReply::Done) => metrics::counter!("acre_rechecks_asked_total").increment(1),
+            other => tracing::debug!(%holder, %chunk, ?other, "a holder did not take a recheck"),
+        }
+    }
+
+    /// Starts a recheck of this node's copy of `address`, which an elder's audit found bad:
+    /// only an elder may ask, only of a registered chunk placed here, and within the book's
+    /// bounds (`StorageBook::start_recheck`).
+    fn take_recheck(self: &Arc<Self>, peer: PeerId, address: ChunkAddress) -> ChunkReply {
+        let elders = self.section.membership().elders;
+        let Some(elder) = self.member_of_peer(&peer).filter(|id| elders.contains(id)) else {
+            return ChunkReply::Refused("only elders ask for a recheck".into());
+        };
+        let Some(state) = self.agreed() else {
+            return ChunkReply::Refused("this node does not know the section's state yet".into());
+        };
+        let me = self.section.me();
+        let holders = state.holders_of(&address);
+        if !state.registry().contains_key(&address) || !holders.contains(&me) {
+            return ChunkReply::Refused(format!("chunk {address} is not this node's to hold"));
+        }
+        match lock(&self.book).start_recheck(elder, address, self.now()) {
+            RecheckStart::Started => {}
+            RecheckStart::UnderWay => return ChunkReply::Done,
+            RecheckStart::Busy => return ChunkReply::Refused(format!("{MAX_RECHECKS} rechecks under way")),
+            RecheckStart::OverBudget => return ChunkReply::Refused("too many rechecks asked lately".into()),
+        }
+        let storage = Arc::clone(self);
+        let sources: Vec<AccountId> = holders.into_iter().filter(|holder| *holder != me).collect();
+        tokio::spawn(async move {
+            storage.recheck(address, sources).await;
+            lock(&storage.book).finish_recheck(&address);
+        });
+        ChunkReply::Done
+    }
+
+    /// Keeps a copy of `address` held here intact, or replaces it with a good copy from
+    /// `sources` (`ChunkStore::put` answers `Replaced`, or `New` for a lost one).
+    async fn recheck(&self, address: ChunkAddress, sources: Vec<AccountId>) {
+        if self.local(move |chunks| chunks.holds_intact(&address)).await.is_ok_and(|intact| intact) {
+            return;
+        }
+        let Some(chunk) = self.fetch_good(address, &sources).await else {
+            return tracing::warn!(chunk = %address, "no other holder could give a good copy of a bad one held here");
+        };
+        match self.local(move |chunks| chunks.put(&chunk)).await {
+            Ok(stored) => {
+                metrics::counter!("acre_rechecks_repaired_total").increment(1);
+                tracing::info!(chunk = %address, ?stored, "a bad copy held here was replaced");
+            }
+            Err(error) => tracing::warn!(%error, chunk = %address, "a good copy could not replace a bad one held here"),
+        }
+    }
+
+    /// The first copy of `address` that one of `sources` gives, in turn, whose bytes are
+    /// the chunk: a rotten copy at one source moves on to the next.
+    async fn fetch_good(&self, address: ChunkAddress, sources: &[AccountId]) -> Option<Chunk> {
+        for from in sources {
+            let Some(peer) = self.peer_of(from) else { continue };
+            if let Some(ChunkReply::Chunk(Some(fetched))) =
+                self.section.request::<Chunks>(peer, ChunkRequest::Fetch(address)).await
+            {
+                if let Some(chunk) = good_copy(address, fetched.into_vec()) {
+                    return Some(chunk);
+                }
+            }
+        }
+        None
     }
 
     /// Hands over what the audits showed since the last call, and starts afresh.
@@ -1195,7 +1257,7 @@ impl StorageDuties for Arc<Storage> {
 impl Storage {
     /// The answer to a member's chunk request. Placing and registering are members'
     /// business only; questions are bounded.
-    pub async fn answer_chunks(&self, peer: PeerId, request: ChunkRequest) -> ChunkReply {
+    pub async fn answer_chunks(self: &Arc<Self>, peer: PeerId, request: ChunkRequest) -> ChunkReply {
         match request {
             ChunkRequest::Store(_) | ChunkRequest::Pay { .. } if !self.is_member(&peer) => {
                 ChunkReply::Refused("only members of this section place chunks".into())
@@ -1231,6 +1293,7 @@ impl Storage {
                 ChunkReply::Held(blocking(|| addresses.iter().map(|address| self.chunks.contains(address)).collect()))
             }
             ChunkRequest::Status => ChunkReply::Status { used: self.chunks.used(), capacity: self.chunks.capacity() },
+            ChunkRequest::Recheck(address) => self.take_recheck(peer, address),
         }
     }
 
