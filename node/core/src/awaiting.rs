@@ -13,23 +13,23 @@
 //! against anyone's budget, and the state counts a payment once however often it is
 //! ordered.
 //!
-//! The book is bounded: at most [`MAX_AWAITING`] payments, each proposed in at most
-//! [`AWAITING_EPOCHS`] epochs. A payment the log still has not ordered by then is given up
-//! and said so in the node's log: the section refused it, and proposing it for ever would
-//! only grow the book. The book is in memory; the node's payment records are on disk, so a
-//! node that starts again takes back every payment they hold that the agreed state does not
-//! show collected ([`AwaitingLog::restored`]), and proposes it in its first rounds.
+//! The book is bounded: at most [`MAX_AWAITING`] payments, each proposed once an epoch
+//! until the state shows it collected, however many epochs that takes (a flood of
+//! proposals, or a log that orders little, can hold a payment back for long; a payment
+//! this node checked before accepting it is one the log admits once it orders it). A full
+//! book makes room for a payment just accepted by giving up the one that has waited
+//! longest, said so in the node's log, so payments that cannot be ordered any more (a
+//! committee that changed since their certificate) cannot crowd out new ones. The book is
+//! in memory; the node's payment records are on disk, so a node that starts again takes
+//! back every payment they hold that the agreed state does not show collected
+//! ([`AwaitingLog::restored`]), and proposes it in its first rounds.
 
 use std::collections::BTreeMap;
 
 use acre_ledger::Digest;
 
-/// Most payments waiting for the log at once; past it a new one is proposed once, as
-/// before, and not kept.
+/// Most payments waiting for the log at once; past it the one waiting longest is given up.
 pub const MAX_AWAITING: usize = 4_096;
-/// Epochs a payment is proposed in (the one it was accepted in and the next ones) before
-/// it is given up.
-pub const AWAITING_EPOCHS: u64 = 3;
 /// Most payments proposed again in one round, those waiting longest first, so a long book
 /// costs a round a bounded number of requests; the rest go in the next rounds.
 pub const AGAIN_PER_ROUND: usize = 64;
@@ -49,15 +49,6 @@ struct Waiting<T> {
     proposed: u64,
 }
 
-/// What one round does with the book.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Round<T> {
-    /// Proposed again now.
-    pub again: Vec<T>,
-    /// Given up: still not ordered after [`AWAITING_EPOCHS`] epochs.
-    pub given_up: Vec<Digest>,
-}
-
 impl<T> Default for AwaitingLog<T> {
     fn default() -> Self {
         AwaitingLog { waiting: BTreeMap::new() }
@@ -65,48 +56,41 @@ impl<T> Default for AwaitingLog<T> {
 }
 
 impl<T: Clone> AwaitingLog<T> {
-    /// Keeps a payment just accepted and proposed while agreed epoch `epoch` is open.
-    /// Whether it is kept (not when the book is full; one kept already stays as it was).
-    pub fn accepted(&mut self, id: Digest, item: T, epoch: u64) -> bool {
-        if self.waiting.contains_key(&id) {
-            return true;
-        }
-        if self.waiting.len() >= MAX_AWAITING {
-            return false;
-        }
-        self.waiting.insert(id, Waiting { item, accepted: epoch, proposed: epoch });
-        true
+    /// Keeps a payment just accepted and proposed while agreed epoch `epoch` is open. A
+    /// full book gives up the payment that has waited longest to keep it; returns that
+    /// one's id. One kept already stays as it was.
+    pub fn accepted(&mut self, id: Digest, item: T, epoch: u64) -> Option<Digest> {
+        self.keep(id, Waiting { item, accepted: epoch, proposed: epoch })
     }
 
     /// Keeps a payment accepted before this node last started, which nothing shows was
-    /// proposed since: due in the next round, and given up as one accepted in `epoch`.
-    /// Whether it is kept.
-    pub fn restored(&mut self, id: Digest, item: T, epoch: u64) -> bool {
+    /// proposed since: due in the next round, and waiting since `epoch`. Returns the id of
+    /// the payment given up to keep it, as [`AwaitingLog::accepted`] does.
+    pub fn restored(&mut self, id: Digest, item: T, epoch: u64) -> Option<Digest> {
+        self.keep(id, Waiting { item, accepted: epoch, proposed: epoch.saturating_sub(1) })
+    }
+
+    fn keep(&mut self, id: Digest, waiting: Waiting<T>) -> Option<Digest> {
         if self.waiting.contains_key(&id) {
-            return true;
+            return None;
         }
-        if self.waiting.len() >= MAX_AWAITING {
-            return false;
-        }
-        self.waiting.insert(id, Waiting { item, accepted: epoch, proposed: epoch.saturating_sub(1) });
-        true
+        let given_up = if self.waiting.len() >= MAX_AWAITING {
+            let oldest = self.waiting.iter().min_by_key(|(_, waiting)| waiting.accepted).map(|(id, _)| *id);
+            oldest.inspect(|oldest| {
+                self.waiting.remove(oldest);
+            })
+        } else {
+            None
+        };
+        self.waiting.insert(id, waiting);
+        given_up
     }
 
     /// One round with the agreed state in `epoch`: drops what the state shows `collected`,
-    /// gives up what was proposed in [`AWAITING_EPOCHS`] epochs already, and proposes
-    /// again what was last proposed in an earlier epoch (at most [`AGAIN_PER_ROUND`], those
-    /// waiting longest first).
-    pub fn round(&mut self, epoch: u64, collected: impl Fn(&Digest) -> bool) -> Round<T> {
+    /// and returns what is proposed again now: what was last proposed in an earlier epoch,
+    /// at most [`AGAIN_PER_ROUND`], those waiting longest first.
+    pub fn round(&mut self, epoch: u64, collected: impl Fn(&Digest) -> bool) -> Vec<T> {
         self.waiting.retain(|id, _| !collected(id));
-        let given_up: Vec<Digest> = self
-            .waiting
-            .iter()
-            .filter(|(_, waiting)| epoch >= waiting.accepted.saturating_add(AWAITING_EPOCHS))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &given_up {
-            self.waiting.remove(id);
-        }
         let mut due: Vec<(&Digest, &Waiting<T>)> =
             self.waiting.iter().filter(|(_, waiting)| waiting.proposed < epoch).collect();
         due.sort_by_key(|(_, waiting)| (waiting.proposed, waiting.accepted));
@@ -118,7 +102,7 @@ impl<T: Clone> AwaitingLog<T> {
                 again.push(waiting.item.clone());
             }
         }
-        Round { again, given_up }
+        again
     }
 
     /// How many payments are waiting.
@@ -143,64 +127,55 @@ mod tests {
     #[test]
     fn a_payment_is_proposed_once_an_epoch_until_the_state_shows_it_collected() {
         let mut book = AwaitingLog::default();
-        assert!(book.accepted(id(1), "payment 1", 5));
+        assert_eq!(book.accepted(id(1), "payment 1", 5), None);
         // Not again in the epoch it was proposed in, however many rounds it has.
         for _ in 0..10 {
-            assert_eq!(book.round(5, |_| false).again, Vec::<&str>::new());
+            assert_eq!(book.round(5, |_| false), Vec::<&str>::new());
         }
-        assert_eq!(book.round(6, |_| false).again, vec!["payment 1"]);
-        assert_eq!(book.round(6, |_| false).again, Vec::<&str>::new());
-        let collected = book.round(7, |paid| *paid == id(1));
-        assert!(collected.again.is_empty() && collected.given_up.is_empty());
+        // Every epoch after, however many pass without it ordered.
+        for epoch in 6..40 {
+            assert_eq!(book.round(epoch, |_| false), vec!["payment 1"], "epoch {epoch}");
+            assert_eq!(book.round(epoch, |_| false), Vec::<&str>::new());
+        }
+        assert!(book.round(40, |paid| *paid == id(1)).is_empty());
         assert!(book.is_empty(), "a collected payment is forgotten");
     }
 
     #[test]
     fn a_payment_accepted_before_a_restart_is_proposed_in_the_first_round_then_once_an_epoch() {
         let mut book = AwaitingLog::default();
-        assert!(book.restored(id(1), "from the records", 5));
-        assert_eq!(book.round(5, |_| false).again, vec!["from the records"], "nothing shows it was proposed");
-        assert_eq!(book.round(5, |_| false).again, Vec::<&str>::new());
-        assert_eq!(book.round(6, |_| false).again, vec!["from the records"]);
-        assert_eq!(
-            book.round(5 + AWAITING_EPOCHS, |_| false).given_up,
-            vec![id(1)],
-            "its epochs count from the restart"
-        );
+        assert_eq!(book.restored(id(1), "from the records", 5), None);
+        assert_eq!(book.round(5, |_| false), vec!["from the records"], "nothing shows it was proposed");
+        assert_eq!(book.round(5, |_| false), Vec::<&str>::new());
+        assert_eq!(book.round(6, |_| false), vec!["from the records"]);
         // One the book holds already keeps its place.
         book.accepted(id(2), "accepted since", 9);
-        assert!(book.restored(id(2), "accepted since", 9));
-        assert_eq!(book.round(9, |_| false).again, Vec::<&str>::new(), "proposed when it was accepted");
-    }
-
-    #[test]
-    fn a_payment_never_ordered_is_given_up_after_its_epochs() {
-        let mut book = AwaitingLog::default();
-        book.accepted(id(1), "old", 5);
-        book.accepted(id(2), "new", 7);
-        let round = book.round(5 + AWAITING_EPOCHS - 1, |_| false);
-        assert!(round.given_up.is_empty(), "still within its epochs");
-        assert_eq!(round.again, vec!["old"]);
-        let round = book.round(5 + AWAITING_EPOCHS, |_| false);
-        assert_eq!(round.given_up, vec![id(1)], "proposed in epochs 5, 6 and 7, then given up");
-        assert_eq!(round.again, vec!["new"]);
-        assert_eq!(book.len(), 1);
+        assert_eq!(book.restored(id(2), "accepted since", 9), None);
+        assert_eq!(book.round(9, |_| false), vec!["from the records"], "the other was proposed when accepted");
     }
 
     #[test]
     fn the_book_and_each_round_stay_bounded_whatever_is_accepted() {
         let mut book = AwaitingLog::default();
-        for n in 0..MAX_AWAITING + 10 {
+        let digest = |n: usize| {
             let mut digest = [0u8; 32];
             digest[..8].copy_from_slice(&(n as u64).to_le_bytes());
+            Digest(digest)
+        };
+        for n in 0..MAX_AWAITING {
             let epoch = if n < 100 { 1 } else { 2 };
-            assert_eq!(book.accepted(Digest(digest), n, epoch), n < MAX_AWAITING, "payment {n}");
+            assert_eq!(book.accepted(digest(n), n, epoch), None, "payment {n}");
+        }
+        // Full: each new payment gives up one of those waiting since epoch 1.
+        for n in MAX_AWAITING..MAX_AWAITING + 10 {
+            let given_up = book.accepted(digest(n), n, 3).expect("one is given up");
+            assert!((0..100).any(|old| digest(old) == given_up), "the longest waiting goes first");
         }
         assert_eq!(book.len(), MAX_AWAITING);
-        let round = book.round(3, |_| false);
-        assert_eq!(round.again.len(), AGAIN_PER_ROUND);
-        assert!(round.again.iter().all(|n| *n < 100), "the longest waiting first");
-        let next = book.round(3, |_| false);
-        assert_eq!(next.again.len(), AGAIN_PER_ROUND, "then the next ones, in the rounds after");
+        let round = book.round(4, |_| false);
+        assert_eq!(round.len(), AGAIN_PER_ROUND);
+        assert!(round.iter().all(|n| *n < 100), "the longest waiting first");
+        let next = book.round(4, |_| false);
+        assert_eq!(next.len(), AGAIN_PER_ROUND, "then the next ones, in the rounds after");
     }
 }

@@ -270,6 +270,12 @@ fn good_copy(address: ChunkAddress, bytes: Vec<u8>) -> Option<Chunk> {
     Chunk::new(bytes).ok().filter(|chunk| chunk.address() == address)
 }
 
+/// Says in the node's log that a payment waiting for the section log was given up for a
+/// newer one: its credits stay in the pool account, unpaid.
+fn warn_given_up(payment: Digest) {
+    tracing::warn!(%payment, "too many payments wait for the section log; the one waiting longest is given up");
+}
+
 fn disk(error: impl std::fmt::Display) -> StorageError {
     StorageError::Disk(error.to_string())
 }
@@ -404,8 +410,8 @@ impl Storage {
         let item = LogItem::Payment { certificate, chunks };
         // Before this node knows the agreed state it cannot tell when the log has ordered it.
         if let Some(state) = self.agreed() {
-            if !lock(&self.awaiting).accepted(id, item.clone(), state.epoch()) {
-                tracing::warn!(payment = %id, "too many payments wait for the section log; this one is proposed once");
+            if let Some(given_up) = lock(&self.awaiting).accepted(id, item.clone(), state.epoch()) {
+                warn_given_up(given_up);
             }
         }
         self.propose(item).await;
@@ -416,12 +422,9 @@ impl Storage {
     async fn propose_awaiting(&self) {
         let Some(state) = self.agreed() else { return };
         self.restore_awaiting(&state).await;
-        let round = lock(&self.awaiting).round(state.epoch(), |id| state.collected(id));
-        for id in round.given_up {
-            tracing::warn!(payment = %id, "the section log has not ordered this store payment for epochs; given up");
-        }
-        metrics::counter!("acre_payments_proposed_again_total").increment(round.again.len() as u64);
-        join_all(round.again.into_iter().map(|item| self.propose(item))).await;
+        let again = lock(&self.awaiting).round(state.epoch(), |id| state.collected(id));
+        metrics::counter!("acre_payments_proposed_again_total").increment(again.len() as u64);
+        join_all(again.into_iter().map(|item| self.propose(item))).await;
     }
 
     /// Once, at the first round that knows the agreed state: takes back into the book the
@@ -447,7 +450,11 @@ impl Storage {
                 tracing::warn!(payment = %id, "an accepted payment's certificate is not in this node's ledger");
                 continue;
             };
-            lock(&self.awaiting).restored(id, LogItem::Payment { certificate, chunks }, state.epoch());
+            if let Some(given_up) =
+                lock(&self.awaiting).restored(id, LogItem::Payment { certificate, chunks }, state.epoch())
+            {
+                warn_given_up(given_up);
+            }
         }
     }
 
