@@ -292,7 +292,15 @@ impl Network {
                 identify: identify::Behaviour::new(identify::Config::new(AGENT_PROTOCOL.into(), key.public())),
             })?
             // Elders talk all the time; an idle connection is kept rather than redialled.
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+            // Each request opens a substream for one protocol, which every node speaks:
+            // the request follows its protocol's name at once rather than after the
+            // listener's confirmation, which would cost every request a second round trip.
+            // A peer that does not speak it resets the substream, and the request fails as
+            // it would have.
+            .with_swarm_config(|c| {
+                c.with_idle_connection_timeout(Duration::from_secs(300))
+                    .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
+            })
             .build();
         for address in &config.listen {
             swarm.listen_on(address.clone())?;
