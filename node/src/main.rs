@@ -214,6 +214,7 @@ async fn run(data_dir: &Path, overrides: &Overrides) -> Result<()> {
     tasks.spawn("network", network.run(inbound));
     tasks.spawn("section driver", driver.run());
     tasks.spawn("audits", Arc::clone(&storage).audit_rounds());
+    tasks.spawn("losses", Arc::clone(&storage).watch_losses());
     tasks.spawn(
         "catch-up",
         Arc::clone(&section).catch_up(data_dir.join(CURSORS_FILE), Duration::from_millis(config.sync_interval_ms)),

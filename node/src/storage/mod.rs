@@ -198,6 +198,8 @@ pub struct Storage {
     sweeping: std::sync::atomic::AtomicBool,
     /// Whether payments are being proposed again (one round of that at a time).
     proposing_again: std::sync::atomic::AtomicBool,
+    /// Whether the members are being asked for their fullness (one round at a time).
+    refreshing: std::sync::atomic::AtomicBool,
     /// Whether the payments accepted before this start are back in `awaiting`.
     restored_awaiting: std::sync::atomic::AtomicBool,
     /// The challenges each sender has this holder answering now.
@@ -262,6 +264,10 @@ impl Drop for AnswerSlot<'_> {
 /// stores overlap, while one slow holder holds up only its own copies.
 const REPAIRS_IN_FLIGHT: usize = 4;
 
+/// How often an elder looks at its members' connections between audit rounds
+/// ([`Storage::watch_losses`]).
+const LOSS_WATCH: Duration = Duration::from_millis(250);
+
 /// Payment certificates kept at hand for holders that missed them.
 const RECENT_PAYMENTS: usize = 1024;
 
@@ -313,6 +319,7 @@ impl Storage {
             awaiting: Mutex::default(),
             sweeping: std::sync::atomic::AtomicBool::new(false),
             proposing_again: std::sync::atomic::AtomicBool::new(false),
+            refreshing: std::sync::atomic::AtomicBool::new(false),
             restored_awaiting: std::sync::atomic::AtomicBool::new(false),
             answering,
         };
@@ -668,25 +675,55 @@ impl Storage {
             ticker.tick().await;
             round += 1;
             rounds += 1;
-            self.refresh_statuses().await;
-            // Beside the rounds too: an elder that does not answer must not delay audits.
-            if !self.proposing_again.swap(true, std::sync::atomic::Ordering::AcqRel) {
-                let storage = Arc::clone(&self);
-                tokio::spawn(async move {
-                    storage.propose_awaiting().await;
-                    storage.proposing_again.store(false, std::sync::atomic::Ordering::Release);
-                });
-            }
+            // Beside the rounds, each one at a time: a member that does not answer (a
+            // stopped process keeps its connection) must not delay the audits, and
+            // neither must an elder that does not take proposals or slow holders
+            // answering the sweep.
+            self.beside(|storage| &storage.refreshing, |storage| async move { storage.refresh_statuses().await });
+            self.beside(|storage| &storage.proposing_again, |storage| async move { storage.propose_awaiting().await });
             if self.section.is_elder() {
                 self.audit_round(round).await;
             }
-            // Beside the rounds: slow holders answering the sweep must not delay audits.
-            if rounds % SWEEP_ROUNDS == 0 && !self.sweeping.swap(true, std::sync::atomic::Ordering::AcqRel) {
-                let storage = Arc::clone(&self);
-                tokio::spawn(async move {
-                    storage.sweep_surplus().await;
-                    storage.sweeping.store(false, std::sync::atomic::Ordering::Release);
-                });
+            if rounds % SWEEP_ROUNDS == 0 {
+                self.beside(|storage| &storage.sweeping, |storage| async move { storage.sweep_surplus().await });
+            }
+        }
+    }
+
+    /// Runs `work` on a task of its own unless the last run that `running` marks is still
+    /// under way.
+    fn beside<F>(
+        self: &Arc<Self>,
+        running: fn(&Storage) -> &std::sync::atomic::AtomicBool,
+        work: impl FnOnce(Arc<Storage>) -> F + Send + 'static,
+    ) where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        if running(self).swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let storage = Arc::clone(self);
+        tokio::spawn(async move {
+            work(Arc::clone(&storage)).await;
+            running(&storage).store(false, std::sync::atomic::Ordering::Release);
+        });
+    }
+
+    /// Forever, as an elder: looks at the members' connections every [`LOSS_WATCH`],
+    /// between the audit rounds, and starts the stand-in copies of a holder lost since
+    /// (`StorageBook::stand_in_plan`). A round can take as long as its slowest audit; the
+    /// copies of a holder whose connection is gone need not wait for it.
+    pub async fn watch_losses(self: Arc<Self>) {
+        let mut ticker = tokio::time::interval(LOSS_WATCH);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if !self.section.is_elder() {
+                continue;
+            }
+            self.observe_connections().await;
+            if let Some(state) = self.agreed() {
+                self.stand_in_copies(&state);
             }
         }
     }
@@ -955,10 +992,11 @@ impl Storage {
     async fn refresh_statuses(&self) {
         self.refresh_own_status();
         let members = self.section.membership().members;
-        let asks = members
-            .iter()
-            .filter(|(id, _)| *id != self.section.me())
-            .map(|(id, peer)| async move { (*id, self.section.request::<Chunks>(*peer, ChunkRequest::Status).await) });
+        let asks = members.iter().filter(|(id, _)| *id != self.section.me()).map(|(id, peer)| async move {
+            let network = self.section.network();
+            let interval = self.settings.challenge_interval;
+            (*id, crate::section::request_within::<Chunks>(network, *peer, ChunkRequest::Status, interval).await)
+        });
         let answers = join_all(asks).await;
         let mut book = lock(&self.book);
         for (id, response) in answers {
