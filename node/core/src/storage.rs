@@ -322,10 +322,10 @@ pub struct StorageBook {
     /// leaves the set when it is heard from again.
     stood_in: BTreeSet<AccountId>,
     /// The stand-in copies planned for the members in `stood_in`, so a plan made again
-    /// (another loss, or a registry that grew) sends none twice; and the epoch of the
-    /// registry the last plan read.
+    /// (another loss, or a registry that grew) sends none twice; and the epoch and size of
+    /// the registry the last plan read.
     stood_in_copies: BTreeSet<(ChunkAddress, [u8; 32])>,
-    stood_in_epoch: Option<u64>,
+    stood_in_registry: Option<(u64, usize)>,
     /// Registered chunks held here that placement put on others at the last sweep.
     unplaced: BTreeSet<ChunkAddress>,
     epoch_audits: EpochAudits,
@@ -398,7 +398,7 @@ impl StorageBook {
             rechecks_asked: BTreeMap::new(),
             stood_in: BTreeSet::new(),
             stood_in_copies: BTreeSet::new(),
-            stood_in_epoch: None,
+            stood_in_registry: None,
             unplaced: BTreeSet::new(),
             connections: BTreeMap::new(),
             farmers: BTreeMap::new(),
@@ -480,10 +480,10 @@ impl StorageBook {
     /// that comes back is not punished: it keeps its chunks and its pay, and the stand-in
     /// keeps one copy too many until placement moves.
     ///
-    /// A plan is made when a member is newly lost and again whenever the registry of
-    /// `epoch` is newer than the one planned against, since a chunk paid for while its
-    /// holder was alive may be registered only after the loss; a copy already planned is
-    /// not planned twice. A member heard from again leaves the lost set; one that flaps
+    /// A plan is made when a member is newly lost and again whenever the registry (of
+    /// `epoch`, and its size) is newer than the one planned against, since a chunk paid
+    /// for while its holder was alive may be registered only after the loss; a copy
+    /// already planned is not planned twice. A member heard from again leaves the lost set; one that flaps
     /// makes each of its chunks be offered to the same stand-in again, which has it.
     pub fn stand_in_plan(
         &mut self,
@@ -507,12 +507,13 @@ impl StorageBook {
             self.stood_in_copies.clear();
         }
         let newly = !lost.is_subset(&self.stood_in);
-        let registry_moved = !self.stood_in.is_empty() && self.stood_in_epoch != Some(epoch);
+        let registry_now = Some((epoch, registry.len()));
+        let registry_moved = !self.stood_in.is_empty() && self.stood_in_registry != registry_now;
         if !newly && !registry_moved {
             return Vec::new();
         }
         self.stood_in = lost;
-        self.stood_in_epoch = Some(epoch);
+        self.stood_in_registry = registry_now;
         let after: Vec<AccountId> = members.iter().filter(|m| !self.stood_in.contains(m)).copied().collect();
         let elders_left: Vec<AccountId> = elders.iter().filter(|e| !self.stood_in.contains(e)).copied().collect();
         let plan = self.repair_plan(registry, &names(members), &names(&after), &names(&elders_left));

@@ -911,9 +911,13 @@ impl Storage {
     /// ([`Storage::take_recheck`]). Each elder that finds the fault says so, and the holder
     /// pulls the bytes once: pushing them from every elder would send the chunk once per
     /// elder to the one node least able to take it.
+    /// The holder answers at once and rechecks on its own, so the ask waits no longer than
+    /// a challenge interval: the round awaits it, and a holder that never answers must not
+    /// hold the round up.
     async fn recopy(&self, holder: AccountId, chunk: ChunkAddress) {
         let Some(peer) = self.peer_of(&holder) else { return };
-        match self.section.request::<Chunks>(peer, ChunkRequest::Recheck(chunk)).await {
+        let (network, interval) = (self.section.network(), self.settings.challenge_interval);
+        match crate::section::request_within::<Chunks>(network, peer, ChunkRequest::Recheck(chunk), interval).await {
             Some(ChunkReply::Done) => metrics::counter!("acre_rechecks_asked_total").increment(1),
             other => tracing::debug!(%holder, %chunk, ?other, "a holder did not take a recheck"),
         }
