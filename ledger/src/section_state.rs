@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use acre_proofs::placement::{closest, node_name, COPIES};
+use acre_proofs::placement::{closest, COPIES};
 use acre_proofs::ChunkAddress;
 
 use crate::apps::{apply_command, App, SignedAppCommand};
@@ -28,7 +28,11 @@ pub const MIN_ELDERS: usize = 4;
 /// Members admitted per epoch at most, so a flood of joins cannot take over a section.
 pub const JOINS_PER_EPOCH: usize = 1;
 /// Hash context of the state hash.
-const STATE_CONTEXT: &str = "acre 2026 section state v3";
+const STATE_CONTEXT: &str = "acre 2026 section state v4";
+/// Hash context of the chain of applied events, the beacon placement names are drawn from.
+const CHAIN_CONTEXT: &str = "acre 2026 section event chain v1";
+/// Hash context of a member's placement name.
+const NAME_CONTEXT: &str = "acre 2026 placement name v1";
 /// Holders that must sign that they store a paid chunk before it enters the registry:
 /// three of its four, so one holder alone (or one lying uploader) cannot make the
 /// section audit and pay for a chunk nobody received.
@@ -99,6 +103,22 @@ pub struct Member {
     pub age: u64,
     /// Where its rewards go.
     pub reward: AccountId,
+    /// Where it sits in the XOR space, which decides the chunks it holds: assigned by the
+    /// section at the first epoch close after it is admitted ([`placement_name`]), so
+    /// nobody picks it by choosing a key. Until then it holds nothing and is not placed.
+    pub name: Option<[u8; 32]>,
+}
+
+/// The placement name of `node` drawn when the section's chain of applied events stood
+/// at `beacon`. A name that followed from the key alone could be ground: keys cost
+/// microseconds, so a farmer could make its nodes' names sit side by side, hold all four
+/// copies of the chunks between them on one disk and be paid for four. Names are drawn
+/// at the close after the join, from a chain that holds every report of the epoch, each
+/// from its elder's own audits: the joiner cannot know it when it picks its key and signs
+/// its enrolment, so a name it dislikes costs a new join (one a section admits per epoch)
+/// to re-draw.
+pub fn placement_name(beacon: &Digest, node: &AccountId) -> [u8; 32] {
+    *Digest::derive(NAME_CONTEXT, &[beacon.as_bytes(), &node.0]).as_bytes()
 }
 
 /// What applying an event changed.
@@ -141,6 +161,9 @@ pub struct SectionState {
     pool: Amount,
     payments: BTreeSet<Digest>,
     joined_this_epoch: usize,
+    /// The hash chain of every event applied, from the network's identity: the beacon
+    /// newcomers' placement names are drawn from at the epoch's close.
+    chain: Digest,
     reports: BTreeMap<AccountId, EpochReport>,
     /// Elders that waited out the grace for the open epoch's missing reports.
     grace_over: BTreeSet<AccountId>,
@@ -163,9 +186,12 @@ pub struct SectionState {
 impl SectionState {
     /// A section whose first members (of age [`MIN_ELDER_AGE`], so elders from the start)
     /// are `founders`, with `genesis` credits.
+    /// Founders' names are drawn from the network's identity: the genesis fixes both.
     pub fn new(network: Digest, founders: &[(AccountId, AccountId)], genesis: Amount) -> Self {
-        let members =
-            founders.iter().map(|(node, reward)| (*node, Member { age: MIN_ELDER_AGE, reward: *reward })).collect();
+        let founder = |(node, reward): &(AccountId, AccountId)| {
+            (*node, Member { age: MIN_ELDER_AGE, reward: *reward, name: Some(placement_name(&network, node)) })
+        };
+        let members = founders.iter().map(founder).collect();
         SectionState {
             network,
             members,
@@ -174,6 +200,7 @@ impl SectionState {
             pool: Amount::ZERO,
             payments: BTreeSet::new(),
             joined_this_epoch: 0,
+            chain: network,
             reports: BTreeMap::new(),
             grace_over: BTreeSet::new(),
             unresponsive: BTreeMap::new(),
@@ -284,10 +311,15 @@ impl SectionState {
         farmers
     }
 
-    /// The members' placement names, and which member each names.
-    fn placement(&self) -> Placement {
-        let by_name: BTreeMap<[u8; 32], AccountId> = self.members.keys().map(|id| (node_name(&id.0), *id)).collect();
-        Placement { names: by_name.keys().copied().collect(), by_name }
+    /// Every placed member with its placement name, which decides what it holds; a
+    /// member admitted this epoch has none yet.
+    pub fn roster(&self) -> Vec<(AccountId, [u8; 32])> {
+        self.members.iter().filter_map(|(id, member)| Some((*id, member.name?))).collect()
+    }
+
+    /// Who holds what: the members by placement name.
+    pub fn placement(&self) -> Placement {
+        Placement::new(self.roster())
     }
 
     /// A hash of the whole state, to compare between elders after each event.
@@ -297,6 +329,11 @@ impl SectionState {
 
     /// Applies the next event of the agreed log.
     pub fn apply(&mut self, event: &SectionEvent) -> SectionChange {
+        let beacon = self.chain;
+        self.chain = Digest::of_encoded(CHAIN_CONTEXT, &(beacon, event)).unwrap_or_else(|_| {
+            // Every elder fails alike on the same event, so the chain still agrees.
+            Digest::derive(CHAIN_CONTEXT, &[beacon.as_bytes(), &self.applied.to_le_bytes()])
+        });
         self.applied += 1;
         match event {
             SectionEvent::Join { node, reward } => {
@@ -314,7 +351,7 @@ impl SectionState {
                     return SectionChange::None;
                 }
                 self.joined_this_epoch += 1;
-                self.members.insert(*node, Member { age: 0, reward });
+                self.members.insert(*node, Member { age: 0, reward, name: None });
                 SectionChange::Admitted(*node)
             }
             SectionEvent::Unresponsive { elder, node } => {
@@ -461,8 +498,10 @@ impl SectionState {
         }
         self.supply = self.supply.checked_add(record.minted).unwrap_or(Amount::MAX);
         self.pool = Amount::from_nanos(self.pool.nanos() - record.from_pool.nanos()).unwrap_or(Amount::ZERO);
-        for member in self.members.values_mut() {
+        let chain = self.chain;
+        for (id, member) in self.members.iter_mut() {
             member.age += 1;
+            member.name.get_or_insert_with(|| placement_name(&chain, id));
         }
         self.epoch += 1;
         self.joined_this_epoch = 0;
@@ -482,16 +521,52 @@ fn among<'a>(ids: impl Iterator<Item = &'a AccountId>, elders: &BTreeSet<Account
     ids.filter(|id| elders.contains(id)).count()
 }
 
-/// The members by placement name, computed once for a run of chunks.
-struct Placement {
+/// The members by placement name: who holds which chunk, computed once for a run of
+/// chunks. Every node builds it from the agreed membership, so none is told who holds
+/// what.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
     names: Vec<[u8; 32]>,
     by_name: BTreeMap<[u8; 32], AccountId>,
+    by_member: BTreeMap<AccountId, [u8; 32]>,
 }
 
 impl Placement {
+    /// The placement of `roster`'s members, each with its name.
+    pub fn new(roster: impl IntoIterator<Item = (AccountId, [u8; 32])>) -> Self {
+        let by_member: BTreeMap<AccountId, [u8; 32]> = roster.into_iter().collect();
+        let by_name: BTreeMap<[u8; 32], AccountId> = by_member.iter().map(|(id, name)| (*name, *id)).collect();
+        Placement { names: by_name.keys().copied().collect(), by_name, by_member }
+    }
+
     /// The members holding `chunk`, closest first.
-    fn holders<'a>(&'a self, chunk: &ChunkAddress) -> impl Iterator<Item = AccountId> + 'a {
+    pub fn holders<'a>(&'a self, chunk: &ChunkAddress) -> impl Iterator<Item = AccountId> + 'a {
         closest(chunk, &self.names, COPIES).into_iter().filter_map(|name| self.by_name.get(&name).copied())
+    }
+
+    /// Every member's name.
+    pub fn names(&self) -> &[[u8; 32]] {
+        &self.names
+    }
+
+    /// The members, in id order.
+    pub fn members(&self) -> impl ExactSizeIterator<Item = AccountId> + '_ {
+        self.by_member.keys().copied()
+    }
+
+    /// The name of `member`, if it is one.
+    pub fn name_of(&self, member: &AccountId) -> Option<[u8; 32]> {
+        self.by_member.get(member).copied()
+    }
+
+    /// The member named `name`.
+    pub fn member_named(&self, name: &[u8; 32]) -> Option<AccountId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// This placement with the members in `gone` left out.
+    pub fn without(&self, gone: &BTreeSet<AccountId>) -> Placement {
+        Placement::new(self.by_member.iter().filter(|(id, _)| !gone.contains(id)).map(|(id, name)| (*id, *name)))
     }
 }
 
@@ -535,6 +610,46 @@ mod tests {
 
     /// A quorum of reports closes the epoch only once more than f elders waited out the
     /// grace for the rest (every report closes it at once: see the epoch tests).
+    #[test]
+    fn a_newcomer_is_named_at_the_close_after_its_join_from_what_the_epoch_ordered() {
+        let network = Digest([3; 32]);
+        let founded = SectionState::new(network, &founders(4), Amount::ZERO);
+        for (id, member) in founded.members() {
+            assert_eq!(member.name, Some(placement_name(&network, id)), "founders are named by the genesis");
+        }
+        let join = SectionEvent::Join { node: id(50), reward: id(50) };
+        // Every elder's report on epoch 1, each proving `passed` of 4 for the next elder.
+        let close =
+            |passed: u32| -> Vec<SectionEvent> { (1..=4).map(|e| report(e, 1, &[(e % 4 + 1, passed)])).collect() };
+        let after = |events: &[SectionEvent]| {
+            let mut state = founded.clone();
+            for event in [&join].into_iter().chain(events) {
+                state.apply(event);
+            }
+            state
+        };
+        let admitted = after(&[]);
+        assert_eq!(admitted.members()[&id(50)].name, None, "admitted, not placed yet");
+        assert_eq!(admitted.placement().names().len(), 4, "it holds nothing before the close");
+        let closed = after(&close(4));
+        assert_eq!(closed.epoch(), 2);
+        let name = closed.members()[&id(50)].name.expect("named at the close");
+        let other_reports = after(&close(3)).members()[&id(50)].name.expect("named");
+        assert_ne!(name, other_reports, "the epoch's reports draw the name");
+        assert_ne!(name, acre_proofs::placement::node_name(&id(50).0), "not the key's own name");
+        assert_ne!(name, placement_name(&network, &id(50)), "not fixed by the key and the network");
+
+        // Moving its rewards later keeps its place, and placement follows the name.
+        let mut state = closed;
+        let spendable = AccountId::of(&ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
+        assert_eq!(
+            state.apply(&SectionEvent::Join { node: id(50), reward: spendable }),
+            SectionChange::RewardMoved(id(50))
+        );
+        assert_eq!(state.members()[&id(50)].name, Some(name));
+        assert_eq!(state.holders_of(&ChunkAddress(name)).first(), Some(&id(50)), "a chunk at its name is its first");
+    }
+
     #[test]
     fn a_quorum_of_reports_closes_the_epoch_after_the_grace_and_pays_the_pool_out() {
         let mut state =
@@ -657,6 +772,12 @@ mod tests {
         assert_eq!(state.apply(&moved), SectionChange::RewardMoved(valid(1)), "a member moves its rewards");
         assert_eq!(state.members()[&valid(1)].reward, valid(51));
         assert_eq!(state.apply(&moved), SectionChange::None, "once");
+        // The joiner is placed at the close of the epoch it joined in.
+        for elder in 0..7 {
+            let empty = EpochReport { elder: valid(elder), epoch: 1, verdicts: vec![], usage: BTreeMap::new() };
+            state.apply(&SectionEvent::Report(empty));
+        }
+        assert_eq!(state.epoch(), 2);
         // A chunk on farmer 6 and the joiner among its holders.
         let chunk = (0u8..=255)
             .map(|n| ChunkAddress([n; 32]))
@@ -677,7 +798,7 @@ mod tests {
         // Two reports, then farmer 6 is removed by a quorum, then the rest of the reports.
         let report = |elder| {
             let verdicts = vec![verdict(valid(6)), verdict(joiner)];
-            SectionEvent::Report(EpochReport { elder: valid(elder), epoch: 1, verdicts, usage: BTreeMap::new() })
+            SectionEvent::Report(EpochReport { elder: valid(elder), epoch: 2, verdicts, usage: BTreeMap::new() })
         };
         state.apply(&report(0));
         state.apply(&report(1));
@@ -688,7 +809,8 @@ mod tests {
         for elder in 2..6 {
             state.apply(&report(elder));
         }
-        let record = state.records().next().expect("closed").clone();
+        let record = state.records().last().expect("closed").clone();
+        assert_eq!(record.epoch, 2);
         assert!(record.items.iter().all(|item| item.farmer != valid(6)), "removed before the close");
         assert!(record.items.iter().any(|item| item.farmer == joiner), "the joiner is paid for its part");
         let sum: u64 = record.items.iter().map(|i| i.amount.nanos()).sum();

@@ -66,9 +66,9 @@ pub fn assigned<'a>(
 }
 
 /// This round's audits of every member but `challenger`: for each, up to `chunks` of the
-/// chunks it must hold, chosen by `randomness`, with [`crate::challenge::BLOCKS_PER_ITEM`]
-/// blocks of each drawn from it, bound to the challenger and the holder. Members that must
-/// hold nothing are not audited. `round` is the challenges' nonce.
+/// chunks it must hold ([`audit_of`]). Members that must hold nothing are not audited.
+/// `round` is the challenges' nonce. Here a member's placement name is also the name its
+/// challenges give it.
 pub fn plan(
     registered: &BTreeMap<ChunkAddress, u64>,
     members: &[[u8; 32]],
@@ -77,6 +77,19 @@ pub fn plan(
     round: u64,
     chunks: usize,
 ) -> Vec<Audit> {
+    duties(registered, members)
+        .into_iter()
+        .filter(|(holder, _)| holder != challenger)
+        .map(|(holder, held)| audit_of(holder, *challenger, held, randomness, round, chunks))
+        .collect()
+}
+
+/// What each of `members` must hold of `registered`, by placement name; members that
+/// must hold nothing are left out.
+pub fn duties(
+    registered: &BTreeMap<ChunkAddress, u64>,
+    members: &[[u8; 32]],
+) -> BTreeMap<[u8; 32], Vec<(ChunkAddress, u64)>> {
     let mut duties: BTreeMap<[u8; 32], Vec<(ChunkAddress, u64)>> = BTreeMap::new();
     for (address, size) in registered {
         for holder in closest(address, members, COPIES) {
@@ -84,32 +97,34 @@ pub fn plan(
         }
     }
     duties
-        .into_iter()
-        .filter(|(holder, _)| holder != challenger)
-        .map(|(holder, mut held)| {
-            // A keyed hash of each address ranks them; the first `chunks` are audited.
-            held.sort_by_cached_key(|(address, _)| {
-                let mut hasher = blake3::Hasher::new_derive_key(CHOICE_CONTEXT);
-                hasher.update(randomness).update(&round.to_le_bytes()).update(&holder).update(&address.0);
-                *hasher.finalize().as_bytes()
-            });
-            held.truncate(chunks);
-            let items = held.iter().map(|(address, size)| {
-                ChallengeItem::for_holder(randomness, challenger, &holder, round, *address, *size)
-            });
-            Audit {
-                holder,
-                challenge: Challenge {
-                    nonce: round,
-                    seed: *randomness,
-                    holder,
-                    challenger: *challenger,
-                    items: items.collect(),
-                },
-                sizes: held.iter().map(|(_, size)| *size).collect(),
-            }
-        })
-        .collect()
+}
+
+/// `challenger`'s audit of `holder` (named as challenges name them) on up to `chunks` of
+/// `held`, chosen by `randomness`, with [`crate::challenge::BLOCKS_PER_ITEM`] blocks of
+/// each drawn from it, bound to the challenger and the holder. `round` is the nonce.
+pub fn audit_of(
+    holder: [u8; 32],
+    challenger: [u8; 32],
+    mut held: Vec<(ChunkAddress, u64)>,
+    randomness: &[u8; 32],
+    round: u64,
+    chunks: usize,
+) -> Audit {
+    // A keyed hash of each address ranks them; the first `chunks` are audited.
+    held.sort_by_cached_key(|(address, _)| {
+        let mut hasher = blake3::Hasher::new_derive_key(CHOICE_CONTEXT);
+        hasher.update(randomness).update(&round.to_le_bytes()).update(&holder).update(&address.0);
+        *hasher.finalize().as_bytes()
+    });
+    held.truncate(chunks);
+    let items = held
+        .iter()
+        .map(|(address, size)| ChallengeItem::for_holder(randomness, &challenger, &holder, round, *address, *size));
+    Audit {
+        holder,
+        challenge: Challenge { nonce: round, seed: *randomness, holder, challenger, items: items.collect() },
+        sizes: held.iter().map(|(_, size)| *size).collect(),
+    }
 }
 
 /// What `answer` shows about the audit: passed only if it answers this challenge (its

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use acre_ledger::{AccountId, Amount};
-use acre_proofs::placement::{closest, node_name, COPIES};
+use acre_proofs::placement::{closest, COPIES};
 use acre_proofs::{encrypt_file, ChunkAddress, Privacy};
 use acre_tests::{eventually_within, send_signal, workspace_binary, NodeProcess};
 use common::{rand_secret, Fixture};
@@ -257,6 +257,10 @@ fn a_new_node_joins_and_earns_and_a_dead_one_is_replaced_by_copies() {
     let entry = members.iter().find(|m| m["node"] == joiner_id.to_string().as_str()).expect("member");
     assert_eq!(entry["reward_address"], reward.as_str(), "its configured reward address");
     assert_eq!(entry["elder"], false, "a newcomer is not an elder among 7 older members");
+    // It is placed at the first close after its admission, at a name drawn then.
+    eventually_within(EPOCHS, "the section names the new node", || {
+        fixture.placement_names(fixture.api(0)).contains_key(&joiner_id).then_some(())
+    });
 
     // Every earlier chunk ends on exactly its 4 closest members: the newcomer was handed
     // its copies, and the holders it displaced deleted theirs.
@@ -267,8 +271,10 @@ fn a_new_node_joins_and_earns_and_a_dead_one_is_replaced_by_copies() {
         .map(|node| (node.id, node.data_dir.clone()))
         .chain([(joiner_id, joiner_dir.clone())])
         .collect();
-    let names: Vec<[u8; 32]> = everyone.iter().map(|(id, _)| node_name(&id.0)).collect();
-    let moved = earlier.iter().filter(|chunk| closest(chunk, &names, COPIES).contains(&node_name(&joiner_id.0)));
+    let named = fixture.placement_names(fixture.api(0));
+    let name_of = |id: &AccountId| *named.get(id).expect("a member's placement name");
+    let names: Vec<[u8; 32]> = everyone.iter().map(|(id, _)| name_of(id)).collect();
+    let moved = earlier.iter().filter(|chunk| closest(chunk, &names, COPIES).contains(&name_of(&joiner_id)));
     assert!(moved.count() > 0, "some earlier chunk moves to the newcomer");
     eventually_within(SWEPT_WITHIN, "each earlier chunk is held by its 4 closest members and nobody else", || {
         let held: Vec<BTreeSet<ChunkAddress>> = everyone.iter().map(|(_, dir)| held_chunks(dir)).collect();
@@ -320,7 +326,7 @@ fn a_new_node_joins_and_earns_and_a_dead_one_is_replaced_by_copies() {
         .map(|node| (node.id, node.data_dir.clone()))
         .chain([(joiner_id, joiner_dir.clone())])
         .collect();
-    let names: Vec<[u8; 32]> = live.iter().map(|(id, _)| node_name(&id.0)).collect();
+    let names: Vec<[u8; 32]> = live.iter().map(|(id, _)| name_of(id)).collect();
     let addresses: Vec<ChunkAddress> = chunks.iter().map(|chunk| chunk.parse().expect("address")).collect();
     // Which copies are still missing, each time that changes: a failure says which.
     let mut missing_before = Vec::new();

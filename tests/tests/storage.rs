@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use acre_ledger::economics::store_memo;
 use acre_ledger::{AccountId, Amount, Certificate, Digest, TransferOrder};
-use acre_proofs::placement::{closest, node_name, COPIES};
+use acre_proofs::placement::{closest, COPIES};
 use acre_proofs::{encrypt_file, Chunk, ChunkAddress, Privacy};
 use acre_tests::{eventually, eventually_within, send_signal, workspace_binary, NodeProcess};
 use common::{certificate_of, rand_secret, Fixture};
@@ -194,17 +194,12 @@ fn a_file_stands_on_four_holders_audits_tell_loss_rot_and_death_apart_and_bad_co
     // once the node is back, with the same payment. The holder is stopped just before the
     // put, and placement taken from the section's members now: the node killed above may
     // have been removed meanwhile (it is, 20 s after it went silent).
-    let view = fixture.get(observer, "/v1/section/members");
-    let members: Vec<[u8; 32]> = view["members"]
-        .as_array()
-        .expect("members")
-        .iter()
-        .map(|m| node_name(&m["node"].as_str().expect("node").parse::<AccountId>().expect("id").0))
-        .collect();
+    let named = fixture.placement_names(observer);
+    let members: Vec<[u8; 32]> = named.values().copied().collect();
     let down = deleted;
-    assert!(members.contains(&node_name(&down.id.0)), "a live member");
+    let down_name = *named.get(&down.id).expect("a live member");
     let stranded = std::iter::repeat_with(|| random_bytes(1 << 20))
-        .find(|bytes| closest(&ChunkAddress::of(bytes), &members, COPIES).contains(&node_name(&down.id.0)))
+        .find(|bytes| closest(&ChunkAddress::of(bytes), &members, COPIES).contains(&down_name))
         .expect("a chunk the stopped node must hold");
     send_signal(down.pid, "KILL");
     let cut = dir.path().join("cut.bin");

@@ -268,14 +268,15 @@ struct Repair {
 
 /// Whether every chunk's file is on each of the 4 live members closest to it: the holders
 /// it has once the lost node is removed.
-fn on_next_holders(live: &[(AccountId, std::path::PathBuf)], addresses: &[acre_proofs::ChunkAddress]) -> bool {
-    use acre_proofs::placement::{closest, node_name, COPIES};
-    let names: Vec<[u8; 32]> = live.iter().map(|(id, _)| node_name(&id.0)).collect();
+/// `live` gives each member's placement name and data folder.
+fn on_next_holders(live: &[([u8; 32], std::path::PathBuf)], addresses: &[acre_proofs::ChunkAddress]) -> bool {
+    use acre_proofs::placement::{closest, COPIES};
+    let names: Vec<[u8; 32]> = live.iter().map(|(name, _)| *name).collect();
     addresses.iter().all(|address| {
         let hex = address.to_string();
         closest(address, &names, COPIES).iter().all(|name| {
             live.iter()
-                .find(|(id, _)| node_name(&id.0) == *name)
+                .find(|(named, _)| named == name)
                 .is_some_and(|(_, dir)| dir.join("chunks").join(&hex[..2]).join(&hex).exists())
         })
     })
@@ -401,8 +402,15 @@ fn devnet_repair() -> Result<(Paid, Repair)> {
         .skip(1)
         .find(|node| holders.holders.iter().any(|h| h.node == node.id))
         .context("a holder other than node 0")?;
-    let live: Vec<(AccountId, std::path::PathBuf)> =
-        manifest.nodes.iter().filter(|n| n.id != victim.id).map(|n| (n.id, n.data_dir.clone())).collect();
+    let members = client.members()?.members;
+    let name_of =
+        |id: &AccountId| members.iter().find(|m| m.node == *id).and_then(|m| m.placement_name).map(|name| name.0);
+    let live: Vec<([u8; 32], std::path::PathBuf)> = manifest
+        .nodes
+        .iter()
+        .filter(|n| n.id != victim.id)
+        .map(|n| Ok((name_of(&n.id).context("every node is a member")?, n.data_dir.clone())))
+        .collect::<Result<_>>()?;
     let killed = Instant::now();
     std::process::Command::new("kill").args(["-KILL", &victim.pid.to_string()]).status()?;
     let mut removed = None;

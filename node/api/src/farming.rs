@@ -29,6 +29,10 @@ pub struct MemberView {
     pub reward_address: AccountId,
     /// Whether it is an elder.
     pub elder: bool,
+    /// Where it sits in the XOR space (hex), assigned by the section at the first epoch
+    /// close after it joined (none until then): it holds, is audited on and is paid for
+    /// the chunks whose 4 closest names include it.
+    pub placement_name: Option<Digest>,
 }
 
 /// The section's members by the agreed log.

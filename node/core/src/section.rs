@@ -32,7 +32,6 @@ use acre_ledger::section_state::{SectionChange, SectionState};
 use acre_ledger::{
     AccountId, AppId, Certificate, Committee, Digest, EpochRecord, EpochReport, SignatureBytes, Verdict,
 };
-use acre_proofs::placement::node_name;
 use ed25519_dalek::SigningKey;
 
 use crate::log::{
@@ -261,8 +260,8 @@ pub enum Effect {
     },
     /// The members and elders are now these.
     Membership {
-        /// Every member.
-        members: Vec<AccountId>,
+        /// Every member, with its placement name.
+        members: Vec<(AccountId, [u8; 32])>,
         /// The elders.
         elders: BTreeSet<AccountId>,
     },
@@ -694,6 +693,11 @@ impl SectionMachine {
                 let working = session.working.clone();
                 self.membership_changed(before, &working, effects);
             }
+            // The close names the members admitted in the epoch, which places them.
+            SectionChange::Closed(_) if placement_names(&session.working) != before => {
+                let working = session.working.clone();
+                self.membership_changed(before, &working, effects);
+            }
             // Owners see their app's registration and price as soon as they are ordered.
             SectionChange::AppChanged(_) => {
                 effects.push(Effect::Publish { state: Box::new(session.working.clone()), closed: None })
@@ -721,12 +725,13 @@ impl SectionMachine {
     }
 
     fn membership_changed(&self, before: Vec<[u8; 32]>, state: &SectionState, effects: &mut Vec<Effect>) {
-        effects.push(Effect::Membership { members: state.members().keys().copied().collect(), elders: state.elders() });
+        effects.push(Effect::Membership { members: state.roster(), elders: state.elders() });
         effects.push(Effect::Publish { state: Box::new(state.clone()), closed: None });
+        let placement = state.placement();
         effects.push(Effect::Repair {
             before,
-            after: placement_names(state),
-            elders: state.elders().iter().map(|id| node_name(&id.0)).collect(),
+            after: placement.names().to_vec(),
+            elders: state.elders().iter().filter_map(|id| placement.name_of(id)).collect(),
         });
     }
 
@@ -800,7 +805,7 @@ impl SectionMachine {
 
     fn membership(&self) -> Effect {
         let state = self.current();
-        Effect::Membership { members: state.members().keys().copied().collect(), elders: state.elders() }
+        Effect::Membership { members: state.roster(), elders: state.elders() }
     }
 
     fn apply_records(&mut self, effects: &mut Vec<Effect>) {
@@ -887,7 +892,7 @@ impl SectionMachine {
                 tracing::info!(epoch, %from, "caught up on a closed epoch");
                 self.session = None;
                 let before = placement_names(&self.state);
-                if before.len() != next.members().len() {
+                if before != placement_names(&next) || self.state.members().len() != next.members().len() {
                     self.membership_changed(before, &next, effects);
                 }
                 // The same peers may have closed the next epoch too: asked once this
@@ -948,7 +953,7 @@ impl SectionMachine {
 }
 
 fn placement_names(state: &SectionState) -> Vec<[u8; 32]> {
-    state.members().keys().map(|id| node_name(&id.0)).collect()
+    state.placement().names().to_vec()
 }
 
 fn verify_signature(digest: &Digest, signer: &AccountId, signature: &SignatureBytes) -> bool {

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use acre_api::storage::{AuditRecord, ChallengeTally};
 use acre_ledger::economics::{app_fee_of, billable_bytes, check_store_payment, store_cost, StorePaymentError};
+use acre_ledger::section_state::Placement;
 use acre_ledger::{AccountId, Amount, AppId, Digest, SignatureBytes, TransferOrder, Verdict};
-use acre_proofs::audit::{assigned, plan, Audit, Outcome};
+use acre_proofs::audit::{assigned, audit_of, duties, Audit, Outcome};
 use acre_proofs::challenge::{Answer, Challenge};
 use acre_proofs::placement::{closest, node_name, Repair, COPIES};
 use acre_proofs::{ChunkAddress, MAX_CHUNK_BYTES};
@@ -326,6 +327,10 @@ pub struct StorageBook {
     /// the registry the last plan read.
     stood_in_copies: BTreeSet<(ChunkAddress, [u8; 32])>,
     stood_in_registry: Option<(u64, usize)>,
+    /// When the stand-in copies that could not be made are planned again.
+    stand_in_retry: Option<Duration>,
+    /// When the last stand-in plan was made: plans are at most one a grace period apart.
+    stand_in_planned: Option<Duration>,
     /// Registered chunks held here that placement put on others at the last sweep.
     unplaced: BTreeSet<ChunkAddress>,
     epoch_audits: EpochAudits,
@@ -399,6 +404,8 @@ impl StorageBook {
             stood_in: BTreeSet::new(),
             stood_in_copies: BTreeSet::new(),
             stood_in_registry: None,
+            stand_in_retry: None,
+            stand_in_planned: None,
             unplaced: BTreeSet::new(),
             connections: BTreeMap::new(),
             farmers: BTreeMap::new(),
@@ -406,36 +413,38 @@ impl StorageBook {
         }
     }
 
-    /// The members that hold the chunk, closest first.
-    pub fn holders(&self, address: &ChunkAddress, members: &[AccountId]) -> Vec<AccountId> {
-        let names = names(members);
-        closest(address, &names, COPIES).iter().filter_map(|name| member_named(members, name)).collect()
-    }
-
-    /// How many chunks, and bytes, `node` must hold of `registry` among `members`.
+    /// How many chunks, and bytes, `node` must hold of `registry` by `placement`.
     pub fn duty_of(
         &self,
         registry: &BTreeMap<ChunkAddress, u64>,
         node: &AccountId,
-        members: &[AccountId],
+        placement: &Placement,
     ) -> (u64, u64) {
-        let names = names(members);
-        assigned(registry, &names, &node_name(&node.0))
+        let Some(name) = placement.name_of(node) else { return (0, 0) };
+        assigned(registry, placement.names(), &name)
             .fold((0, 0), |(count, bytes), (_, size)| (count + 1, bytes.saturating_add(size)))
     }
 
     /// This round's audits of every other holder of `registry`, chosen by `randomness`.
+    /// The challenges name the holder and this node by their keys' names, which no
+    /// placement changes.
     pub fn audit_plan(
         &self,
         registry: &BTreeMap<ChunkAddress, u64>,
-        members: &[AccountId],
+        placement: &Placement,
         randomness: &[u8; 32],
         round: u64,
     ) -> Vec<(AccountId, Audit)> {
-        let names = names(members);
-        plan(registry, &names, &node_name(&self.me.0), randomness, round, self.settings.audit_chunks)
+        let challenger = node_name(&self.me.0);
+        duties(registry, placement.names())
             .into_iter()
-            .filter_map(|audit| Some((member_named(members, &audit.holder)?, audit)))
+            .filter_map(|(name, held)| Some((placement.member_named(&name)?, held)))
+            .filter(|(holder, _)| *holder != self.me)
+            .map(|(holder, held)| {
+                let audit =
+                    audit_of(node_name(&holder.0), challenger, held, randomness, round, self.settings.audit_chunks);
+                (holder, audit)
+            })
             // One challenge per chunk, so each chunk is judged on its own and a verdict
             // counts chunks: a holder that lost a tenth of its chunks fails a tenth of them.
             .flat_map(|(holder, audit)| {
@@ -452,17 +461,17 @@ impl StorageBook {
             .collect()
     }
 
-    /// The copies of `registry`'s chunks this node makes after membership went from
-    /// `before` to `after`: those of chunks it is the closest elder to, so each chunk has
-    /// one copier.
+    /// The copies of `registry`'s chunks this node, placed at `me`, makes after
+    /// membership went from `before` to `after` (placement names): those of chunks it is
+    /// the closest elder to, so each chunk has one copier.
     pub fn repair_plan(
         &self,
         registry: &BTreeMap<ChunkAddress, u64>,
         before: &[[u8; 32]],
         after: &[[u8; 32]],
         elders: &[[u8; 32]],
+        me: [u8; 32],
     ) -> Vec<Repair> {
-        let me = node_name(&self.me.0);
         acre_proofs::placement::repairs(registry, before, after)
             .into_iter()
             .filter(|repair| closest(&repair.chunk, elders, 1).first() == Some(&me))
@@ -483,45 +492,67 @@ impl StorageBook {
     /// A plan is made when a member is newly lost and again whenever the registry (of
     /// `epoch`, and its size) is newer than the one planned against, since a chunk paid
     /// for while its holder was alive may be registered only after the loss; a copy
-    /// already planned is not planned twice. A member heard from again leaves the lost set; one that flaps
+    /// already planned is not planned twice unless it failed ([`StorageBook::stand_ins_failed`]).
+    /// A plan reads the whole registry, so plans are at most one a grace period apart: the
+    /// first loss is planned for at once, and a member that flaps, or a registry that
+    /// grows with every upload, cannot make this node plan four times a second.
+    /// A member heard from again leaves the lost set; one that flaps
     /// makes each of its chunks be offered to the same stand-in again, which has it.
     pub fn stand_in_plan(
         &mut self,
         registry: &BTreeMap<ChunkAddress, u64>,
         epoch: u64,
-        members: &[AccountId],
+        placement: &Placement,
         elders: &[AccountId],
         now: Duration,
     ) -> Vec<Repair> {
+        let Some(me) = placement.name_of(&self.me) else { return Vec::new() };
         let down = |member: &AccountId| {
             self.connections.get(member).is_some_and(|watch| !watch.up) && !self.settling(member, now)
         };
-        let lost: BTreeSet<AccountId> = members
-            .iter()
-            .filter(|member| **member != self.me)
+        let lost: BTreeSet<AccountId> = placement
+            .members()
+            .filter(|member| *member != self.me)
             .filter(|member| self.silent.contains(member) || down(member))
-            .copied()
             .collect();
         self.stood_in.retain(|member| lost.contains(member));
         if self.stood_in.is_empty() {
             self.stood_in_copies.clear();
+            self.stand_in_retry = None;
         }
         let newly = !lost.is_subset(&self.stood_in);
         let registry_now = Some((epoch, registry.len()));
         let registry_moved = !self.stood_in.is_empty() && self.stood_in_registry != registry_now;
-        if !newly && !registry_moved {
+        let retry_due = !self.stood_in.is_empty() && self.stand_in_retry.is_some_and(|at| now >= at);
+        let rested = self.stand_in_planned.is_none_or(|at| now.saturating_sub(at) >= self.settings.grace);
+        if !(newly || registry_moved || retry_due) || !rested {
             return Vec::new();
         }
+        self.stand_in_planned = Some(now);
+        self.stand_in_retry = None;
         self.stood_in = lost;
         self.stood_in_registry = registry_now;
-        let after: Vec<AccountId> = members.iter().filter(|m| !self.stood_in.contains(m)).copied().collect();
-        let elders_left: Vec<AccountId> = elders.iter().filter(|e| !self.stood_in.contains(e)).copied().collect();
-        let plan = self.repair_plan(registry, &names(members), &names(&after), &names(&elders_left));
+        let after = placement.without(&self.stood_in);
+        let elders_left: Vec<[u8; 32]> = elders.iter().filter_map(|elder| after.name_of(elder)).collect();
+        let plan = self.repair_plan(registry, placement.names(), after.names(), &elders_left, me);
         plan.into_iter().filter(|repair| self.stood_in_copies.insert((repair.chunk, repair.to))).collect()
     }
 
+    /// Stand-in copies (chunk, new holder) that could not be made at `now` (no source
+    /// answered, or the new holder did not store it): planned again a grace period later,
+    /// not before, so a new holder that is down too is not asked four times a second.
+    pub fn stand_ins_failed(&mut self, failed: impl IntoIterator<Item = (ChunkAddress, [u8; 32])>, now: Duration) {
+        let mut forgotten = false;
+        for copy in failed {
+            forgotten |= self.stood_in_copies.remove(&copy);
+        }
+        if forgotten {
+            self.stand_in_retry = Some(now + self.settings.grace);
+        }
+    }
+
     /// The copies held here that are no longer this node's to hold: chunks of `registry`
-    /// among `held` that placement among `members` puts on others, now and at the last
+    /// among `held` that `placement` puts on others, now and at the last
     /// sweep too (a placement that flickers while a member joins or is lost deletes
     /// nothing), and placed only on `seasoned` members, each with the members it is
     /// placed on. The shell deletes one only once every one of those says it holds the
@@ -533,24 +564,18 @@ impl StorageBook {
         &mut self,
         held: &[ChunkAddress],
         registry: &BTreeMap<ChunkAddress, u64>,
-        members: &[AccountId],
+        placement: &Placement,
         seasoned: &BTreeSet<AccountId>,
     ) -> Vec<(ChunkAddress, Vec<AccountId>)> {
-        let names = names(members);
-        let me = node_name(&self.me.0);
-        let placed_on = |chunk: &ChunkAddress| closest(chunk, &names, COPIES);
+        let me = self.me;
         let unplaced: BTreeSet<ChunkAddress> = held
             .iter()
-            .filter(|chunk| registry.contains_key(chunk) && !placed_on(chunk).contains(&me))
+            .filter(|chunk| registry.contains_key(chunk) && !placement.holders(chunk).any(|holder| holder == me))
             .copied()
             .collect();
         let due = unplaced
             .intersection(&self.unplaced)
-            .map(|chunk| {
-                let holders: Vec<AccountId> =
-                    placed_on(chunk).iter().filter_map(|name| member_named(members, name)).collect();
-                (*chunk, holders)
-            })
+            .map(|chunk| (*chunk, placement.holders(chunk).collect::<Vec<AccountId>>()))
             .filter(|(_, holders)| holders.len() == COPIES && holders.iter().all(|holder| seasoned.contains(holder)))
             .collect();
         self.unplaced = unplaced;
@@ -871,6 +896,12 @@ impl StorageBook {
             && self.recopied.insert((holder, chunk))
     }
 
+    /// `holder` did not take the good copy's recheck `recopy_due` allowed: it may be due
+    /// again this epoch, after its next failed audit of `chunk`.
+    pub fn recopy_not_taken(&mut self, holder: AccountId, chunk: ChunkAddress) {
+        self.recopied.remove(&(holder, chunk));
+    }
+
     /// Every audit of `node` since this node started, and the latest.
     pub fn audits_of(&self, node: &AccountId) -> (ChallengeTally, Option<AuditRecord>) {
         self.farmers.get(node).cloned().unwrap_or((ChallengeTally::default(), None))
@@ -888,14 +919,6 @@ pub fn check_entries(entries: &[(ChunkAddress, u64)]) -> Result<(), BookError> {
     }
 }
 
-fn names(members: &[AccountId]) -> Vec<[u8; 32]> {
-    members.iter().map(|id| node_name(&id.0)).collect()
-}
-
-fn member_named(members: &[AccountId], name: &[u8; 32]) -> Option<AccountId> {
-    members.iter().copied().find(|id| node_name(&id.0) == *name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -903,6 +926,19 @@ mod tests {
     use ed25519_dalek::SigningKey;
 
     const MIB: u64 = 1 << 20;
+
+    /// Placement with each member named by its key, as founders of a test network are.
+    fn placed(members: &[AccountId]) -> Placement {
+        Placement::new(members.iter().map(|id| (*id, node_name(&id.0))))
+    }
+
+    fn holders_of(chunk: &ChunkAddress, members: &[AccountId]) -> Vec<AccountId> {
+        placed(members).holders(chunk).collect()
+    }
+
+    fn names(members: &[AccountId]) -> Vec<[u8; 32]> {
+        members.iter().map(|id| node_name(&id.0)).collect()
+    }
 
     fn members(count: u8) -> Vec<AccountId> {
         (1..=count).map(|n| AccountId::of(&SigningKey::from_bytes(&[n; 32]))).collect()
@@ -929,17 +965,17 @@ mod tests {
     fn a_copy_placed_elsewhere_at_two_sweeps_in_a_row_is_surplus_with_its_holders() {
         let all = members(12);
         let me = all[0];
-        let (mut book, placement) = (book(me), book(me));
+        let mut book = book(me);
         // Spread over the whole address space, so placement differs from chunk to chunk.
         let chunks: Vec<ChunkAddress> = (0..=u8::MAX).map(chunk).collect();
         let registry: BTreeMap<ChunkAddress, u64> = chunks.iter().map(|chunk| (*chunk, MIB)).collect();
-        let placed_here = |members: &[AccountId], chunk: &ChunkAddress| placement.holders(chunk, members).contains(&me);
+        let placed_here = |members: &[AccountId], chunk: &ChunkAddress| holders_of(chunk, members).contains(&me);
         // A chunk that comes to this node while one of its holders is gone.
         let (back, gone) = chunks
             .iter()
             .filter(|chunk| !placed_here(&all, chunk))
             .find_map(|chunk| {
-                let holders = book.holders(chunk, &all);
+                let holders = holders_of(chunk, &all);
                 holders
                     .into_iter()
                     .find(|holder| {
@@ -959,31 +995,31 @@ mod tests {
         held.push(unregistered);
 
         let seasoned: BTreeSet<AccountId> = all.iter().copied().collect();
-        assert!(book.surplus(&held, &registry, &all, &seasoned).is_empty(), "the first sweep only notes them");
+        assert!(book.surplus(&held, &registry, &placed(&all), &seasoned).is_empty(), "the first sweep only notes them");
         // A newcomer placed on a chunk holds its copy back until it has served its epochs.
-        let newcomer = *placement.holders(elsewhere_both.first().expect("one"), &without).first().expect("a holder");
+        let newcomer = *holders_of(elsewhere_both.first().expect("one"), &without).first().expect("a holder");
         let unseasoned: BTreeSet<AccountId> = seasoned.iter().copied().filter(|m| *m != newcomer).collect();
-        let held_back: BTreeSet<ChunkAddress> =
-            book.surplus(&held, &registry, &without, &unseasoned).into_iter().map(|(chunk, _)| chunk).collect();
-        let with_newcomer: BTreeSet<ChunkAddress> = elsewhere_both
-            .iter()
-            .copied()
-            .filter(|chunk| placement.holders(chunk, &without).contains(&newcomer))
+        let held_back: BTreeSet<ChunkAddress> = book
+            .surplus(&held, &registry, &placed(&without), &unseasoned)
+            .into_iter()
+            .map(|(chunk, _)| chunk)
             .collect();
+        let with_newcomer: BTreeSet<ChunkAddress> =
+            elsewhere_both.iter().copied().filter(|chunk| holders_of(chunk, &without).contains(&newcomer)).collect();
         assert!(!with_newcomer.is_empty());
         let expected: BTreeSet<ChunkAddress> = elsewhere_both.difference(&with_newcomer).copied().collect();
         assert_eq!(held_back, expected, "placed elsewhere at both sweeps, on seasoned members only");
         let elsewhere_now: BTreeSet<ChunkAddress> =
             chunks.iter().copied().filter(|c| !placed_here(&without, c)).collect();
         let due: BTreeMap<ChunkAddress, Vec<AccountId>> =
-            book.surplus(&held, &registry, &without, &seasoned).into_iter().collect();
+            book.surplus(&held, &registry, &placed(&without), &seasoned).into_iter().collect();
         assert_eq!(due.keys().copied().collect::<BTreeSet<_>>(), elsewhere_now, "once the newcomer is seasoned");
         for (chunk, holders) in &due {
-            assert_eq!(holders, &placement.holders(chunk, &without), "asked of the four it is placed on");
+            assert_eq!(holders, &holders_of(chunk, &without), "asked of the four it is placed on");
         }
         assert!(!due.contains_key(&unregistered), "a chunk still being placed is never surplus");
         let after_return: BTreeSet<ChunkAddress> =
-            book.surplus(&held, &registry, &all, &seasoned).into_iter().map(|(chunk, _)| chunk).collect();
+            book.surplus(&held, &registry, &placed(&all), &seasoned).into_iter().map(|(chunk, _)| chunk).collect();
         assert!(!after_return.contains(&back), "placed here at the last sweep: kept");
         assert!(after_return.iter().all(|chunk| !placed_here(&all, chunk)));
     }
@@ -1001,19 +1037,23 @@ mod tests {
         let entries: Vec<(ChunkAddress, u64)> = (1..=20).map(|n| (chunk(n), u64::from(n) * MIB)).collect();
         let registry: BTreeMap<ChunkAddress, u64> = entries.iter().copied().collect();
         for (address, _) in &entries {
-            let holders = book.holders(address, &members);
+            let holders = holders_of(address, &members);
             assert_eq!(holders.len(), COPIES);
             assert_eq!(holders.iter().collect::<BTreeSet<_>>().len(), COPIES, "distinct");
         }
-        let total: u64 = members.iter().map(|m| book.duty_of(&registry, m, &members).1).sum();
+        let total: u64 = members.iter().map(|m| book.duty_of(&registry, m, &placed(&members)).1).sum();
         let stored: u64 = entries.iter().map(|(_, size)| size).sum();
         assert_eq!(total, stored * COPIES as u64);
-        let plan = book.audit_plan(&registry, &members, &[7; 32], 1);
+        let plan = book.audit_plan(&registry, &placed(&members), &[7; 32], 1);
         assert!(plan.iter().all(|(holder, _)| *holder != members[0]), "no elder audits itself");
         assert!(plan.iter().all(|(_, audit)| audit.challenge.items.len() == 1), "one chunk per challenge");
         for member in &members[1..] {
             let challenges = plan.iter().filter(|(holder, _)| holder == member).count() as u64;
-            assert_eq!(challenges, book.duty_of(&registry, member, &members).0.min(16), "up to 16 per holder a round");
+            assert_eq!(
+                challenges,
+                book.duty_of(&registry, member, &placed(&members)).0.min(16),
+                "up to 16 per holder a round"
+            );
         }
     }
 
@@ -1026,7 +1066,7 @@ mod tests {
         let registry: BTreeMap<ChunkAddress, u64> = (1..=40).map(|n| (chunk(n), MIB)).collect();
         let mut copies = Vec::new();
         for me in &members[..6] {
-            copies.extend(book(*me).repair_plan(&registry, &names, &after, &elders));
+            copies.extend(book(*me).repair_plan(&registry, &names, &after, &elders, node_name(&me.0)));
         }
         let needed = acre_proofs::placement::repairs(&registry, &names, &after);
         assert_eq!(copies.len(), needed.len(), "every copy made, none twice");
@@ -1221,6 +1261,8 @@ mod tests {
         lost: AccountId,
         after: Vec<AccountId>,
         up: BTreeSet<AccountId>,
+        /// The placement name of the book's node.
+        copier: [u8; 32],
         book: StorageBook,
     }
 
@@ -1228,36 +1270,61 @@ mod tests {
         let members = members(6);
         let registry: BTreeMap<ChunkAddress, u64> = (1..=chunks).map(|n| (ChunkAddress::of(&[n]), MIB)).collect();
         let first = *registry.keys().next().expect("a chunk");
-        let named = |name: &[u8; 32]| member_named(&members, name).expect("a member");
+        let named = |name: &[u8; 32]| placed(&members).member_named(name).expect("a member");
         let lost = named(&closest(&first, &names(&members), 1)[0]);
         let after: Vec<AccountId> = members.iter().filter(|m| **m != lost).copied().collect();
-        let mut book = book(named(&closest(&first, &names(&after), 1)[0]));
+        let copier = closest(&first, &names(&after), 1)[0];
+        let mut book = book(named(&copier));
         let up: BTreeSet<AccountId> = members.iter().copied().collect();
         book.observe_connections(&links(&up), &members, Duration::from_secs(1), Duration::ZERO);
-        LossScene { members, registry, first, lost, after, up, book }
+        LossScene { members, registry, first, lost, after, up, copier, book }
     }
 
     #[test]
     fn a_lost_holders_chunks_are_copied_to_their_next_holder_once_per_loss() {
         // The lost member holds the first chunk; this node is the copier of it once the
         // lost member is gone (the closest elder left).
-        let LossScene { members, registry, lost, after, up, mut book, .. } = loss_scene(40);
+        let LossScene { members, registry, lost, after, up, copier, mut book, .. } = loss_scene(40);
         let at = Duration::from_secs;
-        assert!(book.stand_in_plan(&registry, 1, &members, &members, at(1)).is_empty(), "nobody is lost");
+        assert!(book.stand_in_plan(&registry, 1, &placed(&members), &members, at(1)).is_empty(), "nobody is lost");
         let down: BTreeSet<AccountId> = up.iter().filter(|m| **m != lost).copied().collect();
         book.observe_connections(&links(&down), &members, at(2), Duration::ZERO);
-        assert!(book.stand_in_plan(&registry, 1, &members, &members, at(10)).is_empty(), "within the grace: a restart");
-        let plan = book.stand_in_plan(&registry, 1, &members, &members, at(30));
-        let expected = book.repair_plan(&registry, &names(&members), &names(&after), &names(&after));
+        assert!(
+            book.stand_in_plan(&registry, 1, &placed(&members), &members, at(10)).is_empty(),
+            "within the grace: a restart"
+        );
+        let plan = book.stand_in_plan(&registry, 1, &placed(&members), &members, at(30));
+        let expected = book.repair_plan(&registry, &names(&members), &names(&after), &names(&after), copier);
         assert!(!plan.is_empty(), "this node copies some of the lost holder's chunks");
         assert_eq!(plan, expected, "the copies its removal would make, made now");
         assert!(plan.iter().all(|repair| closest(&repair.chunk, &names(&after), COPIES).contains(&repair.to)));
-        assert!(book.stand_in_plan(&registry, 1, &members, &members, at(31)).is_empty(), "once per loss");
+        assert!(book.stand_in_plan(&registry, 1, &placed(&members), &members, at(31)).is_empty(), "once per loss");
         // Heard from again, then lost again (its audit timed out): copied for again.
         book.observe_connections(&links(&up), &members, at(40), Duration::ZERO);
-        assert!(book.stand_in_plan(&registry, 1, &members, &members, at(41)).is_empty());
+        assert!(book.stand_in_plan(&registry, 1, &placed(&members), &members, at(41)).is_empty());
         record_outcome(&mut book, lost, Outcome::Timeout);
-        assert_eq!(book.stand_in_plan(&registry, 1, &members, &members, at(42)), expected);
+        assert!(book.stand_in_plan(&registry, 1, &placed(&members), &members, at(42)).is_empty(), "a grace apart");
+        assert_eq!(book.stand_in_plan(&registry, 1, &placed(&members), &members, at(50)), expected);
+    }
+
+    #[test]
+    fn a_stand_in_copy_that_failed_is_planned_again_a_grace_later() {
+        let LossScene { members, registry, lost, mut book, .. } = loss_scene(40);
+        let at = Duration::from_secs;
+        record_outcome(&mut book, lost, Outcome::Timeout);
+        let plan = book.stand_in_plan(&registry, 1, &placed(&members), &members, at(30));
+        let failed = plan.first().expect("a copy to make").clone();
+        book.stand_ins_failed([(failed.chunk, failed.to)], at(31));
+        assert!(book.stand_in_plan(&registry, 1, &placed(&members), &members, at(32)).is_empty(), "not at once");
+        assert_eq!(
+            book.stand_in_plan(&registry, 1, &placed(&members), &members, at(51)),
+            vec![failed],
+            "a grace later"
+        );
+        assert!(book.stand_in_plan(&registry, 1, &placed(&members), &members, at(52)).is_empty(), "once");
+        // A copy made is not planned again.
+        book.stand_ins_failed([], at(53));
+        assert!(book.stand_in_plan(&registry, 1, &placed(&members), &members, at(80)).is_empty());
     }
 
     /// An audit of `holder` on no chunk that came out `outcome`, as the shell records one.
@@ -1271,17 +1338,18 @@ mod tests {
 
     #[test]
     fn a_chunk_registered_after_its_holder_was_lost_is_copied_for_at_the_next_registry() {
-        let LossScene { members, registry, first, lost, after, mut book, .. } = loss_scene(80);
+        let LossScene { members, registry, first, lost, after, copier, mut book, .. } = loss_scene(80);
         let at = Duration::from_secs;
-        let expected = book.repair_plan(&registry, &names(&members), &names(&after), &names(&after));
+        let expected = book.repair_plan(&registry, &names(&members), &names(&after), &names(&after), copier);
         // All but the first chunk are registered when the loss is seen; it comes an epoch
         // later.
         let early: BTreeMap<ChunkAddress, u64> = registry.iter().skip(1).map(|(c, s)| (*c, *s)).collect();
         record_outcome(&mut book, lost, Outcome::Timeout);
-        let first_plan = book.stand_in_plan(&early, 1, &members, &members, at(30));
+        let first_plan = book.stand_in_plan(&early, 1, &placed(&members), &members, at(30));
         assert!(first_plan.iter().all(|repair| early.contains_key(&repair.chunk)));
-        assert!(book.stand_in_plan(&early, 1, &members, &members, at(32)).is_empty(), "once per registry");
-        let second_plan = book.stand_in_plan(&registry, 2, &members, &members, at(34));
+        assert!(book.stand_in_plan(&early, 1, &placed(&members), &members, at(32)).is_empty(), "once per registry");
+        assert!(book.stand_in_plan(&registry, 2, &placed(&members), &members, at(34)).is_empty(), "a grace apart");
+        let second_plan = book.stand_in_plan(&registry, 2, &placed(&members), &members, at(50));
         assert!(second_plan.iter().any(|repair| repair.chunk == first), "the later chunk is copied for too");
         assert!(second_plan.iter().all(|repair| repair.chunk == first), "nothing twice");
         let copies = |plan: Vec<Repair>| -> BTreeSet<(ChunkAddress, [u8; 32])> {
@@ -1303,11 +1371,14 @@ mod tests {
         book.observe_connections(&links(&down), &members, at(31), Duration::ZERO);
         assert_eq!(book.outcome_of(&lost, AuditReply::Silent, at(31)), Outcome::Excused);
         record_outcome(&mut book, lost, Outcome::Excused);
-        assert!(!book.stand_in_plan(&registry, 1, &members, &members, at(31)).is_empty(), "copied for at once");
+        assert!(
+            !book.stand_in_plan(&registry, 1, &placed(&members), &members, at(31)).is_empty(),
+            "copied for at once"
+        );
         // It answers again: heard from, no longer lost.
         record_outcome(&mut book, lost, Outcome::Passed);
         book.observe_connections(&links(&up), &members, at(40), Duration::ZERO);
-        assert!(book.stand_in_plan(&registry, 1, &members, &members, at(60)).is_empty());
+        assert!(book.stand_in_plan(&registry, 1, &placed(&members), &members, at(60)).is_empty());
     }
 
     #[test]

@@ -287,7 +287,9 @@ impl Simulation {
                     self.scheduler.after(0, Event::Rest);
                 }
             }
-            Effect::Membership { members, .. } => self.nodes[node].members = members,
+            Effect::Membership { members, .. } => {
+                self.nodes[node].members = members.into_iter().map(|(id, _)| id).collect();
+            }
             Effect::BroadcastSignature { to, epoch, signature } => {
                 for member in to {
                     if let Some(&peer) = self.index_of.get(&member) {

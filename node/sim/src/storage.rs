@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use acre_core::AuditSummary;
 use acre_ledger::{AccountId, Verdict};
-use acre_proofs::placement::{closest, node_name, COPIES};
+use acre_proofs::placement::{closest, COPIES};
 use acre_proofs::ChunkAddress;
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -34,16 +34,15 @@ pub(crate) struct ChunkModel {
 }
 
 impl ChunkModel {
-    /// `per_node` chunks per member of `ids`, 1–4 MiB each, placed on their 4 closest
-    /// members; the nodes in `empty` store nothing.
-    pub(crate) fn new(ids: &[AccountId], per_node: usize, rng: &mut StdRng, empty: BTreeSet<usize>) -> Self {
-        let names: Vec<[u8; 32]> = ids.iter().map(|id| node_name(&id.0)).collect();
+    /// `per_node` chunks per node, 1–4 MiB each, placed on their 4 closest nodes by
+    /// `names` (each node's placement name, by index); the nodes in `empty` store nothing.
+    pub(crate) fn new(names: &[[u8; 32]], per_node: usize, rng: &mut StdRng, empty: BTreeSet<usize>) -> Self {
         let by_name: BTreeMap<[u8; 32], usize> = names.iter().enumerate().map(|(index, name)| (*name, index)).collect();
-        let placements = (0..ids.len() * per_node)
+        let placements = (0..names.len() * per_node)
             .map(|_| {
                 let chunk: [u8; 32] = rng.gen();
                 let bytes = rng.gen_range(1 << 20..=4 << 20);
-                let holders = closest(&ChunkAddress(chunk), &names, COPIES)
+                let holders = closest(&ChunkAddress(chunk), names, COPIES)
                     .into_iter()
                     .filter_map(|name| by_name.get(&name).copied())
                     .collect();
@@ -101,7 +100,8 @@ mod tests {
     fn audits_pass_for_live_holders_with_their_chunks_and_never_for_the_auditor() {
         let ids: Vec<AccountId> =
             (1..=6u8).map(|n| AccountId::of(&ed25519_dalek::SigningKey::from_bytes(&[n; 32]))).collect();
-        let model = ChunkModel::new(&ids, 2, &mut StdRng::seed_from_u64(1), BTreeSet::from([5]));
+        let names: Vec<[u8; 32]> = ids.iter().map(|id| id.0).collect();
+        let model = ChunkModel::new(&names, 2, &mut StdRng::seed_from_u64(1), BTreeSet::from([5]));
         assert!(model.placements.iter().all(|placement| placement.holders.len() == COPIES));
         let summary = model.audit(0, &ids, |holder| holder != 4);
         let verdict = |n: usize| summary.verdicts.iter().find(|v| v.holder == ids[n]).copied();

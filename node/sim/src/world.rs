@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use acre_core::{session_elders, LogItem, SectionSettings};
 use acre_ledger::economics::pool_account;
-use acre_ledger::section_state::SectionState;
+use acre_ledger::section_state::{placement_name, SectionState};
 use acre_ledger::store::AppliedPage;
 use acre_ledger::{AccountId, Allocation, Amount, Certificate, Committee, Digest, SignedOrder};
 use ed25519_dalek::SigningKey;
@@ -376,13 +376,14 @@ impl Simulation {
             .and_then(|nanos| Amount::from_nanos(nanos).ok())
             .ok_or_else(|| SimError::Config("the wallets' credits pass the supply cap".into()))?;
         let founders: Vec<(AccountId, AccountId)> = ids.iter().map(|id| (*id, *id)).collect();
-        let mut chunk_rng = StdRng::seed_from_u64(seed ^ 0xc4_0c5);
-        let placed = ChunkModel::new(&ids, config.chunks_per_node, &mut chunk_rng, BTreeSet::new());
         // The founders' elders certify, and with the genesis they name the network.
         let elders = session_elders(&SectionState::new(Digest::default(), &founders, genesis_total));
         let committee = Committee::new(elders.iter().copied())?;
         let committee_nodes: Vec<usize> = elders.iter().filter_map(|id| index_of.get(id).copied()).collect();
         let network_id = acre_ledger::network_id(&committee, &allocations);
+        let names: Vec<[u8; 32]> = ids.iter().map(|id| placement_name(&network_id, id)).collect();
+        let mut chunk_rng = StdRng::seed_from_u64(seed ^ 0xc4_0c5);
+        let placed = ChunkModel::new(&names, config.chunks_per_node, &mut chunk_rng, BTreeSet::new());
         let founding = SectionState::new(network_id, &founders, genesis_total).with_chunks(placed.registry());
 
         let mut fault_rng = StdRng::seed_from_u64(seed ^ 0xfa17);
@@ -398,7 +399,7 @@ impl Simulation {
         let honest: Vec<usize> = (0..config.nodes).filter(|node| roles[*node] == NodeRole::Honest).collect();
         let freeloader = roles.contains(&NodeRole::Liar).then(|| honest.choose(&mut fault_rng).copied()).flatten();
         let mut chunk_rng = StdRng::seed_from_u64(seed ^ 0xc4_0c5);
-        let chunks = ChunkModel::new(&ids, config.chunks_per_node, &mut chunk_rng, freeloader.into_iter().collect());
+        let chunks = ChunkModel::new(&names, config.chunks_per_node, &mut chunk_rng, freeloader.into_iter().collect());
 
         let nodes: Vec<Node> = keys.into_iter().zip(&roles).map(|(key, role)| Node::new(key, *role)).collect();
         let double_spending = config.faults.byzantine && roles.contains(&NodeRole::Liar);

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use acre_ledger::{AccountId, Amount};
+use acre_ledger::{AccountId, Amount, Digest};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -141,6 +141,7 @@ async fn members(State(storage): State<Arc<Storage>>) -> Result<Json<MembersView
             age: member.age,
             reward_address: member.reward,
             elder: elders.contains(node),
+            placement_name: member.name.map(Digest),
         })
         .collect();
     Ok(Json(MembersView {

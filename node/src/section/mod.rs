@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use acre_ledger::section_state::{placement_name, Placement};
 use acre_ledger::store::Store;
 use acre_ledger::{
     AccountId, Certificate, Committee, Confirmation, ElderAnswer, GatherError, Gathering, LedgerError, SignedOrder,
@@ -81,6 +82,8 @@ pub struct Membership {
     pub members: Vec<(AccountId, PeerId)>,
     /// The elders among them.
     pub elders: std::collections::BTreeSet<AccountId>,
+    /// Who holds which chunk.
+    pub placement: Placement,
 }
 
 impl Section {
@@ -94,7 +97,11 @@ impl Section {
     ) -> Self {
         let elders: Vec<(AccountId, PeerId)> =
             committee.members().filter_map(|id| Some((*id, peer_id_of(id)?))).collect();
-        let membership = Membership { members: elders.clone(), elders: committee.members().copied().collect() };
+        // The founders, named as the genesis names them, until the log says more.
+        let network_id = ledger.network();
+        let placement = Placement::new(committee.members().map(|id| (*id, placement_name(&network_id, id))));
+        let membership =
+            Membership { members: elders.clone(), elders: committee.members().copied().collect(), placement };
         let vote_queues = elders
             .iter()
             .map(|&(elder, peer)| {
@@ -127,13 +134,11 @@ impl Section {
     }
 
     /// Records what the agreed log now says about membership.
-    pub fn set_membership(
-        &self,
-        members: impl IntoIterator<Item = AccountId>,
-        elders: std::collections::BTreeSet<AccountId>,
-    ) {
-        let members = members.into_iter().filter_map(|id| Some((id, peer_id_of(&id)?))).collect();
-        *self.membership.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Membership { members, elders };
+    pub fn set_membership(&self, roster: Vec<(AccountId, [u8; 32])>, elders: std::collections::BTreeSet<AccountId>) {
+        let members = roster.iter().filter_map(|(id, _)| Some((*id, peer_id_of(id)?))).collect();
+        let placement = Placement::new(roster);
+        *self.membership.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Membership { members, elders, placement };
     }
 
     /// Whether this node is an elder: one of the oldest members by the agreed log, who

@@ -20,6 +20,7 @@ use acre_core::storage::{
     SignedAnswer, StorageBook, FORWARDED_PAYMENTS, FORWARD_WINDOW, MAX_ENTRIES, MAX_RECHECKS,
 };
 use acre_ledger::economics::{check_store_payment, pool_account, store_cost, StorePaymentError};
+use acre_ledger::section_state::Placement;
 use acre_ledger::{AccountId, Amount, AppId, Certificate, Digest, LedgerError};
 use acre_proofs::audit::Outcome;
 use acre_proofs::audit::{judge, Audit};
@@ -344,16 +345,19 @@ impl Storage {
 
     /// Makes the copies, up to [`REPAIRS_IN_FLIGHT`] at once: fetches each chunk (from
     /// here or from a holder that still has it, checking its address) and has its new
-    /// holder store it.
-    pub async fn repair(&self, copies: Vec<Repair>) {
-        let made = futures::stream::iter(copies)
-            .map(|repair| self.repair_one(repair))
+    /// holder store it. Answers the copies (chunk and new holder) that could not be made.
+    pub async fn repair(&self, copies: Vec<Repair>) -> Vec<(ChunkAddress, [u8; 32])> {
+        let outcomes: Vec<((ChunkAddress, [u8; 32]), bool)> = futures::stream::iter(copies)
+            .map(|repair| async move { ((repair.chunk, repair.to), self.repair_one(repair).await) })
             .buffer_unordered(REPAIRS_IN_FLIGHT)
-            .filter(|made| std::future::ready(*made))
-            .count()
+            .collect()
             .await;
+        let failed: Vec<(ChunkAddress, [u8; 32])> =
+            outcomes.iter().filter(|(_, made)| !made).map(|(copy, _)| *copy).collect();
+        let made = outcomes.len() - failed.len();
         metrics::counter!("acre_repairs_total").increment(made as u64);
-        tracing::info!(made, "repair copies made");
+        tracing::info!(made, failed = failed.len(), "repair copies made");
+        failed
     }
 
     /// Makes one copy; whether it was made.
@@ -384,9 +388,10 @@ impl Storage {
     /// when the holder was first lost (`stand_in_plan`), and one already there need not
     /// travel again. (A copy an audit found rotten is handed over by [`Storage::repair`]
     /// whatever the holder says it has.)
-    async fn copy_to_new_holders(&self, copies: Vec<Repair>) {
+    /// Answers the copies that could not be made.
+    async fn copy_to_new_holders(&self, copies: Vec<Repair>) -> Vec<(ChunkAddress, [u8; 32])> {
         let missing = self.not_held_yet(copies).await;
-        self.repair(missing).await;
+        self.repair(missing).await
     }
 
     /// The copies whose new holder does not hold the chunk already, asking each new holder
@@ -641,15 +646,15 @@ impl Storage {
 
     /// What this elder's audits say of a member.
     pub fn farmer(&self, node: AccountId) -> Result<FarmerView, StorageError> {
-        let members = self.members();
-        if !members.contains(&node) {
+        let placement = self.placement();
+        if placement.name_of(&node).is_none() {
             return Err(StorageError::UnknownFarmer(node));
         }
         let state = self.agreed();
         let empty = BTreeMap::new();
         let registry = state.as_ref().map_or(&empty, |state| state.registry());
         let book = lock(&self.book);
-        let (chunks, bytes) = book.duty_of(registry, &node, &members);
+        let (chunks, bytes) = book.duty_of(registry, &node, &placement);
         let status = book.status_of(&node);
         let (challenges, last) = book.audits_of(&node);
         Ok(FarmerView {
@@ -691,7 +696,8 @@ impl Storage {
     }
 
     /// Runs `work` on a task of its own unless the last run that `running` marks is still
-    /// under way.
+    /// under way. The mark is cleared however the run ends: one that panicked must not
+    /// leave the work marked under way, never to run again.
     fn beside<F>(
         self: &Arc<Self>,
         running: fn(&Storage) -> &std::sync::atomic::AtomicBool,
@@ -704,8 +710,10 @@ impl Storage {
         }
         let storage = Arc::clone(self);
         tokio::spawn(async move {
-            work(Arc::clone(&storage)).await;
-            running(&storage).store(false, std::sync::atomic::Ordering::Release);
+            let _done = scopeguard::guard(Arc::clone(&storage), move |storage| {
+                running(&storage).store(false, std::sync::atomic::Ordering::Release);
+            });
+            work(storage).await;
         });
     }
 
@@ -739,7 +747,7 @@ impl Storage {
             Err(error) => return tracing::warn!(%error, "cannot list the chunks held for the sweep"),
         };
         let seasoned = state.seasoned().collect();
-        let due = lock(&self.book).surplus(&held, state.registry(), &self.members(), &seasoned);
+        let due = lock(&self.book).surplus(&held, state.registry(), &self.placement(), &seasoned);
         if due.is_empty() {
             return;
         }
@@ -798,7 +806,7 @@ impl Storage {
         let Some(state) = self.agreed() else { return };
         // A holder whose connection is gone is copied for before its audits time out.
         self.stand_in_copies(&state);
-        let audits = lock(&self.book).audit_plan(state.registry(), &self.members(), &randomness, round);
+        let audits = lock(&self.book).audit_plan(state.registry(), &self.placement(), &randomness, round);
         join_all(audits.into_iter().map(|(holder, audit)| self.audit(holder, audit, round))).await;
         // One that kept its connection but answered nothing (stopped) is copied for now.
         self.stand_in_copies(&state);
@@ -809,13 +817,17 @@ impl Storage {
     fn stand_in_copies(self: &Arc<Self>, state: &acre_ledger::section_state::SectionState) {
         let elders: Vec<AccountId> = self.section.membership().elders.iter().copied().collect();
         let copies =
-            lock(&self.book).stand_in_plan(state.registry(), state.epoch(), &self.members(), &elders, self.now());
+            lock(&self.book).stand_in_plan(state.registry(), state.epoch(), &self.placement(), &elders, self.now());
         if copies.is_empty() {
             return;
         }
         tracing::info!(copies = copies.len(), "copying a lost holder's chunks to their next holders");
         let storage = Arc::clone(self);
-        tokio::spawn(async move { storage.copy_to_new_holders(copies).await });
+        tokio::spawn(async move {
+            let failed = storage.copy_to_new_holders(copies).await;
+            let now = storage.now();
+            lock(&storage.book).stand_ins_failed(failed, now);
+        });
     }
 
     /// The challenge the sweep puts to `holder` on `chunks` (registered ones), drawn as an
@@ -914,12 +926,25 @@ impl Storage {
     /// The holder answers at once and rechecks on its own, so the ask waits no longer than
     /// a challenge interval: the round awaits it, and a holder that never answers must not
     /// hold the round up.
+    /// A holder that did not take the ask (busy with other rechecks, over its budget, or
+    /// silent) is asked again after its next failed audit of the chunk.
     async fn recopy(&self, holder: AccountId, chunk: ChunkAddress) {
-        let Some(peer) = self.peer_of(&holder) else { return };
-        let (network, interval) = (self.section.network(), self.settings.challenge_interval);
-        match crate::section::request_within::<Chunks>(network, peer, ChunkRequest::Recheck(chunk), interval).await {
-            Some(ChunkReply::Done) => metrics::counter!("acre_rechecks_asked_total").increment(1),
-            other => tracing::debug!(%holder, %chunk, ?other, "a holder did not take a recheck"),
+        let taken = match self.peer_of(&holder) {
+            Some(peer) => {
+                let (network, interval) = (self.section.network(), self.settings.challenge_interval);
+                let ask = ChunkRequest::Recheck(chunk);
+                let reply = crate::section::request_within::<Chunks>(network, peer, ask, interval).await;
+                if !matches!(reply, Some(ChunkReply::Done)) {
+                    tracing::debug!(%holder, %chunk, ?reply, "a holder did not take a recheck");
+                }
+                matches!(reply, Some(ChunkReply::Done))
+            }
+            None => false,
+        };
+        if taken {
+            metrics::counter!("acre_rechecks_asked_total").increment(1);
+        } else {
+            lock(&self.book).recopy_not_taken(holder, chunk);
         }
     }
 
@@ -948,8 +973,10 @@ impl Storage {
         let storage = Arc::clone(self);
         let sources: Vec<AccountId> = holders.into_iter().filter(|holder| *holder != me).collect();
         tokio::spawn(async move {
+            // Finished however the recheck ends, so a panic cannot hold its place for good.
+            let _done =
+                scopeguard::guard(Arc::clone(&storage), move |storage| lock(&storage.book).finish_recheck(&address));
             storage.recheck(address, sources).await;
-            lock(&storage.book).finish_recheck(&address);
         });
         ChunkReply::Done
     }
@@ -973,10 +1000,13 @@ impl Storage {
     }
 
     /// The first copy of `address` that one of `sources` gives, in turn, whose bytes are
-    /// the chunk: a rotten copy at one source moves on to the next.
+    /// the chunk: a rotten copy at one source moves on to the next. Sources connected now
+    /// are asked first, so a dead one costs a request timeout only when no live one helps.
     async fn fetch_good(&self, address: ChunkAddress, sources: &[AccountId]) -> Option<Chunk> {
-        for from in sources {
-            let Some(peer) = self.peer_of(from) else { continue };
+        let links = self.section.links().await;
+        let mut peers: Vec<PeerId> = sources.iter().filter_map(|from| self.peer_of(from)).collect();
+        peers.sort_by_key(|peer| !links.get(peer).is_some_and(|link| link.up));
+        for peer in peers {
             if let Some(ChunkReply::Chunk(Some(fetched))) =
                 self.section.request::<Chunks>(peer, ChunkRequest::Fetch(address)).await
             {
@@ -1208,16 +1238,16 @@ impl Storage {
 
     /// The members that hold the chunk, closest first.
     fn holders_of(&self, address: &ChunkAddress) -> Vec<AccountId> {
-        lock(&self.book).holders(address, &self.members())
+        self.placement().holders(address).collect()
     }
 
-    /// The members by the agreed log.
-    fn members(&self) -> Vec<AccountId> {
-        self.section.membership().members.iter().map(|(id, _)| *id).collect()
+    /// Who holds which chunk, by the agreed log.
+    fn placement(&self) -> Placement {
+        self.section.membership().placement
     }
 
     fn member_named(&self, name: &[u8; 32]) -> Option<AccountId> {
-        self.members().into_iter().find(|id| node_name(&id.0) == *name)
+        self.placement().member_named(name)
     }
 
     fn peer_of(&self, node: &AccountId) -> Option<PeerId> {
@@ -1291,14 +1321,21 @@ impl StorageDuties for Arc<Storage> {
 
     fn repair_after(&self, before: Vec<[u8; 32]>, after: Vec<[u8; 32]>, elders: Vec<[u8; 32]>) {
         let Some(state) = self.agreed() else { return };
-        let copies = lock(&self.book).repair_plan(state.registry(), &before, &after, &elders);
+        // A node that is no member any more copies nothing.
+        let Some(me) = self.placement().name_of(&self.section.me()) else { return };
+        let copies = lock(&self.book).repair_plan(state.registry(), &before, &after, &elders, me);
         if copies.is_empty() {
             return;
         }
         let storage = Arc::clone(self);
         tokio::spawn(async move {
             tracing::info!(copies = copies.len(), "repairing chunks after a membership change");
-            storage.copy_to_new_holders(copies).await;
+            // A removal's copies were mostly made as stand-ins; one that fails here is
+            // left to the audits, which find it missing at its new holder.
+            let failed = storage.copy_to_new_holders(copies).await;
+            if !failed.is_empty() {
+                tracing::warn!(failed = failed.len(), "some copies after a membership change could not be made");
+            }
         });
     }
 }

@@ -62,6 +62,20 @@ impl Fixture {
         }
     }
 
+    /// Every placed member's placement name as node `api` serves them: where the section
+    /// put it in the XOR space at the first close after it joined, which decides the
+    /// chunks it holds. A member admitted since the last close has none yet.
+    pub(crate) fn placement_names(&self, api: &str) -> std::collections::BTreeMap<AccountId, [u8; 32]> {
+        let view = self.get(api, "/v1/section/members");
+        let members = view["members"].as_array().expect("members");
+        let named = |member: &Value| -> Option<(AccountId, [u8; 32])> {
+            let node = member["node"].as_str().and_then(|text| text.parse().ok()).expect("a node id");
+            let name: acre_ledger::Digest = member["placement_name"].as_str()?.parse().expect("a placement name");
+            Some((node, name.0))
+        };
+        members.iter().filter_map(named).collect()
+    }
+
     /// Runs `acre` against the devnet (found through `ACRE_DEVNET`, as a user's would be).
     pub(crate) fn wallet(&self, args: &[&str]) -> Output {
         self.wallet_command(args).env("ACRE_PASSWORD", "correct horse").output().expect("run acre")
