@@ -49,6 +49,48 @@ pub struct EpochReport {
     /// running total, so elders that report at different moments still agree on it later.
     #[serde(default)]
     pub usage: BTreeMap<AppId, u64>,
+    /// Its share of the section's randomness, from which newcomers' placement names are
+    /// drawn.
+    #[serde(default)]
+    pub beacon: BeaconShare,
+}
+
+/// Hash context of an elder's beacon secret for one epoch.
+const BEACON_SECRET_CONTEXT: &str = "acre 2026 beacon secret v1";
+/// Hash context of the commitment to a beacon secret.
+const BEACON_COMMIT_CONTEXT: &str = "acre 2026 beacon commitment v1";
+
+/// An elder's share of the section's randomness in one report: commit, then reveal.
+/// Each elder commits in its report on one epoch to a secret it reveals in its report on
+/// the next; the reveals that match their commitments are hashed together at the close.
+/// Nobody knows an epoch's beacon before the last reveal of it is ordered, and an elder
+/// that reveals last can only withhold its own share (a choice of two), not pick among
+/// many: its secret was fixed an epoch earlier. (Hashing the reports themselves would let
+/// the elder whose report closes the epoch try variants of it offline.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeaconShare {
+    /// The secret committed to in its report on the epoch before.
+    pub reveal: Option<[u8; 32]>,
+    /// The commitment ([`BeaconShare::commitment`]) to the secret it will reveal next.
+    pub commit: Option<Digest>,
+}
+
+impl BeaconShare {
+    /// The share of the elder with `key` in its report on `epoch` of `network`: its secrets
+    /// follow from its key, so nothing has to be kept across restarts and nobody without
+    /// the key can know them.
+    pub fn of(key: &ed25519_dalek::SigningKey, network: &Digest, epoch: u64) -> Self {
+        let secret = |epoch: u64| {
+            *Digest::derive(BEACON_SECRET_CONTEXT, &[&key.to_bytes(), network.as_bytes(), &epoch.to_le_bytes()])
+                .as_bytes()
+        };
+        BeaconShare { reveal: Some(secret(epoch)), commit: Some(BeaconShare::commitment(&secret(epoch + 1))) }
+    }
+
+    /// The commitment to `secret`.
+    pub fn commitment(secret: &[u8; 32]) -> Digest {
+        Digest::derive(BEACON_COMMIT_CONTEXT, &[secret])
+    }
 }
 
 /// An elder's verdict on one holder for one epoch.
@@ -412,7 +454,7 @@ mod tests {
     fn report(elder: u8, verdicts: &[(u8, u32, u32)]) -> EpochReport {
         let verdicts =
             verdicts.iter().map(|&(holder, passed, sampled)| Verdict { holder: id(holder), sampled, passed }).collect();
-        EpochReport { elder: id(elder), epoch: 1, verdicts, usage: BTreeMap::new() }
+        EpochReport { elder: id(elder), epoch: 1, verdicts, usage: BTreeMap::new(), beacon: Default::default() }
     }
 
     fn elders(count: u8) -> BTreeSet<AccountId> {
@@ -748,7 +790,7 @@ mod tests {
                     let passed = (0..SAMPLES).filter(|_| draw.next().unwrap_or(0) % chunks < kept).count() as u32;
                     Verdict { holder: AccountId([i as u8 + 20; 32]), sampled: SAMPLES, passed }
                 }).collect();
-                EpochReport { elder: id(elder), epoch: 1, verdicts, usage: BTreeMap::new() }
+                EpochReport { elder: id(elder), epoch: 1, verdicts, usage: BTreeMap::new(), beacon: Default::default() }
             }).collect();
             let record = close_epoch(1, &elders(5), &reports, &members, funds(1 << 55, 0), &AppLedger::default()).expect("record");
             for (i, (chunks, lost_percent)) in holdings.iter().enumerate() {

@@ -76,7 +76,7 @@ pub use certificate::{
 };
 pub use durable::{DurableElder, GroupAnswers};
 pub use elder::{ElderState, ProofDuty};
-pub use epoch::{EpochRecord, EpochReport, Farmer, MintItem, Verdict};
+pub use epoch::{BeaconShare, EpochRecord, EpochReport, Farmer, MintItem, Verdict};
 pub use error::LedgerError;
 pub use gathering::{ElderAnswer, GatherError, Gathering};
 pub use ids::{AccountId, AppId, Digest, EncodeError, IdError, SignatureBytes, ACCOUNT_HRP};

@@ -29,8 +29,8 @@ pub const MIN_ELDERS: usize = 4;
 pub const JOINS_PER_EPOCH: usize = 1;
 /// Hash context of the state hash.
 const STATE_CONTEXT: &str = "acre 2026 section state v4";
-/// Hash context of the chain of applied events, the beacon placement names are drawn from.
-const CHAIN_CONTEXT: &str = "acre 2026 section event chain v1";
+/// Hash context of the section's beacon, from which placement names are drawn.
+const BEACON_CONTEXT: &str = "acre 2026 section beacon v1";
 /// Hash context of a member's placement name.
 const NAME_CONTEXT: &str = "acre 2026 placement name v1";
 /// Holders that must sign that they store a paid chunk before it enters the registry:
@@ -104,17 +104,17 @@ pub struct Member {
     /// Where its rewards go.
     pub reward: AccountId,
     /// Where it sits in the XOR space, which decides the chunks it holds: assigned by the
-    /// section at the first epoch close after it is admitted ([`placement_name`]), so
+    /// section at the second epoch close after it is admitted ([`placement_name`]), so
     /// nobody picks it by choosing a key. Until then it holds nothing and is not placed.
     pub name: Option<[u8; 32]>,
 }
 
-/// The placement name of `node` drawn when the section's chain of applied events stood
-/// at `beacon`. A name that followed from the key alone could be ground: keys cost
-/// microseconds, so a farmer could make its nodes' names sit side by side, hold all four
-/// copies of the chunks between them on one disk and be paid for four. Names are drawn
-/// at the close after the join, from a chain that holds every report of the epoch, each
-/// from its elder's own audits: the joiner cannot know it when it picks its key and signs
+/// The placement name of `node` drawn from the section's `beacon`. A name that followed
+/// from the key alone could be ground: keys cost microseconds, so a farmer could make its
+/// nodes' names sit side by side, hold all four copies of the chunks between them on one
+/// disk and be paid for four. A newcomer admitted in one epoch is named from the beacon of
+/// the next, whose elders' secrets were committed before anyone but each elder knew them
+/// ([`crate::BeaconShare`]): the joiner cannot know it when it picks its key and signs
 /// its enrolment, so a name it dislikes costs a new join (one a section admits per epoch)
 /// to re-draw.
 pub fn placement_name(beacon: &Digest, node: &AccountId) -> [u8; 32] {
@@ -161,9 +161,15 @@ pub struct SectionState {
     pool: Amount,
     payments: BTreeSet<Digest>,
     joined_this_epoch: usize,
-    /// The hash chain of every event applied, from the network's identity: the beacon
-    /// newcomers' placement names are drawn from at the epoch's close.
-    chain: Digest,
+    /// The section's randomness as of the last close: each close hashes in the reveals of
+    /// the epoch's reports that match their elders' commitments ([`crate::BeaconShare`]).
+    beacon: Digest,
+    /// The elders' commitments to the secrets they reveal in this epoch's reports.
+    commitments: BTreeMap<AccountId, Digest>,
+    /// Their commitments in this epoch's reports, for the next.
+    next_commitments: BTreeMap<AccountId, Digest>,
+    /// The secrets revealed in this epoch's reports that match the commitments.
+    reveals: BTreeMap<AccountId, [u8; 32]>,
     reports: BTreeMap<AccountId, EpochReport>,
     /// Elders that waited out the grace for the open epoch's missing reports.
     grace_over: BTreeSet<AccountId>,
@@ -200,7 +206,10 @@ impl SectionState {
             pool: Amount::ZERO,
             payments: BTreeSet::new(),
             joined_this_epoch: 0,
-            chain: network,
+            beacon: network,
+            commitments: BTreeMap::new(),
+            next_commitments: BTreeMap::new(),
+            reveals: BTreeMap::new(),
             reports: BTreeMap::new(),
             grace_over: BTreeSet::new(),
             unresponsive: BTreeMap::new(),
@@ -329,11 +338,6 @@ impl SectionState {
 
     /// Applies the next event of the agreed log.
     pub fn apply(&mut self, event: &SectionEvent) -> SectionChange {
-        let beacon = self.chain;
-        self.chain = Digest::of_encoded(CHAIN_CONTEXT, &(beacon, event)).unwrap_or_else(|_| {
-            // Every elder fails alike on the same event, so the chain still agrees.
-            Digest::derive(CHAIN_CONTEXT, &[beacon.as_bytes(), &self.applied.to_le_bytes()])
-        });
         self.applied += 1;
         match event {
             SectionEvent::Join { node, reward } => {
@@ -368,6 +372,8 @@ impl SectionState {
                 self.members.remove(node);
                 self.reports.remove(node);
                 self.grace_over.remove(node);
+                self.reveals.remove(node);
+                self.next_commitments.remove(node);
                 // A smaller elder set may already have a quorum of reports.
                 if let SectionChange::Closed(record) = self.try_close(&self.elders()) {
                     return SectionChange::RemovedAndClosed(*node, record);
@@ -425,6 +431,7 @@ impl SectionState {
                     return SectionChange::None;
                 }
                 self.reports.insert(report.elder, report.clone());
+                self.take_beacon_share(&report.elder, report.beacon);
                 self.try_close(&elders)
             }
             SectionEvent::GraceOver { elder, epoch } => {
@@ -498,10 +505,17 @@ impl SectionState {
         }
         self.supply = self.supply.checked_add(record.minted).unwrap_or(Amount::MAX);
         self.pool = Amount::from_nanos(self.pool.nanos() - record.from_pool.nanos()).unwrap_or(Amount::ZERO);
-        let chain = self.chain;
+        // A newcomer admitted in the epoch before is named from this epoch's beacon, whose
+        // secrets were committed before it joined; one admitted in this epoch waits.
+        self.beacon = self.next_beacon();
+        self.commitments = std::mem::take(&mut self.next_commitments);
+        self.reveals.clear();
+        let beacon = self.beacon;
         for (id, member) in self.members.iter_mut() {
+            if member.name.is_none() && member.age >= 1 {
+                member.name = Some(placement_name(&beacon, id));
+            }
             member.age += 1;
-            member.name.get_or_insert_with(|| placement_name(&chain, id));
         }
         self.epoch += 1;
         self.joined_this_epoch = 0;
@@ -513,6 +527,34 @@ impl SectionState {
         }
         self.records.push_back(record.clone());
         SectionChange::Closed(record)
+    }
+}
+
+impl SectionState {
+    /// Keeps `elder`'s reveal if it matches the commitment its last epoch's report made,
+    /// and its commitment for the next. A later report of the same elder replaces its
+    /// commitment; its reveal can only be the one secret it committed to.
+    fn take_beacon_share(&mut self, elder: &AccountId, share: crate::BeaconShare) {
+        let committed = self.commitments.get(elder);
+        if let Some(reveal) = share.reveal.filter(|reveal| committed == Some(&crate::BeaconShare::commitment(reveal))) {
+            self.reveals.insert(*elder, reveal);
+        }
+        match share.commit {
+            Some(commit) => self.next_commitments.insert(*elder, commit),
+            None => self.next_commitments.remove(elder),
+        };
+    }
+
+    /// The beacon after this epoch: the last one with the epoch and its matching reveals
+    /// hashed in, elder by elder.
+    fn next_beacon(&self) -> Digest {
+        let epoch = self.epoch.to_le_bytes();
+        let mut parts: Vec<&[u8]> = vec![self.beacon.as_bytes(), &epoch];
+        for (elder, reveal) in &self.reveals {
+            parts.push(&elder.0);
+            parts.push(reveal);
+        }
+        Digest::derive(BEACON_CONTEXT, &parts)
     }
 }
 
@@ -577,6 +619,7 @@ pub const RECENT_RECORDS: usize = 16;
 mod tests {
     use super::*;
     use crate::epoch::Verdict;
+    use crate::BeaconShare;
     use proptest::prelude::*;
 
     fn id(n: u8) -> AccountId {
@@ -591,7 +634,13 @@ mod tests {
     fn report(elder: u8, epoch: u64, verdicts: &[(u8, u32)]) -> SectionEvent {
         let verdicts =
             verdicts.iter().map(|&(holder, passed)| Verdict { holder: id(holder), sampled: 4, passed }).collect();
-        SectionEvent::Report(EpochReport { elder: id(elder), epoch, verdicts, usage: BTreeMap::new() })
+        SectionEvent::Report(EpochReport {
+            elder: id(elder),
+            epoch,
+            verdicts,
+            usage: BTreeMap::new(),
+            beacon: Default::default(),
+        })
     }
 
     /// Pays for chunk `n` (1 MiB) and has its holders sign for it.
@@ -611,43 +660,67 @@ mod tests {
     /// A quorum of reports closes the epoch only once more than f elders waited out the
     /// grace for the rest (every report closes it at once: see the epoch tests).
     #[test]
-    fn a_newcomer_is_named_at_the_close_after_its_join_from_what_the_epoch_ordered() {
+    fn a_newcomer_is_named_from_secrets_its_elders_committed_before_it_joined() {
         let network = Digest([3; 32]);
-        let founded = SectionState::new(network, &founders(4), Amount::ZERO);
-        for (id, member) in founded.members() {
+        let keys: Vec<ed25519_dalek::SigningKey> =
+            (1..=4u8).map(|n| ed25519_dalek::SigningKey::from_bytes(&[n; 32])).collect();
+        let founders: Vec<(AccountId, AccountId)> = keys.iter().map(|k| (AccountId::of(k), AccountId::of(k))).collect();
+        let mut state = SectionState::new(network, &founders, Amount::ZERO);
+        for (id, member) in state.members() {
             assert_eq!(member.name, Some(placement_name(&network, id)), "founders are named by the genesis");
         }
-        let join = SectionEvent::Join { node: id(50), reward: id(50) };
-        // Every elder's report on epoch 1, each proving `passed` of 4 for the next elder.
-        let close =
-            |passed: u32| -> Vec<SectionEvent> { (1..=4).map(|e| report(e, 1, &[(e % 4 + 1, passed)])).collect() };
-        let after = |events: &[SectionEvent]| {
-            let mut state = founded.clone();
-            for event in [&join].into_iter().chain(events) {
-                state.apply(event);
+        // Every elder reports on the open epoch with its beacon share, except that the
+        // first gives `first` in its place.
+        let close = |state: &mut SectionState, first: Option<BeaconShare>| {
+            let epoch = state.epoch();
+            for (index, key) in keys.iter().enumerate() {
+                let own = BeaconShare::of(key, &network, epoch);
+                let beacon = if index == 0 { first.unwrap_or(own) } else { own };
+                let elder = AccountId::of(key);
+                state.apply(&SectionEvent::Report(EpochReport {
+                    elder,
+                    epoch,
+                    verdicts: vec![],
+                    usage: BTreeMap::new(),
+                    beacon,
+                }));
             }
-            state
+            assert_eq!(state.epoch(), epoch + 1, "closed");
         };
-        let admitted = after(&[]);
-        assert_eq!(admitted.members()[&id(50)].name, None, "admitted, not placed yet");
-        assert_eq!(admitted.placement().names().len(), 4, "it holds nothing before the close");
-        let closed = after(&close(4));
-        assert_eq!(closed.epoch(), 2);
-        let name = closed.members()[&id(50)].name.expect("named at the close");
-        let other_reports = after(&close(3)).members()[&id(50)].name.expect("named");
-        assert_ne!(name, other_reports, "the epoch's reports draw the name");
-        assert_ne!(name, acre_proofs::placement::node_name(&id(50).0), "not the key's own name");
-        assert_ne!(name, placement_name(&network, &id(50)), "not fixed by the key and the network");
+        let newcomer = id(50);
+        close(&mut state, None);
+        state.apply(&SectionEvent::Join { node: newcomer, reward: newcomer });
+        assert_eq!(state.members()[&newcomer].name, None, "admitted, not placed yet");
+        close(&mut state, None);
+        assert_eq!(state.members()[&newcomer].name, None, "not at the close of the epoch it joined in");
+        assert_eq!(state.placement().names().len(), 4, "it holds nothing meanwhile");
+
+        let name_after = |first: Option<BeaconShare>| {
+            let mut next = state.clone();
+            close(&mut next, first);
+            next.members()[&newcomer].name.expect("named at the next close")
+        };
+        let name = name_after(None);
+        let withheld = name_after(Some(BeaconShare::default()));
+        assert_ne!(name, withheld, "every elder's secret counts");
+        let mut forged = BeaconShare::of(&keys[0], &network, state.epoch());
+        forged.reveal = Some([9; 32]);
+        assert_eq!(
+            name_after(Some(forged)),
+            withheld,
+            "a reveal that is not the secret committed to counts for nothing"
+        );
+        assert_ne!(name, acre_proofs::placement::node_name(&newcomer.0), "not the key's own name");
+        assert_ne!(name, placement_name(&network, &newcomer), "not fixed by the key and the network");
 
         // Moving its rewards later keeps its place, and placement follows the name.
-        let mut state = closed;
+        close(&mut state, None);
+        assert_eq!(state.members()[&newcomer].name, Some(name));
         let spendable = AccountId::of(&ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
-        assert_eq!(
-            state.apply(&SectionEvent::Join { node: id(50), reward: spendable }),
-            SectionChange::RewardMoved(id(50))
-        );
-        assert_eq!(state.members()[&id(50)].name, Some(name));
-        assert_eq!(state.holders_of(&ChunkAddress(name)).first(), Some(&id(50)), "a chunk at its name is its first");
+        let moved = state.apply(&SectionEvent::Join { node: newcomer, reward: spendable });
+        assert_eq!(moved, SectionChange::RewardMoved(newcomer));
+        assert_eq!(state.members()[&newcomer].name, Some(name));
+        assert_eq!(state.holders_of(&ChunkAddress(name)).first(), Some(&newcomer), "a chunk at its name is its first");
     }
 
     #[test]
@@ -772,12 +845,16 @@ mod tests {
         assert_eq!(state.apply(&moved), SectionChange::RewardMoved(valid(1)), "a member moves its rewards");
         assert_eq!(state.members()[&valid(1)].reward, valid(51));
         assert_eq!(state.apply(&moved), SectionChange::None, "once");
-        // The joiner is placed at the close of the epoch it joined in.
-        for elder in 0..7 {
-            let empty = EpochReport { elder: valid(elder), epoch: 1, verdicts: vec![], usage: BTreeMap::new() };
-            state.apply(&SectionEvent::Report(empty));
+        // The joiner is placed at the second close after it joined.
+        for epoch in 1..=2 {
+            for elder in 0..7 {
+                let beacon = BeaconShare::default();
+                let empty =
+                    EpochReport { elder: valid(elder), epoch, verdicts: vec![], usage: BTreeMap::new(), beacon };
+                state.apply(&SectionEvent::Report(empty));
+            }
         }
-        assert_eq!(state.epoch(), 2);
+        assert_eq!(state.epoch(), 3);
         // A chunk on farmer 6 and the joiner among its holders.
         let chunk = (0u8..=255)
             .map(|n| ChunkAddress([n; 32]))
@@ -798,7 +875,13 @@ mod tests {
         // Two reports, then farmer 6 is removed by a quorum, then the rest of the reports.
         let report = |elder| {
             let verdicts = vec![verdict(valid(6)), verdict(joiner)];
-            SectionEvent::Report(EpochReport { elder: valid(elder), epoch: 2, verdicts, usage: BTreeMap::new() })
+            SectionEvent::Report(EpochReport {
+                elder: valid(elder),
+                epoch: 3,
+                verdicts,
+                usage: BTreeMap::new(),
+                beacon: Default::default(),
+            })
         };
         state.apply(&report(0));
         state.apply(&report(1));
@@ -810,7 +893,7 @@ mod tests {
             state.apply(&report(elder));
         }
         let record = state.records().last().expect("closed").clone();
-        assert_eq!(record.epoch, 2);
+        assert_eq!(record.epoch, 3);
         assert!(record.items.iter().all(|item| item.farmer != valid(6)), "removed before the close");
         assert!(record.items.iter().any(|item| item.farmer == joiner), "the joiner is paid for its part");
         let sum: u64 = record.items.iter().map(|i| i.amount.nanos()).sum();

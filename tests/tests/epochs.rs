@@ -63,7 +63,13 @@ impl Section {
                     passed,
                 })
                 .collect();
-            let report = EpochReport { elder: AccountId::of(elder), epoch, verdicts, usage: Default::default() };
+            let report = EpochReport {
+                elder: AccountId::of(elder),
+                epoch,
+                verdicts,
+                usage: Default::default(),
+                beacon: Default::default(),
+            };
             if let SectionChange::Closed(record) = self.state.apply(&SectionEvent::Report(report)) {
                 closed = Some(record);
             }

@@ -229,6 +229,7 @@ async fn epoch_close(farmers: usize, session: u64) -> Result<(Duration, usize)> 
             epoch: 1,
             verdicts: verdicts.clone(),
             usage: Default::default(),
+            beacon: Default::default(),
         });
         bytes = encoded_len(&report);
         cluster.proposers[index].send(report).await?;

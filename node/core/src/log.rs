@@ -432,6 +432,7 @@ mod tests {
                     epoch: 1,
                     verdicts: vec![],
                     usage: BTreeMap::new(),
+                    beacon: Default::default(),
                 })
             ),
             "reports stay unbudgeted"
@@ -458,7 +459,13 @@ mod tests {
 
     fn report(elder: &SigningKey, holders: &[AccountId]) -> LogItem {
         let verdicts = holders.iter().map(|holder| Verdict { holder: *holder, sampled: 4, passed: 4 }).collect();
-        LogItem::Report(EpochReport { elder: AccountId::of(elder), epoch: 1, verdicts, usage: BTreeMap::new() })
+        LogItem::Report(EpochReport {
+            elder: AccountId::of(elder),
+            epoch: 1,
+            verdicts,
+            usage: BTreeMap::new(),
+            beacon: Default::default(),
+        })
     }
 
     /// `state` after its open epoch `epoch` closed on every elder's report.
@@ -466,7 +473,13 @@ mod tests {
         let mut next = state.clone();
         let ids: Vec<AccountId> = keys.iter().map(AccountId::of).collect();
         for key in keys {
-            let report = EpochReport { elder: AccountId::of(key), epoch, verdicts: Vec::new(), usage: BTreeMap::new() };
+            let report = EpochReport {
+                elder: AccountId::of(key),
+                epoch,
+                verdicts: Vec::new(),
+                usage: BTreeMap::new(),
+                beacon: Default::default(),
+            };
             if closed_record(next.apply(&SectionEvent::Report(report))).is_some() {
                 break;
             }

@@ -30,7 +30,7 @@ use std::time::Duration;
 use acre_api::storage::ChallengeTally;
 use acre_ledger::section_state::{SectionChange, SectionState};
 use acre_ledger::{
-    AccountId, AppId, Certificate, Committee, Digest, EpochRecord, EpochReport, SignatureBytes, Verdict,
+    AccountId, AppId, BeaconShare, Certificate, Committee, Digest, EpochRecord, EpochReport, SignatureBytes, Verdict,
 };
 use ed25519_dalek::SigningKey;
 
@@ -593,11 +593,13 @@ impl SectionMachine {
         match self.awaiting_audits.take() {
             Some(AuditsFor::Report) => {
                 self.observed = audits.tallies;
+                let epoch = self.state.epoch();
                 let report = EpochReport {
                     elder: self.me,
-                    epoch: self.state.epoch(),
+                    epoch,
                     verdicts: audits.verdicts,
                     usage: self.meter.totals().clone(),
+                    beacon: BeaconShare::of(&self.signer, &self.state.network(), epoch),
                 };
                 tracing::debug!(epoch = report.epoch, holders = report.verdicts.len(), "reporting on the epoch");
                 self.propose(LogItem::Report(report), effects);
