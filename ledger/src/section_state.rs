@@ -506,13 +506,17 @@ impl SectionState {
         self.supply = self.supply.checked_add(record.minted).unwrap_or(Amount::MAX);
         self.pool = Amount::from_nanos(self.pool.nanos() - record.from_pool.nanos()).unwrap_or(Amount::ZERO);
         // A newcomer admitted in the epoch before is named from this epoch's beacon, whose
-        // secrets were committed before it joined; one admitted in this epoch waits.
+        // secrets nobody but each elder knew when it joined; one admitted in this epoch
+        // waits. So does every newcomer if fewer than f + 1 elders revealed: then no
+        // honest secret may be in the beacon, and an elder that reported last in the
+        // epoch before, knowing the beacon then, could have chosen its secret to aim.
+        let named_now = self.reveals.len() > faulty;
         self.beacon = self.next_beacon();
         self.commitments = std::mem::take(&mut self.next_commitments);
         self.reveals.clear();
         let beacon = self.beacon;
         for (id, member) in self.members.iter_mut() {
-            if member.name.is_none() && member.age >= 1 {
+            if named_now && member.name.is_none() && member.age >= 1 {
                 member.name = Some(placement_name(&beacon, id));
             }
             member.age += 1;
@@ -659,8 +663,26 @@ mod tests {
 
     /// A quorum of reports closes the epoch only once more than f elders waited out the
     /// grace for the rest (every report closes it at once: see the epoch tests).
+    /// Every elder of `keys` reports on the open epoch, each with the share `share` makes
+    /// of its own (by index), and the epoch closes.
+    fn close_with(
+        state: &mut SectionState,
+        keys: &[ed25519_dalek::SigningKey],
+        network: &Digest,
+        share: impl Fn(usize, BeaconShare) -> BeaconShare,
+    ) {
+        let epoch = state.epoch();
+        for (index, key) in keys.iter().enumerate() {
+            let beacon = share(index, BeaconShare::of(key, network, epoch));
+            let elder = AccountId::of(key);
+            let report = EpochReport { elder, epoch, verdicts: vec![], usage: BTreeMap::new(), beacon };
+            state.apply(&SectionEvent::Report(report));
+        }
+        assert_eq!(state.epoch(), epoch + 1, "closed");
+    }
+
     #[test]
-    fn a_newcomer_is_named_from_secrets_its_elders_committed_before_it_joined() {
+    fn a_newcomer_is_named_from_secrets_revealed_only_after_it_joined() {
         let network = Digest([3; 32]);
         let keys: Vec<ed25519_dalek::SigningKey> =
             (1..=4u8).map(|n| ed25519_dalek::SigningKey::from_bytes(&[n; 32])).collect();
@@ -672,20 +694,7 @@ mod tests {
         // Every elder reports on the open epoch with its beacon share, except that the
         // first gives `first` in its place.
         let close = |state: &mut SectionState, first: Option<BeaconShare>| {
-            let epoch = state.epoch();
-            for (index, key) in keys.iter().enumerate() {
-                let own = BeaconShare::of(key, &network, epoch);
-                let beacon = if index == 0 { first.unwrap_or(own) } else { own };
-                let elder = AccountId::of(key);
-                state.apply(&SectionEvent::Report(EpochReport {
-                    elder,
-                    epoch,
-                    verdicts: vec![],
-                    usage: BTreeMap::new(),
-                    beacon,
-                }));
-            }
-            assert_eq!(state.epoch(), epoch + 1, "closed");
+            close_with(state, &keys, &network, |index, own| if index == 0 { first.unwrap_or(own) } else { own });
         };
         let newcomer = id(50);
         close(&mut state, None);
@@ -710,6 +719,23 @@ mod tests {
             withheld,
             "a reveal that is not the secret committed to counts for nothing"
         );
+        // With f = 1 reveal or fewer, no honest secret need be in the beacon: it waits.
+        let mut few = state.clone();
+        close_with(
+            &mut few,
+            &keys,
+            &network,
+            |index, own| {
+                if index == 0 {
+                    own
+                } else {
+                    BeaconShare { reveal: None, ..own }
+                }
+            },
+        );
+        assert_eq!(few.members()[&newcomer].name, None, "one reveal of four names nobody");
+        close(&mut few, None);
+        assert!(few.members()[&newcomer].name.is_some(), "named at the first close with enough reveals");
         assert_ne!(name, acre_proofs::placement::node_name(&newcomer.0), "not the key's own name");
         assert_ne!(name, placement_name(&network, &newcomer), "not fixed by the key and the network");
 
@@ -848,7 +874,7 @@ mod tests {
         // The joiner is placed at the second close after it joined.
         for epoch in 1..=2 {
             for elder in 0..7 {
-                let beacon = BeaconShare::default();
+                let beacon = BeaconShare::of(&crate::testkit::key(70, elder), &Digest::default(), epoch);
                 let empty =
                     EpochReport { elder: valid(elder), epoch, verdicts: vec![], usage: BTreeMap::new(), beacon };
                 state.apply(&SectionEvent::Report(empty));

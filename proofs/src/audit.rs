@@ -68,8 +68,10 @@ pub fn assigned<'a>(
 /// This round's audits of every member but `challenger`: for each, up to `chunks` of the
 /// chunks it must hold ([`audit_of`]). Members that must hold nothing are not audited.
 /// `round` is the challenges' nonce. Here a member's placement name is also the name its
-/// challenges give it.
-pub fn plan(
+/// challenges give it, as in the tests; a node's book names holders by key
+/// (`StorageBook::audit_plan`).
+#[cfg(test)]
+pub(crate) fn plan(
     registered: &BTreeMap<ChunkAddress, u64>,
     members: &[[u8; 32]],
     challenger: &[u8; 32],

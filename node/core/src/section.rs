@@ -260,8 +260,11 @@ pub enum Effect {
     },
     /// The members and elders are now these.
     Membership {
-        /// Every member, with its placement name.
-        members: Vec<(AccountId, [u8; 32])>,
+        /// Every member, placed or not: a newcomer is a member from its admission.
+        members: Vec<AccountId>,
+        /// The placed members with their placement names; a newcomer is placed only once
+        /// the section has named it.
+        placed: Vec<(AccountId, [u8; 32])>,
         /// The elders.
         elders: BTreeSet<AccountId>,
     },
@@ -727,7 +730,7 @@ impl SectionMachine {
     }
 
     fn membership_changed(&self, before: Vec<[u8; 32]>, state: &SectionState, effects: &mut Vec<Effect>) {
-        effects.push(Effect::Membership { members: state.roster(), elders: state.elders() });
+        effects.push(membership_of(state));
         effects.push(Effect::Publish { state: Box::new(state.clone()), closed: None });
         let placement = state.placement();
         effects.push(Effect::Repair {
@@ -807,7 +810,7 @@ impl SectionMachine {
 
     fn membership(&self) -> Effect {
         let state = self.current();
-        Effect::Membership { members: state.roster(), elders: state.elders() }
+        membership_of(state)
     }
 
     fn apply_records(&mut self, effects: &mut Vec<Effect>) {
@@ -952,6 +955,11 @@ impl SectionMachine {
             effects.push(Effect::SendProposal { to: session_elders(&self.state), item });
         }
     }
+}
+
+fn membership_of(state: &SectionState) -> Effect {
+    let members = state.members().keys().copied().collect();
+    Effect::Membership { members, placed: state.roster(), elders: state.elders() }
 }
 
 fn placement_names(state: &SectionState) -> Vec<[u8; 32]> {
@@ -1529,6 +1537,21 @@ mod tests {
             count += complaints(&effects);
         }
         assert_eq!(count, 1, "once while the epoch is open");
+    }
+
+    #[test]
+    fn a_newcomer_is_a_member_from_its_admission_and_placed_only_once_named() {
+        let ids: Vec<(AccountId, AccountId)> =
+            keys(4).iter().map(|key| (AccountId::of(key), AccountId::of(key))).collect();
+        let mut state = SectionState::new(acre_ledger::Digest::default(), &ids, Amount::ZERO);
+        let newcomer = AccountId::of(&SigningKey::from_bytes(&[99; 32]));
+        state.apply(&acre_ledger::section_state::SectionEvent::Join { node: newcomer, reward: newcomer });
+        let Effect::Membership { members, placed, .. } = membership_of(&state) else { panic!("a membership") };
+        // Left out of the members, it was never seen connected and was voted out as
+        // unresponsive before the close that names it.
+        assert!(members.contains(&newcomer), "watched, and may propose and place chunks, from its admission");
+        assert!(placed.iter().all(|(id, _)| *id != newcomer), "it holds nothing until it is named");
+        assert_eq!(placed.len(), 4);
     }
 
     #[test]

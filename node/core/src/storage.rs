@@ -46,6 +46,9 @@ pub const FORWARD_WINDOW: Duration = Duration::from_secs(60);
 pub const RESTART_CHANGES: u32 = 2;
 /// Copies an elder hands holders after failed audits per epoch at most.
 pub const MAX_RECOPIES: usize = 1_024;
+/// Rechecks asked per (holder, chunk) per epoch at most, if the holder takes none: one
+/// busy with other rechecks is asked again after its next failed audit, a few times.
+pub const RECOPY_ASKS: u8 = 3;
 /// Rechecks of this node's own copies under way at once (each may hold a chunk's bytes).
 pub const MAX_RECHECKS: usize = 16;
 /// Rechecks one elder may start here per [`FORWARD_WINDOW`]. An honest elder asks once
@@ -305,8 +308,9 @@ pub struct StorageBook {
     prices: VecDeque<(Duration, u64, u64)>,
     app_prices: BTreeMap<AppId, VecDeque<(Duration, Amount)>>,
     statuses: BTreeMap<AccountId, (u64, u64)>,
-    /// Copies handed to holders this epoch after a failed audit, by (holder, chunk).
-    recopied: BTreeSet<(AccountId, ChunkAddress)>,
+    /// Rechecks asked of holders this epoch after a failed audit, by (holder, chunk): how
+    /// many asks, or [`RECOPY_ASKS`] once one was taken.
+    recopied: BTreeMap<(AccountId, ChunkAddress), u8>,
     /// Per member: what this node last saw of its connection.
     connections: BTreeMap<AccountId, LinkWatch>,
     farmers: BTreeMap<AccountId, (ChallengeTally, Option<AuditRecord>)>,
@@ -329,8 +333,10 @@ pub struct StorageBook {
     stood_in_registry: Option<(u64, usize)>,
     /// When the stand-in copies that could not be made are planned again.
     stand_in_retry: Option<Duration>,
-    /// When the last stand-in plan was made: plans are at most one a grace period apart.
+    /// When the last stand-in plan was made, and when each member was last planned for as
+    /// lost: replans are at most one a grace period apart, and so are a flapping member's.
     stand_in_planned: Option<Duration>,
+    planned_for: BTreeMap<AccountId, Duration>,
     /// Registered chunks held here that placement put on others at the last sweep.
     unplaced: BTreeSet<ChunkAddress>,
     epoch_audits: EpochAudits,
@@ -396,7 +402,7 @@ impl StorageBook {
             prices: VecDeque::new(),
             app_prices: BTreeMap::new(),
             statuses: BTreeMap::new(),
-            recopied: BTreeSet::new(),
+            recopied: BTreeMap::new(),
             silent: BTreeSet::new(),
             forwarded: BTreeMap::new(),
             rechecking: BTreeSet::new(),
@@ -406,6 +412,7 @@ impl StorageBook {
             stood_in_registry: None,
             stand_in_retry: None,
             stand_in_planned: None,
+            planned_for: BTreeMap::new(),
             unplaced: BTreeSet::new(),
             connections: BTreeMap::new(),
             farmers: BTreeMap::new(),
@@ -493,9 +500,10 @@ impl StorageBook {
     /// `epoch`, and its size) is newer than the one planned against, since a chunk paid
     /// for while its holder was alive may be registered only after the loss; a copy
     /// already planned is not planned twice unless it failed ([`StorageBook::stand_ins_failed`]).
-    /// A plan reads the whole registry, so plans are at most one a grace period apart: the
-    /// first loss is planned for at once, and a member that flaps, or a registry that
-    /// grows with every upload, cannot make this node plan four times a second.
+    /// A plan reads the whole registry, so a member's loss is planned for at once but at
+    /// most once a grace period, and plans for a grown registry or a retry are at most one
+    /// a grace period apart: neither a member that flaps nor a registry that grows with
+    /// every upload can make this node plan four times a second.
     /// A member heard from again leaves the lost set; one that flaps
     /// makes each of its chunks be offered to the same stand-in again, which has it.
     pub fn stand_in_plan(
@@ -520,15 +528,20 @@ impl StorageBook {
             self.stood_in_copies.clear();
             self.stand_in_retry = None;
         }
-        let newly = !lost.is_subset(&self.stood_in);
+        let grace = self.settings.grace;
+        let waited = |since: Option<&Duration>| since.is_none_or(|at| now.saturating_sub(*at) >= grace);
+        // Lost and not planned for within the grace: a member that flaps is planned for
+        // once a grace, however often it drops; another member's loss is planned at once.
+        let newly = lost.iter().any(|member| !self.stood_in.contains(member) && waited(self.planned_for.get(member)));
         let registry_now = Some((epoch, registry.len()));
         let registry_moved = !self.stood_in.is_empty() && self.stood_in_registry != registry_now;
         let retry_due = !self.stood_in.is_empty() && self.stand_in_retry.is_some_and(|at| now >= at);
-        let rested = self.stand_in_planned.is_none_or(|at| now.saturating_sub(at) >= self.settings.grace);
-        if !(newly || registry_moved || retry_due) || !rested {
+        if !(newly || ((registry_moved || retry_due) && waited(self.stand_in_planned.as_ref()))) {
             return Vec::new();
         }
         self.stand_in_planned = Some(now);
+        let entering: Vec<AccountId> = lost.difference(&self.stood_in).copied().collect();
+        self.planned_for.extend(entering.into_iter().map(|member| (member, now)));
         self.stand_in_retry = None;
         self.stood_in = lost;
         self.stood_in_registry = registry_now;
@@ -808,6 +821,7 @@ impl StorageBook {
         self.forwarded.retain(|member, _| members.contains(member));
         self.rechecks_asked.retain(|member, _| members.contains(member));
         self.stood_in.retain(|member| members.contains(member));
+        self.planned_for.retain(|member, _| members.contains(member));
         self.connections.retain(|member, _| members.contains(member));
         for member in members {
             let link = links.get(member).copied();
@@ -886,20 +900,30 @@ impl StorageBook {
         std::mem::take(&mut self.epoch_audits)
     }
 
-    /// Whether `holder`, whose audit on `chunk` came out `outcome`, should be handed a
-    /// good copy now: only for wrong bytes or a missing chunk, once per (holder, chunk)
-    /// per epoch, and at most [`MAX_RECOPIES`] per epoch in all. A holder that drops every
-    /// copy it is handed so cannot draw a chunk a round from the section's bandwidth.
+    /// Whether `holder`, whose audit on `chunk` came out `outcome`, should be asked now to
+    /// recheck its copy: only for wrong bytes or a missing chunk, until it takes an ask
+    /// ([`StorageBook::recopy_taken`]) and at most [`RECOPY_ASKS`] times per (holder,
+    /// chunk) per epoch, and for at most [`MAX_RECOPIES`] (holder, chunk) pairs per epoch
+    /// in all. A holder that refuses or ignores the asks so cannot draw one a round.
     pub fn recopy_due(&mut self, holder: AccountId, chunk: ChunkAddress, outcome: Outcome) -> bool {
-        matches!(outcome, Outcome::WrongBytes | Outcome::Missing)
-            && self.recopied.len() < MAX_RECOPIES
-            && self.recopied.insert((holder, chunk))
+        if !matches!(outcome, Outcome::WrongBytes | Outcome::Missing) {
+            return false;
+        }
+        if !self.recopied.contains_key(&(holder, chunk)) && self.recopied.len() >= MAX_RECOPIES {
+            return false;
+        }
+        let asks = self.recopied.entry((holder, chunk)).or_insert(0);
+        if *asks >= RECOPY_ASKS {
+            return false;
+        }
+        *asks += 1;
+        true
     }
 
-    /// `holder` did not take the good copy's recheck `recopy_due` allowed: it may be due
-    /// again this epoch, after its next failed audit of `chunk`.
-    pub fn recopy_not_taken(&mut self, holder: AccountId, chunk: ChunkAddress) {
-        self.recopied.remove(&(holder, chunk));
+    /// `holder` took the recheck of `chunk`: it fetches a good copy itself, so it is not
+    /// asked again this epoch.
+    pub fn recopy_taken(&mut self, holder: AccountId, chunk: ChunkAddress) {
+        self.recopied.insert((holder, chunk), RECOPY_ASKS);
     }
 
     /// Every audit of `node` since this node started, and the latest.
@@ -1145,14 +1169,17 @@ mod tests {
     /// A holder that keeps failing on a chunk is handed a copy once an epoch, not every
     /// round, and passes or timeouts draw none.
     #[test]
-    fn a_failed_chunk_is_recopied_once_an_epoch() {
+    fn a_failed_chunk_is_rechecked_once_an_epoch_once_the_holder_takes_the_ask() {
         let members = members(4);
         let mut book = book(members[0]);
         assert!(!book.recopy_due(members[1], chunk(1), Outcome::Passed));
         assert!(!book.recopy_due(members[1], chunk(1), Outcome::Timeout));
         assert!(book.recopy_due(members[1], chunk(1), Outcome::WrongBytes));
+        book.recopy_taken(members[1], chunk(1));
         assert!(!book.recopy_due(members[1], chunk(1), Outcome::Missing), "once this epoch");
-        assert!(book.recopy_due(members[2], chunk(1), Outcome::Missing), "another holder");
+        // A holder that takes none of the asks is asked a few times, no more.
+        let asked = (0..10).filter(|_| book.recopy_due(members[2], chunk(1), Outcome::Missing)).count();
+        assert_eq!(asked, usize::from(RECOPY_ASKS), "another holder, asked again after each failure, a few times");
         book.take_epoch_audits();
         assert!(book.recopy_due(members[1], chunk(1), Outcome::WrongBytes), "again next epoch");
     }
@@ -1325,6 +1352,29 @@ mod tests {
         // A copy made is not planned again.
         book.stand_ins_failed([], at(53));
         assert!(book.stand_in_plan(&registry, 1, &placed(&members), &members, at(80)).is_empty());
+    }
+
+    #[test]
+    fn a_second_loss_is_planned_for_at_once_and_a_flapping_one_once_a_grace() {
+        let LossScene { members, registry, lost, up, mut book, .. } = loss_scene(40);
+        let at = Duration::from_secs;
+        record_outcome(&mut book, lost, Outcome::Timeout);
+        assert!(!book.stand_in_plan(&registry, 1, &placed(&members), &members, at(30)).is_empty());
+        // Another member drops a few seconds later, past its own grace: planned for at once.
+        let second = *members.iter().find(|m| **m != lost && **m != book.me).expect("another member");
+        let without_second: BTreeSet<AccountId> = up.iter().filter(|m| **m != second).copied().collect();
+        book.observe_connections(&links(&without_second), &members, at(5), Duration::ZERO);
+        book.stand_in_plan(&registry, 1, &placed(&members), &members, at(32));
+        assert!(book.stood_in.contains(&second) && book.stood_in.contains(&lost), "both stood in for");
+        // The first comes back and drops again at once: not planned for again within the grace.
+        record_outcome(&mut book, lost, Outcome::Passed);
+        book.stand_in_plan(&registry, 1, &placed(&members), &members, at(33));
+        assert!(!book.stood_in.contains(&lost), "heard from again");
+        record_outcome(&mut book, lost, Outcome::Timeout);
+        book.stand_in_plan(&registry, 1, &placed(&members), &members, at(34));
+        assert!(!book.stood_in.contains(&lost), "flapping: not planned for again yet");
+        book.stand_in_plan(&registry, 1, &placed(&members), &members, at(50));
+        assert!(book.stood_in.contains(&lost), "a grace after its last plan");
     }
 
     /// An audit of `holder` on no chunk that came out `outcome`, as the shell records one.

@@ -287,9 +287,7 @@ impl Simulation {
                     self.scheduler.after(0, Event::Rest);
                 }
             }
-            Effect::Membership { members, .. } => {
-                self.nodes[node].members = members.into_iter().map(|(id, _)| id).collect();
-            }
+            Effect::Membership { members, .. } => self.nodes[node].members = members,
             Effect::BroadcastSignature { to, epoch, signature } => {
                 for member in to {
                     if let Some(&peer) = self.index_of.get(&member) {

@@ -483,7 +483,7 @@ impl Driver {
                 metrics::counter!("acre_epochs_closed_total").increment(1);
             }
             Effect::Publish { state, closed } => self.farming.publish(&state, closed.map(|outcome| *outcome)),
-            Effect::Membership { members, elders } => self.section.set_membership(members, elders),
+            Effect::Membership { members, placed, elders } => self.section.set_membership(members, placed, elders),
             Effect::Repair { before, after, elders } => self.storage.repair_after(before, after, elders),
             Effect::BroadcastSignature { to, epoch, signature } => {
                 for peer in to.iter().filter_map(peer_id_of) {

@@ -134,9 +134,16 @@ impl Section {
     }
 
     /// Records what the agreed log now says about membership.
-    pub fn set_membership(&self, roster: Vec<(AccountId, [u8; 32])>, elders: std::collections::BTreeSet<AccountId>) {
-        let members = roster.iter().filter_map(|(id, _)| Some((*id, peer_id_of(id)?))).collect();
-        let placement = Placement::new(roster);
+    /// Every member is one (it may propose, store, be watched and audit), placed or not;
+    /// only the placed ones hold chunks.
+    pub fn set_membership(
+        &self,
+        members: Vec<AccountId>,
+        placed: Vec<(AccountId, [u8; 32])>,
+        elders: std::collections::BTreeSet<AccountId>,
+    ) {
+        let members = members.iter().filter_map(|id| Some((*id, peer_id_of(id)?))).collect();
+        let placement = Placement::new(placed);
         *self.membership.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Membership { members, elders, placement };
     }

@@ -646,10 +646,11 @@ impl Storage {
 
     /// What this elder's audits say of a member.
     pub fn farmer(&self, node: AccountId) -> Result<FarmerView, StorageError> {
-        let placement = self.placement();
-        if placement.name_of(&node).is_none() {
+        if !self.section.membership().members.iter().any(|(id, _)| *id == node) {
             return Err(StorageError::UnknownFarmer(node));
         }
+        // A newcomer not named yet is a farmer with no duty.
+        let placement = self.placement();
         let state = self.agreed();
         let empty = BTreeMap::new();
         let registry = state.as_ref().map_or(&empty, |state| state.registry());
@@ -862,7 +863,7 @@ impl Storage {
     }
 
     /// Sends one audit and records what it showed.
-    async fn audit(&self, holder: AccountId, audit: Audit, round: u64) {
+    async fn audit(self: &Arc<Self>, holder: AccountId, audit: Audit, round: u64) {
         let Some(peer) = self.peer_of(&holder) else { return };
         let chunks = audit.challenge.items.len();
         let sent = Instant::now();
@@ -913,8 +914,10 @@ impl Storage {
             book.record_audit(holder, &audit, outcome, record);
             audit.challenge.items.first().map(|item| item.address).filter(|c| book.recopy_due(holder, *c, outcome))
         };
+        // Beside the round: a holder that sits on the ask must not hold the round up.
         if let Some(chunk) = recopy {
-            self.recopy(holder, chunk).await;
+            let storage = Arc::clone(self);
+            tokio::spawn(async move { storage.recopy(holder, chunk).await });
         }
     }
 
@@ -924,10 +927,10 @@ impl Storage {
     /// pulls the bytes once: pushing them from every elder would send the chunk once per
     /// elder to the one node least able to take it.
     /// The holder answers at once and rechecks on its own, so the ask waits no longer than
-    /// a challenge interval: the round awaits it, and a holder that never answers must not
-    /// hold the round up.
+    /// a challenge interval, beside the round.
     /// A holder that did not take the ask (busy with other rechecks, over its budget, or
-    /// silent) is asked again after its next failed audit of the chunk.
+    /// silent) is asked again after its next failed audit of the chunk, a few times an
+    /// epoch (`StorageBook::recopy_due`).
     async fn recopy(&self, holder: AccountId, chunk: ChunkAddress) {
         let taken = match self.peer_of(&holder) {
             Some(peer) => {
@@ -943,8 +946,7 @@ impl Storage {
         };
         if taken {
             metrics::counter!("acre_rechecks_asked_total").increment(1);
-        } else {
-            lock(&self.book).recopy_not_taken(holder, chunk);
+            lock(&self.book).recopy_taken(holder, chunk);
         }
     }
 
