@@ -170,6 +170,9 @@ pub struct SectionState {
     next_commitments: BTreeMap<AccountId, Digest>,
     /// The secrets revealed in this epoch's reports that match the commitments.
     reveals: BTreeMap<AccountId, [u8; 32]>,
+    /// How many elders the epoch opened with: a removal within it lowers the elder set's
+    /// f, but not the reveals a close needs to name newcomers.
+    opening_elders: usize,
     reports: BTreeMap<AccountId, EpochReport>,
     /// Elders that waited out the grace for the open epoch's missing reports.
     grace_over: BTreeSet<AccountId>,
@@ -198,7 +201,7 @@ impl SectionState {
             (*node, Member { age: MIN_ELDER_AGE, reward: *reward, name: Some(placement_name(&network, node)) })
         };
         let members = founders.iter().map(founder).collect();
-        SectionState {
+        let mut state = SectionState {
             network,
             members,
             epoch: 1,
@@ -210,6 +213,7 @@ impl SectionState {
             commitments: BTreeMap::new(),
             next_commitments: BTreeMap::new(),
             reveals: BTreeMap::new(),
+            opening_elders: 0,
             reports: BTreeMap::new(),
             grace_over: BTreeSet::new(),
             unresponsive: BTreeMap::new(),
@@ -218,7 +222,9 @@ impl SectionState {
             registry: BTreeMap::new(),
             paid: BTreeMap::new(),
             applied: 0,
-        }
+        };
+        state.opening_elders = state.elders().len();
+        state
     }
 
     /// The section founded already holding `chunks` (address and size) in its registry:
@@ -510,7 +516,8 @@ impl SectionState {
         // waits. So does every newcomer if fewer than f + 1 elders revealed: then no
         // honest secret may be in the beacon, and an elder that reported last in the
         // epoch before, knowing the beacon then, could have chosen its secret to aim.
-        let named_now = self.reveals.len() > faulty;
+        let opening_faulty = self.opening_elders.saturating_sub(crate::quorum(self.opening_elders));
+        let named_now = self.reveals.len() > faulty.max(opening_faulty);
         self.beacon = self.next_beacon();
         self.commitments = std::mem::take(&mut self.next_commitments);
         self.reveals.clear();
@@ -523,6 +530,7 @@ impl SectionState {
         }
         self.epoch += 1;
         self.joined_this_epoch = 0;
+        self.opening_elders = self.elders().len();
         self.reports.clear();
         self.grace_over.clear();
         self.unresponsive.clear();
@@ -679,6 +687,39 @@ mod tests {
             state.apply(&SectionEvent::Report(report));
         }
         assert_eq!(state.epoch(), epoch + 1, "closed");
+    }
+
+    #[test]
+    fn a_removal_within_the_epoch_does_not_lower_the_reveals_that_name_a_newcomer() {
+        let network = Digest([4; 32]);
+        let keys: Vec<ed25519_dalek::SigningKey> =
+            (1..=7u8).map(|n| ed25519_dalek::SigningKey::from_bytes(&[n; 32])).collect();
+        let founders: Vec<(AccountId, AccountId)> = keys.iter().map(|k| (AccountId::of(k), AccountId::of(k))).collect();
+        let mut state = SectionState::new(network, &founders, Amount::ZERO);
+        let newcomer = id(50);
+        close_with(&mut state, &keys, &network, |_, own| own);
+        state.apply(&SectionEvent::Join { node: newcomer, reward: newcomer });
+        close_with(&mut state, &keys, &network, |_, own| own);
+        // Seven elders (f = 2) open the epoch; one is removed, leaving six (f = 1).
+        let removed = AccountId::of(&keys[6]);
+        for key in &keys[..5] {
+            state.apply(&SectionEvent::Unresponsive { elder: AccountId::of(key), node: removed });
+        }
+        assert_eq!(state.elders().len(), 6);
+        // Two reveals would outnumber the six's f, not the seven's.
+        close_with(
+            &mut state,
+            &keys[..6],
+            &network,
+            |index, own| {
+                if index < 2 {
+                    own
+                } else {
+                    BeaconShare { reveal: None, ..own }
+                }
+            },
+        );
+        assert_eq!(state.members()[&newcomer].name, None, "two reveals name nobody in an epoch that opened with seven");
     }
 
     #[test]

@@ -523,9 +523,15 @@ impl StorageBook {
             .filter(|member| *member != self.me)
             .filter(|member| self.silent.contains(member) || down(member))
             .collect();
+        // A member heard from again leaves the lost set, and the copies planned are
+        // forgotten: if it is lost again, its copies are planned afresh (its stand-ins may
+        // have swept theirs meanwhile), and the new holders say which they hold already.
+        let before = self.stood_in.len();
         self.stood_in.retain(|member| lost.contains(member));
-        if self.stood_in.is_empty() {
+        if self.stood_in.len() < before {
             self.stood_in_copies.clear();
+        }
+        if self.stood_in.is_empty() {
             self.stand_in_retry = None;
         }
         let grace = self.settings.grace;
@@ -822,6 +828,7 @@ impl StorageBook {
         self.rechecks_asked.retain(|member, _| members.contains(member));
         self.stood_in.retain(|member| members.contains(member));
         self.planned_for.retain(|member, _| members.contains(member));
+        self.statuses.retain(|member, _| members.contains(member));
         self.connections.retain(|member, _| members.contains(member));
         for member in members {
             let link = links.get(member).copied();
@@ -922,8 +929,11 @@ impl StorageBook {
 
     /// `holder` took the recheck of `chunk`: it fetches a good copy itself, so it is not
     /// asked again this epoch.
+    /// An ask asked in an epoch already over changes nothing in the new one.
     pub fn recopy_taken(&mut self, holder: AccountId, chunk: ChunkAddress) {
-        self.recopied.insert((holder, chunk), RECOPY_ASKS);
+        if let Some(asks) = self.recopied.get_mut(&(holder, chunk)) {
+            *asks = RECOPY_ASKS;
+        }
     }
 
     /// Every audit of `node` since this node started, and the latest.
@@ -1373,8 +1383,9 @@ mod tests {
         record_outcome(&mut book, lost, Outcome::Timeout);
         book.stand_in_plan(&registry, 1, &placed(&members), &members, at(34));
         assert!(!book.stood_in.contains(&lost), "flapping: not planned for again yet");
-        book.stand_in_plan(&registry, 1, &placed(&members), &members, at(50));
+        let again = book.stand_in_plan(&registry, 1, &placed(&members), &members, at(50));
         assert!(book.stood_in.contains(&lost), "a grace after its last plan");
+        assert!(!again.is_empty(), "its copies planned afresh, though another member stayed lost meanwhile");
     }
 
     /// An audit of `holder` on no chunk that came out `outcome`, as the shell records one.

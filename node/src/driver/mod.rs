@@ -274,8 +274,9 @@ pub enum FarmingError {
     /// Its state could not be read or written.
     #[error("section state: {0}")]
     Disk(#[from] std::io::Error),
-    /// The saved state does not decode.
-    #[error("the saved section state is damaged: {0}")]
+    /// The saved state does not decode: damaged, or written by a node whose state has
+    /// another form.
+    #[error("the saved section state does not decode (damaged, or saved by another version of the node): {0}")]
     Damaged(String),
 }
 

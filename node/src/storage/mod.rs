@@ -37,7 +37,7 @@ use crate::blocking::blocking;
 use crate::config::{CHUNKS_DIR, PAYMENTS_FILE};
 use crate::driver::{Farming, Inbound, StorageDuties};
 use crate::lock;
-use crate::section::Section;
+use crate::section::{Membership, Section};
 use crate::storage::chunk_store::{ChunkStore, ChunkStoreError, Stored};
 use crate::storage::records::RecordFile;
 use acre_core::awaiting::AwaitingLog;
@@ -1025,10 +1025,13 @@ impl Storage {
         lock(&self.book).take_epoch_audits()
     }
 
+    /// Asks only placed members: a newcomer not named yet holds nothing, and its empty
+    /// disk would lower the fullness the price follows.
     async fn refresh_statuses(&self) {
         self.refresh_own_status();
-        let members = self.section.membership().members;
-        let asks = members.iter().filter(|(id, _)| *id != self.section.me()).map(|(id, peer)| async move {
+        let Membership { members, placement, .. } = self.section.membership();
+        let placed = members.iter().filter(|(id, _)| *id != self.section.me() && placement.name_of(id).is_some());
+        let asks = placed.map(|(id, peer)| async move {
             let network = self.section.network();
             let interval = self.settings.challenge_interval;
             (*id, crate::section::request_within::<Chunks>(network, *peer, ChunkRequest::Status, interval).await)
