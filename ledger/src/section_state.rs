@@ -671,6 +671,15 @@ mod tests {
 
     /// A quorum of reports closes the epoch only once more than f elders waited out the
     /// grace for the rest (every report closes it at once: see the epoch tests).
+    /// A section of `count` founders whose keys the test holds, each paid at its own id.
+    fn keyed_section(count: u8, network: Digest) -> (Vec<ed25519_dalek::SigningKey>, SectionState) {
+        let keys: Vec<ed25519_dalek::SigningKey> =
+            (1..=count).map(|n| ed25519_dalek::SigningKey::from_bytes(&[n; 32])).collect();
+        let founders: Vec<(AccountId, AccountId)> = keys.iter().map(|k| (AccountId::of(k), AccountId::of(k))).collect();
+        let state = SectionState::new(network, &founders, Amount::ZERO);
+        (keys, state)
+    }
+
     /// Every elder of `keys` reports on the open epoch, each with the share `share` makes
     /// of its own (by index), and the epoch closes.
     fn close_with(
@@ -692,10 +701,7 @@ mod tests {
     #[test]
     fn a_removal_within_the_epoch_does_not_lower_the_reveals_that_name_a_newcomer() {
         let network = Digest([4; 32]);
-        let keys: Vec<ed25519_dalek::SigningKey> =
-            (1..=7u8).map(|n| ed25519_dalek::SigningKey::from_bytes(&[n; 32])).collect();
-        let founders: Vec<(AccountId, AccountId)> = keys.iter().map(|k| (AccountId::of(k), AccountId::of(k))).collect();
-        let mut state = SectionState::new(network, &founders, Amount::ZERO);
+        let (keys, mut state) = keyed_section(7, network);
         let newcomer = id(50);
         close_with(&mut state, &keys, &network, |_, own| own);
         state.apply(&SectionEvent::Join { node: newcomer, reward: newcomer });
@@ -725,10 +731,7 @@ mod tests {
     #[test]
     fn a_newcomer_is_named_from_secrets_revealed_only_after_it_joined() {
         let network = Digest([3; 32]);
-        let keys: Vec<ed25519_dalek::SigningKey> =
-            (1..=4u8).map(|n| ed25519_dalek::SigningKey::from_bytes(&[n; 32])).collect();
-        let founders: Vec<(AccountId, AccountId)> = keys.iter().map(|k| (AccountId::of(k), AccountId::of(k))).collect();
-        let mut state = SectionState::new(network, &founders, Amount::ZERO);
+        let (keys, mut state) = keyed_section(4, network);
         for (id, member) in state.members() {
             assert_eq!(member.name, Some(placement_name(&network, id)), "founders are named by the genesis");
         }
