@@ -322,6 +322,9 @@ impl Driver {
             reward_address: settings.reward_address,
             follow_interval: FOLLOW_INTERVAL,
         };
+        // The saved membership and placement from the start, not the founders' alone until
+        // the machine's first effects: audits and holders read them at once.
+        section.set_membership(state.members().keys().copied().collect(), state.roster(), state.elders());
         let machine = SectionMachine::new(
             key.clone(),
             section.committee().clone(),
