@@ -42,6 +42,15 @@ fn chunk_files(data_dir: &Path) -> Vec<PathBuf> {
 }
 
 /// What `observer`'s audits say of `node`.
+/// Waits until process `pid` is gone (or a zombie): only then are its files, its store's
+/// lock and its ports free for a restart.
+fn wait_exited(pid: u32, what: &str) {
+    eventually(what, || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+        stat.map_or(true, |stat| stat.rsplit(") ").next().is_some_and(|rest| rest.starts_with('Z'))).then_some(())
+    });
+}
+
 fn farmer(fixture: &Fixture, observer: &str, node: &AccountId) -> Value {
     fixture.get(observer, &format!("/v1/farmers/{node}"))
 }
@@ -174,9 +183,8 @@ fn a_file_stands_on_four_holders_audits_tell_loss_rot_and_death_apart_and_bad_co
 
     // A holder restarted within the grace period is excused, never timed out.
     send_signal(honest.pid, "TERM");
-    eventually("the honest holder has stopped", || {
-        fixture.http.get(format!("{}/v1/health", honest.api)).send().is_err().then_some(())
-    });
+    // Gone, not only its API: the process holds its store's lock until it exits.
+    wait_exited(honest.pid, "the honest holder has exited");
     let _back = NodeProcess::start_with(&workspace_binary("acre-node"), &honest.data_dir, &[]);
     let passed_before = count(&farmer(&fixture, observer, &honest.id), "passed");
     let after_restart = eventually("the restarted holder passes again", || {
@@ -216,11 +224,7 @@ fn a_file_stands_on_four_holders_audits_tell_loss_rot_and_death_apart_and_bad_co
     assert!(first.status.success() || first.status.code() == Some(1), "{said}");
     let paid = fixture.wallet_json(&["--node", observer, "balance", "alice"])["balance"].clone();
     assert_ne!(paid, balance, "the payment was made before the upload ended: {said}");
-    // Its files and ports are free once the process is gone (or a zombie).
-    eventually("the stopped node has exited", || {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", down.pid));
-        stat.map_or(true, |stat| stat.rsplit(") ").next().is_some_and(|rest| rest.starts_with('Z'))).then_some(())
-    });
+    wait_exited(down.pid, "the stopped node has exited");
     let _restarted = NodeProcess::start_with(&workspace_binary("acre-node"), &down.data_dir, &[]);
     // And the node killed earlier, so every elder is up again.
     let _killed_back = NodeProcess::start_with(&workspace_binary("acre-node"), &killed.data_dir, &[]);
