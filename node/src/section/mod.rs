@@ -82,8 +82,9 @@ pub struct Membership {
     pub members: Vec<(AccountId, PeerId)>,
     /// The elders among them.
     pub elders: std::collections::BTreeSet<AccountId>,
-    /// Who holds which chunk.
-    pub placement: Placement,
+    /// Who holds which chunk; shared, since every chunk's holders are read from it and
+    /// the membership is cloned for each read.
+    pub placement: Arc<Placement>,
 }
 
 impl Section {
@@ -99,7 +100,7 @@ impl Section {
             committee.members().filter_map(|id| Some((*id, peer_id_of(id)?))).collect();
         // The founders, named as the genesis names them, until the log says more.
         let network_id = ledger.network();
-        let placement = Placement::new(committee.members().map(|id| (*id, placement_name(&network_id, id))));
+        let placement = Arc::new(Placement::new(committee.members().map(|id| (*id, placement_name(&network_id, id)))));
         let membership =
             Membership { members: elders.clone(), elders: committee.members().copied().collect(), placement };
         let vote_queues = elders
@@ -143,7 +144,7 @@ impl Section {
         elders: std::collections::BTreeSet<AccountId>,
     ) {
         let members = members.iter().filter_map(|id| Some((*id, peer_id_of(id)?))).collect();
-        let placement = Placement::new(placed);
+        let placement = Arc::new(Placement::new(placed));
         *self.membership.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Membership { members, elders, placement };
     }

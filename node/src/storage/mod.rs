@@ -1247,8 +1247,8 @@ impl Storage {
     }
 
     /// Who holds which chunk, by the agreed log.
-    fn placement(&self) -> Placement {
-        self.section.membership().placement
+    fn placement(&self) -> Arc<Placement> {
+        Arc::clone(&self.section.membership().placement)
     }
 
     fn member_named(&self, name: &[u8; 32]) -> Option<AccountId> {
